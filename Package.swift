@@ -1,0 +1,56 @@
+// swift-tools-version:6.0
+// ingressd: an Istio-compatible ingress gateway. See README.md and DESIGN.md (../shared/).
+//
+// Dependency reasons:
+//  * Yams — YAML with source marks (line numbers) for FILE:LINE diagnostics; control plane only.
+//  * swift-argument-parser — the CLI contract (run/check/routes/version).
+//  * liburing (Debian liburing-dev) — the io_uring data plane.
+//  * PCRE2 (Debian libpcre2-dev) — regex matches with JIT, compiled once per route table.
+import PackageDescription
+
+let releaseFast: [SwiftSetting] = [
+    .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "ingressd",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "ingressd", targets: ["ingressd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C boundary
+        .systemLibrary(name: "CURing", path: "Sources/CURing"),
+        .systemLibrary(name: "CPCRE2", path: "Sources/CPCRE2"),
+        .systemLibrary(name: "CSupport", path: "Sources/CSupport"),
+
+        // Data plane: no Foundation, Yams or Dispatch (checked by Tests/IntegrationTests/LayeringTests).
+        .target(name: "URing", dependencies: ["CURing", "CSupport"], swiftSettings: releaseFast),
+        .target(name: "HTTP1", swiftSettings: releaseFast),
+        .target(name: "RouteTable", dependencies: ["HTTP1", "CPCRE2"], swiftSettings: releaseFast),
+        .target(name: "SharedMemory", dependencies: ["CSupport"], swiftSettings: releaseFast),
+        .target(name: "Proxy", dependencies: ["URing", "HTTP1", "RouteTable", "SharedMemory", "CSupport"], swiftSettings: releaseFast),
+        .target(name: "Worker", dependencies: ["Proxy", "URing", "RouteTable", "SharedMemory", "CSupport"], swiftSettings: releaseFast),
+
+        // Control plane
+        .target(name: "IstioConfig", dependencies: ["Yams"]),
+        .target(name: "ConfigCompiler", dependencies: ["IstioConfig", "RouteTable"]),
+        .target(name: "Supervisor", dependencies: ["ConfigCompiler", "IstioConfig", "RouteTable", "SharedMemory", "CSupport"]),
+        .executableTarget(name: "ingressd", dependencies: [
+            "Supervisor", "Worker", "ConfigCompiler", "IstioConfig",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: releaseFast),
+
+        // Tests mirror the source targets; IntegrationTests run the real binary.
+        .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
+        .testTarget(name: "RouteTableTests", dependencies: ["RouteTable", "HTTP1"]),
+        .testTarget(name: "SharedMemoryTests", dependencies: ["SharedMemory"]),
+        .testTarget(name: "IstioConfigTests", dependencies: ["IstioConfig"]),
+        .testTarget(name: "ConfigCompilerTests", dependencies: ["ConfigCompiler", "IstioConfig", "RouteTable"]),
+        .testTarget(name: "IntegrationTests", dependencies: []),
+    ]
+)
