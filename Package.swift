@@ -48,7 +48,7 @@ let package = Package(
         // Tests mirror the source targets; IntegrationTests run the real binary.
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
         .testTarget(name: "RouteTableTests", dependencies: ["RouteTable", "HTTP1"]),
-        .testTarget(name: "SharedMemoryTests", dependencies: ["SharedMemory"]),
+        .testTarget(name: "SharedMemoryTests", dependencies: ["SharedMemory", "CSupport"]),
         .testTarget(name: "IstioConfigTests", dependencies: ["IstioConfig"]),
         .testTarget(name: "ConfigCompilerTests", dependencies: ["ConfigCompiler", "IstioConfig", "RouteTable"]),
         .testTarget(name: "IntegrationTests", dependencies: []),

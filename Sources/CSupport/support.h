@@ -1,21 +1,18 @@
 // Small C helpers that Swift cannot express directly on raw shared memory or that are
 // variadic/macro-only in glibc. Header-only: every function is static inline.
 #pragma once
-#define _GNU_SOURCE 1
+// Only headers whose definitions match the Glibc module (no _GNU_SOURCE here: it changes
+// struct definitions and breaks Swift's module merging). GNU-only functions are declared by hand.
 #include <stdint.h>
 #include <stddef.h>
 #include <errno.h>
-#include <signal.h>
-#include <fcntl.h>
-#include <unistd.h>
 #include <time.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <arpa/inet.h>
+#include <fcntl.h>
+
+extern int memfd_create(const char *name, unsigned int flags);
+extern int prctl(int option, ...);
+#define ING_PR_SET_PDEATHSIG 1
+#define ING_PR_SET_NAME 15
 
 // Atomics on memory that Swift sees only as raw pointers (the shared-memory region).
 // Acquire/release pairs implement the publish protocol of DESIGN.md §2.
@@ -28,8 +25,8 @@ static inline void ing_store_release_u32(void *p, uint32_t v) { __atomic_store_n
 static inline uint64_t ing_fetch_add_u64(void *p, uint64_t v) { return __atomic_fetch_add((uint64_t *)p, v, __ATOMIC_RELAXED); }
 
 static inline int ing_memfd_create(const char *name, unsigned int flags) { return memfd_create(name, flags); }
-static inline int ing_set_pdeathsig(int sig) { return prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0); }
-static inline int ing_set_name(const char *name) { return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }
+static inline int ing_set_pdeathsig(int sig) { return prctl(ING_PR_SET_PDEATHSIG, sig, 0, 0, 0); }
+static inline int ing_set_name(const char *name) { return prctl(ING_PR_SET_NAME, (unsigned long)name, 0, 0, 0); }
 static inline int ing_errno(void) { return errno; }
 static inline int ing_fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
 static inline int ing_fcntl(int fd, int cmd) { return fcntl(fd, cmd); }
@@ -44,3 +41,8 @@ static inline uint64_t ing_realtime_ns(void) {
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+// Sequentially consistent store and load: the worker's "claim then re-check" on the published
+// generation needs a store-load fence (DESIGN.md §2 slot reuse).
+static inline void ing_store_seqcst_u64(void *p, uint64_t v) { __atomic_store_n((uint64_t *)p, v, __ATOMIC_SEQ_CST); }
+static inline uint64_t ing_load_seqcst_u64(const void *p) { return __atomic_load_n((const uint64_t *)p, __ATOMIC_SEQ_CST); }
