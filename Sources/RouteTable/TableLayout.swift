@@ -1,0 +1,184 @@
+// The route-table image: the binary form of a `TableSpec` that the supervisor writes into a
+// shared-memory slot and every worker reads in place (DESIGN.md §2). It is position-independent:
+// every reference is an offset or an index, never a pointer, so the same bytes work at any
+// address in any process. All integers are little-endian and fixed-width; records are packed at
+// the offsets below and read with unaligned loads, so the image needs no particular alignment.
+// `TableImage.build` writes it, `TableReader.init(validating:count:)` checks it.
+//
+// Image
+// ─────
+//   [Header: 112 bytes] [section] [section] ... [strings]
+//
+// Header (offset: field)
+//     0: magicU32          0x42545249, the bytes "IRTB" (ingressd route table, binary)
+//     4: versionU16        `Layout.version`; a reader rejects any other value
+//     6: headerBytesU16    112; room for growth, a reader rejects a smaller value
+//     8: totalBytesU32     size of the whole image, header included; at most the bytes readable
+//                          (a slot may be larger than the image it holds)
+//    12: reservedU32       0
+//    16: section table, 12 entries of (offsetU32, countU32), in `Section` order:
+//        offset = bytes from the image start to the first record; count = number of records
+//        (for `strings`, number of bytes). A section with count 0 may have any offset ≤ total.
+//
+// StrRef (8 bytes): a byte string inside the `strings` section.
+//     0: offsetU32   from the start of the strings section
+//     4: lengthU32   bytes
+//   `Layout.absent` (0xFFFF_FFFF) in offsetU32 means "no value" (an optional spec field that is nil).
+//
+// Listener (40 bytes), one per port, in `TableSpec.listeners` order:
+//     0: portU16            listening port
+//     2: protoU8            `ListenerProtocol.rawValue`
+//     3: padU8
+//     4: firstVHostU32      index of the listener's first VirtualHost; its hosts are contiguous
+//     8: vhostCountU32
+//    12: catchAllVHostI32   virtual host with domain "*", or -1
+//    16: exactFirstU32      first HostSlot of the exact-domain hash table
+//    20: exactCountU32      its slot count: 0 or a power of two
+//    24: suffixFirstU32     first HostSlot of the suffix-wildcard table ("*.foo.com" keyed ".foo.com")
+//    28: suffixCountU32     0 or a power of two
+//    32: prefixFirstU32     first HostSlot of the prefix-wildcard table ("foo.*" keyed "foo.")
+//    36: prefixCountU32     0 or a power of two
+//
+// VirtualHost (28 bytes):
+//     0: name StrRef
+//     8: firstDomainU32     index into `domains` (StrRefs, lower-case, in spec order, for display)
+//    12: domainCountU32
+//    16: firstRouteU32      routes are contiguous and in match order
+//    20: routeCountU32
+//    24: flagsU32           bit 0: httpsRedirect
+//
+// HostSlot (16 bytes), open addressing with linear probing (see HostHash.swift):
+//     0: hashU32            `HostHash` of the key (exact/prefix: forward, suffix: backward)
+//     4: key StrRef         lower-case fixed part of the domain
+//    12: vhostI32           global virtual-host index; -1 marks an empty slot
+//
+// Route (72 bytes):
+//     0: name StrRef
+//     8: firstMatchU32      match blocks (OR); matchCount 0 matches every request
+//    12: matchCountU32
+//    16: timeoutMsU32       0 = no route timeout
+//    20: actionU8           `RouteActionKind.rawValue`
+//    21: redirectFlagsU8    bit 0: redirect port present
+//    22: statusU16          direct-response or redirect status
+//    24: firstWeightedU32   forward only: WeightedCluster entries
+//    28: weightedCountU32
+//    32: totalWeightU32     forward only: sum of the weights (build rejects overflow)
+//    36: redirectPortU16
+//    38: padU16
+//    40: strA StrRef        direct response: body; redirect: scheme
+//    48: strB StrRef        redirect: authority
+//    56: strC StrRef        redirect: uri
+//    64: strD StrRef        redirect: prefixRewrite
+//
+// MatchBlock (16 bytes), conditions ANDed:
+//     0: firstConditionU32
+//     4: conditionCountU32
+//     8: portU16            listener port required when flags bit 1 is set
+//    10: flagsU8            bit 0: ignoreUriCase; bit 1: port present
+//    11: padU8
+//    12: padU32
+//
+// Condition (24 bytes):
+//     0: targetU8           `ConditionTarget.rawValue` (uri, scheme, method, authority, header,
+//                           withoutHeader, queryParam)
+//     1: kindU8             `ConditionKind.rawValue` (exact, prefix, regex, present)
+//     2: padU16
+//     4: name StrRef        header name (lower-case) or query parameter name; empty otherwise
+//    12: value StrRef       exact/prefix value or the regex pattern (kept for display)
+//    20: regexI32          index into `regexes` for kind regex, else -1
+//
+// WeightedCluster (8 bytes):
+//     0: clusterI32         index into clusters, or -1: the destination does not exist (503 NC)
+//     4: weightU32          relative weight
+//
+// Cluster (20 bytes):
+//     0: name StrRef
+//     8: connectTimeoutMsU32
+//    12: firstEndpointU32
+//    16: endpointCountU32
+//
+// Endpoint (32 bytes):
+//     0: familyU8           4 or 6
+//     1: padU8
+//     2: portU16
+//     4: weightU32
+//     8: idU32              index into the shared-memory health array
+//    12: address[16]        network byte order; IPv4 uses the first 4 bytes, the rest are 0
+//    28: padU32
+//
+// Regexes: StrRef per distinct pattern; a worker's `RouteMatcher` compiles them by index.
+// Domains: StrRef per virtual-host domain.
+// Strings: raw bytes, deduplicated, no terminators.
+
+/// Constants of the image format. Offsets and sizes are the ones documented above.
+public enum Layout {
+    /// "IRTB" read as a little-endian UInt32.
+    public static let magic: UInt32 = 0x4254_5249
+    /// Bumped on any change of a record's size or meaning.
+    public static let version: UInt16 = 1
+    static let headerBytes = 112
+    static let sectionTableOffset = 16
+    /// Marks a nil optional string.
+    static let absent: UInt32 = 0xFFFF_FFFF
+
+    static let listenerBytes = 40
+    static let vhostBytes = 28
+    static let strRefBytes = 8
+    static let hostSlotBytes = 16
+    static let routeBytes = 72
+    static let matchBytes = 16
+    static let conditionBytes = 24
+    static let weightedBytes = 8
+    static let clusterBytes = 20
+    static let endpointBytes = 32
+}
+
+/// Sections of the image, in the order of the header's section table.
+public enum Section: UInt8, Sendable, CaseIterable {
+    case listeners = 0, virtualHosts, domains, hostSlots, routes, matches, conditions, weighted,
+         clusters, endpoints, regexes, strings
+
+    /// Bytes per record (1 for the string bytes).
+    var recordBytes: Int {
+        switch self {
+        case .listeners: return Layout.listenerBytes
+        case .virtualHosts: return Layout.vhostBytes
+        case .domains, .regexes: return Layout.strRefBytes
+        case .hostSlots: return Layout.hostSlotBytes
+        case .routes: return Layout.routeBytes
+        case .matches: return Layout.matchBytes
+        case .conditions: return Layout.conditionBytes
+        case .weighted: return Layout.weightedBytes
+        case .clusters: return Layout.clusterBytes
+        case .endpoints: return Layout.endpointBytes
+        case .strings: return 1
+        }
+    }
+}
+
+/// What a route does when it matches.
+public enum RouteActionKind: UInt8, Sendable {
+    case forward = 1
+    case directResponse = 2
+    case redirect = 3
+}
+
+/// Which part of the request a condition looks at.
+public enum ConditionTarget: UInt8, Sendable {
+    case uri = 1
+    case scheme = 2
+    case method = 3
+    case authority = 4
+    case header = 5
+    /// Inverted header match; a missing header counts as the empty string.
+    case withoutHeader = 6
+    case queryParam = 7
+}
+
+/// How a condition compares.
+public enum ConditionKind: UInt8, Sendable {
+    case exact = 1
+    case prefix = 2
+    case regex = 3
+    case present = 4
+}

@@ -1,0 +1,105 @@
+// The record checks behind `TableReader.init(validating:count:)`. After they pass, every index,
+// range and string reference in the image points inside the image, every enum byte is known,
+// and every hash table has a power-of-two size, so no read the matcher or an accessor makes
+// can leave the image and no probe loop can run forever. O(image size), once per generation.
+
+extension TableReader {
+    func validateRecords() throws(TableReadError) {
+        func ref(_ at: Int, optional: Bool = false) -> Bool {
+            let off = u32(at), len = Int(u32(at + 4))
+            if off == Layout.absent { return optional }
+            return Int(off) + len <= stringBytes
+        }
+        func within(_ r: Range<Int64>, _ count: Int32) -> Bool {
+            r.lowerBound >= 0 && r.lowerBound <= r.upperBound && r.upperBound <= Int64(count)
+        }
+        func rng(_ at: Int) -> Range<Int64> {
+            let first = Int64(u32(at))
+            return first..<(first + Int64(u32(at + 4)))
+        }
+        func index(_ v: Int32, _ count: Int32, allowMissing: Bool) -> Bool {
+            (allowMissing && v == -1) || (v >= 0 && v < count)
+        }
+
+        for l in 0..<listenerCount {
+            let at = listenerOff(l)
+            let vhs = rng(at + 4)
+            guard ListenerProtocol(rawValue: u8(at + 2)) != nil, within(vhs, vhostCount) else {
+                throw .badRecord(.listeners, index: Int(l))
+            }
+            let catchAll = i32(at + 12)
+            guard catchAll == -1 || vhs.contains(Int64(catchAll)) else { throw .badRecord(.listeners, index: Int(l)) }
+            for table in [at + 16, at + 24, at + 32] {
+                let slots = rng(table)
+                let n = slots.count
+                guard within(slots, slotCount), n == 0 || n & (n - 1) == 0 else {
+                    throw .badRecord(.listeners, index: Int(l))
+                }
+                for s in slots {
+                    let sAt = slotOff(Int32(s))
+                    let vh = i32(sAt + 12)
+                    guard ref(sAt + 4), vh == -1 || vhs.contains(Int64(vh)) else {
+                        throw .badRecord(.hostSlots, index: Int(s))
+                    }
+                }
+            }
+        }
+        for v in 0..<vhostCount {
+            let at = vhostOff(v)
+            guard ref(at), within(rng(at + 8), domainCount), within(rng(at + 16), routeCount) else {
+                throw .badRecord(.virtualHosts, index: Int(v))
+            }
+        }
+        for d in 0..<domainCount where !ref(domainsAt + Int(d) * Layout.strRefBytes) {
+            throw .badRecord(.domains, index: Int(d))
+        }
+        for r in 0..<routeCount {
+            let at = routeOff(r)
+            guard ref(at), within(rng(at + 8), matchCount), let kind = RouteActionKind(rawValue: u8(at + 20)) else {
+                throw .badRecord(.routes, index: Int(r))
+            }
+            switch kind {
+            case .forward:
+                let ws = rng(at + 24)
+                guard within(ws, weightedCount) else { throw .badRecord(.routes, index: Int(r)) }
+                var sum: Int64 = 0
+                for w in ws { sum += Int64(u32(weightedOff(Int32(w)) + 4)) }
+                guard sum == Int64(u32(at + 32)) else { throw .badRecord(.routes, index: Int(r)) }
+            case .directResponse:
+                guard ref(at + 40) else { throw .badRecord(.routes, index: Int(r)) }
+            case .redirect:
+                for f in [40, 48, 56, 64] where !ref(at + f, optional: true) {
+                    throw .badRecord(.routes, index: Int(r))
+                }
+            }
+        }
+        for m in 0..<matchCount where !within(rng(matchOff(m)), condCount) {
+            throw .badRecord(.matches, index: Int(m))
+        }
+        for c in 0..<condCount {
+            let at = condOff(c)
+            guard ConditionTarget(rawValue: u8(at)) != nil, let kind = ConditionKind(rawValue: u8(at + 1)),
+                  ref(at + 4), ref(at + 12) else {
+                throw .badRecord(.conditions, index: Int(c))
+            }
+            let rx = i32(at + 20)
+            guard kind == .regex ? index(rx, regexCount, allowMissing: false) : rx == -1 else {
+                throw .badRecord(.conditions, index: Int(c))
+            }
+        }
+        for w in 0..<weightedCount where !index(i32(weightedOff(w)), clusterCount, allowMissing: true) {
+            throw .badRecord(.weighted, index: Int(w))
+        }
+        for c in 0..<clusterCount {
+            let at = clusterOff(c)
+            guard ref(at), within(rng(at + 12), endpointCount) else { throw .badRecord(.clusters, index: Int(c)) }
+        }
+        for e in 0..<endpointCount {
+            let family = u8(endpointOff(e))
+            guard family == 4 || family == 6 else { throw .badRecord(.endpoints, index: Int(e)) }
+        }
+        for x in 0..<regexCount where !ref(regexesAt + Int(x) * Layout.strRefBytes) {
+            throw .badRecord(.regexes, index: Int(x))
+        }
+    }
+}
