@@ -12,7 +12,7 @@ import CSupport
 // The table slots are sized for growth; the memfd is sparse, so unused bytes cost nothing.
 
 /// Field offsets of the header page. All fields little-endian, naturally aligned.
-public enum HeaderField {
+public enum RegionHeader {
     /// UInt64: `SharedRegion.magic`; checked on attach.
     public static let magic = 0
     /// UInt32: `SharedRegion.layoutVersion`; a mismatch means a binary from another version.

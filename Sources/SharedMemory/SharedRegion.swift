@@ -46,17 +46,17 @@ public struct SharedRegion: @unchecked Sendable {
         }
         let region = try map(fd: fd, byteCount: total)
         let b = region.base
-        b.storeBytes(of: magic, toByteOffset: HeaderField.magic, as: UInt64.self)
-        b.storeBytes(of: layoutVersion, toByteOffset: HeaderField.layoutVersion, as: UInt32.self)
-        b.storeBytes(of: UInt32(maxWorkers), toByteOffset: HeaderField.maxWorkers, as: UInt32.self)
-        b.storeBytes(of: UInt64(total), toByteOffset: HeaderField.regionBytes, as: UInt64.self)
-        b.storeBytes(of: UInt64(slotBytes), toByteOffset: HeaderField.tableSlotBytes, as: UInt64.self)
-        b.storeBytes(of: UInt64(table0), toByteOffset: HeaderField.tableSlotOffset0, as: UInt64.self)
-        b.storeBytes(of: UInt64(table1), toByteOffset: HeaderField.tableSlotOffset1, as: UInt64.self)
-        b.storeBytes(of: UInt64(workersOffset), toByteOffset: HeaderField.workerSlotsOffset, as: UInt64.self)
-        b.storeBytes(of: UInt64(workerSlots), toByteOffset: HeaderField.workerSlotBytes, as: UInt64.self)
-        b.storeBytes(of: UInt64(healthOffset), toByteOffset: HeaderField.healthOffset, as: UInt64.self)
-        b.storeBytes(of: UInt64(healthCapacity), toByteOffset: HeaderField.healthCapacity, as: UInt64.self)
+        b.storeBytes(of: magic, toByteOffset: RegionHeader.magic, as: UInt64.self)
+        b.storeBytes(of: layoutVersion, toByteOffset: RegionHeader.layoutVersion, as: UInt32.self)
+        b.storeBytes(of: UInt32(maxWorkers), toByteOffset: RegionHeader.maxWorkers, as: UInt32.self)
+        b.storeBytes(of: UInt64(total), toByteOffset: RegionHeader.regionBytes, as: UInt64.self)
+        b.storeBytes(of: UInt64(slotBytes), toByteOffset: RegionHeader.tableSlotBytes, as: UInt64.self)
+        b.storeBytes(of: UInt64(table0), toByteOffset: RegionHeader.tableSlotOffset0, as: UInt64.self)
+        b.storeBytes(of: UInt64(table1), toByteOffset: RegionHeader.tableSlotOffset1, as: UInt64.self)
+        b.storeBytes(of: UInt64(workersOffset), toByteOffset: RegionHeader.workerSlotsOffset, as: UInt64.self)
+        b.storeBytes(of: UInt64(workerSlots), toByteOffset: RegionHeader.workerSlotBytes, as: UInt64.self)
+        b.storeBytes(of: UInt64(healthOffset), toByteOffset: RegionHeader.healthOffset, as: UInt64.self)
+        b.storeBytes(of: UInt64(healthCapacity), toByteOffset: RegionHeader.healthCapacity, as: UInt64.self)
         return region
     }
 
@@ -68,14 +68,14 @@ public struct SharedRegion: @unchecked Sendable {
         guard size >= pageBytes else { throw SharedMemoryError("shared region fd \(fd) is too small (\(size) bytes)") }
         let region = try map(fd: fd, byteCount: size)
         let b = region.base
-        guard b.load(fromByteOffset: HeaderField.magic, as: UInt64.self) == magic else {
+        guard b.load(fromByteOffset: RegionHeader.magic, as: UInt64.self) == magic else {
             throw SharedMemoryError("shared region fd \(fd): bad magic")
         }
-        let version = b.load(fromByteOffset: HeaderField.layoutVersion, as: UInt32.self)
+        let version = b.load(fromByteOffset: RegionHeader.layoutVersion, as: UInt32.self)
         guard version == layoutVersion else {
             throw SharedMemoryError("shared region layout version \(version), this binary expects \(layoutVersion)")
         }
-        guard b.load(fromByteOffset: HeaderField.regionBytes, as: UInt64.self) == UInt64(size) else {
+        guard b.load(fromByteOffset: RegionHeader.regionBytes, as: UInt64.self) == UInt64(size) else {
             throw SharedMemoryError("shared region size does not match its header")
         }
         return region
@@ -94,31 +94,31 @@ public struct SharedRegion: @unchecked Sendable {
 
     @inline(__always) func u64(_ off: Int) -> UInt64 { base.load(fromByteOffset: off, as: UInt64.self) }
 
-    public var maxWorkers: Int { Int(base.load(fromByteOffset: HeaderField.maxWorkers, as: UInt32.self)) }
-    public var tableSlotBytes: Int { Int(u64(HeaderField.tableSlotBytes)) }
+    public var maxWorkers: Int { Int(base.load(fromByteOffset: RegionHeader.maxWorkers, as: UInt32.self)) }
+    public var tableSlotBytes: Int { Int(u64(RegionHeader.tableSlotBytes)) }
     /// Largest image that fits a slot.
     public var maxImageBytes: Int { tableSlotBytes - TableSlotField.image }
-    public var healthCapacity: Int { Int(u64(HeaderField.healthCapacity)) }
+    public var healthCapacity: Int { Int(u64(RegionHeader.healthCapacity)) }
 
     /// The generation currently published (acquire). 0 before the first publish.
     @inline(__always)
     public var publishedGeneration: UInt64 {
-        ing_load_acquire_u64(base + HeaderField.publishedGeneration)
+        ing_load_acquire_u64(base + RegionHeader.publishedGeneration)
     }
 
     /// Supervisor's drain flag.
     public var draining: Bool {
-        get { ing_load_acquire_u32(base + HeaderField.draining) != 0 }
-        nonmutating set { ing_store_release_u32(base + HeaderField.draining, newValue ? 1 : 0) }
+        get { ing_load_acquire_u32(base + RegionHeader.draining) != 0 }
+        nonmutating set { ing_store_release_u32(base + RegionHeader.draining, newValue ? 1 : 0) }
     }
 
     func tableSlot(_ index: Int) -> UnsafeMutableRawPointer {
-        base + Int(u64(index == 0 ? HeaderField.tableSlotOffset0 : HeaderField.tableSlotOffset1))
+        base + Int(u64(index == 0 ? RegionHeader.tableSlotOffset0 : RegionHeader.tableSlotOffset1))
     }
 
     public func workerSlot(_ index: Int) -> WorkerSlot {
         precondition(index >= 0 && index < maxWorkers, "worker index \(index) outside the shared region")
-        let off = Int(u64(HeaderField.workerSlotsOffset)) + index * Int(u64(HeaderField.workerSlotBytes))
+        let off = Int(u64(RegionHeader.workerSlotsOffset)) + index * Int(u64(RegionHeader.workerSlotBytes))
         return WorkerSlot(base: base + off)
     }
 
@@ -127,11 +127,11 @@ public struct SharedRegion: @unchecked Sendable {
     @inline(__always)
     public func endpointHealth(_ id: UInt32) -> UInt64 {
         guard Int(id) < healthCapacity else { return 0 }
-        return ing_load_relaxed_u64(base + Int(u64(HeaderField.healthOffset)) + Int(id) * 8)
+        return ing_load_relaxed_u64(base + Int(u64(RegionHeader.healthOffset)) + Int(id) * 8)
     }
 
     public func setEndpointHealth(_ id: UInt32, _ value: UInt64) {
         guard Int(id) < healthCapacity else { return }
-        ing_store_relaxed_u64(base + Int(u64(HeaderField.healthOffset)) + Int(id) * 8, value)
+        ing_store_relaxed_u64(base + Int(u64(RegionHeader.healthOffset)) + Int(id) * 8, value)
     }
 }

@@ -39,7 +39,7 @@ extension SharedRegion {
         image.withUnsafeBytes { src in
             (slot + TableSlotField.image).copyMemory(from: src.baseAddress!, byteCount: src.count)
         }
-        ing_store_seqcst_u64(base + HeaderField.publishedGeneration, next)
+        ing_store_seqcst_u64(base + RegionHeader.publishedGeneration, next)
         return .published(generation: next)
     }
 
@@ -58,9 +58,9 @@ extension SharedRegion {
     @inline(never)
     func acquireSlow(slot: WorkerSlot, into destination: inout UnsafeMutableRawBufferPointer) -> (generation: UInt64, byteCount: Int)? {
         while true {
-            let g = ing_load_seqcst_u64(base + HeaderField.publishedGeneration)
+            let g = ing_load_seqcst_u64(base + RegionHeader.publishedGeneration)
             ing_store_seqcst_u64(slot.base + WorkerSlotField.generationInUse, g)
-            guard ing_load_seqcst_u64(base + HeaderField.publishedGeneration) == g else { continue }
+            guard ing_load_seqcst_u64(base + RegionHeader.publishedGeneration) == g else { continue }
             let s = tableSlot(Int(g & 1))
             guard s.load(fromByteOffset: TableSlotField.generation, as: UInt64.self) == g else { continue }
             let n = Int(s.load(fromByteOffset: TableSlotField.imageBytes, as: UInt64.self))

@@ -1,0 +1,126 @@
+import HTTP1
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a connection slot is used for.
+enum Role: UInt8 {
+    case free = 0
+    /// A client connection accepted on a listener.
+    case downstream = 1
+    /// A connection to an upstream endpoint (pooled per endpoint between requests).
+    case upstream = 2
+}
+
+/// How received bytes on a connection are interpreted.
+///
+/// Downstream:  head ──(no body)──────────────► idle(not reading) ──response done──► head
+///                └─(body)─► body/chunked ──done──┘
+///              upgrade: tunnel in both directions until either side closes.
+/// Upstream:    head ─► body/chunked/untilClose ─► pooled (recv armed to notice a close)
+enum RxMode: UInt8 {
+    /// Not expecting bytes (a downstream whose request is complete and whose response is in
+    /// flight; pipelined requests wait in the socket buffer).
+    case none = 0
+    /// Parsing a message head.
+    case head
+    /// A body with `bodyRemaining` bytes left.
+    case body
+    /// A chunked body scanned by `chunk`.
+    case chunked
+    /// A response body delimited by the upstream closing.
+    case untilClose
+    /// Opaque bytes (after an Upgrade).
+    case tunnel
+    /// Upstream connection parked in its endpoint pool; any byte or EOF closes it.
+    case pooled
+}
+
+/// One connection slot in the worker's slab. Plain data: addressed by index, never referenced
+/// by an object (STYLE.md hot-path rules). Memory it points at (accum/out buffers, held
+/// receive buffer) is owned by the slot and given back when the slot is finalized.
+struct Conn {
+    var fd: Int32 = -1
+    /// Bumped each time the slot is reused; stale completions compare it.
+    var generation: UInt32 = 0
+    var role: Role = .free
+    var rx: RxMode = .none
+    /// Operations in flight on this slot; the slot is finalized only when this reaches 0.
+    var pendingOps: UInt16 = 0
+    var recvArmed = false
+    var sendArmed = false
+    var closing = false
+    /// Connection to upstream established.
+    var connected = false
+
+    /// The linked connection: a downstream's current upstream, an upstream's downstream (-1).
+    var peer: Int32 = -1
+    /// Listener port (downstream) — the route table is keyed by it.
+    var listenerPort: UInt16 = 0
+
+    // Buffered, not yet processed received bytes: accum[accumStart..<accumEnd].
+    var accum: UnsafeMutableRawPointer? = nil
+    var accumStart: Int32 = 0
+    var accumEnd: Int32 = 0
+    /// Pooled output buffer (forwarded head, local reply); `outLarge` says which pool.
+    var out: UnsafeMutableRawPointer? = nil
+    var outLarge = false
+
+    // The send in flight: up to two segments, `sendOffset` bytes already sent.
+    var seg0: UnsafeRawPointer? = nil
+    var seg0Len: Int32 = 0
+    var seg1: UnsafeRawPointer? = nil
+    var seg1Len: Int32 = 0
+    var sendOffset: Int32 = 0
+    /// Provided receive buffer (of the *other* connection's receive) that this send reads
+    /// from; recycled when the send completes. -1 = none.
+    var heldBuffer: Int32 = -1
+    /// Release `out` when the send completes.
+    var sendReleasesOut = false
+    /// Release `accum` bytes (consume them) when the send completes: count.
+    var sendConsumesAccum: Int32 = 0
+
+    // Message state.
+    var bodyRemaining: Int64 = 0
+    var chunk = ChunkedScanner()
+    /// Downstream: keep the client connection after this response.
+    var keepAlive = true
+    /// Downstream: method of the request being served (HEAD/CONNECT change response framing).
+    var requestMethod: HTTPMethod = .get
+    /// Downstream: the request asked for an Upgrade.
+    var requestUpgrade = false
+    /// Downstream: request body fully forwarded.
+    var requestDone = false
+    /// Upstream: response fully received.
+    var responseDone = false
+    /// Upstream: the response head was forwarded (after that a failure can only close).
+    var responseStarted = false
+    /// Upstream: the connection may go back to the pool after the response.
+    var reusable = true
+    /// Upstream: came from the pool (a failure before any response byte may be retried once).
+    var wasPooled = false
+    /// Downstream: the request was already retried once.
+    var retried = false
+
+    /// Absolute deadline (worker clock, ms) for the current phase; 0 = none.
+    var deadlineMs: UInt64 = 0
+    /// Route timeout deadline for the request in flight (downstream), 0 = none.
+    var routeDeadlineMs: UInt64 = 0
+
+    // Upstream pool bookkeeping.
+    var pool: Int32 = -1
+    var nextIdle: Int32 = -1
+
+    /// Connect address for upstreams; must stay valid until the connect completes.
+    var addr = sockaddr_in6()
+    var addrLen: socklen_t = 0
+
+    /// sendmsg state for two-segment sends (stable: the slab never moves).
+    var msg = msghdr()
+    var iov0 = iovec()
+    var iov1 = iovec()
+
+    /// Client address as text for x-forwarded-for (downstream).
+    var peerText: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
+    var peerTextLen: UInt8 = 0
+}

@@ -1,0 +1,193 @@
+import CSupport
+import CURing
+import HTTP1
+import SharedMemory
+import URing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Limits and timeouts of the data plane (DESIGN.md §8 defaults).
+public struct ProxyLimits: Sendable {
+    public var maxConnections: Int = 65_536
+    public var idleTimeoutMs: UInt64 = 60_000
+    public var headerTimeoutMs: UInt64 = 10_000
+    public var receiveBuffers: Int = 1024
+    public var receiveBufferBytes: Int = 16 * 1024
+    public init() {}
+}
+
+/// The proxy of one worker: connection slab, buffers, upstream pools and the route table in
+/// use, driven by completions from the worker's ring. Single-threaded; every method runs on
+/// the worker's loop thread and none blocks.
+///
+/// Callbacks never run synchronously: every handler only queues SQEs, which the loop submits
+/// in one io_uring_enter per iteration.
+public struct ProxyEngine: ~Copyable {
+    public let ring: Ring
+    let rx: BufferRing
+    var limits: ProxyLimits
+
+    // Connection slab.
+    let conns: UnsafeMutablePointer<Conn>
+    let capacity: Int32
+    let freeSlots: UnsafeMutablePointer<Int32>
+    var freeCount: Int32
+    /// Slots ever used: sweeps scan 0..<highWater.
+    var highWater: Int32 = 0
+    public internal(set) var downstreamCount = 0
+
+    var small = BufferPool(size: 4096)
+    var large = BufferPool(size: 80 * 1024)
+    /// Scratch header array for the head being parsed (used synchronously, never kept).
+    let headers: UnsafeMutablePointer<HeaderField>
+    static let maxHeaders = 101
+
+    // Listeners.
+    let listenerFds: UnsafeMutablePointer<Int32>
+    let listenerPorts: UnsafeMutablePointer<UInt16>
+    let listenerCount: Int
+    public internal(set) var draining = false
+
+    // Routing.
+    var table = ActiveTable()
+
+    // Time, randomness, stats.
+    public var nowMs: UInt64 = 0
+    var rng: UInt64
+    let stats: WorkerSlot
+    let region: SharedRegion
+    /// "Fri, 27 Nov 2026 04:00:00 GMT" for local replies, refreshed once a second.
+    var date = DateCache()
+    /// Downstreams whose receive hit ENOBUFS; re-armed on the next iteration.
+    var starved: UnsafeMutablePointer<Int32>
+    var starvedCount = 0
+
+    public init(ring: consuming Ring, listeners: [(fd: Int32, port: UInt16)], region: SharedRegion,
+                slot: WorkerSlot, limits: ProxyLimits = ProxyLimits()) throws(RingError) {
+        self.rx = try BufferRing(ring: ring, groupID: 0, count: limits.receiveBuffers, size: limits.receiveBufferBytes)
+        self.ring = ring
+        self.limits = limits
+        capacity = Int32(limits.maxConnections)
+        conns = .allocate(capacity: limits.maxConnections)
+        conns.initialize(repeating: Conn(), count: limits.maxConnections)
+        freeSlots = .allocate(capacity: limits.maxConnections)
+        for i in 0..<limits.maxConnections {
+            freeSlots[i] = Int32(limits.maxConnections - 1 - i)
+        }
+        freeCount = capacity
+        headers = .allocate(capacity: ProxyEngine.maxHeaders)
+        listenerCount = listeners.count
+        listenerFds = .allocate(capacity: max(1, listeners.count))
+        listenerPorts = .allocate(capacity: max(1, listeners.count))
+        for (i, l) in listeners.enumerated() {
+            listenerFds[i] = l.fd
+            listenerPorts[i] = l.port
+        }
+        starved = .allocate(capacity: limits.maxConnections)
+        self.region = region
+        self.stats = slot
+        rng = ing_realtime_ns() ^ (UInt64(getpid()) << 32) | 1
+        nowMs = ing_monotonic_ns() / 1_000_000
+        date.refresh()
+    }
+
+    /// Arms a multishot accept on every listener.
+    public mutating func startAccepting() {
+        for i in 0..<listenerCount {
+            ring.prepMultishotAccept(fd: listenerFds[i], userData: packUserData(.accept, Int32(i), 0))
+        }
+    }
+
+    // MARK: completion dispatch
+
+    /// Handles one completion. Called by the worker loop for each CQE of a batch.
+    @inline(__always)
+    public mutating func handle(userData: UInt64, result: Int32, flags: UInt32) {
+        let (op, index, gen) = unpackUserData(userData)
+        if op == Op.accept.rawValue {
+            onAccept(listener: Int(index), result: result, flags: flags)
+            return
+        }
+        if op == Op.ignore.rawValue || op == 0 { return }
+        let c = conns + Int(index)
+        if c.pointee.generation & 0xFF_FFFF != gen {
+            // Stale: should not happen (slots are reused only after their ops complete).
+            if flags & ING_CQE_F_BUFFER != 0 { rx.recycle(UInt16(flags >> ING_CQE_BUFFER_SHIFT)) }
+            return
+        }
+        c.pointee.pendingOps -= 1
+        switch op {
+        case Op.downRecv.rawValue, Op.upRecv.rawValue:
+            c.pointee.recvArmed = false
+            if c.pointee.closing {
+                if flags & ING_CQE_F_BUFFER != 0 { rx.recycle(UInt16(flags >> ING_CQE_BUFFER_SHIFT)) }
+                finalizeIfIdle(index)
+                return
+            }
+            if op == Op.downRecv.rawValue {
+                onDownRecv(index, result: result, flags: flags)
+            } else {
+                onUpRecv(index, result: result, flags: flags)
+            }
+        case Op.downSend.rawValue, Op.upSend.rawValue:
+            c.pointee.sendArmed = false
+            if c.pointee.closing {
+                releaseSendResources(index)
+                finalizeIfIdle(index)
+                return
+            }
+            onSendComplete(index, result: result, downstream: op == Op.downSend.rawValue)
+        case Op.upConnect.rawValue:
+            if c.pointee.closing {
+                finalizeIfIdle(index)
+                return
+            }
+            onUpConnect(index, result: result)
+        default:
+            break
+        }
+    }
+
+    /// Once per loop iteration: re-arm starved receives, switch tables, sweep timers.
+    public mutating func tick(nowNs: UInt64) {
+        nowMs = nowNs / 1_000_000
+        if starvedCount > 0 {
+            let n = starvedCount
+            starvedCount = 0
+            for k in 0..<n {
+                let i = starved[k]
+                if conns[Int(i)].role != .free && !conns[Int(i)].closing && !conns[Int(i)].recvArmed {
+                    armRecv(i)
+                }
+            }
+        }
+    }
+
+    // MARK: slots
+
+    @inline(__always)
+    mutating func allocSlot() -> Int32 {
+        guard freeCount > 0 else { return -1 }
+        freeCount -= 1
+        let i = freeSlots[Int(freeCount)]
+        if i >= highWater { highWater = i + 1 }
+        let gen = conns[Int(i)].generation &+ 1
+        conns[Int(i)] = Conn()
+        conns[Int(i)].generation = gen
+        return i
+    }
+
+    @inline(__always)
+    func userData(_ op: Op, _ i: Int32) -> UInt64 {
+        packUserData(op, i, conns[Int(i)].generation)
+    }
+
+    @inline(__always)
+    mutating func nextRandom() -> UInt64 {
+        rng ^= rng << 13
+        rng ^= rng >> 7
+        rng ^= rng << 17
+        return rng
+    }
+}
