@@ -65,6 +65,8 @@ struct Conn {
     /// Pooled output buffer (forwarded head, local reply); `outLarge` says which pool.
     var out: UnsafeMutableRawPointer? = nil
     var outLarge = false
+    /// Bytes of `out` filled (a forwarded head, body bytes copied after it, a local reply).
+    var outLen: Int32 = 0
 
     // The send in flight: up to two segments, `sendOffset` bytes already sent.
     var seg0: UnsafeRawPointer? = nil
@@ -110,6 +112,7 @@ struct Conn {
     // Upstream pool bookkeeping.
     var pool: Int32 = -1
     var nextIdle: Int32 = -1
+    var prevIdle: Int32 = -1
 
     /// Connect address for upstreams; must stay valid until the connect completes.
     var addr = sockaddr_in6()

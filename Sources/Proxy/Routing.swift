@@ -39,6 +39,45 @@ struct ActiveTable: ~Copyable {
     }
 
     static let maxPools = 65_536
+
+    /// Head of each pool's idle list (a doubly linked list through `Conn.nextIdle/prevIdle`),
+    /// -1 when empty.
+    let idleHeads: UnsafeMutablePointer<Int32> = {
+        let p = UnsafeMutablePointer<Int32>.allocate(capacity: ActiveTable.maxPools)
+        p.initialize(repeating: -1, count: ActiveTable.maxPools)
+        return p
+    }()
+
+    @inline(__always)
+    func idleHead(_ pool: Int32) -> Int32 { idleHeads[Int(pool)] }
+
+    @inline(__always)
+    func pushIdle(_ u: Int32, conns: UnsafeMutablePointer<Conn>) {
+        let pool = Int(conns[Int(u)].pool)
+        let head = idleHeads[pool]
+        conns[Int(u)].prevIdle = -1
+        conns[Int(u)].nextIdle = head
+        if head >= 0 { conns[Int(head)].prevIdle = u }
+        idleHeads[pool] = u
+    }
+
+    /// Removes `u` from its pool's idle list if it is there.
+    @inline(__always)
+    func unlinkIdle(_ u: Int32, conns: UnsafeMutablePointer<Conn>) {
+        let c = conns + Int(u)
+        guard c.pointee.pool >= 0 else { return }
+        let pool = Int(c.pointee.pool)
+        if c.pointee.prevIdle >= 0 {
+            conns[Int(c.pointee.prevIdle)].nextIdle = c.pointee.nextIdle
+        } else if idleHeads[pool] == u {
+            idleHeads[pool] = c.pointee.nextIdle
+        } else {
+            return   // not in the list
+        }
+        if c.pointee.nextIdle >= 0 { conns[Int(c.pointee.nextIdle)].prevIdle = c.pointee.prevIdle }
+        c.pointee.nextIdle = -1
+        c.pointee.prevIdle = -1
+    }
 }
 
 extension ProxyEngine {

@@ -45,6 +45,12 @@ public struct WorkerSlot: @unchecked Sendable {
         ing_store_relaxed_u64(p, ing_load_relaxed_u64(p) &+ delta)
     }
 
+    /// Sets a gauge (still single-writer).
+    @inline(__always)
+    public func set(_ offset: Int, _ value: UInt64) {
+        ing_store_relaxed_u64(base + offset, value)
+    }
+
     /// Supervisor: clears the slot for a new worker, keeping nothing of the old one but
     /// (optionally) its counters; counters are kept so totals survive restarts.
     public func reset(pid: Int32) {

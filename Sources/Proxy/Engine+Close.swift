@@ -1,0 +1,56 @@
+import CSupport
+import SharedMemory
+import URing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Closing: a slot is finalized (fd closed, memory given back, slot reused) only after every
+// operation it has in flight completed, so no completion can reach a reused slot.
+
+extension ProxyEngine {
+    /// Starts closing connection `i`: in-flight operations are woken (shutdown, or a cancel
+    /// for a pending connect) and the slot is finalized when the last one completes.
+    mutating func closeConn(_ i: Int32) {
+        let c = conns + Int(i)
+        guard c.pointee.role != .free, !c.pointee.closing else { return }
+        c.pointee.closing = true
+        if c.pointee.role == .upstream { unlinkIdle(i) }
+        // Unlink from the peer so it does not act on this connection any more.
+        let p = c.pointee.peer
+        if p >= 0 && conns[Int(p)].peer == i { conns[Int(p)].peer = -1 }
+        c.pointee.peer = -1
+        if c.pointee.pendingOps > 0 {
+            if c.pointee.role == .upstream && !c.pointee.connected {
+                ring.prepCancel(target: userData(.upConnect, i), userData: packUserData(.ignore, i, 0))
+            }
+            shutdown(c.pointee.fd, Int32(SHUT_RDWR))
+        }
+        finalizeIfIdle(i)
+    }
+
+    mutating func finalizeIfIdle(_ i: Int32) {
+        let c = conns + Int(i)
+        guard c.pointee.closing, c.pointee.pendingOps == 0 else { return }
+        if c.pointee.fd >= 0 { close(c.pointee.fd) }
+        if c.pointee.heldBuffer >= 0 { rx.recycle(UInt16(c.pointee.heldBuffer)) }
+        c.pointee.heldBuffer = -1
+        releaseOut(i)
+        if let a = c.pointee.accum { large.put(a) }
+        c.pointee.accum = nil
+        if c.pointee.role == .downstream {
+            downstreamCount -= 1
+            stats.set(WorkerSlotField.connectionsActive, UInt64(downstreamCount))
+        }
+        freeSlot(i)
+    }
+
+    @inline(__always)
+    mutating func freeSlot(_ i: Int32) {
+        conns[Int(i)].role = .free
+        conns[Int(i)].fd = -1
+        conns[Int(i)].closing = false
+        freeSlots[Int(freeCount)] = i
+        freeCount += 1
+    }
+}

@@ -1,0 +1,264 @@
+import CSupport
+import CURing
+import HTTP1
+import RouteTable
+import SharedMemory
+import URing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Downstream (client) side: accept, receive, request heads, routing decisions.
+
+extension ProxyEngine {
+    mutating func onAccept(listener l: Int, result: Int32, flags: UInt32) {
+        if flags & ING_CQE_F_MORE == 0 && !draining && l < listenerCount && listenerFds[l] >= 0 {
+            ring.prepMultishotAccept(fd: listenerFds[l], userData: packUserData(.accept, Int32(l), 0))
+        }
+        guard result >= 0 else { return }
+        let fd = result
+        if draining {
+            close(fd)
+            return
+        }
+        let i = allocSlot()
+        guard i >= 0 else {
+            close(fd)   // slab full: refuse rather than queue unboundedly
+            return
+        }
+        let c = conns + Int(i)
+        c.pointee.fd = fd
+        c.pointee.role = .downstream
+        c.pointee.rx = .head
+        c.pointee.listenerPort = listenerPorts[l]
+        c.pointee.deadlineMs = nowMs + limits.idleTimeoutMs
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        recordPeer(i)
+        downstreamCount += 1
+        stats.add(WorkerSlotField.connectionsAccepted)
+        stats.set(WorkerSlotField.connectionsActive, UInt64(downstreamCount))
+        armRecv(i)
+    }
+
+    /// Formats the client address once per connection for x-forwarded-for. IPv4-mapped IPv6
+    /// addresses (dual-stack listeners) are shown as IPv4, as Envoy does.
+    mutating func recordPeer(_ i: Int32) {
+        var ss = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let c = conns + Int(i)
+        let ok = withUnsafeMutablePointer(to: &ss) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(c.pointee.fd, $0, &len) == 0 }
+        }
+        guard ok else { return }
+        var text = [CChar](repeating: 0, count: 64)   // once per connection, not per request
+        if ss.ss_family == sa_family_t(AF_INET) {
+            withUnsafePointer(to: &ss) {
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
+                    var a = sin.pointee.sin_addr
+                    _ = inet_ntop(AF_INET, &a, &text, 64)
+                }
+            }
+        } else {
+            withUnsafePointer(to: &ss) {
+                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
+                    var a = sin6.pointee.sin6_addr
+                    let b = withUnsafeBytes(of: &a) { Array($0) }
+                    if b[0..<10].allSatisfy({ $0 == 0 }) && b[10] == 0xff && b[11] == 0xff {
+                        var v4 = in_addr()
+                        withUnsafeMutableBytes(of: &v4) { for k in 0..<4 { $0[k] = b[12 + k] } }
+                        _ = inet_ntop(AF_INET, &v4, &text, 64)
+                    } else {
+                        _ = inet_ntop(AF_INET6, &a, &text, 64)
+                    }
+                }
+            }
+        }
+        let n = min(strlen(text), 48)
+        withUnsafeMutableBytes(of: &c.pointee.peerText) { dst in
+            for k in 0..<n { dst[k] = UInt8(bitPattern: text[k]) }
+        }
+        c.pointee.peerTextLen = UInt8(n)
+    }
+
+    @inline(__always)
+    mutating func armRecv(_ i: Int32) {
+        let c = conns + Int(i)
+        ring.prepRecvSelect(fd: c.pointee.fd, group: rx.groupID,
+                            userData: userData(c.pointee.role == .downstream ? .downRecv : .upRecv, i))
+        c.pointee.pendingOps += 1
+        c.pointee.recvArmed = true
+    }
+
+    mutating func onDownRecv(_ i: Int32, result: Int32, flags: UInt32) {
+        let c = conns + Int(i)
+        guard result > 0 else {
+            if result == -ENOBUFS {
+                starved[starvedCount] = i
+                starvedCount += 1
+                return
+            }
+            downstreamGone(i)
+            return
+        }
+        let bid = UInt16(flags >> ING_CQE_BUFFER_SHIFT)
+        let data = rx.buffer(bid)
+        let n = Int(result)
+        switch c.pointee.rx {
+        case .head:
+            onDownHeadBytes(i, data, n, bid)
+        case .body, .chunked:
+            forwardRequestBody(i, data, n, bid)
+        case .tunnel:
+            let u = c.pointee.peer
+            if u >= 0 && !conns[Int(u)].closing {
+                conns[Int(u)].heldBuffer = Int32(bid)
+                startSend(u, UnsafeRawPointer(data), Int32(n))
+            } else {
+                rx.recycle(bid)
+                closeConn(i)
+            }
+        default:
+            // Bytes while not expecting any (cannot happen: receive is armed only when
+            // expecting); keep them for the next request.
+            _ = appendAccum(i, data, n)
+            rx.recycle(bid)
+        }
+    }
+
+    /// Bytes of a request head arrived in receive buffer `bid`.
+    mutating func onDownHeadBytes(_ i: Int32, _ data: UnsafeMutableRawPointer, _ n: Int, _ bid: UInt16) {
+        let c = conns + Int(i)
+        if c.pointee.accum == nil {
+            // Common case: the whole head is in this one buffer; parse it in place.
+            var head = RequestHead()
+            let status = parseRequestHead(UnsafeRawBufferPointer(start: data, count: n), limits: .default,
+                                          headers: UnsafeMutableBufferPointer(start: headers, count: ProxyEngine.maxHeaders),
+                                          into: &head)
+            switch status {
+            case .complete:
+                startRequest(i, base: UnsafeRawPointer(data), count: n, head: head, inAccum: false)
+                rx.recycle(bid)
+            case .incomplete:
+                _ = appendAccum(i, data, n)
+                rx.recycle(bid)
+                c.pointee.deadlineMs = nowMs + limits.headerTimeoutMs
+                armRecv(i)
+            case .error(let e):
+                rx.recycle(bid)
+                stats.add(WorkerSlotField.badRequests)
+                sendLocalReply(i, status: e.status, body: nil, close: true)
+            }
+            return
+        }
+        let fits = appendAccum(i, data, n)
+        rx.recycle(bid)
+        guard fits else {
+            stats.add(WorkerSlotField.badRequests)
+            sendLocalReply(i, status: 431, body: nil, close: true)
+            return
+        }
+        parseAccumulatedRequest(i)
+    }
+
+    /// Parses the head buffered in `accum` (after more bytes arrived, or for a pipelined
+    /// request once the previous response is done).
+    mutating func parseAccumulatedRequest(_ i: Int32) {
+        let c = conns + Int(i)
+        guard let acc = c.pointee.accum, c.pointee.accumEnd > c.pointee.accumStart else {
+            releaseAccumIfEmpty(i)
+            armRecv(i)
+            return
+        }
+        let base = UnsafeRawPointer(acc + Int(c.pointee.accumStart))
+        let count = Int(c.pointee.accumEnd - c.pointee.accumStart)
+        var head = RequestHead()
+        let status = parseRequestHead(UnsafeRawBufferPointer(start: base, count: count), limits: .default,
+                                      headers: UnsafeMutableBufferPointer(start: headers, count: ProxyEngine.maxHeaders),
+                                      into: &head)
+        switch status {
+        case .complete:
+            startRequest(i, base: base, count: count, head: head, inAccum: true)
+        case .incomplete:
+            if c.pointee.deadlineMs == 0 || c.pointee.deadlineMs > nowMs + limits.headerTimeoutMs {
+                c.pointee.deadlineMs = nowMs + limits.headerTimeoutMs
+            }
+            armRecv(i)
+        case .error(let e):
+            stats.add(WorkerSlotField.badRequests)
+            sendLocalReply(i, status: e.status, body: nil, close: true)
+        }
+    }
+
+    /// Appends received bytes to the connection's accumulation buffer; false when the head
+    /// limit would be exceeded (the caller answers 431).
+    @inline(__always)
+    mutating func appendAccum(_ i: Int32, _ data: UnsafeRawPointer, _ n: Int) -> Bool {
+        let c = conns + Int(i)
+        if c.pointee.accum == nil {
+            c.pointee.accum = large.get()
+            c.pointee.accumStart = 0
+            c.pointee.accumEnd = 0
+        }
+        if c.pointee.accumStart > 0 && Int(c.pointee.accumEnd) + n > large.size {
+            // Compact: move unprocessed bytes to the front (nothing in flight reads accum).
+            let len = Int(c.pointee.accumEnd - c.pointee.accumStart)
+            c.pointee.accum!.copyMemory(from: c.pointee.accum! + Int(c.pointee.accumStart), byteCount: len)
+            c.pointee.accumStart = 0
+            c.pointee.accumEnd = Int32(len)
+        }
+        guard Int(c.pointee.accumEnd) + n <= large.size else { return false }
+        (c.pointee.accum! + Int(c.pointee.accumEnd)).copyMemory(from: data, byteCount: n)
+        c.pointee.accumEnd += Int32(n)
+        return true
+    }
+
+    @inline(__always)
+    mutating func releaseAccumIfEmpty(_ i: Int32) {
+        let c = conns + Int(i)
+        if let a = c.pointee.accum, c.pointee.accumEnd <= c.pointee.accumStart {
+            large.put(a)
+            c.pointee.accum = nil
+            c.pointee.accumStart = 0
+            c.pointee.accumEnd = 0
+        }
+    }
+
+    /// Drops `n` processed bytes from the front of the accumulation buffer.
+    @inline(__always)
+    mutating func consumeAccum(_ i: Int32, _ n: Int) {
+        let c = conns + Int(i)
+        c.pointee.accumStart += Int32(n)
+        releaseAccumIfEmpty(i)
+    }
+
+    /// The client closed or its connection failed.
+    mutating func downstreamGone(_ i: Int32) {
+        let u = conns[Int(i)].peer
+        if u >= 0 {
+            closeConn(u)
+        }
+        closeConn(i)
+    }
+
+    /// The next request on a kept-alive connection: a pipelined head may already be buffered.
+    mutating func nextRequest(_ i: Int32) {
+        let c = conns + Int(i)
+        c.pointee.peer = -1
+        c.pointee.rx = .head
+        c.pointee.requestDone = false
+        c.pointee.routeDeadlineMs = 0
+        c.pointee.retried = false
+        if draining {
+            closeConn(i)
+            return
+        }
+        c.pointee.deadlineMs = nowMs + limits.idleTimeoutMs
+        if c.pointee.accum != nil && c.pointee.accumEnd > c.pointee.accumStart {
+            parseAccumulatedRequest(i)
+        } else {
+            releaseAccumIfEmpty(i)
+            if !c.pointee.recvArmed { armRecv(i) }
+        }
+    }
+}

@@ -1,0 +1,238 @@
+import CSupport
+import HTTP1
+import RouteTable
+import SharedMemory
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// A parsed request: route it, answer locally or forward it upstream, then stream its body.
+
+extension ProxyEngine {
+    /// Handles a complete request head at `base` (`count` bytes available, the head first).
+    /// `inAccum`: `base` points into the connection's accumulation buffer (else into a receive
+    /// buffer that the caller recycles after this returns: everything needed is copied here).
+    mutating func startRequest(_ i: Int32, base: UnsafeRawPointer, count: Int, head: RequestHead, inAccum: Bool) {
+        let c = conns + Int(i)
+        stats.add(WorkerSlotField.requestsTotal)
+        c.pointee.keepAlive = head.keepAlive && !draining
+        c.pointee.requestMethod = head.method
+        c.pointee.requestUpgrade = head.isUpgrade
+        c.pointee.deadlineMs = 0
+        c.pointee.requestDone = false
+        switch requestBodyFraming(head) {
+        case .none, .untilClose:
+            c.pointee.rx = .none
+            c.pointee.requestDone = true
+        case .length(let n):
+            c.pointee.rx = .body
+            c.pointee.bodyRemaining = n
+        case .chunked:
+            c.pointee.rx = .chunked
+            c.pointee.chunk = ChunkedScanner()
+        }
+
+        let source = UnsafeRawBufferPointer(start: base, count: count)
+        let req = MatchRequest(bytes: source, method: head.methodRange, path: head.path, query: head.query,
+                               authority: head.host, isHTTPS: false, listenerPort: c.pointee.listenerPort,
+                               headers: UnsafeBufferPointer(start: headers, count: Int(head.headerCount)))
+        let lookup = table.matcher?.route(req) ?? .noListener
+        switch lookup {
+        case .noListener, .noVirtualHost, .noRoute:
+            sendLocalReply(i, status: 404, body: nil, close: false)
+        case .httpsRedirect:
+            sendHTTPSRedirect(i, source: source, head: head)
+        case .matched(let route, _):
+            let reader = table.matcher!.table
+            switch reader.routeActionKind(route) {
+            case .directResponse:
+                sendLocalReply(i, status: reader.directResponseStatus(route: route),
+                               body: reader.directResponseBody(route: route), close: false)
+            case .redirect:
+                sendRouteRedirect(i, reader: reader, route: route, source: source, head: head)
+            case .forward:
+                let cluster = reader.pickCluster(route: route, random: UInt32(truncatingIfNeeded: nextRandom()))
+                if cluster < 0 {
+                    // Destination host or subset unknown: Envoy's cluster_not_found (503, NC).
+                    sendLocalReply(i, status: 503, body: nil, close: false)
+                } else if let ep = chooseEndpoint(reader, cluster: cluster) {
+                    forward(i, to: ep, source: source, head: head, timeoutMs: reader.routeTimeoutMs(route))
+                } else {
+                    sendLocalReply(i, status: 503, body: LocalReplyBody.noHealthyUpstream, close: false)
+                }
+            }
+        }
+
+        // The head is handled; keep whatever followed it (body bytes or a pipelined request).
+        if inAccum {
+            consumeAccum(i, Int(head.headLength))
+        } else if count > Int(head.headLength) {
+            _ = appendAccum(i, base + Int(head.headLength), count - Int(head.headLength))
+        }
+        let u = c.pointee.peer
+        if u >= 0 && !conns[Int(u)].closing {
+            // Body bytes that came with the head travel in the same send as the head.
+            appendBodyFromAccum(downstream: i, upstream: u)
+            if conns[Int(u)].connected && !conns[Int(u)].sendArmed {
+                startSend(u, UnsafeRawPointer(conns[Int(u)].out!), conns[Int(u)].outLen)
+            }
+        }
+    }
+
+    /// Sets up the upstream exchange: an idle pooled connection or a new one, and the
+    /// forwarded head in its output buffer. The send starts once the connection is usable.
+    mutating func forward(_ i: Int32, to ep: ChosenEndpoint, source: UnsafeRawBufferPointer,
+                          head: RequestHead, timeoutMs: UInt32) {
+        let u = acquireUpstream(ep)
+        guard u >= 0 else {
+            sendLocalReply(i, status: 503, body: LocalReplyBody.upstreamConnectFailure, close: false)
+            return
+        }
+        let c = conns + Int(i)
+        let uc = conns + Int(u)
+        // Heads up to ~3.5 KiB (nearly all) fit the small class; the rest the large one.
+        let needLarge = Int(head.headLength) + 512 + Int(c.pointee.peerTextLen) > small.size
+        let out = needLarge ? large.get() : small.get()
+        uc.pointee.out = out
+        uc.pointee.outLarge = needLarge
+        var rid: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)
+        var ridLen = 0
+        if head.xRequestIdIndex < 0 {
+            var random = (nextRandom(), nextRandom())
+            ridLen = withUnsafeBytes(of: &random) { r in
+                withUnsafeMutableBytes(of: &rid) { formatUUID(random: r, into: $0) ?? 0 }
+            }
+        }
+        let written = withUnsafeBytes(of: &c.pointee.peerText) { peer in
+            withUnsafeBytes(of: &rid) { ridBytes in
+                serializeForwardedRequestHead(
+                    source: source, head: head,
+                    headers: UnsafeBufferPointer(start: headers, count: Int(head.headerCount)),
+                    clientAddress: UnsafeRawBufferPointer(rebasing: peer[0..<Int(c.pointee.peerTextLen)]),
+                    proto: .http,
+                    generatedRequestId: UnsafeRawBufferPointer(rebasing: ridBytes[0..<ridLen]),
+                    into: UnsafeMutableRawBufferPointer(start: out, count: needLarge ? large.size : small.size))
+            }
+        }
+        guard let n = written else {
+            closeConn(u)
+            sendLocalReply(i, status: 431, body: nil, close: true)
+            return
+        }
+        uc.pointee.outLen = Int32(n)
+        uc.pointee.peer = i
+        uc.pointee.rx = .head
+        uc.pointee.responseStarted = false
+        uc.pointee.responseDone = false
+        c.pointee.peer = u
+        if timeoutMs > 0 { c.pointee.routeDeadlineMs = nowMs + UInt64(timeoutMs) }
+        if !uc.pointee.recvArmed && uc.pointee.connected { armRecv(u) }
+    }
+
+    /// Moves request-body bytes buffered on the downstream into the upstream's output buffer
+    /// (after whatever it holds), as far as they belong to the body and fit.
+    mutating func appendBodyFromAccum(downstream d: Int32, upstream u: Int32) {
+        let c = conns + Int(d)
+        let uc = conns + Int(u)
+        guard c.pointee.rx == .body || c.pointee.rx == .chunked,
+              let acc = c.pointee.accum, c.pointee.accumEnd > c.pointee.accumStart,
+              let out = uc.pointee.out else { return }
+        let cap = uc.pointee.outLarge ? large.size : small.size
+        let room = cap - Int(uc.pointee.outLen)
+        guard room > 0 else { return }
+        let avail = min(room, Int(c.pointee.accumEnd - c.pointee.accumStart))
+        let src = acc + Int(c.pointee.accumStart)
+        let (k, done, failed) = bodyPortion(d, UnsafeRawPointer(src), avail)
+        if failed {
+            failRequestBody(d)
+            return
+        }
+        (out + Int(uc.pointee.outLen)).copyMemory(from: src, byteCount: k)
+        uc.pointee.outLen += Int32(k)
+        consumeAccum(d, k)
+        if done { requestBodyDone(d) }
+    }
+
+    /// How many of `n` bytes belong to the request body being received, and whether the body
+    /// ends within them.
+    @inline(__always)
+    mutating func bodyPortion(_ d: Int32, _ p: UnsafeRawPointer, _ n: Int) -> (Int, Bool, Bool) {
+        let c = conns + Int(d)
+        if c.pointee.rx == .body {
+            let k = Int(min(Int64(n), c.pointee.bodyRemaining))
+            c.pointee.bodyRemaining -= Int64(k)
+            return (k, c.pointee.bodyRemaining == 0, false)
+        }
+        switch c.pointee.chunk.scan(UnsafeRawBufferPointer(start: p, count: n)) {
+        case .needMore: return (n, false, false)
+        case .done(let consumed): return (consumed, true, false)
+        case .error: return (0, false, true)
+        }
+    }
+
+    @inline(__always)
+    mutating func requestBodyDone(_ d: Int32) {
+        conns[Int(d)].rx = .none
+        conns[Int(d)].requestDone = true
+    }
+
+    /// A malformed request body (bad chunk framing): 400 if nothing was answered yet, and
+    /// both connections close.
+    mutating func failRequestBody(_ d: Int32) {
+        stats.add(WorkerSlotField.badRequests)
+        let u = conns[Int(d)].peer
+        let answered = u >= 0 && conns[Int(u)].responseStarted
+        if u >= 0 { closeConn(u) }
+        conns[Int(d)].peer = -1
+        if answered {
+            closeConn(d)
+        } else {
+            sendLocalReply(d, status: 400, body: nil, close: true)
+        }
+    }
+
+    /// Request-body bytes arrived in receive buffer `bid`: forward them from that buffer.
+    mutating func forwardRequestBody(_ d: Int32, _ data: UnsafeMutableRawPointer, _ n: Int, _ bid: UInt16) {
+        let u = conns[Int(d)].peer
+        guard u >= 0, !conns[Int(u)].closing else {
+            rx.recycle(bid)
+            closeConn(d)
+            return
+        }
+        let (k, done, failed) = bodyPortion(d, UnsafeRawPointer(data), n)
+        if failed {
+            rx.recycle(bid)
+            failRequestBody(d)
+            return
+        }
+        if n > k {
+            // A pipelined request follows the body: keep it for later.
+            _ = appendAccum(d, data + k, n - k)
+        }
+        if done { requestBodyDone(d) }
+        if k > 0 {
+            conns[Int(u)].heldBuffer = Int32(bid)
+            startSend(u, UnsafeRawPointer(data), Int32(k))
+        } else {
+            rx.recycle(bid)
+            if !done { armRecv(d) }
+        }
+    }
+
+    /// The upstream finished a send: continue with the request body.
+    mutating func pumpRequestBody(_ d: Int32, _ u: Int32) {
+        let c = conns + Int(d)
+        guard c.pointee.rx == .body || c.pointee.rx == .chunked else { return }
+        if c.pointee.accum != nil && c.pointee.accumEnd > c.pointee.accumStart {
+            conns[Int(u)].outLen = 0
+            appendBodyFromAccum(downstream: d, upstream: u)
+            if conns[Int(u)].outLen > 0 && !conns[Int(u)].closing {
+                startSend(u, UnsafeRawPointer(conns[Int(u)].out!), conns[Int(u)].outLen)
+                return
+            }
+        }
+        if (c.pointee.rx == .body || c.pointee.rx == .chunked) && !c.pointee.recvArmed && !c.pointee.closing {
+            armRecv(d)
+        }
+    }
+}

@@ -1,0 +1,155 @@
+import CSupport
+import HTTP1
+import URing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Sends: at most one in flight per socket (liburing#1001: sends may complete out of order).
+
+extension ProxyEngine {
+    /// Starts sending `n` bytes at `p` on connection `i`. The memory belongs to the send until
+    /// it completes: `out` (released per `sendReleasesOut`) or the receive buffer recorded in
+    /// `heldBuffer` (recycled on completion).
+    @inline(__always)
+    mutating func startSend(_ i: Int32, _ p: UnsafeRawPointer, _ n: Int32) {
+        let c = conns + Int(i)
+        assert(!c.pointee.sendArmed, "one send in flight per socket")
+        c.pointee.seg0 = p
+        c.pointee.seg0Len = n
+        c.pointee.sendOffset = 0
+        submitSend(i)
+    }
+
+    @inline(__always)
+    mutating func submitSend(_ i: Int32) {
+        let c = conns + Int(i)
+        let off = Int(c.pointee.sendOffset)
+        ring.prepSend(fd: c.pointee.fd, buffer: c.pointee.seg0! + off, count: Int(c.pointee.seg0Len) - off,
+                      userData: userData(c.pointee.role == .downstream ? .downSend : .upSend, i))
+        c.pointee.pendingOps += 1
+        c.pointee.sendArmed = true
+    }
+
+    /// Gives back what the finished (or failed) send was reading from.
+    @inline(__always)
+    mutating func releaseSendResources(_ i: Int32) {
+        let c = conns + Int(i)
+        if c.pointee.heldBuffer >= 0 {
+            rx.recycle(UInt16(c.pointee.heldBuffer))
+            c.pointee.heldBuffer = -1
+        }
+        if c.pointee.sendReleasesOut {
+            c.pointee.sendReleasesOut = false
+            releaseOut(i)
+        }
+        c.pointee.seg0 = nil
+    }
+
+    @inline(__always)
+    mutating func releaseOut(_ i: Int32) {
+        let c = conns + Int(i)
+        if let o = c.pointee.out {
+            if c.pointee.outLarge { large.put(o) } else { small.put(o) }
+            c.pointee.out = nil
+            c.pointee.outLen = 0
+        }
+    }
+
+    mutating func onSendComplete(_ i: Int32, result: Int32, downstream: Bool) {
+        let c = conns + Int(i)
+        guard result > 0 else {
+            releaseSendResources(i)
+            if downstream {
+                downstreamGone(i)
+            } else {
+                upstreamFailed(i)
+            }
+            return
+        }
+        c.pointee.sendOffset += result
+        if c.pointee.sendOffset < c.pointee.seg0Len {
+            submitSend(i)   // short send: the rest from the same memory
+            return
+        }
+        releaseSendResources(i)
+        if downstream {
+            afterDownSend(i)
+        } else {
+            afterUpSend(i)
+        }
+    }
+
+    /// A send to the client completed.
+    mutating func afterDownSend(_ d: Int32) {
+        let dc = conns + Int(d)
+        let u = dc.pointee.peer
+        if u < 0 {
+            // A local reply.
+            if dc.pointee.keepAlive && dc.pointee.requestDone {
+                nextRequest(d)
+            } else {
+                closeConn(d)
+            }
+            return
+        }
+        let uc = conns + Int(u)
+        if uc.pointee.closing {
+            closeConn(d)
+            return
+        }
+        if dc.pointee.rx == .tunnel {
+            if !uc.pointee.recvArmed { armRecv(u) }
+            if !dc.pointee.recvArmed && !uc.pointee.sendArmed { armRecv(d) }
+            return
+        }
+        if uc.pointee.responseDone {
+            finishExchange(d, u)
+        } else if uc.pointee.accum != nil && uc.pointee.accumEnd > uc.pointee.accumStart {
+            if uc.pointee.rx == .head {
+                parseAccumulatedResponse(u)
+            } else {
+                // Body bytes kept back from the first read: forward them from the accumulator.
+                replayAccumulatedBody(u)
+            }
+        } else if !uc.pointee.recvArmed {
+            armRecv(u)
+        }
+    }
+
+    /// Forwards response-body bytes that were kept in the upstream's accumulation buffer.
+    mutating func replayAccumulatedBody(_ u: Int32) {
+        let uc = conns + Int(u)
+        let d = uc.pointee.peer
+        let n = Int(uc.pointee.accumEnd - uc.pointee.accumStart)
+        let out = large.get()
+        let take = min(n, large.size)
+        out.copyMemory(from: uc.pointee.accum! + Int(uc.pointee.accumStart), byteCount: take)
+        consumeAccum(u, take)
+        var k = take
+        if uc.pointee.rx == .body {
+            k = Int(min(Int64(take), uc.pointee.bodyRemaining))
+            uc.pointee.bodyRemaining -= Int64(k)
+            if uc.pointee.bodyRemaining == 0 { uc.pointee.responseDone = true }
+        }
+        let dc = conns + Int(d)
+        dc.pointee.out = out
+        dc.pointee.outLarge = true
+        dc.pointee.sendReleasesOut = true
+        startSend(d, UnsafeRawPointer(out), Int32(k))
+    }
+
+    /// A send to the upstream completed.
+    mutating func afterUpSend(_ u: Int32) {
+        let d = conns[Int(u)].peer
+        guard d >= 0 else {
+            if conns[Int(u)].rx != .pooled { closeConn(u) }
+            return
+        }
+        if conns[Int(d)].rx == .tunnel {
+            if !conns[Int(d)].recvArmed { armRecv(d) }
+            return
+        }
+        pumpRequestBody(d, u)
+    }
+}

@@ -1,0 +1,441 @@
+import CSupport
+import CURing
+import HTTP1
+import SharedMemory
+import URing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Upstream side: per-endpoint connection pools, connect, responses.
+
+extension ProxyEngine {
+    /// An idle pooled connection to `ep`, or a new one (connect submitted). -1 when no slot
+    /// or socket is available.
+    mutating func acquireUpstream(_ ep: ChosenEndpoint) -> Int32 {
+        if ep.pool >= 0 {
+            let u = table.idleHead(ep.pool)
+            if u >= 0 {
+                unlinkIdle(u)
+                conns[Int(u)].wasPooled = true
+                return u
+            }
+        }
+        let u = allocSlot()
+        guard u >= 0 else { return -1 }
+        let family = ep.family == 6 ? AF_INET6 : AF_INET
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else {
+            freeSlot(u)
+            return -1
+        }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        let uc = conns + Int(u)
+        uc.pointee.fd = fd
+        uc.pointee.role = .upstream
+        uc.pointee.pool = ep.pool
+        uc.pointee.reusable = true
+        uc.pointee.deadlineMs = nowMs + UInt64(ep.connectTimeoutMs == 0 ? 10_000 : ep.connectTimeoutMs)
+        var address = ep.address
+        if ep.family == 6 {
+            var sin6 = sockaddr_in6()
+            sin6.sin6_family = sa_family_t(AF_INET6)
+            sin6.sin6_port = ep.port.bigEndian
+            withUnsafeMutableBytes(of: &sin6.sin6_addr) { dst in
+                withUnsafeBytes(of: &address) { dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<16])) }
+            }
+            uc.pointee.addr = sin6
+            uc.pointee.addrLen = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        } else {
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET)
+            sin.sin_port = ep.port.bigEndian
+            withUnsafeMutableBytes(of: &sin.sin_addr) { dst in
+                withUnsafeBytes(of: &address) { dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<4])) }
+            }
+            withUnsafeMutableBytes(of: &uc.pointee.addr) { dst in
+                withUnsafeBytes(of: &sin) { dst.copyMemory(from: $0) }
+            }
+            uc.pointee.addrLen = socklen_t(MemoryLayout<sockaddr_in>.size)
+        }
+        // SAFETY: the slab never moves, so `addr` stays valid until the connect completes.
+        let addrPtr = UnsafeRawPointer(uc).advanced(by: MemoryLayout<Conn>.offset(of: \Conn.addr)!)
+            .assumingMemoryBound(to: sockaddr.self)
+        ring.prepConnect(fd: fd, addr: addrPtr, len: uc.pointee.addrLen, userData: userData(.upConnect, u))
+        uc.pointee.pendingOps += 1
+        return u
+    }
+
+    mutating func onUpConnect(_ u: Int32, result: Int32) {
+        let uc = conns + Int(u)
+        guard result >= 0 else {
+            stats.add(WorkerSlotField.upstreamConnectFailures)
+            upstreamFailed(u)
+            return
+        }
+        stats.add(WorkerSlotField.upstreamConnectionsOpened)
+        uc.pointee.connected = true
+        uc.pointee.deadlineMs = 0
+        let d = uc.pointee.peer
+        guard d >= 0 else {
+            closeConn(u)
+            return
+        }
+        armRecv(u)
+        if uc.pointee.outLen > 0 && !uc.pointee.sendArmed {
+            startSend(u, UnsafeRawPointer(uc.pointee.out!), uc.pointee.outLen)
+        }
+    }
+
+    /// The upstream connection failed or reset. Before any response byte reached the client
+    /// that is a local 503 (Envoy: UF/UC); after, the client connection is closed.
+    mutating func upstreamFailed(_ u: Int32) {
+        let d = conns[Int(u)].peer
+        let started = conns[Int(u)].responseStarted
+        let connectFailure = !conns[Int(u)].connected
+        closeConn(u)
+        guard d >= 0, conns[Int(d)].peer == u, !conns[Int(d)].closing else { return }
+        conns[Int(d)].peer = -1
+        if started {
+            closeConn(d)
+        } else {
+            conns[Int(d)].routeDeadlineMs = 0
+            sendLocalReply(d, status: 503,
+                           body: connectFailure ? LocalReplyBody.upstreamConnectFailure : LocalReplyBody.upstreamReset,
+                           close: !conns[Int(d)].requestDone)
+        }
+    }
+
+    mutating func onUpRecv(_ u: Int32, result: Int32, flags: UInt32) {
+        let uc = conns + Int(u)
+        guard result > 0 else {
+            if result == -ENOBUFS {
+                starved[starvedCount] = u
+                starvedCount += 1
+                return
+            }
+            switch uc.pointee.rx {
+            case .pooled:
+                closeConn(u)
+            case .untilClose where result == 0:
+                uc.pointee.responseDone = true
+                uc.pointee.reusable = false
+                let d = uc.pointee.peer
+                if d >= 0 {
+                    conns[Int(d)].keepAlive = false
+                    if !conns[Int(d)].sendArmed { finishExchange(d, u) }
+                } else {
+                    closeConn(u)
+                }
+            case .tunnel:
+                let d = uc.pointee.peer
+                closeConn(u)
+                if d >= 0 { closeConn(d) }
+            default:
+                upstreamFailed(u)
+            }
+            return
+        }
+        let bid = UInt16(flags >> ING_CQE_BUFFER_SHIFT)
+        let data = rx.buffer(bid)
+        let n = Int(result)
+        switch uc.pointee.rx {
+        case .head:
+            onUpHeadBytes(u, data, n, bid)
+        case .body, .chunked, .untilClose:
+            forwardResponseBody(u, data, n, bid)
+        case .tunnel:
+            let d = uc.pointee.peer
+            if d >= 0 && !conns[Int(d)].closing {
+                conns[Int(d)].heldBuffer = Int32(bid)
+                startSend(d, UnsafeRawPointer(data), Int32(n))
+            } else {
+                rx.recycle(bid)
+                closeConn(u)
+            }
+        default:
+            // Bytes on an idle pooled connection: the upstream is confused; drop it.
+            rx.recycle(bid)
+            closeConn(u)
+        }
+    }
+
+    mutating func onUpHeadBytes(_ u: Int32, _ data: UnsafeMutableRawPointer, _ n: Int, _ bid: UInt16) {
+        let uc = conns + Int(u)
+        if uc.pointee.accum == nil {
+            var head = ResponseHead()
+            let status = parseResponseHead(UnsafeRawBufferPointer(start: data, count: n), limits: .default,
+                                           headers: UnsafeMutableBufferPointer(start: headers, count: ProxyEngine.maxHeaders),
+                                           into: &head)
+            switch status {
+            case .complete:
+                handleResponseHead(u, base: UnsafeRawPointer(data), count: n, head: head, bid: Int32(bid))
+            case .incomplete:
+                _ = appendAccum(u, data, n)
+                rx.recycle(bid)
+                armRecv(u)
+            case .error:
+                rx.recycle(bid)
+                badUpstreamResponse(u)
+            }
+            return
+        }
+        let fits = appendAccum(u, data, n)
+        rx.recycle(bid)
+        guard fits else {
+            badUpstreamResponse(u)
+            return
+        }
+        parseAccumulatedResponse(u)
+    }
+
+    mutating func parseAccumulatedResponse(_ u: Int32) {
+        let uc = conns + Int(u)
+        guard let acc = uc.pointee.accum, uc.pointee.accumEnd > uc.pointee.accumStart else {
+            releaseAccumIfEmpty(u)
+            if !uc.pointee.recvArmed { armRecv(u) }
+            return
+        }
+        let base = UnsafeRawPointer(acc + Int(uc.pointee.accumStart))
+        let count = Int(uc.pointee.accumEnd - uc.pointee.accumStart)
+        var head = ResponseHead()
+        let status = parseResponseHead(UnsafeRawBufferPointer(start: base, count: count), limits: .default,
+                                       headers: UnsafeMutableBufferPointer(start: headers, count: ProxyEngine.maxHeaders),
+                                       into: &head)
+        switch status {
+        case .complete:
+            handleResponseHead(u, base: base, count: count, head: head, bid: -1)
+        case .incomplete:
+            if !uc.pointee.recvArmed { armRecv(u) }
+        case .error:
+            badUpstreamResponse(u)
+        }
+    }
+
+    /// An unparseable response: 502 if nothing reached the client yet.
+    mutating func badUpstreamResponse(_ u: Int32) {
+        let d = conns[Int(u)].peer
+        let started = conns[Int(u)].responseStarted
+        closeConn(u)
+        guard d >= 0, conns[Int(d)].peer == u, !conns[Int(d)].closing else { return }
+        conns[Int(d)].peer = -1
+        if started {
+            closeConn(d)
+        } else {
+            sendLocalReply(d, status: 502, body: nil, close: !conns[Int(d)].requestDone)
+        }
+    }
+
+    /// A complete response head at `base` (`count` bytes available). `bid` ≥ 0: `base` is that
+    /// receive buffer; -1: `base` points into the upstream's accumulation buffer.
+    mutating func handleResponseHead(_ u: Int32, base: UnsafeRawPointer, count: Int, head: ResponseHead, bid: Int32) {
+        let uc = conns + Int(u)
+        let d = uc.pointee.peer
+        guard d >= 0, !conns[Int(d)].closing else {
+            if bid >= 0 { rx.recycle(UInt16(bid)) }
+            closeConn(u)
+            return
+        }
+        let dc = conns + Int(d)
+        uc.pointee.responseStarted = true
+        if !head.keepAlive { uc.pointee.reusable = false }
+        let headLen = Int(head.headLength)
+        let avail = count - headLen
+        var bodyBytes = 0
+        var done = false
+        var informational = false
+        if head.status == 101 && dc.pointee.requestUpgrade {
+            uc.pointee.rx = .tunnel
+            dc.pointee.rx = .tunnel
+            uc.pointee.reusable = false
+            dc.pointee.keepAlive = false
+            bodyBytes = avail
+        } else if head.status < 200 {
+            informational = true   // forward it; the final head follows
+        } else {
+            countResponse(head.status)
+            switch responseBodyFraming(head, requestMethod: dc.pointee.requestMethod) {
+            case .none:
+                done = true
+            case .length(let n):
+                uc.pointee.rx = .body
+                bodyBytes = Int(min(Int64(avail), n))
+                uc.pointee.bodyRemaining = n - Int64(bodyBytes)
+                done = uc.pointee.bodyRemaining == 0
+            case .chunked:
+                uc.pointee.rx = .chunked
+                uc.pointee.chunk = ChunkedScanner()
+                switch uc.pointee.chunk.scan(UnsafeRawBufferPointer(start: base + headLen, count: avail)) {
+                case .needMore: bodyBytes = avail
+                case .done(let k): bodyBytes = k; done = true
+                case .error:
+                    if bid >= 0 { rx.recycle(UInt16(bid)) }
+                    badUpstreamResponse(u)
+                    return
+                }
+            case .untilClose:
+                uc.pointee.rx = .untilClose
+                uc.pointee.reusable = false
+                dc.pointee.keepAlive = false
+                bodyBytes = avail
+            }
+        }
+        let extra = avail - bodyBytes
+        if extra > 0 && !informational { uc.pointee.reusable = false }   // bytes past the response
+        uc.pointee.responseDone = done
+
+        let needRewrite = head.hasHopByHop || !dc.pointee.keepAlive
+        let sendLen = headLen + bodyBytes
+        if !needRewrite && bid >= 0 && !informational {
+            // Zero-copy: send straight from the receive buffer.
+            dc.pointee.heldBuffer = bid
+            startSend(d, base, Int32(sendLen))
+            return
+        }
+        // Rewrite (or copy out of a buffer that will be reused) into the downstream's output.
+        let needLarge = sendLen + 64 > small.size
+        let out = needLarge ? large.get() : small.get()
+        let cap = needLarge ? large.size : small.size
+        dc.pointee.out = out
+        dc.pointee.outLarge = needLarge
+        dc.pointee.sendReleasesOut = true
+        var w: Int
+        if needRewrite {
+            let directive: ConnectionDirective = dc.pointee.keepAlive ? .none : .close
+            guard let n = serializeForwardedResponseHead(
+                source: UnsafeRawBufferPointer(start: base, count: count), head: head,
+                headers: UnsafeBufferPointer(start: headers, count: Int(head.headerCount)),
+                connection: directive, into: UnsafeMutableRawBufferPointer(start: out, count: cap)) else {
+                if bid >= 0 { rx.recycle(UInt16(bid)) }
+                badUpstreamResponse(u)
+                return
+            }
+            w = n
+        } else {
+            out.copyMemory(from: base, byteCount: headLen)
+            w = headLen
+        }
+        let copyBody = min(bodyBytes, cap - w)
+        (out + w).copyMemory(from: base + headLen, byteCount: copyBody)
+        w += copyBody
+        // Bytes not copied (body beyond the buffer, or the head after a 1xx) are kept.
+        let keepFrom = headLen + copyBody
+        if copyBody < bodyBytes {
+            // Body bytes that did not fit: process them after this send, as received bytes.
+            uc.pointee.responseDone = false
+            restoreBodyState(u, head: head, alreadyForwarded: copyBody, requestMethod: dc.pointee.requestMethod)
+        }
+        if bid >= 0 {
+            if count > keepFrom && (informational || copyBody < bodyBytes) {
+                _ = appendAccum(u, base + keepFrom, count - keepFrom)
+            }
+            rx.recycle(UInt16(bid))
+        } else {
+            let drop = (informational || copyBody < bodyBytes) ? keepFrom : count
+            consumeAccum(u, drop)
+        }
+        if informational { uc.pointee.rx = .head }
+        startSend(d, UnsafeRawPointer(out), Int32(w))
+    }
+
+    /// When a rewritten head plus body did not fit the output buffer, the unsent body bytes
+    /// are re-scanned as if just received: reset the framing state to "after `alreadyForwarded`
+    /// body bytes".
+    mutating func restoreBodyState(_ u: Int32, head: ResponseHead, alreadyForwarded: Int, requestMethod: HTTPMethod) {
+        let uc = conns + Int(u)
+        switch responseBodyFraming(head, requestMethod: requestMethod) {
+        case .length(let n):
+            uc.pointee.rx = .body
+            uc.pointee.bodyRemaining = n - Int64(alreadyForwarded)
+        case .chunked:
+            // Rare (a >76 KiB first read with a rewritten head): the scanner state is past the
+            // forwarded bytes already, so re-scanning would double count; give up on reuse.
+            uc.pointee.rx = .untilClose
+            uc.pointee.reusable = false
+        default:
+            break
+        }
+    }
+
+    /// Response-body bytes arrived in receive buffer `bid`: forward them from that buffer.
+    mutating func forwardResponseBody(_ u: Int32, _ data: UnsafeMutableRawPointer, _ n: Int, _ bid: UInt16) {
+        let uc = conns + Int(u)
+        let d = uc.pointee.peer
+        guard d >= 0, !conns[Int(d)].closing else {
+            rx.recycle(bid)
+            closeConn(u)
+            return
+        }
+        var k = n
+        switch uc.pointee.rx {
+        case .body:
+            k = Int(min(Int64(n), uc.pointee.bodyRemaining))
+            uc.pointee.bodyRemaining -= Int64(k)
+            if uc.pointee.bodyRemaining == 0 { uc.pointee.responseDone = true }
+        case .chunked:
+            switch uc.pointee.chunk.scan(UnsafeRawBufferPointer(start: data, count: n)) {
+            case .needMore: k = n
+            case .done(let c):
+                k = c
+                uc.pointee.responseDone = true
+            case .error:
+                rx.recycle(bid)
+                closeConn(u)
+                closeConn(d)
+                return
+            }
+        default:
+            k = n
+        }
+        if k < n { uc.pointee.reusable = false }
+        if k == 0 {
+            rx.recycle(bid)
+            if uc.pointee.responseDone { finishExchange(d, u) } else { armRecv(u) }
+            return
+        }
+        conns[Int(d)].heldBuffer = Int32(bid)
+        startSend(d, UnsafeRawPointer(data), Int32(k))
+    }
+
+    /// The response is complete and sent: pool or close the upstream, then serve the next
+    /// request on the client connection or close it.
+    mutating func finishExchange(_ d: Int32, _ u: Int32) {
+        let dc = conns + Int(d)
+        let uc = conns + Int(u)
+        dc.pointee.peer = -1
+        dc.pointee.routeDeadlineMs = 0
+        uc.pointee.peer = -1
+        if !dc.pointee.requestDone {
+            // The upstream answered before the whole request body arrived; the rest of the
+            // body would be read as a new request, so neither connection can be reused.
+            uc.pointee.reusable = false
+            dc.pointee.keepAlive = false
+        }
+        if uc.pointee.reusable && !draining && uc.pointee.pool >= 0 && !uc.pointee.sendArmed && !uc.pointee.closing {
+            releaseOut(u)
+            uc.pointee.rx = .pooled
+            uc.pointee.wasPooled = false
+            table.pushIdle(u, conns: conns)
+            if !uc.pointee.recvArmed { armRecv(u) }   // notices the upstream closing it
+        } else {
+            closeConn(u)
+        }
+        if dc.pointee.keepAlive {
+            nextRequest(d)
+        } else {
+            closeConn(d)
+        }
+    }
+
+    @inline(__always)
+    mutating func unlinkIdle(_ u: Int32) {
+        table.unlinkIdle(u, conns: conns)
+    }
+
+    @inline(__always)
+    func countResponse(_ status: UInt16) {
+        let cls = Int(min(max(status / 100, 1), 5)) - 1
+        stats.add(WorkerSlotField.responses1xx + cls * 8)
+    }
+}
