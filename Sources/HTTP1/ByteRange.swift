@@ -41,6 +41,9 @@ public struct HeaderFlags: OptionSet, Sendable {
     /// The field is one the proxy rewrites itself (x-forwarded-for, x-forwarded-proto,
     /// x-request-id); the serializer emits the proxy's version instead.
     public static let rewritten = HeaderFlags(rawValue: 1 << 1)
+    /// The field is an x-forwarded-for (always with `.rewritten`): the serializer joins the
+    /// values of every such field, in order, before appending the client address.
+    public static let forwardedFor = HeaderFlags(rawValue: 1 << 2)
 }
 
 /// One header field of a parsed head: name and value as ranges into the parsed buffer.
