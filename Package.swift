@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "RouteTable", dependencies: ["HTTP1", "CPCRE2"], swiftSettings: releaseFast),
         .target(name: "SharedMemory", dependencies: ["CSupport"], swiftSettings: releaseFast),
         .target(name: "Proxy", dependencies: ["URing", "HTTP1", "RouteTable", "SharedMemory", "CSupport"], swiftSettings: releaseFast),
-        .target(name: "Worker", dependencies: ["Proxy", "URing", "RouteTable", "SharedMemory", "CSupport"], swiftSettings: releaseFast),
+        .target(name: "Worker", dependencies: ["Proxy", "URing", "CURing", "RouteTable", "SharedMemory", "CSupport"], swiftSettings: releaseFast),
 
         // Control plane
         .target(name: "IstioConfig", dependencies: ["Yams"]),

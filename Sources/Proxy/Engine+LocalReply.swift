@@ -118,7 +118,7 @@ extension ProxyEngine {
             for cond in reader.matchConditions(m) {
                 let v = reader.condition(cond)
                 if v.target == .uri && v.kind == .prefix && v.value.count <= path.count
-                    && memcmp(v.value.baseAddress, path.baseAddress, v.value.count) == 0 {
+                    && (v.value.count == 0 || memcmp(v.value.baseAddress!, path.baseAddress!, v.value.count) == 0) {
                     return v.value.count
                 }
             }

@@ -43,7 +43,7 @@ extension ProxyEngine {
         case .httpsRedirect:
             sendHTTPSRedirect(i, source: source, head: head)
         case .matched(let route, _):
-            let reader = table.matcher!.table
+            let reader = table.reader!
             switch reader.routeActionKind(route) {
             case .directResponse:
                 sendLocalReply(i, status: reader.directResponseStatus(route: route),

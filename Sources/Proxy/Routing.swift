@@ -24,6 +24,8 @@ struct ActiveTable: ~Copyable {
     var image = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
     var spare = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
     var matcher: RouteMatcher? = nil
+    /// The reader of `image` (the same one the matcher holds; a copyable view).
+    var reader: TableReader? = nil
     /// Upstream pool index per endpoint index of the current table.
     var endpointPool = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
     /// Round-robin cursor per cluster of the current table.
@@ -131,6 +133,7 @@ extension ProxyEngine {
         let newCursors = UnsafeMutablePointer<UInt32>.allocate(capacity: max(1, clusterCount))
         newCursors.initialize(repeating: 0, count: max(1, clusterCount))
 
+        table.reader = reader
         table.matcher = consume newMatcher   // the old matcher frees its regex code here
         table.endpointPool.deallocate()
         table.endpointPool = newPools

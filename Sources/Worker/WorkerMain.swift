@@ -9,6 +9,15 @@
 //    (the supervisor SIGKILLs it after the drain timeout);
 //  * it asks the kernel for SIGKILL if the supervisor dies (PR_SET_PDEATHSIG).
 
+import CSupport
+import CURing
+import Proxy
+import SharedMemory
+import URing
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One inherited listening socket.
 public struct WorkerListener: Sendable, Equatable {
     public var fd: Int32
@@ -43,7 +52,101 @@ public enum WorkerMain {
     /// Runs the worker until it has drained; returns the process exit code
     /// (0 after a drain, 3 when it cannot start: region attach or io_uring setup failed).
     public static func run(_ options: WorkerOptions) -> Int32 {
-        // Replaced by the io_uring event loop.
-        return 3
+        _ = ing_set_pdeathsig(SIGKILL)
+        signal(SIGPIPE, SIG_IGN)
+        signal(SIGTERM) { _ in terminationRequested = 1 }
+        signal(SIGINT, SIG_IGN)   // the supervisor turns ^C into SIGTERM for us
+        signal(SIGHUP, SIG_IGN)
+
+        let region: SharedRegion
+        do {
+            region = try SharedRegion.attach(fd: options.shmFd)
+        } catch {
+            workerLog(options, "cannot attach the shared region: \(error)")
+            return 3
+        }
+        guard options.index < region.maxWorkers else {
+            workerLog(options, "worker index \(options.index) outside the shared region")
+            return 3
+        }
+        let slot = region.workerSlot(options.index)
+        slot.pid = getpid()
+        slot.startedNs = ing_monotonic_ns()
+        slot.heartbeatNs = ing_monotonic_ns()
+
+        let ring: Ring
+        do {
+            ring = try Ring(entries: 4096)
+        } catch {
+            workerLog(options, "io_uring unavailable: \(error)")
+            return 3
+        }
+        var engine: ProxyEngine
+        do {
+            engine = try ProxyEngine(ring: ring, listeners: options.listeners.map { ($0.fd, $0.port) },
+                                     region: region, slot: slot)
+        } catch {
+            workerLog(options, "cannot set up the proxy: \(error)")
+            return 3
+        }
+        return runLoop(&engine, slot: slot, options: options)
     }
+
+    static func runLoop(_ engine: inout ProxyEngine, slot: WorkerSlot, options: WorkerOptions) -> Int32 {
+        // Wait for the first table before accepting anything.
+        while !engine.refreshTable() {
+            slot.heartbeatNs = ing_monotonic_ns()
+            if terminationRequested != 0 { return 0 }
+            usleep(5_000)
+        }
+        engine.startAccepting()
+        slot.state = .accepting
+
+        let batch = 256
+        let cqes = UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>.allocate(capacity: batch)
+        var lastSweepNs = ing_monotonic_ns()
+        var drainDeadlineNs: UInt64 = 0
+        while true {
+            let now = ing_monotonic_ns()
+            slot.heartbeatNs = now
+            engine.tick(nowNs: now)
+            _ = engine.refreshTable()
+            if terminationRequested != 0 && !engine.draining {
+                engine.beginDrain()
+                slot.state = .draining
+                drainDeadlineNs = now + options.drainTimeoutMs * 1_000_000
+            }
+            if engine.draining {
+                if engine.downstreamCount == 0 || now >= drainDeadlineNs { break }
+            }
+            if now &- lastSweepNs >= 1_000_000_000 {
+                lastSweepNs = now
+                engine.sweep()
+            }
+            // One io_uring_enter: submit everything queued and wait for work (or the 1 s tick
+            // that keeps the heartbeat and timers going).
+            _ = engine.ring.submitAndWait(1, timeoutNs: 1_000_000_000)
+            while true {
+                let n = engine.ring.peekBatch(cqes, max: UInt32(batch))
+                if n == 0 { break }
+                for k in 0..<Int(n) {
+                    let cqe = cqes[k]!
+                    engine.handle(userData: cqe.pointee.user_data, result: cqe.pointee.res, flags: cqe.pointee.flags)
+                }
+                engine.ring.advance(by: n)
+                if n < UInt32(batch) { break }
+            }
+        }
+        _ = engine.ring.submit()
+        return 0
+    }
+}
+
+/// Set by the SIGTERM handler; read by the loop once per iteration.
+nonisolated(unsafe) var terminationRequested: sig_atomic_t = 0
+
+func workerLog(_ options: WorkerOptions, _ message: String) {
+    guard options.logLevel >= 0 else { return }
+    let line = "ingressd worker \(options.index) [\(getpid())]: \(message)\n"
+    line.withCString { p in _ = write(2, p, strlen(p)) }
 }
