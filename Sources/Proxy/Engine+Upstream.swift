@@ -94,8 +94,9 @@ extension ProxyEngine {
         let d = conns[Int(u)].peer
         let started = conns[Int(u)].responseStarted
         let connectFailure = !conns[Int(u)].connected
+        let linked = d >= 0 && conns[Int(d)].peer == u
         closeConn(u)
-        guard d >= 0, conns[Int(d)].peer == u, !conns[Int(d)].closing else { return }
+        guard linked, !conns[Int(d)].closing else { return }
         conns[Int(d)].peer = -1
         if started {
             closeConn(d)
@@ -217,8 +218,9 @@ extension ProxyEngine {
     mutating func badUpstreamResponse(_ u: Int32) {
         let d = conns[Int(u)].peer
         let started = conns[Int(u)].responseStarted
+        let linked = d >= 0 && conns[Int(d)].peer == u
         closeConn(u)
-        guard d >= 0, conns[Int(d)].peer == u, !conns[Int(d)].closing else { return }
+        guard linked, !conns[Int(d)].closing else { return }
         conns[Int(d)].peer = -1
         if started {
             closeConn(d)
