@@ -4,9 +4,9 @@
 ///
 /// Stateless: when it returns `.incomplete`, call it again with the same bytes plus those that
 /// arrived since (the buffer may move between calls; only the result of the last call counts).
-/// It finds the end of the head first (cheap) and validates the head once complete, but it
-/// enforces `limits` on incomplete input too, so the caller never buffers more than
-/// `limits.maxHeadBytes` for a head.
+/// It enforces `limits` on incomplete input too, so the caller never buffers more than
+/// `limits.maxHeadBytes` for a head. A malformed line may be reported before the head is
+/// complete. Re-parsing a growing head is cheap (see `HeadLocator.swift`).
 ///
 /// - `buffer`: bytes received on the connection, starting at this request (for pipelined
 ///   requests, rebase the buffer at the previous request's `headLength` + body). Leading empty
