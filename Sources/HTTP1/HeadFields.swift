@@ -29,34 +29,50 @@ struct FieldSemantics {
     @usableFromInline init() {}
 }
 
-/// Parses the field lines in `p[from..<end]` (phase 1 guarantees every line ends in LF and the
-/// last line is blank) into `headers`, at most `capacity` of them. `isRequest` selects the
-/// request-only semantics (Host, Expect, the fields the proxy rewrites).
-/// Returns the number of fields, or an error.
+/// Outcome of parsing the field lines.
+@usableFromInline
+enum FieldsResult {
+    /// `count` fields; the head ends at `end` (one past the blank line's LF).
+    case complete(count: Int32, end: Int)
+    /// The bytes ran out at the start of a line: more are needed.
+    case incomplete
+    case error(HTTPError)
+}
+
+/// Parses the field lines in `p[from..<end]` into `headers`, at most `capacity` of them, up to
+/// and including the blank line. `isRequest` selects the request-only semantics (Host, Expect,
+/// the fields the proxy rewrites).
+///
+/// Precondition (what keeps every scan in bounds without per-byte checks): `p[end - 1]` is LF.
+/// Either phase 1 located the head and `end` is one past its blank line, or the caller's
+/// buffer happens to end in LF (the fast path); in the latter case the bytes may run out at a
+/// line start, which is `.incomplete`.
 @usableFromInline
 func parseFields(_ p: UnsafeRawPointer, from: Int, end: Int,
                  headers: UnsafeMutableBufferPointer<HeaderField>, capacity: Int,
-                 isRequest: Bool, semantics s: inout FieldSemantics) -> Result<Int32, HTTPError> {
+                 isRequest: Bool, semantics s: inout FieldSemantics) -> FieldsResult {
+    assert(end >= from && byte(p, end &- 1) == asciiLF)
     var i = from
     var count = 0
     while true {
+        if i >= end { return .incomplete }
         let first = byte(p, i)
         if first == asciiCR {
-            // SAFETY: the head's last byte is LF, so a CR at i < end has a byte after it.
+            // SAFETY: p[end-1] is LF, so a CR at i < end has a byte after it.
             if byte(p, i &+ 1) == asciiLF { break }
-            return .failure(.bareCR)
+            return .error(.bareCR)
         }
-        if first == asciiLF { return .failure(.bareLF) }
-        if isOWS(first) { return .failure(.obsFold) }
+        if first == asciiLF { return .error(.bareLF) }
+        if isOWS(first) { return .error(.obsFold) }
 
         // field-name ":" — the scan stops at the latest at the head's final LF.
         var j = i
         while isTchar(byte(p, j)) { j &+= 1 }
         let stop = byte(p, j)
         if stop != asciiColon {
-            return .failure(isOWS(stop) && j > i ? .whitespaceBeforeColon : .invalidHeaderName)
+            return .error(isOWS(stop) && j > i ? .whitespaceBeforeColon : .invalidHeaderName)
         }
-        if j == i { return .failure(.invalidHeaderName) }
+        if j == i { return .error(.invalidHeaderName) }
 
         // OWS field-value OWS CRLF
         var k = j &+ 1
@@ -69,25 +85,25 @@ func parseFields(_ p: UnsafeRawPointer, from: Int, end: Int,
             if c == asciiHTAB { k &+= 1; continue }
             if c == asciiCR {
                 if byte(p, k &+ 1) == asciiLF { break }
-                return .failure(.bareCR)
+                return .error(.bareCR)
             }
-            return .failure(c == asciiLF ? .bareLF : .invalidHeaderValue)
+            return .error(c == asciiLF ? .bareLF : .invalidHeaderValue)
         }
         var valueEnd = k
         while valueEnd > valueStart && isOWS(byte(p, valueEnd &- 1)) { valueEnd &-= 1 }
 
-        if count >= capacity { return .failure(.tooManyHeaders) }
+        if count >= capacity { return .error(.tooManyHeaders) }
         var field = HeaderField(name: ByteRange(start: i, count: j &- i),
                                 value: ByteRange(start: valueStart, count: valueEnd &- valueStart))
         if let error = classify(p, &field, index: Int32(truncatingIfNeeded: count),
                                 isRequest: isRequest, &s) {
-            return .failure(error)
+            return .error(error)
         }
         headers[count] = field
         count &+= 1
         i = k &+ 2
     }
-    return .success(Int32(truncatingIfNeeded: count))
+    return .complete(count: Int32(truncatingIfNeeded: count), end: i &+ 2)
 }
 
 /// Recognises the fields that matter (by length first, so most names cost one compare) and

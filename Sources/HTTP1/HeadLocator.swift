@@ -2,9 +2,12 @@
 // input that is still incomplete (DESIGN.md §8).
 //
 // Parsing is stateless (picohttpparser style): the caller re-parses from the start when more
-// bytes arrive. Phase 1 costs one LF search per line (eight bytes per step), so a slow client
-// growing its head byte by byte costs at most `maxHeadBytes / 8` word compares per call, and
-// the full validation (phase 2, `HeadFields.swift`) runs once, on a head known to be complete.
+// bytes arrive. Phase 1 costs one LF search per line (eight bytes per step). The full
+// validation (phase 2, `HeadFields.swift`) runs directly only when the buffer ends in LF,
+// which bounds its scans (the common case: the whole head arrived in one read); otherwise it
+// runs after phase 1 located a complete head. So a slow client growing its head byte by byte
+// costs a word scan per call, plus at most one full parse per line it completes (and lines
+// are bounded by `maxHeaderCount`).
 
 /// Where phase 1 found the head, or why there is none yet.
 @usableFromInline

@@ -4,9 +4,9 @@
 ///
 /// Stateless: when it returns `.incomplete`, call it again with the same bytes plus those that
 /// arrived since (the buffer may move between calls; only the result of the last call counts).
-/// It finds the end of the head first (cheap) and validates the head once complete, but it
-/// enforces `limits` on incomplete input too, so the caller never buffers more than
-/// `limits.maxHeadBytes` for a head.
+/// It enforces `limits` on incomplete input too, so the caller never buffers more than
+/// `limits.maxHeadBytes` for a head. A malformed line may be reported before the head is
+/// complete. Re-parsing a growing head is cheap (see `HeadLocator.swift`).
 ///
 /// - `buffer`: bytes received on the connection, starting at this request (for pipelined
 ///   requests, rebase the buffer at the previous request's `headLength` + body). Leading empty
@@ -21,12 +21,41 @@ public func parseRequestHead(_ buffer: UnsafeRawBufferPointer, limits: HTTPLimit
                              headers: UnsafeMutableBufferPointer<HeaderField>,
                              into head: inout RequestHead) -> ParseStatus {
     guard let p = buffer.baseAddress, buffer.count > 0 else { return .incomplete }
-    let start: Int, firstLF: Int, end: Int
-    switch locateHead(p, buffer.count, limits, skipLeadingCRLF: true) {
+    let n = buffer.count
+    // Fast path: a buffer that ends in LF (almost always: the whole head in one read) bounds
+    // every scan by itself, so the head is parsed in one pass without locating its end first.
+    // At most one call per received line takes this path, which keeps re-parsing a slowly
+    // growing head cheap.
+    if byte(p, n &- 1) == asciiLF {
+        let searchEnd = min(n, limits.maxHeadBytes)
+        var start = 0
+        while start &+ 1 < searchEnd && byte(p, start) == asciiCR && byte(p, start &+ 1) == asciiLF {
+            start &+= 2
+        }
+        let firstLF = findLF(p, from: start, end: searchEnd)
+        if firstLF < searchEnd {
+            switch parseRequest(p, start: start, firstLF: firstLF, end: n, limits, headers, &head) {
+            case .incomplete: break  // fall back to phase 1 for the limits
+            case let status: return status
+            }
+        }
+    }
+    switch locateHead(p, n, limits, skipLeadingCRLF: true) {
     case .incomplete: return .incomplete
     case .error(let error): return .error(error)
-    case let .found(s, l, e): (start, firstLF, end) = (s, l, e)
+    case let .found(start, firstLF, end):
+        return parseRequest(p, start: start, firstLF: firstLF, end: end, limits, headers, &head)
     }
+}
+
+/// Phase 2: validates and decodes a request head whose start line is `[start, firstLF]`;
+/// `p[end - 1]` is LF (see `parseFields`).
+@usableFromInline
+func parseRequest(_ p: UnsafeRawPointer, start: Int, firstLF: Int, end: Int, _ limits: HTTPLimits,
+                  _ headers: UnsafeMutableBufferPointer<HeaderField>,
+                  _ head: inout RequestHead) -> ParseStatus {
+    let lineLength = firstLF &- start &- (firstLF > start && byte(p, firstLF &- 1) == asciiCR ? 1 : 0)
+    if lineLength > limits.maxRequestLineBytes { return .error(.requestLineTooLong) }
     head = RequestHead()
     if let error = parseRequestLine(p, start: start, lf: firstLF, into: &head) {
         return .error(error)
@@ -36,8 +65,12 @@ public func parseRequestHead(_ buffer: UnsafeRawBufferPointer, limits: HTTPLimit
     let capacity = min(headers.count, limits.maxHeaderCount)
     switch parseFields(p, from: firstLF &+ 1, end: end, headers: headers, capacity: capacity,
                        isRequest: true, semantics: &s) {
-    case .failure(let error): return .error(error)
-    case .success(let count): head.headerCount = count
+    case .incomplete: return .incomplete
+    case .error(let error): return .error(error)
+    case let .complete(count, headEnd):
+        if headEnd > limits.maxHeadBytes { return .error(.headTooLarge) }
+        head.headerCount = count
+        head.headLength = Int32(truncatingIfNeeded: headEnd)
     }
 
     let http11 = head.version == .http11
@@ -56,7 +89,6 @@ public func parseRequestHead(_ buffer: UnsafeRawBufferPointer, limits: HTTPLimit
     head.expectContinue = http11 && s.expectContinue
     head.xForwardedForIndex = s.xForwardedForIndex
     head.xRequestIdIndex = s.xRequestIdIndex
-    head.headLength = Int32(truncatingIfNeeded: end)
     if s.upgradeSeen || s.connectionNominates {
         finishHopByHop(p, headers, count: Int(head.headerCount), keepUpgrade: head.isUpgrade, &s)
     }
@@ -83,10 +115,12 @@ func parseRequestLine(_ p: UnsafeRawPointer, start: Int, lf: Int,
     var j = targetStart
     var question = -1
     while true {
+        // SAFETY: the line's CR at lineEnd stops the scan.
+        j = findTargetDelimiter(p, from: j, end: lineEnd)
         let b = byte(p, j)
-        if b <= asciiSP || b == 0x7F { break }
         if b == 0x23 { return .invalidTarget }  // '#'
-        if b == 0x3F && question < 0 { question = j }  // '?'
+        if b != 0x3F { break }
+        if question < 0 { question = j }  // '?'
         j &+= 1
     }
     if j == targetStart || byte(p, j) != asciiSP { return .invalidTarget }

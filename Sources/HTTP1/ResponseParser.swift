@@ -10,12 +10,32 @@ public func parseResponseHead(_ buffer: UnsafeRawBufferPointer, limits: HTTPLimi
                               headers: UnsafeMutableBufferPointer<HeaderField>,
                               into head: inout ResponseHead) -> ParseStatus {
     guard let p = buffer.baseAddress, buffer.count > 0 else { return .incomplete }
-    let firstLF: Int, end: Int
-    switch locateHead(p, buffer.count, limits, skipLeadingCRLF: false) {
+    let n = buffer.count
+    // Fast path as in `parseRequestHead`: a buffer ending in LF bounds every scan itself.
+    if byte(p, n &- 1) == asciiLF {
+        let firstLF = findLF(p, from: 0, end: min(n, limits.maxHeadBytes))
+        if firstLF < min(n, limits.maxHeadBytes) {
+            switch parseResponse(p, firstLF: firstLF, end: n, limits, headers, &head) {
+            case .incomplete: break
+            case let status: return status
+            }
+        }
+    }
+    switch locateHead(p, n, limits, skipLeadingCRLF: false) {
     case .incomplete: return .incomplete
     case .error(let error): return .error(error)
-    case let .found(_, l, e): (firstLF, end) = (l, e)
+    case let .found(_, firstLF, end):
+        return parseResponse(p, firstLF: firstLF, end: end, limits, headers, &head)
     }
+}
+
+/// Phase 2 for a response head; `p[end - 1]` is LF (see `parseFields`).
+@usableFromInline
+func parseResponse(_ p: UnsafeRawPointer, firstLF: Int, end: Int, _ limits: HTTPLimits,
+                   _ headers: UnsafeMutableBufferPointer<HeaderField>,
+                   _ head: inout ResponseHead) -> ParseStatus {
+    let lineLength = firstLF &- (firstLF > 0 && byte(p, firstLF &- 1) == asciiCR ? 1 : 0)
+    if lineLength > limits.maxRequestLineBytes { return .error(.requestLineTooLong) }
     head = ResponseHead()
     if let error = parseStatusLine(p, lf: firstLF, into: &head) { return .error(error) }
 
@@ -23,8 +43,12 @@ public func parseResponseHead(_ buffer: UnsafeRawBufferPointer, limits: HTTPLimi
     let capacity = min(headers.count, limits.maxHeaderCount)
     switch parseFields(p, from: firstLF &+ 1, end: end, headers: headers, capacity: capacity,
                        isRequest: false, semantics: &s) {
-    case .failure(let error): return .error(error)
-    case .success(let count): head.headerCount = count
+    case .incomplete: return .incomplete
+    case .error(let error): return .error(error)
+    case let .complete(count, headEnd):
+        if headEnd > limits.maxHeadBytes { return .error(.headTooLarge) }
+        head.headerCount = count
+        head.headLength = Int32(truncatingIfNeeded: headEnd)
     }
     if let error = checkFraming(s) { return .error(error) }
 
@@ -33,7 +57,6 @@ public func parseResponseHead(_ buffer: UnsafeRawBufferPointer, limits: HTTPLimi
     head.isChunked = s.chunkedSeen
     head.keepAlive = http11 ? !s.connectionClose : (s.connectionKeepAlive && !s.connectionClose)
     head.isUpgrade = head.status == 101 && s.connectionUpgrade && s.upgradeSeen
-    head.headLength = Int32(truncatingIfNeeded: end)
     if s.upgradeSeen || s.connectionNominates {
         finishHopByHop(p, headers, count: Int(head.headerCount), keepUpgrade: head.isUpgrade, &s)
     }

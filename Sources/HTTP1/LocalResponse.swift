@@ -1,0 +1,133 @@
+// Responses the proxy makes itself (DESIGN.md §8), shaped like Envoy's local replies so that
+// clients and scripts see what Istio's gateway sends:
+//
+//   HTTP/1.1 503 Service Unavailable\r\n
+//   content-length: 19\r\n
+//   content-type: text/plain\r\n        (only with a body)
+//   date: <date>\r\n
+//   server: istio-envoy\r\n
+//   connection: close\r\n               (only when closing)
+//   \r\n
+//   no healthy upstream
+
+/// Bodies of Envoy's local replies, for the cases DESIGN.md §8 names. 404 (no route) has an
+/// empty body.
+public enum LocalReplyBody {
+    public static let noHealthyUpstream: StaticString = "no healthy upstream"
+    public static let upstreamConnectFailure: StaticString =
+        "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+    public static let upstreamReset: StaticString =
+        "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+    public static let upstreamRequestTimeout: StaticString = "upstream request timeout"
+    public static let faultAbort: StaticString = "fault filter abort"
+    public static let badRequest: StaticString = "Bad Request"
+    public static let requestTimeout: StaticString = "request timeout"
+    public static let payloadTooLarge: StaticString = "Payload Too Large"
+    public static let uriTooLong: StaticString = "URI Too Long"
+    public static let headersTooLarge: StaticString = "Request Header Fields Too Large"
+    public static let badGateway: StaticString = "Bad Gateway"
+    public static let notImplemented: StaticString = "Not Implemented"
+    public static let versionNotSupported: StaticString = "HTTP Version Not Supported"
+}
+
+/// Writes a complete local response: head (see the file comment) and `body`.
+/// - `date`: the `date` value, an IMF-fixdate the caller formats once per second.
+/// - `closeConnection`: add `connection: close` (after errors that end the connection).
+/// - `omitBody`: for a HEAD request: the head says the body's length but no body follows.
+/// Returns the bytes written, or nil when `out` is too small.
+public func serializeLocalResponse(status: UInt16, body: UnsafeRawBufferPointer,
+                                   date: UnsafeRawBufferPointer, closeConnection: Bool,
+                                   omitBody: Bool = false,
+                                   into out: UnsafeMutableRawBufferPointer) -> Int? {
+    var w = ByteWriter(out)
+    writeStatusLine(&w, status)
+    writeLocalFields(&w, bodyCount: body.count, date: date, closeConnection: closeConnection)
+    if !omitBody { w.append(body) }
+    return w.result
+}
+
+/// `serializeLocalResponse` with a constant body, such as a `LocalReplyBody`.
+public func serializeLocalResponse(status: UInt16, body: StaticString,
+                                   date: UnsafeRawBufferPointer, closeConnection: Bool,
+                                   omitBody: Bool = false,
+                                   into out: UnsafeMutableRawBufferPointer) -> Int? {
+    serializeLocalResponse(status: status,
+                           body: UnsafeRawBufferPointer(start: body.utf8Start, count: body.utf8CodeUnitCount),
+                           date: date, closeConnection: closeConnection, omitBody: omitBody, into: out)
+}
+
+/// Writes a redirect (301 for `tls.httpsRedirect`, or a VirtualService `redirect` status) with
+/// `location` and an empty body. Returns the bytes written, or nil when `out` is too small.
+public func serializeRedirect(status: UInt16, location: UnsafeRawBufferPointer,
+                              date: UnsafeRawBufferPointer, closeConnection: Bool,
+                              into out: UnsafeMutableRawBufferPointer) -> Int? {
+    var w = ByteWriter(out)
+    writeStatusLine(&w, status)
+    w.append("location: ")
+    w.append(location)
+    w.append("\r\n")
+    writeLocalFields(&w, bodyCount: 0, date: date, closeConnection: closeConnection)
+    return w.result
+}
+
+@usableFromInline
+func writeStatusLine(_ w: inout ByteWriter, _ status: UInt16) {
+    w.append("HTTP/1.1 ")
+    w.appendDecimal(Int(status))
+    w.append(" ")
+    w.append(reasonPhrase(status))
+    w.append("\r\n")
+}
+
+@usableFromInline
+func writeLocalFields(_ w: inout ByteWriter, bodyCount: Int, date: UnsafeRawBufferPointer,
+                      closeConnection: Bool) {
+    w.append("content-length: ")
+    w.appendDecimal(bodyCount)
+    w.append(bodyCount > 0 ? "\r\ncontent-type: text/plain\r\ndate: " : "\r\ndate: ")
+    w.append(date)
+    w.append(closeConnection ? "\r\nserver: istio-envoy\r\nconnection: close\r\n\r\n"
+                             : "\r\nserver: istio-envoy\r\n\r\n")
+}
+
+/// The standard reason phrase (RFC 9110 §15), "Unknown" for codes it does not define —
+/// as Envoy writes it.
+public func reasonPhrase(_ status: UInt16) -> StaticString {
+    switch status {
+    case 100: return "Continue"
+    case 101: return "Switching Protocols"
+    case 200: return "OK"
+    case 201: return "Created"
+    case 202: return "Accepted"
+    case 204: return "No Content"
+    case 206: return "Partial Content"
+    case 301: return "Moved Permanently"
+    case 302: return "Found"
+    case 303: return "See Other"
+    case 304: return "Not Modified"
+    case 307: return "Temporary Redirect"
+    case 308: return "Permanent Redirect"
+    case 400: return "Bad Request"
+    case 401: return "Unauthorized"
+    case 403: return "Forbidden"
+    case 404: return "Not Found"
+    case 405: return "Method Not Allowed"
+    case 408: return "Request Timeout"
+    case 409: return "Conflict"
+    case 411: return "Length Required"
+    case 413: return "Payload Too Large"
+    case 414: return "URI Too Long"
+    case 417: return "Expectation Failed"
+    case 421: return "Misdirected Request"
+    case 426: return "Upgrade Required"
+    case 429: return "Too Many Requests"
+    case 431: return "Request Header Fields Too Large"
+    case 500: return "Internal Server Error"
+    case 501: return "Not Implemented"
+    case 502: return "Bad Gateway"
+    case 503: return "Service Unavailable"
+    case 504: return "Gateway Timeout"
+    case 505: return "HTTP Version Not Supported"
+    default: return "Unknown"
+    }
+}
