@@ -1,0 +1,1 @@
+// ConfigCompiler: Istio model → RouteTable.TableSpec.
