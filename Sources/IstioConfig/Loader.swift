@@ -116,15 +116,17 @@ public struct ConfigLoader: Sendable {
         case .scalar(let s) where s.string.isEmpty || s.string == "~" || s.string == "null":
             return // an empty document (a trailing `---`, comments only)
         case .mapping(let m):
-            let kind = m["kind"]?.string ?? ""
-            let apiVersion = m["apiVersion"]?.string ?? ""
-            if kind == "List" || kind.hasSuffix("List"), case .sequence(let items)? = m["items"] {
+            // The first of duplicate keys counts, as in the strict decoding (the rest are errors).
+            func first(_ key: String) -> Node? { m.first { $0.key.string == key }?.value }
+            let kind = first("kind")?.string ?? ""
+            let apiVersion = first("apiVersion")?.string ?? ""
+            if kind == "List" || kind.hasSuffix("List"), case .sequence(let items)? = first("items") {
                 for item in items { loadDocument(item, file: file, into: &result) }
                 return
             }
             let ctx = DecodeContext(file: file)
             ctx.kind = kind
-            let metaNode = m["metadata"]
+            let metaNode = first("metadata")
             ctx.name = metaNode?["name"]?.string ?? ""
             let ns = metaNode?["namespace"]?.string ?? ""
             ctx.namespace = ns.isEmpty ? defaultNamespace : ns
@@ -140,25 +142,30 @@ public struct ConfigLoader: Sendable {
                 return
             }
             guard supportedAPIVersions.contains(apiVersion) else {
-                ctx.report(.error, "apiVersion", line: m["apiVersion"]?.mark?.line ?? docLine,
+                ctx.report(.error, "apiVersion", line: first("apiVersion")?.mark?.line ?? docLine,
                            "unsupported apiVersion \"\(apiVersion)\" (use networking.istio.io/v1, v1beta1 or v1alpha3)")
                 result.diagnostics += ctx.diagnostics
                 return
             }
             if let resource = decode(node, kind: resourceKind, apiVersion: apiVersion, ctx: ctx,
                                      order: result.resources.count) {
-                if let previous = result.resources.first(where: {
+                result.diagnostics += ctx.diagnostics
+                result.diagnostics += validate(resource)
+                if let i = result.resources.firstIndex(where: {
                     $0.meta.kind == resource.meta.kind && $0.meta.namespace == resource.meta.namespace
                         && $0.meta.name == resource.meta.name
                 }) {
-                    ctx.report(.error, "metadata.name", line: resource.meta.line(for: "metadata.name"),
-                               "\(kind) \(resource.meta.qualifiedName) is defined twice (first at \(previous.meta.file):\(previous.meta.line))")
-                    result.diagnostics += ctx.diagnostics
-                    return
+                    // Like `kubectl apply` of both: the later definition replaces the earlier one,
+                    // which keeps its place in the merge order (its creation time).
+                    let previous = result.resources[i].meta
+                    result.diagnostics.append(resource.meta.diagnostic(.warning, "metadata.name",
+                        "replaces \(kind) \(resource.meta.qualifiedName) defined at \(previous.file):\(previous.line) (the later definition wins, as with kubectl apply)"))
+                    var replacement = resource
+                    replacement.meta.order = previous.order
+                    result.resources[i] = replacement
+                } else {
+                    result.resources.append(resource)
                 }
-                result.diagnostics += ctx.diagnostics
-                result.diagnostics += validate(resource)
-                result.resources.append(resource)
             } else {
                 result.diagnostics += ctx.diagnostics
             }
