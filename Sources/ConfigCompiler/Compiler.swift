@@ -1,0 +1,193 @@
+// Istio model → RouteTable.TableSpec (istio-semantics.md §1.1–1.2, DESIGN.md §5).
+//
+// Binding: a standalone ingressd serves every Gateway it is given (selectors are ignored).
+// A VirtualService applies to a Gateway only through `spec.gateways` (or a match's
+// `gateways`); its hosts are intersected with the hosts of each server it binds to, keeping
+// the more specific name, lower-cased. Servers of several Gateways on one port share one
+// listener. Several VirtualServices on one host are merged in creationTimestamp order
+// (document order when absent, ties by name then namespace); each contributes its rules in
+// order, stopping at its first catch-all, and catch-alls are moved to the end of the host.
+import IstioConfig
+import RouteTable
+
+public struct CompileOptions: Sendable {
+    /// Resolves a host name to addresses (4 or 16 bytes, IPv4 first). Called at compile time
+    /// for DNS ServiceEntries and for destinations without a ServiceEntry; tests replace it.
+    public var resolve: @Sendable (String) -> [[UInt8]]
+
+    public init(resolve: @escaping @Sendable (String) -> [[UInt8]] = systemResolve) {
+        self.resolve = resolve
+    }
+}
+
+/// Compiles loaded resources into a route table. Diagnostics are about binding and the
+/// registry (notes on what is ignored, warnings on destinations without endpoints); the
+/// per-resource and cross-resource checks come from `IstioConfig.load` and `analyze`.
+public func compile(_ resources: [Resource], options: CompileOptions = CompileOptions()) -> (table: TableSpec, diagnostics: [Diagnostic]) {
+    var c = Compilation(resources: resources, options: options)
+    c.run()
+    return (TableSpec(listeners: c.listeners, clusters: c.registry.clusters), c.diagnostics + c.registry.diagnostics)
+}
+
+/// A Gateway server together with the Gateway it belongs to.
+struct BoundServer {
+    let gateway: ResourceMeta
+    let server: Gateway.Server
+    let index: Int
+}
+
+struct Compilation {
+    let gateways: [(ResourceMeta, Gateway)]
+    let virtualServices: [(ResourceMeta, VirtualService)]
+    var registry: Registry
+    var diagnostics: [Diagnostic] = []
+    var listeners: [ListenerSpec] = []
+
+    init(resources: [Resource], options: CompileOptions) {
+        gateways = resources.compactMap { r in r.gateway.map { (r.meta, $0) } }
+        virtualServices = resources.compactMap { r in r.virtualService.map { (r.meta, $0) } }
+            .sorted { Compilation.mergeOrder($0.0, $1.0) }
+        registry = Registry(resources: resources, options: options)
+    }
+
+    /// Istio sorts merged VirtualServices by creationTimestamp, then name, then namespace.
+    /// Resources without a timestamp (files) come after those with one, in document order.
+    static func mergeOrder(_ a: ResourceMeta, _ b: ResourceMeta) -> Bool {
+        switch (a.creationTimestamp, b.creationTimestamp) {
+        case let (ta?, tb?):
+            if ta != tb { return ta < tb }
+            if a.name != b.name { return a.name < b.name }
+            return a.namespace < b.namespace
+        case (.some, nil): return true
+        case (nil, .some): return false
+        case (nil, nil):
+            if a.order != b.order { return a.order < b.order }
+            return a.name < b.name
+        }
+    }
+
+    mutating func run() {
+        if let (meta, _) = gateways.first(where: { !$0.1.selector.isEmpty }) {
+            diagnostics.append(meta.diagnostic(.note, "spec.selector",
+                                               "selector is ignored: a standalone ingressd serves every Gateway it is given"))
+        }
+        for (meta, vs) in virtualServices where vs.gateways.isEmpty && !vs.hosts.isEmpty {
+            diagnostics.append(meta.diagnostic(.note, "spec.gateways",
+                                               "no gateways: the VirtualService applies to sidecars (mesh) only; ingressd ignores it"))
+        }
+
+        // Listeners: one per port; the first server decides the protocol.
+        var byPort: [UInt32: (proto: ListenerProtocol, first: BoundServer, servers: [BoundServer])] = [:]
+        for (meta, gw) in gateways {
+            for (i, server) in gw.servers.enumerated() {
+                guard let port = server.port, port.number >= 1, port.number <= 65535 else { continue }
+                let proto = Compilation.listenerProtocol(port.proto)
+                let bound = BoundServer(gateway: meta, server: server, index: i)
+                if let existing = byPort[port.number] {
+                    if existing.proto != proto || proto != .http {
+                        let other = existing.first.server.port!
+                        diagnostics.append(meta.diagnostic(.warning, "spec.servers[\(i)].port",
+                            "skipping server on gateway \(meta.name) port \(port.name).\(port.number).\(port.proto): conflict with existing server \(other.number).\(other.proto)"))
+                        continue
+                    }
+                    byPort[port.number]!.servers.append(bound)
+                } else {
+                    byPort[port.number] = (proto, bound, [bound])
+                }
+            }
+        }
+        for port in byPort.keys.sorted() {
+            let entry = byPort[port]!
+            var listener = ListenerSpec(port: UInt16(port), proto: entry.proto)
+            if entry.proto == .http {
+                listener.virtualHosts = virtualHosts(port: port, servers: entry.servers)
+            }
+            listeners.append(listener)
+        }
+    }
+
+    static func listenerProtocol(_ p: String) -> ListenerProtocol {
+        switch p.uppercased() {
+        case "HTTP", "HTTP2", "GRPC", "GRPC-WEB": return .http
+        case "HTTPS": return .https
+        case "TLS": return .tls
+        default: return .tcp
+        }
+    }
+
+    /// Whether `vs` names the gateway at top level or in any match.
+    func binds(_ vs: VirtualService, _ vsMeta: ResourceMeta, to gw: ResourceMeta) -> Bool {
+        let refs = vs.gateways + vs.http.flatMap { $0.match.flatMap(\.gateways) }
+        return refs.contains { ref in
+            guard let r = GatewayReference.resolve(ref, virtualServiceNamespace: vsMeta.namespace) else { return false }
+            return r.namespace == gw.namespace && r.name == gw.name
+        }
+    }
+
+    mutating func virtualHosts(port: UInt32, servers: [BoundServer]) -> [VirtualHostSpec] {
+        var hosts: [VirtualHostSpec] = []
+        var index: [String: Int] = [:]
+        var merged: [String: Set<String>] = [:] // domain → VirtualServices already merged in
+        for bound in servers {
+            let redirect = bound.server.tls?.httpsRedirect ?? false
+            for (vsMeta, vs) in virtualServices where binds(vs, vsMeta, to: bound.gateway) {
+                let serverHosts = GatewayReference.serverHosts(bound.server.hosts, gatewayNamespace: bound.gateway.namespace,
+                                                               virtualServiceNamespace: vsMeta.namespace)
+                let domains = HostName.intersection(serverHosts, vs.hosts)
+                if domains.isEmpty { continue }
+                let routes = self.routes(vs, vsMeta, gateway: bound.gateway, port: port)
+                for domain in domains {
+                    if let i = index[domain] {
+                        if !merged[domain, default: []].contains(vsMeta.qualifiedName) {
+                            hosts[i].routes += routes
+                            merged[domain, default: []].insert(vsMeta.qualifiedName)
+                        }
+                        if redirect { hosts[i].httpsRedirect = true }
+                    } else {
+                        index[domain] = hosts.count
+                        merged[domain] = [vsMeta.qualifiedName]
+                        hosts.append(VirtualHostSpec(name: "\(domain):\(port)", domains: [domain], routes: routes,
+                                                     httpsRedirect: redirect))
+                    }
+                }
+            }
+            if redirect {
+                // Hosts of an httpsRedirect server redirect even without a VirtualService.
+                for h in GatewayReference.serverHosts(bound.server.hosts, gatewayNamespace: bound.gateway.namespace,
+                                                      virtualServiceNamespace: "*") {
+                    let domain = h.lowercased()
+                    if index[domain] == nil {
+                        index[domain] = hosts.count
+                        hosts.append(VirtualHostSpec(name: "\(domain):\(port)", domains: [domain], routes: [],
+                                                     httpsRedirect: true))
+                    }
+                }
+            }
+        }
+        for i in hosts.indices {
+            // Catch-alls last, order otherwise kept (Istio route.SortVHostRoutes).
+            let routes = hosts[i].routes
+            hosts[i].routes = routes.filter { !isCatchAll($0) } + routes.filter(isCatchAll)
+        }
+        return hosts
+    }
+}
+
+/// A route that matches every request on its host: no match block, or one whose only
+/// condition is uri prefix `/` or regex `.*`/`*` (Istio isCatchAllRoute).
+public func isCatchAll(_ route: RouteSpec) -> Bool {
+    guard let m = route.matches.first else { return true }
+    return route.matches.count == 1 && isCatchAll(m)
+}
+
+func isCatchAll(_ m: MatchSpec) -> Bool {
+    let uriAll: Bool
+    switch m.uri {
+    case nil: uriAll = true
+    case .prefix("/")?: uriAll = true
+    case .regex(".*")?, .regex("*")?: uriAll = true
+    default: uriAll = false
+    }
+    return uriAll && m.scheme == nil && m.method == nil && m.authority == nil && m.headers.isEmpty
+        && m.withoutHeaders.isEmpty && m.queryParams.isEmpty
+}

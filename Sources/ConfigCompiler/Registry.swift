@@ -1,0 +1,199 @@
+// Where upstream addresses come from (DESIGN.md §5): ServiceEntries first (STATIC endpoints
+// with labels for DestinationRule subsets, or DNS), else the destination host resolved
+// through DNS as written; nothing → a cluster without endpoints (503 no healthy upstream).
+// Cluster names are Envoy's `outbound|PORT|SUBSET|FQDN`, shared by every route using them.
+import Glibc
+import IstioConfig
+import RouteTable
+
+struct Registry {
+    let entries: [(ResourceMeta, ServiceEntry)]
+    let rules: [(ResourceMeta, DestinationRule)]
+    let options: CompileOptions
+    var clusters: [ClusterSpec] = []
+    var index: [String: Int32] = [:]
+    var diagnostics: [Diagnostic] = []
+    var nextEndpointId: UInt32 = 0
+
+    init(resources: [Resource], options: CompileOptions) {
+        entries = resources.compactMap { r in r.serviceEntry.map { (r.meta, $0) } }
+        rules = resources.compactMap { r in r.destinationRule.map { (r.meta, $0) } }
+        self.options = options
+    }
+
+    /// The ServiceEntry serving `host`: an exact host first, then the longest wildcard.
+    func serviceEntry(for host: String) -> (ResourceMeta, ServiceEntry, String)? {
+        let h = host.lowercased()
+        for (m, se) in entries {
+            if let exact = se.hosts.first(where: { $0.lowercased() == h }) { return (m, se, exact) }
+        }
+        var best: (ResourceMeta, ServiceEntry, String)?
+        for (m, se) in entries {
+            for pattern in se.hosts where HostName.isWildcard(pattern) && HostName.subsetOf(h, pattern) {
+                if best == nil || pattern.count > best!.2.count { best = (m, se, pattern) }
+            }
+        }
+        return best
+    }
+
+    /// DestinationRules for `fqdn`, those in `namespace` first (Istio's lookup order: client
+    /// namespace, then the others), each in load order.
+    func destinationRules(for fqdn: String, namespace: String) -> [DestinationRule] {
+        let matching = rules.filter { meta, dr in
+            HostName.subsetOf(fqdn, HostName.fqdn(dr.host, namespace: meta.namespace))
+        }
+        return matching.filter { $0.0.namespace == namespace }.map(\.1) + matching.filter { $0.0.namespace != namespace }.map(\.1)
+    }
+
+    /// The index of the cluster for this destination, creating it on first use; -1 when the
+    /// destination cannot have a cluster (subset or port not defined): requests get 503 NC.
+    mutating func cluster(for dest: Destination, from vs: ResourceMeta, path: String) -> Int32 {
+        let fqdn = HostName.fqdn(dest.host, namespace: vs.namespace).lowercased()
+        let found = serviceEntry(for: dest.host) ?? serviceEntry(for: fqdn)
+        let drs = destinationRules(for: fqdn, namespace: vs.namespace)
+
+        // Subset → labels (the first definition of a name wins).
+        var subsetLabels: [String: String] = [:]
+        var subsetPolicy: TrafficPolicy?
+        if let subset = dest.subset, !subset.isEmpty {
+            guard let s = drs.lazy.flatMap(\.subsets).first(where: { $0.name == subset }) else {
+                return -1 // reported by analyze (IST0101 host+subset)
+            }
+            subsetLabels = s.labels
+            subsetPolicy = s.trafficPolicy
+        }
+
+        // Port.
+        var port: UInt32
+        var sePort: ServiceEntry.Port?
+        if let p = dest.port?.number {
+            port = p
+            if let (_, se, _) = found, !se.ports.isEmpty {
+                sePort = se.ports.first { $0.number == p }
+                if sePort == nil {
+                    diagnostics.append(vs.diagnostic(.warning, "\(path).port",
+                        "Referenced host:port not found: \"\(dest.host):\(p)\" (the ServiceEntry has no port \(p); requests get 503)",
+                        code: "IST0101"))
+                    return -1
+                }
+            }
+        } else if let (_, se, _) = found, se.ports.count == 1 {
+            sePort = se.ports[0]
+            port = se.ports[0].number
+        } else if let (_, se, _) = found, se.ports.count > 1 {
+            diagnostics.append(vs.diagnostic(.error, path,
+                "This VirtualService routes to a service \"\(dest.host)\" that exposes multiple ports \(se.ports.map(\.number)). Specifying a port in the destination is required to disambiguate.",
+                code: "IST0112"))
+            return -1
+        } else {
+            port = 80
+            diagnostics.append(vs.diagnostic(.note, path,
+                "destination \"\(dest.host)\" has no port and no ServiceEntry says which; using port 80"))
+        }
+
+        let name = "outbound|\(port)|\(dest.subset ?? "")|\(fqdn)"
+        if let i = index[name] { return i }
+
+        let policy = subsetPolicy?.connectionPool?.tcp?.connectTimeout != nil ? subsetPolicy
+            : drs.first(where: { $0.trafficPolicy != nil })?.trafficPolicy
+        var timeoutMs: UInt32 = 10_000
+        if let ms = policy?.connectionPool?.tcp?.connectTimeout?.milliseconds, ms > 0 {
+            timeoutMs = UInt32(min(ms, Int64(UInt32.max)))
+        }
+
+        var candidates: [(address: [UInt8], port: UInt16, weight: UInt32)] = []
+        var labelled = false // endpoints carry labels, so a subset can select them
+        if let (_, se, matchedHost) = found {
+            let targetPort = sePort?.targetPort ?? port
+            func endpointPort(_ ep: ServiceEntry.WorkloadEntry) -> UInt16 {
+                UInt16(clamping: sePort.flatMap { ep.ports[$0.name] } ?? targetPort)
+            }
+            switch se.effectiveResolution {
+            case "STATIC":
+                labelled = true
+                for ep in se.endpoints where subsetLabels.allSatisfy({ ep.labels[$0.key] == $0.value }) {
+                    guard let addr = IPAddress.parse(ep.address) else { continue }
+                    candidates.append((addr, endpointPort(ep), max(ep.weight ?? 1, 1)))
+                }
+            case "DNS", "DNS_ROUND_ROBIN":
+                let firstOnly = se.effectiveResolution == "DNS_ROUND_ROBIN"
+                if se.endpoints.isEmpty {
+                    let host = HostName.isWildcard(matchedHost) ? dest.host : matchedHost
+                    if subsetLabels.isEmpty {
+                        let addrs = options.resolve(host)
+                        for a in firstOnly ? Array(addrs.prefix(1)) : addrs {
+                            candidates.append((a, UInt16(clamping: targetPort), 1))
+                        }
+                    }
+                } else {
+                    labelled = true
+                    for ep in se.endpoints where subsetLabels.allSatisfy({ ep.labels[$0.key] == $0.value }) {
+                        let addrs = IPAddress.parse(ep.address).map { [$0] } ?? options.resolve(ep.address)
+                        for a in firstOnly ? Array(addrs.prefix(1)) : addrs {
+                            candidates.append((a, endpointPort(ep), max(ep.weight ?? 1, 1)))
+                        }
+                    }
+                }
+            default:
+                break // NONE, DYNAMIC_DNS: no endpoints at an ingress (warned by validation)
+            }
+        } else if subsetLabels.isEmpty {
+            for a in options.resolve(dest.host) {
+                candidates.append((a, UInt16(clamping: port), 1))
+            }
+        }
+
+        var endpoints: [EndpointSpec] = []
+        var seen: Set<[UInt8]> = []
+        for c in candidates where seen.insert(c.address + [UInt8(c.port >> 8), UInt8(c.port & 0xff)]).inserted {
+            endpoints.append(EndpointSpec(address: c.address, port: c.port, weight: c.weight, id: nextEndpointId))
+            nextEndpointId += 1
+        }
+        if endpoints.isEmpty {
+            let why: String
+            if let subset = dest.subset, !subsetLabels.isEmpty, !labelled || found != nil {
+                why = "The Subset \(subset) defined in the DestinationRule does not select any endpoints (no ServiceEntry endpoint has its labels). Which may lead to 503 UH (NoHealthyUpstream)."
+            } else if found != nil {
+                why = "ServiceEntry for \"\(dest.host)\" gives no endpoints; requests get 503 no healthy upstream"
+            } else {
+                why = "Referenced host not found: \"\(dest.host)\" (no ServiceEntry, and DNS has no address for it); requests get 503 no healthy upstream"
+            }
+            diagnostics.append(vs.diagnostic(.warning, path, why, code: found == nil && dest.subset == nil ? "IST0101" : nil))
+        }
+        let i = Int32(clusters.count)
+        clusters.append(ClusterSpec(name: name, endpoints: endpoints, connectTimeoutMs: timeoutMs))
+        index[name] = i
+        return i
+    }
+}
+
+/// getaddrinfo(3) on `host`: every distinct address, IPv4 before IPv6. Blocks (the
+/// supervisor calls it while compiling, never on the request path).
+public func systemResolve(_ host: String) -> [[UInt8]] {
+    var hints = addrinfo()
+    hints.ai_family = AF_UNSPEC
+    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    var result: UnsafeMutablePointer<addrinfo>?
+    guard getaddrinfo(host, nil, &hints, &result) == 0, let first = result else { return [] }
+    defer { freeaddrinfo(first) }
+    var v4: [[UInt8]] = []
+    var v6: [[UInt8]] = []
+    var cursor: UnsafeMutablePointer<addrinfo>? = first
+    while let ai = cursor {
+        if let sa = ai.pointee.ai_addr {
+            if ai.pointee.ai_family == AF_INET {
+                // SAFETY: ai_family AF_INET guarantees ai_addr points at a sockaddr_in.
+                let sin = UnsafeRawPointer(sa).load(as: sockaddr_in.self)
+                let a = withUnsafeBytes(of: sin.sin_addr) { Array($0) }
+                if !v4.contains(a) { v4.append(a) }
+            } else if ai.pointee.ai_family == AF_INET6 {
+                // SAFETY: ai_family AF_INET6 guarantees ai_addr points at a sockaddr_in6.
+                let sin6 = UnsafeRawPointer(sa).load(as: sockaddr_in6.self)
+                let a = withUnsafeBytes(of: sin6.sin6_addr) { Array($0) }
+                if !v6.contains(a) { v6.append(a) }
+            }
+        }
+        cursor = ai.pointee.ai_next
+    }
+    return v4 + v6
+}

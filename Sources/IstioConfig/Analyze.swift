@@ -1,0 +1,92 @@
+// Cross-resource checks in the manner of `istioctl analyze` (istio-semantics.md §7.3).
+
+/// A VirtualService's reference to a Gateway, resolved to namespace and name.
+public enum GatewayReference {
+    /// `ns/name` → (ns, name); `name` → (VS namespace, name); legacy `name.ns` → (ns, name);
+    /// `mesh` → nil (sidecars, not a gateway).
+    public static func resolve(_ ref: String, virtualServiceNamespace: String) -> (namespace: String, name: String)? {
+        if ref == "mesh" { return nil }
+        let slash = ref.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        if slash.count == 2 { return (String(slash[0]), String(slash[1])) }
+        let dot = ref.split(separator: ".", omittingEmptySubsequences: false)
+        if dot.count > 1 { return (String(dot[1]), String(dot[0])) }
+        return (virtualServiceNamespace, ref)
+    }
+
+    /// Server hosts that VirtualServices in `namespace` may bind to: `ns/host` only for `ns`,
+    /// `./host` only for the Gateway's namespace, `*/host` and `host` for all.
+    public static func serverHosts(_ hosts: [String], gatewayNamespace: String, virtualServiceNamespace: String) -> [String] {
+        hosts.compactMap { h in
+            let parts = h.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard parts.count == 2 else { return h }
+            let ns = parts[0] == "." ? gatewayNamespace : parts[0]
+            return ns == "*" || ns == virtualServiceNamespace ? parts[1] : nil
+        }
+    }
+}
+
+/// Cross-resource findings: missing gateways (IST0101, error), VirtualService hosts that no
+/// server of their gateway serves (IST0132), subsets that no DestinationRule defines.
+public func analyze(_ resources: [Resource]) -> [Diagnostic] {
+    var out: [Diagnostic] = []
+    var gateways: [String: (ResourceMeta, Gateway)] = [:]
+    for r in resources {
+        if let g = r.gateway { gateways[r.meta.qualifiedName] = (r.meta, g) }
+    }
+    let rules = resources.compactMap { r in r.destinationRule.map { (r.meta, $0) } }
+
+    for r in resources {
+        guard let vs = r.virtualService else { continue }
+        let meta = r.meta
+        // Gateways: the top-level list and per-match overrides.
+        var refs: [(String, String)] = vs.gateways.enumerated().map { ("spec.gateways[\($0)]", $1) }
+        for (i, http) in vs.http.enumerated() {
+            for (j, m) in http.match.enumerated() {
+                refs += m.gateways.enumerated().map { ("spec.http[\(i)].match[\(j)].gateways[\($0)]", $1) }
+            }
+        }
+        var checkedHosts: Set<String> = []
+        for (path, ref) in refs {
+            guard let (ns, name) = GatewayReference.resolve(ref, virtualServiceNamespace: meta.namespace) else { continue }
+            guard let (gwMeta, gw) = gateways["\(ns)/\(name)"] else {
+                out.append(meta.diagnostic(.error, path, "Referenced gateway not found: \"\(ref)\"", code: "IST0101"))
+                continue
+            }
+            guard !checkedHosts.contains(gwMeta.qualifiedName) else { continue }
+            checkedHosts.insert(gwMeta.qualifiedName)
+            let serverHosts = gw.servers.flatMap {
+                GatewayReference.serverHosts($0.hosts, gatewayNamespace: gwMeta.namespace,
+                                             virtualServiceNamespace: meta.namespace)
+            }
+            for (k, host) in vs.hosts.enumerated() where !serverHosts.contains(where: { HostName.matches($0, host) }) {
+                out.append(meta.diagnostic(.warning, "spec.hosts[\(k)]",
+                                           "one or more host [\(host)] defined in VirtualService \(meta.qualifiedName) not found in Gateway \(gwMeta.qualifiedName).",
+                                           code: "IST0132"))
+            }
+        }
+        // Subsets.
+        func checkSubset(_ d: Destination?, _ path: String) {
+            guard let d, let subset = d.subset, !subset.isEmpty else { return }
+            let fqdn = HostName.fqdn(d.host, namespace: meta.namespace)
+            let defined = rules.contains { drMeta, dr in
+                HostName.subsetOf(fqdn, HostName.fqdn(dr.host, namespace: drMeta.namespace))
+                    && dr.subsets.contains { $0.name == subset }
+            }
+            if !defined {
+                out.append(meta.diagnostic(.warning, "\(path).subset",
+                                           "Referenced host+subset in destinationrule not found: \"\(d.host)+\(subset)\"",
+                                           code: "IST0101"))
+            }
+        }
+        for (i, http) in vs.http.enumerated() {
+            for (j, rd) in http.route.enumerated() { checkSubset(rd.destination, "spec.http[\(i)].route[\(j)].destination") }
+        }
+        for (i, t) in vs.tls.enumerated() {
+            for (j, rd) in t.route.enumerated() { checkSubset(rd.destination, "spec.tls[\(i)].route[\(j)].destination") }
+        }
+        for (i, t) in vs.tcp.enumerated() {
+            for (j, rd) in t.route.enumerated() { checkSubset(rd.destination, "spec.tcp[\(i)].route[\(j)].destination") }
+        }
+    }
+    return out
+}
