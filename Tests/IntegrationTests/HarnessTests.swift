@@ -33,6 +33,9 @@ final class HarnessTests: IntegrationTestCase {
         XCTAssertTrue(chunked.text.contains("body-bytes: 3\n"), chunked.text)
         XCTAssertEqual(try harness.curl(url + "/status/503").status, 503)
         XCTAssertEqual(try harness.curl(url + "/bytes/100000").body.count, 100_000)
+        // Hooks work behind a route's prefix.
+        XCTAssertEqual(try harness.curl(url + "/kiali/status/404").status, 404)
+        XCTAssertEqual(try harness.curl(url + "/jaeger/bytes/1000").body.count, 1000)
         let start = Date()
         XCTAssertEqual(try harness.curl(url + "/delay/300").status, 200)
         XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(start), 0.3)

@@ -21,11 +21,12 @@ Request bodies are read whole, by `Content-Length` or `Transfer-Encoding: chunke
 and SHA-256 are echoed, not the bytes. Connections are kept alive (HTTP/1.1) until the client
 closes them or asks `Connection: close`.
 
-Test hooks, by path (the rest of the path and the query are ignored):
+Test hooks, by the end of the path (any prefix before them, the query ignored), so they work
+behind a route's prefix too (`/kiali/status/503`):
 
-    /status/NNN   answer status NNN (with the usual echo body, none for 1xx/204/304)
-    /bytes/N      answer N bytes of `application/octet-stream`, streamed in 64 KiB writes
-    /delay/MS     wait MS milliseconds, then answer as usual
+    .../status/NNN   answer status NNN (with the usual echo body, none for 1xx/204/304)
+    .../bytes/N      answer N bytes of `application/octet-stream`, streamed in 64 KiB writes
+    .../delay/MS     wait MS milliseconds, then answer as usual
 
 `--log FILE` appends one line per request (`NAME METHOD PATH body=N`), flushed at once, so a test
 can see what reached the upstream, or that nothing did. Python 3 standard library only.
@@ -41,9 +42,10 @@ import threading
 import time
 
 CHUNK = 64 * 1024
-STATUS_RE = re.compile(r"^/status/(\d{3})(?:[/?].*)?$")
-BYTES_RE = re.compile(r"^/bytes/(\d+)(?:[/?].*)?$")
-DELAY_RE = re.compile(r"^/delay/(\d+)(?:[/?].*)?$")
+# A hook may follow any prefix, so it works behind a route: /kiali/status/503, /jaeger/bytes/1024.
+STATUS_RE = re.compile(r"(?:^|/)status/(\d{3})/?$")
+BYTES_RE = re.compile(r"(?:^|/)bytes/(\d+)/?$")
+DELAY_RE = re.compile(r"(?:^|/)delay/(\d+)/?$")
 
 
 class BadRequest(Exception):
@@ -173,15 +175,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         self.server.record(self.command, self.path, body_len)
         path = self.path.split("?", 1)[0]
-        m = DELAY_RE.match(path)
+        m = DELAY_RE.search(path)
         if m:
             time.sleep(int(m.group(1)) / 1000.0)
-        m = BYTES_RE.match(path)
+        m = BYTES_RE.search(path)
         if m:
             self.send_bytes(int(m.group(1)))
             return
         status = 200
-        m = STATUS_RE.match(path)
+        m = STATUS_RE.search(path)
         if m:
             status = int(m.group(1))
         self.send_simple(status, self.echo_text(body_len, body_sha))
