@@ -9,7 +9,7 @@ import SharedMemory
 extension Supervisor {
     /// Starts the process of `records[slot]` on its logical index's sockets.
     @discardableResult
-    func spawnProcess(slot: Int, nowNs: UInt64) -> Result<pid_t, SpawnError> {
+    func spawnProcess(slot: Int, nowNs: UInt64, atStartup: Bool = false) -> Result<pid_t, SpawnError> {
         guard var r = records[slot] else { preconditionFailure("spawn into an empty record") }
         let launch = WorkerLaunch(slot: slot, sharedMemoryFd: sharedMemoryFd,
                                   listeners: listeners.descriptors(worker: r.logical, ports: r.ports),
@@ -29,6 +29,7 @@ extension Supervisor {
         case .failure(let e):
             region.workerSlot(slot).state = .empty
             r.pid = 0
+            if atStartup { return result }   // the caller gives up: exit 3
             // Counts as a death: a binary that cannot exec must not be retried in a tight loop.
             let delay = crashGuards[r.logical].recordDeath(nowNs: nowNs, livedNs: 0)
             r.respawnAtNs = nowNs + max(delay, 100_000_000)
@@ -69,7 +70,7 @@ extension Supervisor {
             } else {
                 r.respawnAtNs = nowNs + delay
                 records[slot] = r
-                Log.warning("worker \(r.logical) (pid \(pid), slot \(slot)) \(how) after \(msText(lived)); crash loop (\(crashGuards[r.logical].deathsNs.count) deaths in \(CrashLoopGuard.windowNs / 1_000_000_000)s), next start in \(msText(delay))")
+                Log.warning("worker \(r.logical) (pid \(pid), slot \(slot)) \(how) after \(msText(lived)); restarting too often, next start in \(msText(delay))")
             }
         }
     }

@@ -143,7 +143,7 @@ public final class Supervisor {
             Log.error("\(error)")
             return ExitStatus.invalidConfig
         }
-        Log.info("configuration loaded: generation \(generation), ports \(portList(config.listenerPorts))")
+        Log.info("configuration loaded: generation \(generation), \(portList(config.listenerPorts))")
         if options.watch { watcher = ConfigWatcher(paths: options.configPaths) }
         if options.accessLog != "off" {
             Log.warning("--access-log \(options.accessLog): access logging is not implemented yet")
@@ -151,7 +151,7 @@ public final class Supervisor {
 
         for i in 0..<options.workers {
             records[i] = WorkerRecord(slot: i, logical: i, ports: config.listenerPorts, role: .serving)
-            if case .failure(let e) = spawnProcess(slot: i, nowNs: now) {
+            if case .failure(let e) = spawnProcess(slot: i, nowNs: now, atStartup: true) {
                 Log.error(e.description)
                 killAll(SIGKILL)
                 return ExitStatus.cannotStart
