@@ -101,11 +101,32 @@ struct WorkerSpawner {
 
         // Flush stdio so what the supervisor buffered reaches the shared stdout/stderr before
         // anything the worker writes (and is never duplicated should spawn fall back to fork).
+        var cEnv: [UnsafeMutablePointer<CChar>?] = Self.workerEnvironment().map { strdup($0) }
+        cEnv.append(nil)
+        defer { for p in cEnv { free(p) } }
+
         fflush(nil)
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, &attr, cArgs, environ)
+        let rc = posix_spawn(&pid, executable, &actions, &attr, cArgs, cEnv)
         guard rc == 0 else { return .failure(SpawnError(errno: rc, executable: executable)) }
         return .success(pid)
+    }
+}
+
+extension WorkerSpawner {
+    /// The supervisor's environment minus what belongs to the supervisor alone: systemd's
+    /// notify socket and watchdog (a worker must never report READY or pet the watchdog for the
+    /// service) and socket activation variables (the fds are not there in the worker).
+    static func workerEnvironment() -> [String] {
+        let privatePrefixes = ["NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID=", "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES="]
+        var result: [String] = []
+        var p = environ
+        while let entry = p.pointee {
+            let s = String(decoding: UnsafeRawBufferPointer(start: entry, count: strlen(entry)), as: UTF8.self)
+            if !privatePrefixes.contains(where: s.hasPrefix) { result.append(s) }
+            p += 1
+        }
+        return result
     }
 }
 

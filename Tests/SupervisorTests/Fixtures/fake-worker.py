@@ -5,7 +5,8 @@
 # generation, and drains on SIGTERM — without serving traffic.
 #
 # FAKE_WORKER_MODE: "" (normal), "hang" (stop heart-beating after 1 s), "ignore-term"
-# (ignore SIGTERM). FAKE_WORKER_REPORT: a directory; the worker writes <pid>.txt there with its
+# (ignore SIGTERM), "stale-claim" (keep claiming the first generation it saw, so the
+# supervisor's publish of generation+2 stays busy). FAKE_WORKER_REPORT: a directory; the worker writes <pid>.txt there with its
 # argv, open descriptors and signal mask/ignore sets, so tests can check what it inherited.
 import mmap, os, signal, struct, sys, time
 
@@ -38,7 +39,8 @@ while not stop:
     if not (mode == "hang" and time.monotonic() - start > 1):
         struct.pack_into("<Q", m, slot + 8, time.clock_gettime_ns(time.CLOCK_MONOTONIC))
     gen = struct.unpack_from("<Q", m, 128)[0]
-    struct.pack_into("<Q", m, slot + 16, gen)
+    if mode != "stale-claim" or struct.unpack_from("<Q", m, slot + 16)[0] == 0:
+        struct.pack_into("<Q", m, slot + 16, gen)
     struct.pack_into("<Q", m, slot + 80, struct.unpack_from("<Q", m, slot + 80)[0] + 1)  # requestsTotal
     time.sleep(0.1)
 struct.pack_into("<I", m, slot + 4, 3)  # draining
