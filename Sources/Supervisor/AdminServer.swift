@@ -51,13 +51,13 @@ struct AdminServer {
         var responding: Bool { !output.isEmpty }
     }
 
-    static func open(_ address: IPAddress, port: UInt16) -> Result<AdminServer, ListenerError> {
+    static func open(_ address: IPAddress, port: UInt16) -> Result<AdminServer, StartupError> {
         switch makeListeningSocket(address, port: port, ListenOptions(reusePort: false, v6Only: true, backlog: 128)) {
         case .success(let fd):
             return .success(AdminServer(listenFd: fd, address: address, port: boundPort(fd)))
         case .failure(let e):
             let why = e.errno == EADDRINUSE ? "address already in use" : "\(e.call): \(errnoText(e.errno))"
-            return .failure(ListenerError(description: "cannot listen on admin port \(port) (\(address.withPort(port))): \(why)"))
+            return .failure(StartupError(description: "cannot listen on admin port \(port) (\(address.withPort(port))): \(why)"))
         }
     }
 

@@ -3,8 +3,9 @@ import Glibc
 #endif
 import CSupport
 
-/// A listening socket problem worth exit code 3 at start-up (or a rejected reload later).
-public struct ListenerError: Error, CustomStringConvertible {
+/// A problem that stops start-up (exit 3: a port in use, a missing kernel feature) or, for a
+/// listener opened by a reload, rejects that reload. The message names what and why.
+public struct StartupError: Error, CustomStringConvertible {
     public var description: String
 }
 
@@ -43,7 +44,7 @@ struct ListenerSet {
 
     /// Opens `perPort` sockets on `port` (no-op when already open). All or nothing: on error
     /// nothing is left open and the message names the port and the cause.
-    mutating func open(port: UInt16) -> ListenerError? {
+    mutating func open(port: UInt16) -> StartupError? {
         if sockets[port] != nil { return nil }
         // Probe without SO_REUSEPORT first: a reuseport group of another process of the same
         // user would otherwise silently share the port with us instead of failing.
@@ -90,17 +91,17 @@ struct ListenerSet {
         }
     }
 
-    private func explain(_ e: SocketError, port: UInt16) -> ListenerError {
+    private func explain(_ e: SocketError, port: UInt16) -> StartupError {
         let where_ = address.withPort(port)
         switch e.errno {
         case EADDRINUSE:
-            return ListenerError(description: "cannot listen on port \(port) (\(where_)): address already in use")
+            return StartupError(description: "cannot listen on port \(port) (\(where_)): address already in use")
         case EACCES, EPERM:
-            return ListenerError(description: "cannot listen on port \(port) (\(where_)): permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)")
+            return StartupError(description: "cannot listen on port \(port) (\(where_)): permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)")
         case EADDRNOTAVAIL:
-            return ListenerError(description: "cannot listen on port \(port): address \(address) is not configured on this host")
+            return StartupError(description: "cannot listen on port \(port): address \(address) is not configured on this host")
         default:
-            return ListenerError(description: "cannot listen on port \(port) (\(where_)): \(e.call): \(errnoText(e.errno))")
+            return StartupError(description: "cannot listen on port \(port) (\(where_)): \(e.call): \(errnoText(e.errno))")
         }
     }
 }

@@ -15,22 +15,22 @@ struct SignalSource {
 
     /// Blocks `handled` and opens the signalfd. Also ignores SIGPIPE (the admin endpoint writes
     /// to sockets peers may have closed; MSG_NOSIGNAL covers send, this covers the rest).
-    static func open() -> Result<SignalSource, ListenerError> {
+    static func open() -> Result<SignalSource, StartupError> {
         var set = sigset_t()
         sigemptyset(&set)
         for s in handled { sigaddset(&set, s) }
         guard sigprocmask(SIG_BLOCK, &set, nil) == 0 else {
-            return .failure(ListenerError(description: "sigprocmask failed: \(errnoText(ing_errno()))"))
+            return .failure(StartupError(description: "sigprocmask failed: \(errnoText(ing_errno()))"))
         }
         signal(SIGPIPE, SIG_IGN)
         // signalfd is not in Swift's Glibc module map; the symbol is in every glibc since 2.8.
         guard let sym = dlsym(nil, "signalfd") else {
-            return .failure(ListenerError(description: "signalfd is unavailable in this C library"))
+            return .failure(StartupError(description: "signalfd is unavailable in this C library"))
         }
         let signalfd = unsafeBitCast(sym, to: SignalFd.self)
         let fd = signalfd(-1, &set, O_NONBLOCK | O_CLOEXEC)   // SFD_NONBLOCK | SFD_CLOEXEC
         guard fd >= 0 else {
-            return .failure(ListenerError(description: "signalfd failed: \(errnoText(ing_errno()))"))
+            return .failure(StartupError(description: "signalfd failed: \(errnoText(ing_errno()))"))
         }
         return .success(SignalSource(fd: fd))
     }
