@@ -51,6 +51,7 @@ let package = Package(
         .testTarget(name: "SharedMemoryTests", dependencies: ["SharedMemory", "CSupport"]),
         .testTarget(name: "IstioConfigTests", dependencies: ["IstioConfig"]),
         .testTarget(name: "ConfigCompilerTests", dependencies: ["ConfigCompiler", "IstioConfig", "RouteTable"]),
+        .testTarget(name: "SupervisorTests", dependencies: ["Supervisor"], exclude: ["Fixtures"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
     ]
 )

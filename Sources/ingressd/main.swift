@@ -1,1 +1,218 @@
-print("ingressd")
+// The ingressd command line (DESIGN.md §4, a contract): run, check, routes, version, and the
+// hidden `worker` mode that the supervisor execs. Parsing and checking only; the work lives in
+// Supervisor (run), ConfigPipeline (check, routes) and Worker (worker).
+//
+// Exit codes: 0 success, 1 invalid configuration, 2 bad command line, 3 cannot start.
+// ArgumentParser exits 64 (EX_USAGE) for usage errors; `main` below maps that to 2.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Supervisor
+import Worker
+
+struct Ingressd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingressd",
+        abstract: "An Istio-compatible ingress gateway.",
+        subcommands: [Run.self, Check.self, Routes.self, Version.self, WorkerCommand.self])
+
+    func run() throws {
+        // A bare `ingressd` is a usage error, not a request for help.
+        throw ValidationError("missing command: run, check, routes or version")
+    }
+}
+
+/// Options shared by run, check and routes.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: [.customShort("c"), .customLong("config")],
+            help: ArgumentHelp("A YAML file or a directory of *.yaml/*.yml files (repeatable).", valueName: "path"))
+    var paths: [String] = []
+
+    @Option(help: "Namespace of resources that do not name one.")
+    var namespace: String = "default"
+
+    func validate() throws {
+        guard !paths.isEmpty else { throw ValidationError("at least one -c PATH is required") }
+        guard !namespace.isEmpty else { throw ValidationError("--namespace must not be empty") }
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve the configuration (supervisor and workers).")
+
+    @OptionGroup var config: ConfigOptions
+
+    @Option(help: ArgumentHelp("Worker processes: auto (online CPUs) or a number.", valueName: "auto|N"))
+    var workers: String = "auto"
+
+    @Option(help: ArgumentHelp("Address the Gateway ports listen on (default: all, IPv4 and IPv6).", valueName: "addr"))
+    var bind: String?
+
+    @Option(help: ArgumentHelp("Admin endpoint.", valueName: "addr:port"))
+    var admin: String = "127.0.0.1:15000"
+
+    @Flag(help: "Reload when the configuration files change.")
+    var watch = false
+
+    @Option(name: .customLong("access-log"), help: ArgumentHelp("Access log: a path, - (stdout) or off.", valueName: "path|-|off"))
+    var accessLog: String = "off"
+
+    @Option(name: .customLong("log-level"), help: ArgumentHelp("error, warning, info or debug.", valueName: "level"))
+    var logLevel: String = "info"
+
+    @Option(name: .customLong("drain-timeout"), help: ArgumentHelp("How long a drain may take (e.g. 30s, 500ms, 1m).", valueName: "duration"))
+    var drainTimeout: String = "30s"
+
+    func validate() throws {
+        _ = try parsedWorkers()
+        if let b = bind, IPAddress(parsing: b) == nil {
+            throw ValidationError("--bind \(b): not an IPv4 or IPv6 address")
+        }
+        guard parseHostPort(admin) != nil else {
+            throw ValidationError("--admin \(admin): expected ADDR:PORT (127.0.0.1:15000, [::1]:15000, localhost:15000)")
+        }
+        guard LogLevel(parsing: logLevel) != nil else {
+            throw ValidationError("--log-level \(logLevel): expected error, warning, info or debug")
+        }
+        guard parseDurationMs(drainTimeout) != nil else {
+            throw ValidationError("--drain-timeout \(drainTimeout): expected a duration like 30s, 500ms or 1m")
+        }
+        guard !accessLog.isEmpty else { throw ValidationError("--access-log: expected a path, - or off") }
+    }
+
+    func parsedWorkers() throws -> Int {
+        if workers == "auto" { return max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+        // 1024: far beyond any core count we run on; a typo (10000) should not fork-bomb.
+        guard let n = Int(workers), n >= 1, n <= 1024 else {
+            throw ValidationError("--workers \(workers): expected auto or a number from 1 to 1024")
+        }
+        return n
+    }
+
+    func run() throws {
+        let (adminAddress, adminPort) = parseHostPort(admin)!
+        let options = SupervisorOptions(
+            configPaths: config.paths, namespace: config.namespace, workers: try parsedWorkers(),
+            bind: bind.flatMap(IPAddress.init(parsing:)), adminAddress: adminAddress, adminPort: adminPort,
+            watch: watch, accessLog: accessLog, logLevel: LogLevel(parsing: logLevel)!,
+            drainTimeoutMs: parseDurationMs(drainTimeout)!)
+        let code = Supervisor.run(options)
+        if code != 0 { throw ExitCode(code) }
+    }
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Validate the configuration (exit 0 valid, 1 invalid).")
+
+    @OptionGroup var config: ConfigOptions
+
+    func run() throws {
+        let report = ConfigPipeline.check(paths: config.paths, namespace: config.namespace)
+        for line in report.lines { print(line) }
+        if report.exitCode != 0 { throw ExitCode(report.exitCode) }
+    }
+}
+
+struct Routes: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the compiled route table, or the route a request takes.")
+
+    @OptionGroup var config: ConfigOptions
+
+    @Option(help: ArgumentHelp("A request to route, e.g. 'GET http://shop.example.com/cart'.", valueName: "METHOD URL"))
+    var request: String?
+
+    @Option(name: [.customShort("H"), .customLong("header")],
+            help: ArgumentHelp("A request header for --request (repeatable).", valueName: "name: value"))
+    var headers: [String] = []
+
+    func validate() throws {
+        if let r = request, parsedRequest(r) == nil {
+            throw ValidationError("--request '\(r)': expected 'METHOD URL', e.g. 'GET http://example.com/path'")
+        }
+        if !headers.isEmpty && request == nil { throw ValidationError("-H needs --request") }
+        for h in headers where parsedHeader(h) == nil {
+            throw ValidationError("-H '\(h)': expected 'name: value'")
+        }
+    }
+
+    func parsedRequest(_ text: String) -> (method: String, url: String)? {
+        let parts = text.split(separator: " ", omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].allSatisfy({ $0.isLetter }),
+              parts[1].hasPrefix("/") || parts[1].contains("://") else { return nil }
+        return (String(parts[0]), String(parts[1]))
+    }
+
+    func parsedHeader(_ text: String) -> (name: String, value: String)? {
+        guard let colon = text.firstIndex(of: ":") else { return nil }
+        let name = String(text[..<colon])
+        guard !name.isEmpty, !name.contains(" ") else { return nil }
+        var value = text[text.index(after: colon)...]
+        while value.first == " " || value.first == "\t" { value.removeFirst() }
+        while value.last == " " || value.last == "\t" { value.removeLast() }
+        return (name, String(value))
+    }
+
+    func run() throws {
+        let query = request.flatMap(parsedRequest).map {
+            RouteQuery(method: $0.method, url: $0.url, headers: headers.compactMap(parsedHeader))
+        }
+        let report = ConfigPipeline.routes(paths: config.paths, namespace: config.namespace, query: query)
+        for line in report.lines { print(line) }
+        if report.exitCode != 0 { throw ExitCode(report.exitCode) }
+    }
+}
+
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the version.")
+    func run() { print(BuildInfo.summary) }
+}
+
+/// `ingressd worker …`: started by the supervisor only (hidden). The descriptors named here are
+/// inherited; see WorkerMain.swift for the contract.
+struct WorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "worker", shouldDisplay: false)
+
+    @Option var index: Int
+    @Option(name: .customLong("shm-fd")) var shmFd: Int32
+    @Option(name: .customLong("listener"), help: ArgumentHelp(valueName: "fd:port")) var listeners: [String] = []
+    @Option(name: .customLong("drain-timeout-ms")) var drainTimeoutMs: UInt64 = 30_000
+    @Option(name: .customLong("log-level")) var logLevel: String = "info"
+
+    func validate() throws {
+        guard index >= 0 else { throw ValidationError("--index must be ≥ 0") }
+        guard shmFd >= 0 else { throw ValidationError("--shm-fd must be ≥ 0") }
+        for l in listeners where parsedListener(l) == nil {
+            throw ValidationError("--listener \(l): expected FD:PORT")
+        }
+        guard LogLevel(parsing: logLevel) != nil else { throw ValidationError("--log-level \(logLevel): unknown level") }
+    }
+
+    func parsedListener(_ text: String) -> WorkerListener? {
+        let parts = text.split(separator: ":")
+        guard parts.count == 2, let fd = Int32(parts[0]), fd >= 0, let port = UInt16(parts[1]), port != 0 else { return nil }
+        return WorkerListener(fd: fd, port: port)
+    }
+
+    func run() throws {
+        let options = WorkerOptions(index: index, shmFd: shmFd, listeners: listeners.compactMap(parsedListener),
+                                    drainTimeoutMs: drainTimeoutMs, logLevel: LogLevel(parsing: logLevel)!.rawValue)
+        let code = WorkerMain.run(options)
+        if code != 0 { throw ExitCode(code) }
+    }
+}
+
+// Entry point: ArgumentParser's `main()` would exit 64 on a usage error; the contract says 2.
+do {
+    var command = try Ingressd.parseAsRoot()
+    try command.run()
+} catch {
+    if Ingressd.exitCode(for: error) == .validationFailure {
+        var message = Ingressd.fullMessage(for: error)
+        if !message.hasSuffix("\n") { message += "\n" }
+        Log.writeLine(String(message.dropLast()))
+        exit(ExitStatus.badCommandLine)
+    }
+    Ingressd.exit(withError: error)
+}

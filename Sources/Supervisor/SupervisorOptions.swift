@@ -1,0 +1,39 @@
+/// `ingressd run` options, already parsed and checked by the CLI (DESIGN.md §4).
+public struct SupervisorOptions: Sendable {
+    public var configPaths: [String]
+    public var namespace: String
+    /// Worker processes (≥ 1).
+    public var workers: Int
+    /// `--bind`; nil = all addresses, IPv4 and IPv6.
+    public var bind: IPAddress?
+    public var adminAddress: IPAddress
+    public var adminPort: UInt16
+    public var watch: Bool
+    /// `--access-log`: a path, `-` (stdout) or `off`. Not yet passed to workers.
+    public var accessLog: String
+    public var logLevel: LogLevel
+    public var drainTimeoutMs: UInt64
+
+    public init(configPaths: [String], namespace: String = "default", workers: Int, bind: IPAddress? = nil,
+                adminAddress: IPAddress = .v4([127, 0, 0, 1]), adminPort: UInt16 = 15000, watch: Bool = false,
+                accessLog: String = "off", logLevel: LogLevel = .info, drainTimeoutMs: UInt64 = 30_000) {
+        self.configPaths = configPaths
+        self.namespace = namespace
+        self.workers = workers
+        self.bind = bind
+        self.adminAddress = adminAddress
+        self.adminPort = adminPort
+        self.watch = watch
+        self.accessLog = accessLog
+        self.logLevel = logLevel
+        self.drainTimeoutMs = drainTimeoutMs
+    }
+}
+
+/// Exit codes of DESIGN.md §4 (contract).
+public enum ExitStatus {
+    public static let success: Int32 = 0
+    public static let invalidConfig: Int32 = 1
+    public static let badCommandLine: Int32 = 2
+    public static let cannotStart: Int32 = 3
+}
