@@ -39,7 +39,7 @@ let package = Package(
         // Control plane
         .target(name: "IstioConfig", dependencies: ["Yams"]),
         .target(name: "ConfigCompiler", dependencies: ["IstioConfig", "RouteTable"]),
-        .target(name: "Supervisor", dependencies: ["ConfigCompiler", "IstioConfig", "RouteTable", "SharedMemory", "CSupport"]),
+        .target(name: "Supervisor", dependencies: ["ConfigCompiler", "IstioConfig", "RouteTable", "HTTP1", "SharedMemory", "CSupport"]),
         .executableTarget(name: "ingressd", dependencies: [
             "Supervisor", "Worker", "ConfigCompiler", "IstioConfig",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -50,7 +50,7 @@ let package = Package(
         .testTarget(name: "RouteTableTests", dependencies: ["RouteTable", "HTTP1"]),
         .testTarget(name: "SharedMemoryTests", dependencies: ["SharedMemory", "CSupport"]),
         .testTarget(name: "IstioConfigTests", dependencies: ["IstioConfig"]),
-        .testTarget(name: "ConfigCompilerTests", dependencies: ["ConfigCompiler", "IstioConfig", "RouteTable"]),
+        .testTarget(name: "ConfigCompilerTests", dependencies: ["ConfigCompiler", "IstioConfig", "RouteTable"], exclude: ["Fixtures"]),
         .testTarget(name: "SupervisorTests", dependencies: ["Supervisor"], exclude: ["Fixtures"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
     ]

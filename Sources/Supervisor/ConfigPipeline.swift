@@ -1,13 +1,14 @@
+import ConfigCompiler
 import Foundation
+import HTTP1
+import IstioConfig
 import RouteTable
 
 // The one seam between the supervisor/CLI and the configuration engineers' code:
 // "paths + namespace → image bytes + listener ports + diagnostics + config_dump JSON".
 //
-// Everything marked `// WIRING:` is a stand-in until IstioConfig (loader with FILE:LINE
-// diagnostics), ConfigCompiler (→ TableSpec) and RouteTable's `TableImage.build` are merged.
-// Replace the bodies of `load`, `check` and `routes`; the supervisor and the CLI depend only on
-// the signatures and the types below.
+// IstioConfig loads and validates (FILE:LINE diagnostics), ConfigCompiler binds and orders
+// routes into a TableSpec, RouteTable builds the image the workers read.
 
 /// A configuration that loaded, validated and compiled.
 public struct LoadedConfig {
@@ -65,123 +66,159 @@ public struct RouteQuery: Sendable {
 
 public enum ConfigPipeline {
     /// Loads every path (a YAML file, or a directory: its `*.yaml`/`*.yml` sorted by name),
-    /// validates, compiles and builds the image. Never throws: every problem is a diagnostic.
-    /// Called at start-up and on every reload; must not touch process state (no chdir, no env).
+    /// validates (per resource and across resources, as istioctl), compiles and builds the
+    /// image. Never throws: every problem is a diagnostic. Called at start-up and on every
+    /// reload; touches no process state.
     public static func load(paths: [String], namespace: String) -> ConfigLoadOutcome {
-        // WIRING: replace with IstioConfig load → ConfigCompiler compile → TableImage.build, and
-        // configDump with the renderer. The stand-in below reads the files only to find
-        // Gateway `number: PORT` lines and `ingressd-fake-error` markers, so that the
-        // supervisor's reload and port-rolling logic can be exercised before the real loader.
-        var diagnostics: [String] = []
-        var ports = Set<UInt16>()
-        for file in expand(paths: paths, diagnostics: &diagnostics) {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                diagnostics.append("\(file):0: cannot read the file")
-                continue
-            }
-            for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-                let t = line.trimmingCharacters(in: .whitespaces)
-                if t.contains("ingressd-fake-error") {
-                    diagnostics.append("\(file):\(i + 1): Gateway \(namespace)/fake: spec: fake error marker")
-                }
-                if t.hasPrefix("number:"), let p = UInt16(t.dropFirst(7).trimmingCharacters(in: .whitespaces)), p != 0 {
-                    ports.insert(p)
-                }
-            }
+        let (result, table, diagnostics) = compileAll(paths: paths, namespace: namespace)
+        let errors = diagnostics.filter { $0.severity == .error }
+        if !errors.isEmpty {
+            return .invalid(diagnostics: errors.map { $0.description })
         }
-        if !diagnostics.isEmpty { return .invalid(diagnostics: diagnostics) }
-        if ports.isEmpty { ports = [8080] }
-        let sorted = ports.sorted()
-        let spec = TableSpec(
-            listeners: sorted.map { ListenerSpec(port: $0, virtualHosts: [
-                VirtualHostSpec(name: "*:\($0)", domains: ["*"], routes: [
-                    RouteSpec(name: "\(namespace)/fake/0", matches: [],
-                              action: .directResponse(status: 200, body: Array("fake\n".utf8))),
-                ]),
-            ]) },
-            clusters: [])
-        // WIRING: fake image; workers must reject it (no TableImage magic).
-        let image = Array("INGRESSD-FAKE-IMAGE ports=\(sorted)".utf8)
-        return .valid(LoadedConfig(spec: spec, image: image, listenerPorts: sorted, notes: [],
-                                   configDump: { generation in fakeConfigDump(spec, generation: generation) }))
+        let image: [UInt8]
+        do {
+            image = try TableImage.build(table)
+        } catch {
+            return .invalid(diagnostics: ["\(paths.joined(separator: ",")):0: route table: \(error)"])
+        }
+        var ports = Array(Set(table.listeners.map { $0.port })).sorted()
+        ports.removeAll { $0 == 0 }
+        let notes = diagnostics.filter { $0.severity != .error }.map { $0.descriptionWithSeverity }
+        _ = result
+        return .valid(LoadedConfig(spec: table, image: image, listenerPorts: ports, notes: notes,
+                                   configDump: { generation in renderConfigDumpJSON(table, generation: generation) }))
     }
 
-    /// `ingressd check`: exit 0 with a one-line summary, or exit 1 with one line per problem.
-    public static func check(paths: [String], namespace: String) -> CommandReport {
-        // WIRING: the summary should come from the compiler (counts of gateways, virtual
-        // services, routes, clusters).
-        switch load(paths: paths, namespace: namespace) {
-        case .invalid(let diagnostics):
-            return CommandReport(lines: diagnostics, exitCode: 1)
-        case .valid(let config):
-            let routes = config.spec.listeners.reduce(0) { $0 + $1.virtualHosts.reduce(0) { $0 + $1.routes.count } }
-            return CommandReport(lines: config.notes + [
-                "configuration valid: \(config.listenerPorts.count) listener(s) \(config.listenerPorts.map(String.init).joined(separator: ",")), \(routes) route(s), \(config.spec.clusters.count) cluster(s)",
-            ], exitCode: 0)
+    static func compileAll(paths: [String], namespace: String) -> (LoadResult, TableSpec, [Diagnostic]) {
+        let result = IstioConfig.load(paths: paths, defaultNamespace: namespace)
+        var diagnostics = result.diagnostics
+        diagnostics += analyze(result.resources)
+        if diagnostics.hasErrors {
+            return (result, TableSpec(), diagnostics)
         }
+        let (table, compileDiagnostics) = compile(result.resources)
+        diagnostics += compileDiagnostics
+        return (result, table, diagnostics)
+    }
+
+    /// `ingressd check`: exit 0 with a one-line summary (warnings before it), or exit 1 with
+    /// one line per problem.
+    public static func check(paths: [String], namespace: String) -> CommandReport {
+        let (result, table, diagnostics) = compileAll(paths: paths, namespace: namespace)
+        if diagnostics.hasErrors {
+            return CommandReport(lines: diagnostics.errors.map { $0.description }, exitCode: 1)
+        }
+        do {
+            _ = try TableImage.build(table)
+        } catch {
+            return CommandReport(lines: ["\(paths.joined(separator: ",")):0: route table: \(error)"], exitCode: 1)
+        }
+        let remarks = diagnostics.filter { $0.severity == .warning }.map { $0.descriptionWithSeverity }
+        return CommandReport(lines: remarks + [renderCheckSummary(result, table)], exitCode: 0)
     }
 
     /// `ingressd routes`: the compiled table, or with `query` which route and cluster that
-    /// request takes (or why none). Exit 1 when the configuration is invalid.
+    /// request takes (or why none), decided by the data plane's own matcher over the image.
     public static func routes(paths: [String], namespace: String, query: RouteQuery?) -> CommandReport {
         switch load(paths: paths, namespace: namespace) {
         case .invalid(let diagnostics):
             return CommandReport(lines: diagnostics, exitCode: 1)
         case .valid(let config):
-            // WIRING: replace with the renderer and, for `query`, the real matcher.
-            var lines: [String] = []
-            for l in config.spec.listeners {
-                lines.append("listener :\(l.port) \(l.proto)")
-                for vh in l.virtualHosts {
-                    lines.append("  virtual host \(vh.name) domains=\(vh.domains.joined(separator: ","))")
-                    for r in vh.routes { lines.append("    route \(r.name)") }
+            guard let q = query else {
+                return CommandReport(lines: [renderRoutes(config.spec)], exitCode: 0)
+            }
+            return explain(q, config: config)
+        }
+    }
+
+    /// Routes one request through the real matcher: the request is written as HTTP/1.1 bytes,
+    /// parsed by the worker's parser and looked up in the built image.
+    static func explain(_ q: RouteQuery, config: LoadedConfig) -> CommandReport {
+        var method = q.method
+        var url = q.url
+        var host: String? = q.headers.first { $0.name.lowercased() == "host" }?.value
+        var port: UInt16 = config.listenerPorts.first ?? 80
+        if method.isEmpty { method = "GET" }
+        if let r = url.range(of: "://") {
+            let rest = url[r.upperBound...]
+            let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+            let authority = String(rest[..<slash])
+            url = slash == rest.endIndex ? "/" : String(rest[slash...])
+            if host == nil { host = authority }
+            if let colon = authority.lastIndex(of: ":"), let p = UInt16(authority[authority.index(after: colon)...]) {
+                port = p
+            } else {
+                port = q.url.hasPrefix("https") ? 443 : 80
+            }
+        }
+        guard let hostValue = host else {
+            return CommandReport(lines: ["request has no host: give an absolute URL or -H 'Host: NAME'"], exitCode: 2)
+        }
+        var text = "\(method) \(url) HTTP/1.1\r\nHost: \(hostValue)\r\n"
+        for h in q.headers where h.name.lowercased() != "host" { text += "\(h.name): \(h.value)\r\n" }
+        text += "\r\n"
+        let bytes = Array(text.utf8)
+        var lines = ["request: \(method) \(url) host=\(hostValue) port=\(port)"]
+        var code: Int32 = 0
+        config.image.withUnsafeBytes { image in
+            bytes.withUnsafeBytes { buf in
+                var head = RequestHead()
+                let fields = UnsafeMutableBufferPointer<HeaderField>.allocate(capacity: 101)
+                defer { fields.deallocate() }
+                guard case .complete = parseRequestHead(buf, headers: fields, into: &head) else {
+                    lines.append("the request is not valid HTTP/1.1")
+                    code = 2
+                    return
+                }
+                guard let reader = try? TableReader(validating: image.baseAddress!, count: image.count),
+                      let matcher = try? RouteMatcher(reader) else {
+                    lines.append("internal error: the built table does not load")
+                    code = 1
+                    return
+                }
+                let req = MatchRequest(bytes: buf, method: head.methodRange, path: head.path, query: head.query,
+                                       authority: head.host, isHTTPS: false, listenerPort: port,
+                                       headers: UnsafeBufferPointer(start: fields.baseAddress, count: Int(head.headerCount)))
+                func text(_ b: UnsafeRawBufferPointer) -> String { String(decoding: b, as: UTF8.self) }
+                switch matcher.route(req) {
+                case .noListener:
+                    lines.append("no listener on port \(port): connection refused")
+                case .noVirtualHost:
+                    lines.append("no virtual host for \(hostValue) on port \(port): 404 (NR)")
+                case .noRoute:
+                    lines.append("no route matches in the virtual host: 404 (NR)")
+                case .httpsRedirect(let vh):
+                    lines.append("virtual host \(text(reader.virtualHostName(vh))): tls.httpsRedirect: 301 to https://")
+                case .matched(let route, let vh):
+                    lines.append("virtual host: \(text(reader.virtualHostName(vh)))")
+                    lines.append("route: \(text(reader.routeName(route)))")
+                    switch reader.routeActionKind(route) {
+                    case .directResponse:
+                        lines.append("action: direct response \(reader.directResponseStatus(route: route))")
+                    case .redirect:
+                        lines.append("action: redirect \(reader.redirectStatus(route: route))")
+                    case .forward:
+                        var total: UInt64 = 0
+                        for i in 0..<reader.weightedClusterCount(route: route) { total += UInt64(reader.weightedCluster(route: route, i).weight) }
+                        for i in 0..<reader.weightedClusterCount(route: route) {
+                            let (c, w) = reader.weightedCluster(route: route, i)
+                            let share = total > 0 ? Double(w) * 100 / Double(total) : 100
+                            if c < 0 {
+                                lines.append("cluster: (missing host or subset) \(String(format: "%.1f", share))%: 503 (NC)")
+                                continue
+                            }
+                            let eps = reader.clusterEndpoints(c)
+                            var epText: [String] = []
+                            for e in eps {
+                                let v = reader.endpoint(e)
+                                epText.append(formatAddress(Array(v.address), port: v.port))
+                            }
+                            lines.append("cluster: \(text(reader.clusterName(c))) \(String(format: "%.1f", share))% endpoints: \(epText.isEmpty ? "none: 503 no healthy upstream" : epText.joined(separator: " "))")
+                        }
+                    }
                 }
             }
-            for c in config.spec.clusters { lines.append("cluster \(c.name) endpoints=\(c.endpoints.count)") }
-            if let q = query {
-                lines.append("request \(q.method) \(q.url): matching is not wired yet")
-            }
-            return CommandReport(lines: lines, exitCode: 0)
         }
-    }
-
-    // WIRING: the real loader owns file expansion; this mirrors DESIGN.md §4.
-    static func expand(paths: [String], diagnostics: inout [String]) -> [String] {
-        var files: [String] = []
-        let fm = FileManager.default
-        for path in paths {
-            var isDir: ObjCBool = false
-            guard fm.fileExists(atPath: path, isDirectory: &isDir) else {
-                diagnostics.append("\(path):0: no such file or directory")
-                continue
-            }
-            if isDir.boolValue {
-                let names = ((try? fm.contentsOfDirectory(atPath: path)) ?? [])
-                    .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted()
-                files += names.map { path + "/" + $0 }
-            } else {
-                files.append(path)
-            }
-        }
-        return files
-    }
-
-    static func fakeConfigDump(_ spec: TableSpec, generation: UInt64) -> String {
-        JSONText.object([
-            ("generation", String(generation)),
-            ("listeners", JSONText.array(spec.listeners.map { l in
-                JSONText.object([
-                    ("port", String(l.port)),
-                    ("virtualHosts", JSONText.array(l.virtualHosts.map { vh in
-                        JSONText.object([
-                            ("name", JSONText.string(vh.name)),
-                            ("domains", JSONText.array(vh.domains.map(JSONText.string))),
-                            ("routes", JSONText.array(vh.routes.map { JSONText.string($0.name) })),
-                        ])
-                    })),
-                ])
-            })),
-            ("clusters", JSONText.array(spec.clusters.map { JSONText.string($0.name) })),
-        ])
+        return CommandReport(lines: lines, exitCode: code)
     }
 }
