@@ -93,11 +93,23 @@ final class SupervisorUnitTests: XCTestCase {
         XCTAssertTrue(describeWaitStatus(9).hasPrefix("killed by signal 9"))
     }
 
-    func testFakePipelineDiagnostics() throws {
+    func testPipelineLoadsChecksAndRejects() throws {
         let dir = NSTemporaryDirectory() + "ingressd-sv-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try "kind: Gateway\nspec:\n  servers:\n  - port:\n      number: 8443\n".write(toFile: dir + "/a.yaml", atomically: true, encoding: .utf8)
+        try """
+            apiVersion: networking.istio.io/v1
+            kind: Gateway
+            metadata:
+              name: gw
+            spec:
+              servers:
+              - port:
+                  number: 8443
+                  name: http
+                  protocol: HTTP
+                hosts: ["*"]
+            """.write(toFile: dir + "/a.yaml", atomically: true, encoding: .utf8)
         guard case .valid(let c) = ConfigPipeline.load(paths: [dir], namespace: "default") else { return XCTFail("valid") }
         XCTAssertEqual(c.listenerPorts, [8443])
         guard case .invalid(let d) = ConfigPipeline.load(paths: [dir + "/missing.yaml"], namespace: "default") else { return XCTFail("invalid") }
