@@ -27,6 +27,10 @@ behind a route's prefix too (`/kiali/status/503`):
     .../status/NNN   answer status NNN (with the usual echo body, none for 1xx/204/304)
     .../bytes/N      answer N bytes of `application/octet-stream`, streamed in 64 KiB writes
     .../delay/MS     wait MS milliseconds, then answer as usual
+    .../chunked/N    answer N bytes with Transfer-Encoding: chunked (4 KiB chunks)
+    x-upstream-close a request carrying this header is answered with `connection: close`
+    Upgrade          a request with `Connection: upgrade` and `Upgrade: X` gets 101 and then
+                     every byte it sends is echoed back until it closes (a stand-in WebSocket)
 
 `--log FILE` appends one line per request (`NAME METHOD PATH body=N`), flushed at once, so a test
 can see what reached the upstream, or that nothing did. Python 3 standard library only.
@@ -46,6 +50,7 @@ CHUNK = 64 * 1024
 STATUS_RE = re.compile(r"(?:^|/)status/(\d{3})/?$")
 BYTES_RE = re.compile(r"(?:^|/)bytes/(\d+)/?$")
 DELAY_RE = re.compile(r"(?:^|/)delay/(\d+)/?$")
+CHUNKED_RE = re.compile(r"(?:^|/)chunked/(\d+)/?$")
 
 
 class BadRequest(Exception):
@@ -165,7 +170,40 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 remaining -= n
         self.log_request(200, count)
 
+    def send_chunked(self, count):
+        head = (
+            "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\n"
+            "transfer-encoding: chunked\r\nx-demo-upstream: %s\r\n\r\n" % self.server.name
+        )
+        out = [head.encode("latin-1")]
+        if self.command != "HEAD":
+            remaining = count
+            while remaining > 0:
+                n = min(remaining, 4096)
+                out.append(b"%x\r\n" % n + b"x" * n + b"\r\n")
+                remaining -= n
+            out.append(b"0\r\n\r\n")
+        self.wfile.write(b"".join(out))
+        self.log_request(200, count)
+
+    def upgrade_echo(self):
+        proto = self.headers.get("Upgrade", "")
+        self.wfile.write(("HTTP/1.1 101 Switching Protocols\r\nupgrade: %s\r\nconnection: Upgrade\r\n"
+                          "x-demo-upstream: %s\r\n\r\n" % (proto, self.server.name)).encode("latin-1"))
+        self.wfile.flush()
+        self.close_connection = True
+        conn = self.connection
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                break
+            conn.sendall(data)
+
     def handle_any(self):
+        if "upgrade" in self.headers.get("Connection", "").lower() and self.headers.get("Upgrade"):
+            self.server.record(self.command, self.path, 0)
+            self.upgrade_echo()
+            return
         try:
             body_len, body_sha = self.read_body()
         except BadRequest as err:
@@ -174,6 +212,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_simple(400, ("bad request: %s\n" % err).encode())
             return
         self.server.record(self.command, self.path, body_len)
+        if self.headers.get("x-upstream-close"):
+            self.close_connection = True   # answer with `connection: close`, then close
         path = self.path.split("?", 1)[0]
         m = DELAY_RE.search(path)
         if m:
@@ -181,6 +221,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         m = BYTES_RE.search(path)
         if m:
             self.send_bytes(int(m.group(1)))
+            return
+        m = CHUNKED_RE.search(path)
+        if m:
+            self.send_chunked(int(m.group(1)))
             return
         status = 200
         m = STATUS_RE.search(path)
