@@ -46,6 +46,49 @@ final class ReloadTests: IntegrationTestCase {
     }
 }
 
+final class ReloadUnderLoadTests: IntegrationTestCase {
+    /// Reloads under continuous load drop nothing (DESIGN.md §2): every request of a wrk run
+    /// with ten SIGHUPs in the middle succeeds, without socket errors.
+    func testSIGHUPsUnderLoadLoseNoRequest() throws {
+        let wrk = try Harness.requireTool("wrk", for: "load during reloads")
+        let shop = try Workshop.start(harness, workers: 2)
+        let load = try harness.spawn("wrk", wrk, ["-t1", "-c16", "-d4s", "-H", "Host: tracing.example.com",
+                                                  shop.url + "/"])
+        usleep(500_000)
+        for _ in 0..<10 {
+            shop.ingressd.child.signal(SIGHUP)
+            usleep(250_000)
+        }
+        XCTAssertTrue(load.wait(timeout: 20), "wrk finishes")
+        let report = load.stdout
+        let completed = report.split(separator: "\n").first { $0.contains("requests in") }
+            .flatMap { Int($0.trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "") } ?? 0
+        XCTAssertGreaterThan(completed, 100, report)
+        XCTAssertFalse(report.contains("Non-2xx"), "no error responses:\n\(report)")
+        XCTAssertFalse(report.contains("Socket errors"), "no connection dropped:\n\(report)")
+        let reloads = shop.ingressd.outputTail.components(separatedBy: "generation").count - 1
+        XCTAssertGreaterThanOrEqual(reloads, 2, "reloads happened:\n\(shop.ingressd.outputTail)")
+    }
+
+    /// `--watch`: editing a config file reloads without a signal.
+    func testWatchReloadsOnFileChange() throws {
+        let shop = try Workshop.start(harness, extraArgs: ["--watch"])
+        let ingressFile = shop.configs[0]
+        let original = try String(contentsOfFile: ingressFile, encoding: .utf8)
+        try harness.write("frontend-ingress.yaml",
+                          original.replacingOccurrences(of: "host: frontend\n", with: "host: kiali\n")
+                              .replacingOccurrences(of: "number: 80\n", with: "number: 20001\n"))
+        var served: String?
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            served = servedBy(try harness.curl(shop.url + "/", host: "hipster.example.com"))
+            if served == "kiali" { break }
+            usleep(100_000)
+        }
+        XCTAssertEqual(served, "kiali", "the edited file is picked up by --watch:\n\(shop.ingressd.outputTail)")
+    }
+}
+
 final class WorkerRestartTests: IntegrationTestCase {
     func testKilledWorkerIsReplacedAndRequestsKeepSucceeding() throws {
         let wrk = try Harness.requireTool("wrk", for: "load during a worker kill")
