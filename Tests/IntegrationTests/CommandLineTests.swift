@@ -30,6 +30,25 @@ final class CommandLineTests: IntegrationTestCase {
         XCTAssertEqual(result.status, 0, result.output)
     }
 
+    /// `routes --request` answers with the data plane's own matcher: the canary's weighted
+    /// subsets, and a 404 for a path no route covers.
+    func testRoutesExplainsARequest() throws {
+        let configs = ["-c", Paths.example("canary/app-gateway.yaml").path,
+                       "-c", Paths.example("workshop/frontend-canary.yaml").path,
+                       "-c", Paths.example("workshop/addons-ingress.yaml").path,
+                       "-c", Paths.example("services.yaml").path]
+        let canary = try ingressd(["routes"] + configs + ["--request", "GET http://hipster.example.com/cart"])
+        XCTAssertEqual(canary.status, 0, canary.output)
+        XCTAssertTrue(canary.stdout.contains("route: default/frontend-virtualservice/0.0"), canary.stdout)
+        XCTAssertTrue(canary.stdout.contains("outbound|80|v1|frontend.default.svc.cluster.local 80.0%"), canary.stdout)
+        XCTAssertTrue(canary.stdout.contains("outbound|80|v2|frontend.default.svc.cluster.local 20.0%"), canary.stdout)
+
+        let miss = try ingressd(["routes"] + configs + ["--request", "GET /grafana", "-H", "Host: dashboard.example.com"])
+        XCTAssertTrue(miss.stdout.contains("404"), miss.stdout)
+        let table = try ingressd(["routes"] + configs)
+        XCTAssertTrue(table.stdout.contains("uri prefix \"/kiali\""), table.stdout)
+    }
+
     func testCheckReportsFileLineKindNameAndField() throws {
         // Line 13 holds the typo `prefixx` (unknown fields are errors: they are typos).
         let bad = try harness.write("bad.yaml", """
