@@ -23,6 +23,8 @@ public struct LoadedConfig {
     public var notes: [String]
     /// The `/config_dump` JSON body for this configuration once published as `generation`.
     public var configDump: (_ generation: UInt64) -> String
+    /// Some endpoints came from DNS: the supervisor re-resolves them periodically (DESIGN.md §5).
+    public var usesDNS = false
 
     public init(spec: TableSpec, image: [UInt8], listenerPorts: [UInt16], notes: [String],
                 configDump: @escaping (_ generation: UInt64) -> String) {
@@ -70,7 +72,8 @@ public enum ConfigPipeline {
     /// image. Never throws: every problem is a diagnostic. Called at start-up and on every
     /// reload; touches no process state.
     public static func load(paths: [String], namespace: String) -> ConfigLoadOutcome {
-        let (result, table, diagnostics) = compileAll(paths: paths, namespace: namespace)
+        let counter = ResolveCounter()
+        let (result, table, diagnostics) = compileAll(paths: paths, namespace: namespace, counter: counter)
         let errors = diagnostics.filter { $0.severity == .error }
         if !errors.isEmpty {
             return .invalid(diagnostics: errors.map { $0.description })
@@ -85,18 +88,31 @@ public enum ConfigPipeline {
         ports.removeAll { $0 == 0 }
         let notes = diagnostics.filter { $0.severity != .error }.map { $0.descriptionWithSeverity }
         _ = result
-        return .valid(LoadedConfig(spec: table, image: image, listenerPorts: ports, notes: notes,
-                                   configDump: { generation in renderConfigDumpJSON(table, generation: generation) }))
+        var loaded = LoadedConfig(spec: table, image: image, listenerPorts: ports, notes: notes,
+                                  configDump: { generation in renderConfigDumpJSON(table, generation: generation) })
+        loaded.usesDNS = counter.calls > 0
+        return .valid(loaded)
     }
 
-    static func compileAll(paths: [String], namespace: String) -> (LoadResult, TableSpec, [Diagnostic]) {
+    /// Counts resolver calls during one compile (the supervisor is single-threaded; the box
+    /// only satisfies the resolver's @Sendable signature).
+    final class ResolveCounter: @unchecked Sendable {
+        var calls = 0
+    }
+
+    static func compileAll(paths: [String], namespace: String,
+                           counter: ResolveCounter = ResolveCounter()) -> (LoadResult, TableSpec, [Diagnostic]) {
         let result = IstioConfig.load(paths: paths, defaultNamespace: namespace)
         var diagnostics = result.diagnostics
         diagnostics += analyze(result.resources)
         if diagnostics.hasErrors {
             return (result, TableSpec(), diagnostics)
         }
-        let (table, compileDiagnostics) = compile(result.resources)
+        let options = CompileOptions(resolve: { name in
+            counter.calls += 1
+            return systemResolve(name)
+        })
+        let (table, compileDiagnostics) = compile(result.resources, options: options)
         diagnostics += compileDiagnostics
         return (result, table, diagnostics)
     }

@@ -37,6 +37,8 @@ public final class Supervisor {
     /// A validated configuration waiting for a free table slot (`publish` said `.busy`).
     var pending: LoadedConfig?
     var pendingSinceNs: UInt64 = 0
+    /// When DNS-backed endpoints were last re-resolved (Supervisor+DNS.swift).
+    var lastDNSRefreshNs: UInt64 = 0
     /// Ports the serving workers should have (those of the published configuration).
     var desiredPorts: [UInt16]
     var reloads: UInt64 = 0
@@ -212,6 +214,7 @@ public final class Supervisor {
 
         if watcher?.takeDue(nowNs: nowNs) == true { reload(reason: "configuration files changed", nowNs: nowNs) }
         if pending != nil { tryPublish(nowNs: nowNs) }
+        refreshDNSIfDue(nowNs: nowNs)
         respawnDue(nowNs: nowNs)
         watchdog(nowNs: nowNs)
         reconcilePorts(nowNs: nowNs)
