@@ -91,9 +91,16 @@ extension ProxyEngine {
     /// The upstream connection failed or reset. Before any response byte reached the client
     /// that is a local 503 (Envoy: UF/UC); after, the client connection is closed.
     mutating func upstreamFailed(_ u: Int32) {
+        let body = conns[Int(u)].connected ? LocalReplyBody.upstreamReset : LocalReplyBody.upstreamConnectFailure
+        abandonExchange(u, status: 503,
+                        body: UnsafeRawBufferPointer(start: body.utf8Start, count: body.utf8CodeUnitCount))
+    }
+
+    /// Closes upstream `u` and answers its client with `status` if nothing of the response
+    /// reached it yet; otherwise the client connection is closed too.
+    mutating func abandonExchange(_ u: Int32, status: UInt16, body: UnsafeRawBufferPointer?) {
         let d = conns[Int(u)].peer
         let started = conns[Int(u)].responseStarted
-        let connectFailure = !conns[Int(u)].connected
         let linked = d >= 0 && conns[Int(d)].peer == u
         closeConn(u)
         guard linked, !conns[Int(d)].closing else { return }
@@ -102,9 +109,7 @@ extension ProxyEngine {
             closeConn(d)
         } else {
             conns[Int(d)].routeDeadlineMs = 0
-            sendLocalReply(d, status: 503,
-                           body: connectFailure ? LocalReplyBody.upstreamConnectFailure : LocalReplyBody.upstreamReset,
-                           close: !conns[Int(d)].requestDone)
+            sendLocalReply(d, status: status, body: body, close: !conns[Int(d)].requestDone)
         }
     }
 
@@ -216,17 +221,7 @@ extension ProxyEngine {
 
     /// An unparseable response: 502 if nothing reached the client yet.
     mutating func badUpstreamResponse(_ u: Int32) {
-        let d = conns[Int(u)].peer
-        let started = conns[Int(u)].responseStarted
-        let linked = d >= 0 && conns[Int(d)].peer == u
-        closeConn(u)
-        guard linked, !conns[Int(d)].closing else { return }
-        conns[Int(d)].peer = -1
-        if started {
-            closeConn(d)
-        } else {
-            sendLocalReply(d, status: 502, body: nil, close: !conns[Int(d)].requestDone)
-        }
+        abandonExchange(u, status: 502, body: nil)
     }
 
     /// A complete response head at `base` (`count` bytes available). `bid` ≥ 0: `base` is that
