@@ -75,6 +75,7 @@ extension ProxyEngine {
             return
         }
         stats.add(WorkerSlotField.upstreamConnectionsOpened)
+        statConnect(u, ok: true)
         uc.pointee.connected = true
         uc.pointee.deadlineMs = 0
         let d = uc.pointee.peer
@@ -95,9 +96,11 @@ extension ProxyEngine {
         let started = conns[Int(u)].responseStarted
         let connectFailure = !conns[Int(u)].connected
         let linked = d >= 0 && conns[Int(d)].peer == u
+        if connectFailure { statConnect(u, ok: false) }
         closeConn(u)
         guard linked, !conns[Int(d)].closing else { return }
         conns[Int(d)].peer = -1
+        conns[Int(d)].ex.flags |= connectFailure ? ResponseFlags.uf : ResponseFlags.uc
         if started {
             closeConn(d)
         } else {
@@ -222,6 +225,7 @@ extension ProxyEngine {
         closeConn(u)
         guard linked, !conns[Int(d)].closing else { return }
         conns[Int(d)].peer = -1
+        conns[Int(d)].ex.flags |= ResponseFlags.upe
         if started {
             closeConn(d)
         } else {
@@ -241,6 +245,7 @@ extension ProxyEngine {
         }
         let dc = conns + Int(d)
         uc.pointee.responseStarted = true
+        dc.pointee.ex.status = head.status
         if !head.keepAlive { uc.pointee.reusable = false }
         let headLen = Int(head.headLength)
         let avail = count - headLen
@@ -423,6 +428,7 @@ extension ProxyEngine {
         } else {
             closeConn(u)
         }
+        statFinish(d)
         if dc.pointee.keepAlive {
             nextRequest(d)
         } else {
