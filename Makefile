@@ -21,7 +21,7 @@ DEMO         := examples/upstreams/run_demo.sh
 # Test: also nginx, HAProxy and wrk (integration tests and perf/bench).
 BUILD_PKGS   := liburing-dev libpcre2-dev
 RUN_PKGS     := $(BUILD_PKGS) curl python3 procps
-TEST_PKGS    := $(RUN_PKGS) nginx haproxy wrk
+TEST_PKGS    := $(RUN_PKGS) nginx haproxy wrk python3-pip
 
 WORKSHOP_CONFIG := -c examples/workshop/frontend-ingress.yaml \
                    -c examples/workshop/addons-ingress.yaml \
@@ -69,6 +69,10 @@ deps-run:
 
 deps-test:
 	$(call apt_install,$(TEST_PKGS))
+	@# The stats tests parse /stats/prometheus with the official Python parser.
+	@python3 -c 'import prometheus_client' 2>/dev/null || \
+	  pip3 install -q --break-system-packages prometheus_client 2>/dev/null || \
+	  pip3 install -q prometheus_client
 
 build: deps-run
 	$(SWIFT) build
