@@ -4,7 +4,7 @@
 #               Istio workshop (examples/) on port 80 in the foreground; Ctrl-C stops everything
 #   make test   install what the tests need, build, run every test target (unit + integration)
 #
-# Others: make build | release | bench | clean | run-canary | deps-run | deps-test
+# Others: make build | release | bench | clean | run-canary | deps-run | deps-test | install | uninstall
 # Works from a fresh clone on Debian 12 as root (or with sudo); Swift must be on PATH.
 
 SHELL        := /bin/bash
@@ -59,7 +59,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: help run run-canary test build release bench clean deps-run deps-test
+.PHONY: help run run-canary test build release bench clean deps-run deps-test install uninstall
 
 help:
 	@sed -n '2,9p' Makefile | sed 's/^# \{0,1\}//'
@@ -114,6 +114,13 @@ run-canary: release
 # Side-by-side benchmark against nginx and HAProxy (perf/README.md). BENCH_ARGS="--rounds 3 ..."
 bench: deps-test release
 	perf/bench --binary $(RELEASE_BIN) $(BENCH_ARGS)
+
+# As a systemd service (deploy/install.sh; idempotent). PREFIX=/usr/local, DESTDIR= for staging.
+install: release
+	deploy/install.sh --no-build
+
+uninstall:
+	deploy/install.sh --uninstall
 
 clean:
 	rm -rf .build

@@ -68,3 +68,58 @@ final class SystemdTests: IntegrationTestCase {
         XCTAssertEqual(child.process.terminationStatus, 0)
     }
 }
+
+final class DeployTests: IntegrationTestCase {
+    private var root: String { Paths.packageRoot.path }
+
+    /// `systemd-analyze verify` accepts the unit (ExecStart pointed at the built binary, since
+    /// verify checks that executables exist).
+    func testUnitPassesSystemdAnalyzeVerify() throws {
+        let analyze = try Harness.requireTool("systemd-analyze", for: "verifying deploy/ingressd.service")
+        let unit = try String(contentsOfFile: root + "/deploy/ingressd.service", encoding: .utf8)
+            .replacingOccurrences(of: "/usr/local/bin/ingressd", with: Paths.ingressdBinary)
+        let path = try harness.write("unit/ingressd.service", unit)
+        let r = try harness.run(analyze, ["verify", path])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertEqual(r.output.trimmingCharacters(in: .whitespacesAndNewlines), "", "no warnings: \(r.output)")
+        for line in ["Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "User=ingressd",
+                     "AmbientCapabilities=CAP_NET_BIND_SERVICE", "LimitNOFILE=", "LimitMEMLOCK=", "NoNewPrivileges=yes",
+                     "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "SystemCallFilter=@system-service @aio"] {
+            XCTAssertTrue(unit.contains(line), "the unit sets \(line)")
+        }
+        // The syscall filter must still allow io_uring.
+        let groups = try harness.run(analyze, ["syscall-filter", "@aio"])
+        XCTAssertTrue(groups.stdout.contains("io_uring_setup") && groups.stdout.contains("io_uring_enter"), groups.output)
+    }
+
+    /// install.sh into a staging tree twice gives the same tree; uninstall removes it, twice.
+    func testInstallAndUninstallAreIdempotent() throws {
+        let stage = harness.path("stage")
+        let env = ["DESTDIR": stage, "INGRESSD_BINARY": Paths.ingressdBinary, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
+        func install(_ args: [String]) throws -> CommandResult {
+            let child = try harness.spawn("install", root + "/deploy/install.sh", args, environment: env)
+            XCTAssertTrue(child.wait(timeout: 60))
+            return CommandResult(status: child.process.terminationStatus, stdout: child.stdout, stderr: child.stderr, timedOut: false)
+        }
+        func tree() -> [String] {
+            (FileManager.default.enumerator(atPath: stage)?.allObjects as? [String] ?? []).sorted()
+        }
+        let first = try install(["--no-build"])
+        XCTAssertEqual(first.status, 0, first.output)
+        let afterFirst = tree()
+        for f in ["usr/local/bin/ingressd", "etc/systemd/system/ingressd.service", "etc/logrotate.d/ingressd",
+                  "etc/ingressd/services.yaml"] {
+            XCTAssertTrue(afterFirst.contains(f), "\(f) installed: \(afterFirst)")
+        }
+        let second = try install(["--no-build"])
+        XCTAssertEqual(second.status, 0, second.output)
+        XCTAssertEqual(tree(), afterFirst, "a second install changes nothing")
+        XCTAssertEqual(try install(["--uninstall"]).status, 0)
+        XCTAssertFalse(tree().contains("usr/local/bin/ingressd"))
+        XCTAssertFalse(tree().contains("etc/systemd/system/ingressd.service"))
+        XCTAssertTrue(tree().contains("etc/ingressd/services.yaml"), "configuration is kept without --purge")
+        XCTAssertEqual(try install(["--uninstall", "--purge"]).status, 0)
+        XCTAssertFalse(tree().contains("etc/ingressd"))
+        XCTAssertEqual(try install(["--uninstall", "--purge"]).status, 0, "uninstalling twice is fine")
+    }
+}
