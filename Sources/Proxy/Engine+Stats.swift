@@ -104,7 +104,9 @@ extension ProxyEngine {
     @inline(__always)
     mutating func statUpstream(_ i: Int32, _ u: Int32, _ ep: ChosenEndpoint) {
         conns[Int(i)].ex.endpoint = ep.id
-        conns[Int(u)].ex.record = conns[Int(i)].ex.record
+        // A pooled connection keeps the cluster it was opened for (its cx_active was counted
+        // there; pools are per address, so another cluster may reuse it).
+        if !conns[Int(u)].connected { conns[Int(u)].ex.record = conns[Int(i)].ex.record }
         if conns[Int(i)].ex.log != nil { accessLogUpstream(i, ep) }
     }
 
