@@ -4,7 +4,7 @@
 #               Istio workshop (examples/) on port 80 in the foreground; Ctrl-C stops everything
 #   make test   install what the tests need, build, run every test target (unit + integration)
 #
-# Others: make build | release | bench | clean | run-canary | deps-run | deps-test
+# Others: make build | release | bench | clean | run-canary | deps-run | deps-test | install | uninstall
 # Works from a fresh clone on Debian 12 as root (or with sudo); Swift must be on PATH.
 
 SHELL        := /bin/bash
@@ -21,7 +21,7 @@ DEMO         := examples/upstreams/run_demo.sh
 # Test: also nginx, HAProxy and wrk (integration tests and perf/bench).
 BUILD_PKGS   := liburing-dev libpcre2-dev
 RUN_PKGS     := $(BUILD_PKGS) curl python3 procps
-TEST_PKGS    := $(RUN_PKGS) nginx haproxy wrk
+TEST_PKGS    := $(RUN_PKGS) nginx haproxy wrk python3-pip
 
 WORKSHOP_CONFIG := -c examples/workshop/frontend-ingress.yaml \
                    -c examples/workshop/addons-ingress.yaml \
@@ -59,7 +59,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: help run run-canary test build release bench clean deps-run deps-test
+.PHONY: help run run-canary test build release bench clean deps-run deps-test install uninstall
 
 help:
 	@sed -n '2,9p' Makefile | sed 's/^# \{0,1\}//'
@@ -69,6 +69,10 @@ deps-run:
 
 deps-test:
 	$(call apt_install,$(TEST_PKGS))
+	@# The stats tests parse /stats/prometheus with the official Python parser.
+	@python3 -c 'import prometheus_client' 2>/dev/null || \
+	  pip3 install -q --break-system-packages prometheus_client 2>/dev/null || \
+	  pip3 install -q prometheus_client
 
 build: deps-run
 	$(SWIFT) build
@@ -110,6 +114,13 @@ run-canary: release
 # Side-by-side benchmark against nginx and HAProxy (perf/README.md). BENCH_ARGS="--rounds 3 ..."
 bench: deps-test release
 	perf/bench --binary $(RELEASE_BIN) $(BENCH_ARGS)
+
+# As a systemd service (deploy/install.sh; idempotent). PREFIX=/usr/local, DESTDIR= for staging.
+install: release
+	deploy/install.sh --no-build
+
+uninstall:
+	deploy/install.sh --uninstall
 
 clean:
 	rm -rf .build

@@ -161,7 +161,10 @@ struct Registry {
             diagnostics.append(vs.diagnostic(.warning, path, why, code: found == nil && dest.subset == nil ? "IST0101" : nil))
         }
         let i = Int32(clusters.count)
-        clusters.append(ClusterSpec(name: name, endpoints: endpoints, connectTimeoutMs: timeoutMs))
+        var cluster = ClusterSpec(name: name, endpoints: endpoints, connectTimeoutMs: timeoutMs)
+        cluster.outlier = outlierPolicy(subsetPolicy: subsetPolicy, rules: drs)
+        cluster.healthCheck = healthCheckPolicy(entry: found?.0, fqdn: fqdn, namespace: vs.namespace)
+        clusters.append(cluster)
         index[name] = i
         return i
     }

@@ -126,4 +126,7 @@ struct Conn {
     /// Client address as text for x-forwarded-for (downstream).
     var peerText: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
     var peerTextLen: UInt8 = 0
+
+    /// Stats and access-log state of the exchange (Engine+Stats.swift).
+    var ex = ExchangeStats()
 }

@@ -14,6 +14,10 @@ extension ProxyEngine {
     mutating func closeConn(_ i: Int32) {
         let c = conns + Int(i)
         guard c.pointee.role != .free, !c.pointee.closing else { return }
+        if c.pointee.role == .downstream && c.pointee.ex.startNs != 0 {
+            if c.pointee.ex.status == 0 && c.pointee.ex.flags == 0 { c.pointee.ex.flags = ResponseFlags.dc }
+            statFinish(i)   // unanswered or cut short: recorded once, here
+        }
         c.pointee.closing = true
         if c.pointee.role == .upstream { unlinkIdle(i) }
         // Unlink from the peer so it does not act on this connection any more.
@@ -38,6 +42,7 @@ extension ProxyEngine {
         releaseOut(i)
         if let a = c.pointee.accum { large.put(a) }
         c.pointee.accum = nil
+        if c.pointee.role == .upstream { statUpstreamClosed(i) }
         if c.pointee.role == .downstream {
             downstreamCount -= 1
             stats.set(WorkerSlotField.connectionsActive, UInt64(downstreamCount))

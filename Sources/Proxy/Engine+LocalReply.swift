@@ -42,6 +42,7 @@ extension ProxyEngine {
                                    closeConnection: !c.pointee.keepAlive, omitBody: omit,
                                    into: UnsafeMutableRawBufferPointer(start: out, count: cap)) ?? 0
         }
+        statFinish(i, status: status, responseBytes: n)
         startSend(i, UnsafeRawPointer(out), Int32(n))
     }
 
@@ -109,6 +110,7 @@ extension ProxyEngine {
                                   into: UnsafeMutableRawBufferPointer(start: out, count: large.size)) ?? 0
             }
         }
+        statFinish(i, status: status, responseBytes: n)
         startSend(i, UnsafeRawPointer(out), Int32(n))
     }
 

@@ -15,6 +15,7 @@ extension ProxyEngine {
     mutating func startRequest(_ i: Int32, base: UnsafeRawPointer, count: Int, head: RequestHead, inAccum: Bool) {
         let c = conns + Int(i)
         stats.add(WorkerSlotField.requestsTotal)
+        statBegin(i, source: UnsafeRawBufferPointer(start: base, count: count), head: head)
         c.pointee.keepAlive = head.keepAlive && !draining
         c.pointee.requestMethod = head.method
         c.pointee.requestUpgrade = head.isUpgrade
@@ -39,6 +40,7 @@ extension ProxyEngine {
         let lookup = table.matcher?.route(req) ?? .noListener
         switch lookup {
         case .noListener, .noVirtualHost, .noRoute:
+            c.pointee.ex.flags = ResponseFlags.nr
             sendLocalReply(i, status: 404, body: nil, close: false)
         case .httpsRedirect:
             sendHTTPSRedirect(i, source: source, head: head)
@@ -52,12 +54,15 @@ extension ProxyEngine {
                 sendRouteRedirect(i, reader: reader, route: route, source: source, head: head)
             case .forward:
                 let cluster = reader.pickCluster(route: route, random: UInt32(truncatingIfNeeded: nextRandom()))
+                statRoute(i, cluster: cluster)
                 if cluster < 0 {
+                    c.pointee.ex.flags = ResponseFlags.nc
                     // Destination host or subset unknown: Envoy's cluster_not_found (503, NC).
                     sendLocalReply(i, status: 503, body: nil, close: false)
                 } else if let ep = chooseEndpoint(reader, cluster: cluster) {
                     forward(i, to: ep, source: source, head: head, timeoutMs: reader.routeTimeoutMs(route))
                 } else {
+                    c.pointee.ex.flags = ResponseFlags.uh
                     sendLocalReply(i, status: 503, body: LocalReplyBody.noHealthyUpstream, close: false)
                 }
             }
@@ -85,11 +90,13 @@ extension ProxyEngine {
                           head: RequestHead, timeoutMs: UInt32) {
         let u = acquireUpstream(ep)
         guard u >= 0 else {
+            conns[Int(i)].ex.flags = ResponseFlags.uo
             sendLocalReply(i, status: 503, body: LocalReplyBody.upstreamConnectFailure, close: false)
             return
         }
         let c = conns + Int(i)
         let uc = conns + Int(u)
+        statUpstream(i, u, ep)
         // Heads up to ~3.5 KiB (nearly all) fit the small class; the rest the large one.
         let needLarge = Int(head.headLength) + 512 + Int(c.pointee.peerTextLen) > small.size
         let out = needLarge ? large.get() : small.get()
@@ -161,11 +168,12 @@ extension ProxyEngine {
         if c.pointee.rx == .body {
             let k = Int(min(Int64(n), c.pointee.bodyRemaining))
             c.pointee.bodyRemaining -= Int64(k)
+            c.pointee.ex.requestBytes &+= UInt64(k)
             return (k, c.pointee.bodyRemaining == 0, false)
         }
         switch c.pointee.chunk.scan(UnsafeRawBufferPointer(start: p, count: n)) {
-        case .needMore: return (n, false, false)
-        case .done(let consumed): return (consumed, true, false)
+        case .needMore: c.pointee.ex.requestBytes &+= UInt64(n); return (n, false, false)
+        case .done(let consumed): c.pointee.ex.requestBytes &+= UInt64(consumed); return (consumed, true, false)
         case .error: return (0, false, true)
         }
     }

@@ -68,6 +68,7 @@ extension ProxyEngine {
             return
         }
         c.pointee.sendOffset += result
+        if downstream { c.pointee.ex.responseBytes &+= UInt64(result) }
         if c.pointee.sendOffset < c.pointee.seg0Len {
             submitSend(i)   // short send: the rest from the same memory
             return

@@ -33,6 +33,7 @@ extension ProxyEngine {
                     c.pointee.routeDeadlineMs = 0
                     let u = c.pointee.peer
                     if u >= 0 {
+                        c.pointee.ex.flags |= ResponseFlags.ut
                         let started = conns[Int(u)].responseStarted
                         closeConn(u)
                         c.pointee.peer = -1

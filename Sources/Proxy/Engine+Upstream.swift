@@ -75,6 +75,7 @@ extension ProxyEngine {
             return
         }
         stats.add(WorkerSlotField.upstreamConnectionsOpened)
+        statConnect(u, ok: true)
         uc.pointee.connected = true
         uc.pointee.deadlineMs = 0
         let d = uc.pointee.peer
@@ -91,20 +92,23 @@ extension ProxyEngine {
     /// The upstream connection failed or reset. Before any response byte reached the client
     /// that is a local 503 (Envoy: UF/UC); after, the client connection is closed.
     mutating func upstreamFailed(_ u: Int32) {
-        let body = conns[Int(u)].connected ? LocalReplyBody.upstreamReset : LocalReplyBody.upstreamConnectFailure
-        abandonExchange(u, status: 503,
+        let connectFailure = !conns[Int(u)].connected
+        if connectFailure { statConnect(u, ok: false) }
+        let body = connectFailure ? LocalReplyBody.upstreamConnectFailure : LocalReplyBody.upstreamReset
+        abandonExchange(u, status: 503, flag: connectFailure ? ResponseFlags.uf : ResponseFlags.uc,
                         body: UnsafeRawBufferPointer(start: body.utf8Start, count: body.utf8CodeUnitCount))
     }
 
-    /// Closes upstream `u` and answers its client with `status` if nothing of the response
-    /// reached it yet; otherwise the client connection is closed too.
-    mutating func abandonExchange(_ u: Int32, status: UInt16, body: UnsafeRawBufferPointer?) {
+    /// Closes upstream `u` and answers its client with `status` (recording response `flag`) if
+    /// nothing of the response reached it yet; otherwise the client connection is closed too.
+    mutating func abandonExchange(_ u: Int32, status: UInt16, flag: UInt16, body: UnsafeRawBufferPointer?) {
         let d = conns[Int(u)].peer
         let started = conns[Int(u)].responseStarted
         let linked = d >= 0 && conns[Int(d)].peer == u
         closeConn(u)
         guard linked, !conns[Int(d)].closing else { return }
         conns[Int(d)].peer = -1
+        conns[Int(d)].ex.flags |= flag
         if started {
             closeConn(d)
         } else {
@@ -221,7 +225,7 @@ extension ProxyEngine {
 
     /// An unparseable response: 502 if nothing reached the client yet.
     mutating func badUpstreamResponse(_ u: Int32) {
-        abandonExchange(u, status: 502, body: nil)
+        abandonExchange(u, status: 502, flag: ResponseFlags.upe, body: nil)
     }
 
     /// A complete response head at `base` (`count` bytes available). `bid` ≥ 0: `base` is that
@@ -236,6 +240,7 @@ extension ProxyEngine {
         }
         let dc = conns + Int(d)
         uc.pointee.responseStarted = true
+        dc.pointee.ex.status = head.status
         if !head.keepAlive { uc.pointee.reusable = false }
         let headLen = Int(head.headLength)
         let avail = count - headLen
@@ -418,6 +423,7 @@ extension ProxyEngine {
         } else {
             closeConn(u)
         }
+        statFinish(d)
         if dc.pointee.keepAlive {
             nextRequest(d)
         } else {

@@ -62,6 +62,8 @@ public struct ProxyEngine: ~Copyable {
     /// Downstreams whose receive hit ENOBUFS; re-armed on the next iteration.
     var starved: UnsafeMutablePointer<Int32>
     var starvedCount = 0
+    /// Stats records of the current table and the access log (Engine+Stats.swift).
+    var recorder = StatsRecorder()
 
     public init(ring: consuming Ring, listeners: [(fd: Int32, port: UInt16)], region: SharedRegion,
                 slot: WorkerSlot, limits: ProxyLimits = ProxyLimits()) throws(RingError) {
@@ -110,6 +112,7 @@ public struct ProxyEngine: ~Copyable {
             return
         }
         if op == Op.ignore.rawValue || op == 0 { return }
+        if op == Op.logWrite.rawValue { onAccessLogWritten(result: result); return }
         let c = conns + Int(index)
         if c.pointee.generation & 0xFF_FFFF != gen {
             // Stale: should not happen (slots are reused only after their ops complete).
@@ -152,6 +155,7 @@ public struct ProxyEngine: ~Copyable {
     /// Once per loop iteration: re-arm starved receives, switch tables, sweep timers.
     public mutating func tick(nowNs: UInt64) {
         nowMs = nowNs / 1_000_000
+        flushAccessLog()
         if starvedCount > 0 {
             let n = starvedCount
             starvedCount = 0

@@ -13,6 +13,8 @@ struct ChosenEndpoint {
     var port: UInt16
     var pool: Int32
     var connectTimeoutMs: UInt32
+    /// Stable endpoint id (health array and per-endpoint stats index).
+    var id: UInt32 = .max
 }
 
 /// The route table this worker uses: a private copy of the published image, its matcher, and
@@ -141,6 +143,7 @@ extension ProxyEngine {
         table.clusterCursor = newCursors
         swap(&table.image, &table.spare)
         table.generation = gen
+        statsTableLoaded(reader)
         return true
     }
 
@@ -158,7 +161,7 @@ extension ProxyEngine {
             if region.endpointHealth(v.id) != 0 { continue }
             var chosen = ChosenEndpoint(family: v.family, address: (0, 0), port: v.port,
                                         pool: table.endpointPool[Int(e)],
-                                        connectTimeoutMs: reader.clusterConnectTimeoutMs(cluster))
+                                        connectTimeoutMs: reader.clusterConnectTimeoutMs(cluster), id: v.id)
             withUnsafeMutableBytes(of: &chosen.address) { dst in
                 dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: v.address[0..<min(16, v.address.count)]))
             }

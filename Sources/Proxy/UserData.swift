@@ -17,6 +17,8 @@ enum Op: UInt8 {
     case upSend = 6
     /// Completions we do not act on (cancel requests).
     case ignore = 7
+    /// An access-log write (AccessLog.swift); index and generation unused.
+    case logWrite = 8
 }
 
 @inline(__always)

@@ -175,6 +175,9 @@ public struct ClusterSpec: Sendable, Equatable {
     public var endpoints: [EndpointSpec]
     /// DestinationRule connectionPool.tcp.connectTimeout; Istio's default is 10 s.
     public var connectTimeoutMs: UInt32
+    /// Supervisor-only health policies (ClusterPolicy.swift); not in the image.
+    public var outlier: OutlierPolicy? = nil
+    public var healthCheck: HealthCheckPolicy? = nil
 
     public init(name: String, endpoints: [EndpointSpec], connectTimeoutMs: UInt32 = 10_000) {
         self.name = name

@@ -5,7 +5,8 @@ import CSupport
 // worker (inherited fd). Fixed-width fields at fixed offsets, never pointers.
 //
 //   offset 0                    Header (one page)
-//   workerSlotsOffset           maxWorkers × WorkerSlot (one page each; one writer: that worker)
+//   workerSlotsOffset           maxWorkers × WorkerSlot (WorkerSlotLayout.bytes each; one writer:
+//                               that worker; stats tables in StatsLayout.swift)
 //   healthOffset                healthCapacity × UInt64 endpoint health words (writer: supervisor)
 //   tableSlotOffset[0], [1]     two route-table slots, tableSlotBytes each (writer: supervisor)
 //
@@ -93,6 +94,9 @@ public enum WorkerSlotField {
     public static let badRequests = 136
     /// Upstream connections opened.
     public static let upstreamConnectionsOpened = 144
+    /// Access-log lines written, and lines dropped because the log buffer was full.
+    public static let accessLogLines = 152
+    public static let accessLogDropped = 160
 
     /// First byte after the fixed counters; later versions extend from here.
     public static let end = 192

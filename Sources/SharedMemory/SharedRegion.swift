@@ -14,7 +14,7 @@ public struct SharedRegion: @unchecked Sendable {
     /// "INGRSHM1" little-endian.
     public static let magic: UInt64 = 0x314D_4853_5247_4E49
     /// Bumped whenever an offset or meaning in Layout.swift changes.
-    public static let layoutVersion: UInt32 = 1
+    public static let layoutVersion: UInt32 = 2
     static let pageBytes = 4096
 
     // SAFETY: `base` points at a MAP_SHARED mapping of `byteCount` bytes that stays mapped for
@@ -29,9 +29,9 @@ public struct SharedRegion: @unchecked Sendable {
     /// Creates the region (supervisor, before any worker starts). `tableSlotBytes` bounds the
     /// largest route table image; the memfd is sparse so a large bound costs nothing.
     public static func create(maxWorkers: Int, tableSlotBytes: Int = 64 << 20,
-                              healthCapacity: Int = 65_536) throws(SharedMemoryError) -> SharedRegion {
+                              healthCapacity: Int = EndpointStats.capacity) throws(SharedMemoryError) -> SharedRegion {
         let slotBytes = roundUp(tableSlotBytes, pageBytes)
-        let workerSlots = pageBytes
+        let workerSlots = WorkerSlotLayout.bytes   // stats tables: StatsLayout.swift
         let workersOffset = pageBytes
         let healthOffset = workersOffset + maxWorkers * workerSlots
         let table0 = roundUp(healthOffset + healthCapacity * 8, pageBytes)

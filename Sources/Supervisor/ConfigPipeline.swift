@@ -71,9 +71,11 @@ public enum ConfigPipeline {
     /// validates (per resource and across resources, as istioctl), compiles and builds the
     /// image. Never throws: every problem is a diagnostic. Called at start-up and on every
     /// reload; touches no process state.
-    public static func load(paths: [String], namespace: String) -> ConfigLoadOutcome {
+    /// `endpointIds` (the supervisor's) makes endpoint ids stable across reloads.
+    public static func load(paths: [String], namespace: String, endpointIds: EndpointIds? = nil) -> ConfigLoadOutcome {
         let counter = ResolveCounter()
-        let (result, table, diagnostics) = compileAll(paths: paths, namespace: namespace, counter: counter)
+        var (result, table, diagnostics) = compileAll(paths: paths, namespace: namespace, counter: counter)
+        endpointIds?.assign(&table)
         let errors = diagnostics.filter { $0.severity == .error }
         if !errors.isEmpty {
             return .invalid(diagnostics: errors.map { $0.description })

@@ -18,6 +18,10 @@ extension Supervisor {
             return .json(workersJSON(nowNs: nowNs))
         case "/stats":
             return .json(statsJSON())
+        case "/stats/prometheus":
+            return AdminResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: prometheusText())
+        case "/clusters":
+            return .json(clustersJSON(nowNs: nowNs))
         default:
             return .text("not found\n", status: 404)
         }
@@ -44,39 +48,5 @@ extension Supervisor {
             ("generation", String(generation)),
             ("workers", JSONText.array(rows)),
         ])
-    }
-
-    func statsJSON() -> String {
-        let counters: [(String, Int)] = [
-            ("connectionsAccepted", WorkerSlotField.connectionsAccepted),
-            ("connectionsActive", WorkerSlotField.connectionsActive),
-            ("requestsTotal", WorkerSlotField.requestsTotal),
-            ("responses1xx", WorkerSlotField.responses1xx),
-            ("responses2xx", WorkerSlotField.responses1xx + 8),
-            ("responses3xx", WorkerSlotField.responses1xx + 16),
-            ("responses4xx", WorkerSlotField.responses1xx + 24),
-            ("responses5xx", WorkerSlotField.responses1xx + 32),
-            ("upstreamConnectFailures", WorkerSlotField.upstreamConnectFailures),
-            ("badRequests", WorkerSlotField.badRequests),
-            ("upstreamConnectionsOpened", WorkerSlotField.upstreamConnectionsOpened),
-        ]
-        // Counters survive restarts (slots keep them), so totals sum every slot; the active
-        // connection gauge only counts live workers.
-        let live = Set(records.compactMap { $0 }.filter { $0.pid != 0 }.map(\.slot))
-        var fields: [(String, String)] = counters.map { name, offset in
-            var sum: UInt64 = 0
-            for s in 0..<region.maxWorkers where offset != WorkerSlotField.connectionsActive || live.contains(s) {
-                sum &+= region.workerSlot(s).counter(offset)
-            }
-            return (name, String(sum))
-        }
-        fields += [
-            ("workers", String(live.count)),
-            ("workerRestarts", String(restarts.reduce(0, +))),
-            ("reloads", String(reloads)),
-            ("reloadFailures", String(reloadFailures)),
-            ("generation", String(generation)),
-        ]
-        return JSONText.object(fields)
     }
 }

@@ -14,7 +14,7 @@ extension Supervisor {
         systemd.notify("RELOADING=1", "MONOTONIC_USEC=\(SystemdNotifier.monotonicUsec())", "STATUS=reloading")
         reloadInProgress = true
 
-        switch ConfigPipeline.load(paths: options.configPaths, namespace: options.namespace) {
+        switch ConfigPipeline.load(paths: options.configPaths, namespace: options.namespace, endpointIds: endpointIds) {
         case .invalid(let diagnostics):
             for d in diagnostics { Log.error(d) }
             rejectReload("configuration is invalid (\(diagnostics.count) problem(s))")
@@ -64,6 +64,7 @@ extension Supervisor {
                 pending = nil
                 desiredPorts = c.listenerPorts
                 reloads += 1
+                healthConfigChanged(nowNs: nowNs)
                 Log.info("reload: published generation \(g) (\(c.image.count) bytes, \(portList(c.listenerPorts))\(oldPorts == desiredPorts ? "" : ", ports changed"))")
                 finishReload(status: "serving generation \(g) on \(portList(desiredPorts))")
             case .busy(let w):

@@ -13,7 +13,8 @@ extension Supervisor {
         guard var r = records[slot] else { preconditionFailure("spawn into an empty record") }
         let launch = WorkerLaunch(slot: slot, sharedMemoryFd: sharedMemoryFd,
                                   listeners: listeners.descriptors(worker: r.logical, ports: r.ports),
-                                  drainTimeoutMs: options.drainTimeoutMs, logLevel: options.logLevel)
+                                  drainTimeoutMs: options.drainTimeoutMs, logLevel: options.logLevel,
+                                  accessLog: options.accessLog)
         // Reset before the process exists so it can never observe its predecessor's state;
         // the pid is filled in right after (workers do not read it).
         region.workerSlot(slot).reset(pid: 0)
@@ -52,6 +53,7 @@ extension Supervisor {
             let ws = region.workerSlot(slot)
             ws.pid = 0
             ws.state = .empty   // nobody writes the slot any more; /ready must not trust it
+            foldSlot(slot)      // its counters survive it (Supervisor+Stats.swift)
             r.pid = 0
             let how = describeWaitStatus(status)
 

@@ -44,6 +44,20 @@ public final class Supervisor {
     var reloads: UInt64 = 0
     var reloadFailures: UInt64 = 0
 
+    // Stats and health (Supervisor+Stats.swift, Supervisor+Health.swift).
+    /// Stable endpoint ids across reloads.
+    let endpointIds: EndpointIds
+    /// Counters of reaped workers.
+    var retired = StatsTotals()
+    /// Cluster-name hash → name, for every configuration loaded (stats of removed clusters
+    /// keep their names).
+    var clusterNames: [UInt64: String] = [:]
+    var checker = HealthChecker()
+    var endpointHealth: [UInt32: EndpointHealthState] = [:]
+    /// The health words last written to the shared array.
+    var publishedHealth: [UInt32: UInt64] = [:]
+    var healthDirty = false
+
     /// READY=1 sent after start-up (every worker accepted once).
     var startedReady = false
     /// RELOADING=1 sent; READY=1 owed.
@@ -59,7 +73,8 @@ public final class Supervisor {
     static let tickMs: Int32 = 100
 
     private init(options: SupervisorOptions, region: SharedRegion, sharedMemoryFd: Int32, listeners: ListenerSet,
-                 signals: SignalSource, admin: AdminServer, config: LoadedConfig) {
+                 signals: SignalSource, admin: AdminServer, config: LoadedConfig, endpointIds: EndpointIds) {
+        self.endpointIds = endpointIds
         self.options = options
         self.region = region
         self.sharedMemoryFd = sharedMemoryFd
@@ -78,7 +93,8 @@ public final class Supervisor {
     public static func run(_ options: SupervisorOptions) -> Int32 {
         Log.level = options.logLevel
         let config: LoadedConfig
-        switch ConfigPipeline.load(paths: options.configPaths, namespace: options.namespace) {
+        let endpointIds = EndpointIds()
+        switch ConfigPipeline.load(paths: options.configPaths, namespace: options.namespace, endpointIds: endpointIds) {
         case .invalid(let diagnostics):
             for d in diagnostics { Log.writeLine(d) }
             Log.error("configuration is invalid (\(diagnostics.count) problem(s)); not starting")
@@ -130,7 +146,7 @@ public final class Supervisor {
         Log.info("admin endpoint on http://\(admin.address.withPort(admin.port))/")
 
         let s = Supervisor(options: options, region: region, sharedMemoryFd: shmFd, listeners: listeners,
-                           signals: signals, admin: admin, config: config)
+                           signals: signals, admin: admin, config: config, endpointIds: endpointIds)
         return s.start()
     }
 
@@ -147,9 +163,16 @@ public final class Supervisor {
         }
         Log.info("configuration loaded: generation \(generation), \(portList(config.listenerPorts))")
         if options.watch { watcher = ConfigWatcher(paths: options.configPaths) }
-        if options.accessLog != "off" {
-            Log.warning("--access-log \(options.accessLog): access logging is not implemented yet")
+        if options.accessLog != "off" && options.accessLog != "-" {
+            // Workers open it themselves; fail here, once and clearly, when they could not.
+            let fd = open(options.accessLog, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+            guard fd >= 0 else {
+                Log.error("cannot open the access log \(options.accessLog): \(errnoText(ing_errno()))")
+                return ExitStatus.cannotStart
+            }
+            close(fd)
         }
+        healthConfigChanged(nowNs: now)
 
         for i in 0..<options.workers {
             records[i] = WorkerRecord(slot: i, logical: i, ports: config.listenerPorts, role: .serving)
@@ -171,6 +194,7 @@ public final class Supervisor {
             var fds: [pollfd] = [pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)]
             if let w = watcher { fds.append(pollfd(fd: w.fd, events: Int16(POLLIN), revents: 0)) }
             for (fd, events) in admin.pollInterest { fds.append(pollfd(fd: fd, events: events, revents: 0)) }
+            for (fd, events) in checker.pollInterest { fds.append(pollfd(fd: fd, events: events, revents: 0)) }
 
             let n = poll(&fds, nfds_t(fds.count), Self.tickMs)
             if n < 0 && ing_errno() != EINTR {
@@ -183,6 +207,8 @@ public final class Supervisor {
                         for sig in signals.drain() { handleSignal(sig, nowNs: now) }
                     } else if p.fd == watcher?.fd {
                         watcher?.handleReadable(nowNs: now)
+                    } else if let id = checker.owns(p.fd) {
+                        if checker.service(id: id, revents: p.revents, nowNs: now) { healthDirty = true }
                     } else {
                         admin.service(fd: p.fd, revents: p.revents, nowNs: now) { respond(to: $0, nowNs: now) }
                     }
@@ -197,7 +223,10 @@ public final class Supervisor {
         case SIGCHLD: reap(nowNs: nowNs)
         case SIGHUP: reload(reason: "SIGHUP", nowNs: nowNs)
         case SIGTERM, SIGINT: beginDrain(signal: sig, nowNs: nowNs)
-        case SIGUSR1: logWorkers(nowNs: nowNs)
+        case SIGUSR1:
+            // logrotate: workers reopen the access log; we log one line per worker.
+            killAll(SIGUSR1)
+            logWorkers(nowNs: nowNs)
         default: break
         }
     }
@@ -217,6 +246,7 @@ public final class Supervisor {
         refreshDNSIfDue(nowNs: nowNs)
         respawnDue(nowNs: nowNs)
         watchdog(nowNs: nowNs)
+        healthTick(nowNs: nowNs)
         reconcilePorts(nowNs: nowNs)
         closeUnusedListeners()
         if !startedReady && allServingAccepting {

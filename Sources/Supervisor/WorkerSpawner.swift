@@ -21,6 +21,8 @@ struct WorkerLaunch {
     var listeners: [(fd: Int32, port: UInt16)]
     var drainTimeoutMs: UInt64
     var logLevel: LogLevel
+    /// `--access-log` as given to `run`.
+    var accessLog: String = "off"
 
     /// The worker's argv after the executable name; listeners become 4, 5, … in order.
     var arguments: [String] {
@@ -29,6 +31,7 @@ struct WorkerLaunch {
             a += ["--listener", "\(WorkerDescriptors.firstListener + Int32(i)):\(l.port)"]
         }
         a += ["--drain-timeout-ms", String(drainTimeoutMs), "--log-level", logLevel.name]
+        if accessLog != "off" { a += ["--access-log", accessLog] }
         return a
     }
 }

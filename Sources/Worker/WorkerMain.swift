@@ -38,8 +38,12 @@ public struct WorkerOptions: Sendable {
     public var drainTimeoutMs: UInt64
     /// 0 = error, 1 = warning, 2 = info, 3 = debug.
     public var logLevel: Int
+    /// Access log: a file path, "-" (stdout) or "off" (`--access-log`).
+    public var accessLog: String
 
-    public init(index: Int, shmFd: Int32, listeners: [WorkerListener], drainTimeoutMs: UInt64 = 30_000, logLevel: Int = 2) {
+    public init(index: Int, shmFd: Int32, listeners: [WorkerListener], drainTimeoutMs: UInt64 = 30_000, logLevel: Int = 2,
+                accessLog: String = "off") {
+        self.accessLog = accessLog
         self.index = index
         self.shmFd = shmFd
         self.listeners = listeners
@@ -57,6 +61,7 @@ public enum WorkerMain {
         signal(SIGTERM) { _ in terminationRequested = 1 }
         signal(SIGINT, SIG_IGN)   // the supervisor turns ^C into SIGTERM for us
         signal(SIGHUP, SIG_IGN)
+        signal(SIGUSR1) { _ in reopenRequested = 1 }   // the supervisor forwards logrotate's SIGUSR1
 
         let region: SharedRegion
         do {
@@ -89,6 +94,10 @@ public enum WorkerMain {
             workerLog(options, "cannot set up the proxy: \(error)")
             return 3
         }
+        guard engine.setAccessLog(options.accessLog) else {
+            workerLog(options, "cannot open the access log \(options.accessLog): errno \(ing_errno())")
+            return 3
+        }
         return runLoop(&engine, slot: slot, options: options)
     }
 
@@ -109,6 +118,10 @@ public enum WorkerMain {
         while true {
             let now = ing_monotonic_ns()
             slot.heartbeatNs = now
+            if reopenRequested != 0 {
+                reopenRequested = 0
+                engine.requestAccessLogReopen()
+            }
             engine.tick(nowNs: now)
             _ = engine.refreshTable()
             if terminationRequested != 0 && !engine.draining {
@@ -144,6 +157,8 @@ public enum WorkerMain {
 
 /// Set by the SIGTERM handler; read by the loop once per iteration.
 nonisolated(unsafe) var terminationRequested: sig_atomic_t = 0
+/// Set by the SIGUSR1 handler (reopen the access log).
+nonisolated(unsafe) var reopenRequested: sig_atomic_t = 0
 
 func workerLog(_ options: WorkerOptions, _ message: String) {
     guard options.logLevel >= 0 else { return }

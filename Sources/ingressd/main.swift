@@ -179,6 +179,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .customLong("listener"), help: ArgumentHelp(valueName: "fd:port")) var listeners: [String] = []
     @Option(name: .customLong("drain-timeout-ms")) var drainTimeoutMs: UInt64 = 30_000
     @Option(name: .customLong("log-level")) var logLevel: String = "info"
+    @Option(name: .customLong("access-log")) var accessLog: String = "off"
 
     func validate() throws {
         guard index >= 0 else { throw ValidationError("--index must be ≥ 0") }
@@ -197,7 +198,8 @@ struct WorkerCommand: ParsableCommand {
 
     func run() throws {
         let options = WorkerOptions(index: index, shmFd: shmFd, listeners: listeners.compactMap(parsedListener),
-                                    drainTimeoutMs: drainTimeoutMs, logLevel: LogLevel(parsing: logLevel)!.rawValue)
+                                    drainTimeoutMs: drainTimeoutMs, logLevel: LogLevel(parsing: logLevel)!.rawValue,
+                                    accessLog: accessLog)
         let code = WorkerMain.run(options)
         if code != 0 { throw ExitCode(code) }
     }

@@ -155,7 +155,10 @@ extension Checks {
         for (n, c) in od.outlierDetectionHttpErrorCodes.enumerated() where c < 100 || c > 599 {
             error("\(p).outlierDetectionHttpErrorCodes[\(n)]", "HTTP status \(c) is not in range 100-599")
         }
-        unsupported(p)
+        // The supervisor implements consecutive 5xx / gateway errors (Supervisor+Health.swift).
+        if od.splitExternalLocalOriginErrors == true { unsupported("\(p).splitExternalLocalOriginErrors") }
+        if od.consecutiveLocalOriginFailures != nil { unsupported("\(p).consecutiveLocalOriginFailures") }
+        if !od.outlierDetectionHttpErrorCodes.isEmpty { unsupported("\(p).outlierDetectionHttpErrorCodes") }
     }
 
     mutating func clientTLS(_ t: ClientTLSSettings, path p: String) {

@@ -1,0 +1,190 @@
+import CSupport
+import HTTP1
+import RouteTable
+import SharedMemory
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Request statistics (DESIGN.md §2, §7) and the hooks that feed them. Every number goes into
+// this worker's shared-memory slot with relaxed single-writer stores (StatsLayout.swift); the
+// supervisor sums the slots. Nothing here locks, allocates or makes a syscall per request
+// (clock_gettime is the vDSO). The access line, when enabled, goes to `AccessLog`.
+//
+// A request's life as the stats see it: `statBegin` when its head is parsed, `statRoute` /
+// `statUpstream` when a cluster and endpoint are chosen, then exactly one `statFinish`: when the
+// proxied response is complete (finishExchange), when a local reply is written (sendLocalReply,
+// sendRedirect), or when the client connection closes with the request unanswered (closeConn,
+// flag DC). `startNs == 0` means "nothing in flight", which makes a second finish a no-op.
+
+/// The stats of the exchange in flight on a connection (kept in `Conn.ex`).
+struct ExchangeStats {
+    /// CLOCK_MONOTONIC ns when the request head was parsed; 0 = nothing to record.
+    var startNs: UInt64 = 0
+    var headBytes: UInt32 = 0
+    /// Request head + body bytes received.
+    var requestBytes: UInt64 = 0
+    /// Response bytes sent to the client.
+    var responseBytes: UInt64 = 0
+    var status: UInt16 = 0
+    var flags: UInt16 = 0
+    /// Cluster stats record (downstream: of the request; upstream: of the connection).
+    var record: Int32 = Int32(ClusterStats.unknownRecord)
+    /// Stable endpoint id of the upstream, or UInt32.max.
+    var endpoint: UInt32 = .max
+    /// Pending access-log fields (a pooled small buffer) and their layout.
+    var log: UnsafeMutableRawPointer? = nil
+    /// Bytes of the first part ("[time] \"METHOD PATH PROTO\" "), then the end of the second.
+    var logSplit: Int32 = 0
+    var logLen: Int32 = 0
+    /// Where the upstream address goes (logLen == logMark: none was chosen).
+    var logMark: Int32 = 0
+}
+
+/// Per-worker stats state: where each cluster of the current table counts, and the access log.
+struct StatsRecorder: ~Copyable {
+    /// Cluster stats record per cluster index of the current table.
+    var clusterRecords = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+    var clusterCount = 0
+    let durationBounds: UnsafeBufferPointer<UInt64>
+    let bytesBounds: UnsafeBufferPointer<UInt64>
+    var accessLog = AccessLog()
+    /// The access-log buffer not being filled or written, ready for the next swap.
+    var spareLogBuffer: UnsafeMutableRawPointer? = nil
+
+    init() {
+        let d = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: StatBuckets.durationBoundsUs.count)
+        _ = d.initialize(from: StatBuckets.durationBoundsUs)
+        durationBounds = UnsafeBufferPointer(d)
+        let b = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: StatBuckets.bytesBounds.count)
+        _ = b.initialize(from: StatBuckets.bytesBounds)
+        bytesBounds = UnsafeBufferPointer(b)
+    }
+}
+
+extension ProxyEngine {
+    /// After a table switch: map its clusters to stats records (claimed by name hash).
+    mutating func statsTableLoaded(_ reader: TableReader) {
+        let n = Int(reader.clusters.upperBound)
+        let map = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, n))
+        _ = stats.claimClusterRecord(key: StatKey.unknown)
+        for c in reader.clusters {
+            map[Int(c)] = Int32(stats.claimClusterRecord(key: StatKey.hash(reader.clusterName(c))))
+        }
+        recorder.clusterRecords.deallocate()
+        recorder.clusterRecords = map
+        recorder.clusterCount = n
+    }
+
+    /// A request head was parsed on downstream `i`.
+    @inline(__always)
+    mutating func statBegin(_ i: Int32, source: UnsafeRawBufferPointer, head: RequestHead) {
+        let c = conns + Int(i)
+        c.pointee.ex.startNs = ing_monotonic_ns()
+        c.pointee.ex.headBytes = UInt32(head.headLength)
+        c.pointee.ex.requestBytes = UInt64(head.headLength)
+        c.pointee.ex.responseBytes = 0
+        c.pointee.ex.status = 0
+        c.pointee.ex.flags = 0
+        c.pointee.ex.record = Int32(ClusterStats.unknownRecord)
+        c.pointee.ex.endpoint = .max
+        if recorder.accessLog.enabled { accessLogBegin(i, source: source, head: head) }
+    }
+
+    /// The request goes to cluster index `cluster` of the current table.
+    @inline(__always)
+    func statRoute(_ i: Int32, cluster: Int32) {
+        guard cluster >= 0, Int(cluster) < recorder.clusterCount else { return }
+        let r = recorder.clusterRecords[Int(cluster)]
+        conns[Int(i)].ex.record = r
+        statAdd(stats.clusterRecord(Int(r)), ClusterStats.rqTotal)
+    }
+
+    /// The request is forwarded to `ep` over upstream connection `u`.
+    @inline(__always)
+    mutating func statUpstream(_ i: Int32, _ u: Int32, _ ep: ChosenEndpoint) {
+        conns[Int(i)].ex.endpoint = ep.id
+        // A pooled connection keeps the cluster it was opened for (its cx_active was counted
+        // there; pools are per address, so another cluster may reuse it).
+        if !conns[Int(u)].connected { conns[Int(u)].ex.record = conns[Int(i)].ex.record }
+        if conns[Int(i)].ex.log != nil { accessLogUpstream(i, ep) }
+    }
+
+    /// Upstream `u` connected (true) or failed to connect (false).
+    @inline(__always)
+    func statConnect(_ u: Int32, ok: Bool) {
+        let rec = stats.clusterRecord(Int(conns[Int(u)].ex.record))
+        if ok {
+            statAdd(rec, ClusterStats.cxTotal)
+            statAdd(rec, ClusterStats.cxActive)
+        } else {
+            statAdd(rec, ClusterStats.cxConnectFail)
+        }
+    }
+
+    /// Upstream `u` is being finalized.
+    @inline(__always)
+    func statUpstreamClosed(_ u: Int32) {
+        if conns[Int(u)].connected {
+            statAdd(stats.clusterRecord(Int(conns[Int(u)].ex.record)), ClusterStats.cxActive, UInt64.max)   // -1
+        }
+    }
+
+    /// Records the exchange on downstream `i` once; `status` 0 keeps the one already noted.
+    mutating func statFinish(_ i: Int32, status: UInt16 = 0, responseBytes: Int = -1) {
+        let c = conns + Int(i)
+        if c.pointee.ex.startNs == 0 {
+            // A reply with no parsed request (codec error, header timeout): count it too.
+            guard status != 0 else { return }
+            c.pointee.ex = ExchangeStats()
+            c.pointee.ex.startNs = ing_monotonic_ns()
+            if status >= 400 && status != 408 { c.pointee.ex.flags |= ResponseFlags.dpe }
+        }
+        if status != 0 { c.pointee.ex.status = status }
+        if responseBytes >= 0 { c.pointee.ex.responseBytes = UInt64(responseBytes) }
+        let ex = c.pointee.ex
+        let durationUs = (ing_monotonic_ns() &- ex.startNs) / 1000
+        c.pointee.ex.startNs = 0
+
+        let rec = stats.clusterRecord(Int(ex.record))
+        // (status, flags) count: find the key or a free slot among the 16.
+        let key = UInt32(ex.status) << 16 | UInt32(ex.flags)
+        let keys = (rec + ClusterStats.codeKeys).assumingMemoryBound(to: UInt32.self)
+        var slot = ClusterStats.codeSlots - 1
+        for k in 0..<ClusterStats.codeSlots {
+            let v = keys[k]
+            if v == key { slot = k; break }
+            if v == 0 {
+                keys[k] = key   // single writer; the supervisor reads it after the count below
+                slot = k
+                break
+            }
+        }
+        if slot == ClusterStats.codeSlots - 1 && keys[slot] != key { keys[slot] = 0xFFFF_FFFF }
+        statAdd(rec, ClusterStats.codeCounts + slot * 8)
+        statAdd(rec, ClusterStats.durationBuckets + StatBuckets.index(durationUs, recorder.durationBounds) * 8)
+        statAdd(rec, ClusterStats.durationSumUs, durationUs)
+        statAdd(rec, ClusterStats.requestBytesBuckets + StatBuckets.index(ex.requestBytes, recorder.bytesBounds) * 8)
+        statAdd(rec, ClusterStats.requestBytesSum, ex.requestBytes)
+        statAdd(rec, ClusterStats.responseBytesBuckets + StatBuckets.index(ex.responseBytes, recorder.bytesBounds) * 8)
+        statAdd(rec, ClusterStats.responseBytesSum, ex.responseBytes)
+
+        // Passive health evidence (outlier detection): consecutive 5xx / gateway errors.
+        if ex.endpoint != .max && ex.status != 0, let ep = stats.endpointRecord(ex.endpoint) {
+            statAdd(ep, EndpointStats.rqTotal)
+            if ex.status >= 500 {
+                statAdd(ep, EndpointStats.consecutive5xx)
+            } else {
+                statAdd(ep, EndpointStats.non5xx)
+                ing_store_relaxed_u64(ep + EndpointStats.consecutive5xx, 0)
+            }
+            if ex.status >= 502 && ex.status <= 504 {
+                statAdd(ep, EndpointStats.consecutiveGateway)
+            } else {
+                statAdd(ep, EndpointStats.nonGateway)
+                ing_store_relaxed_u64(ep + EndpointStats.consecutiveGateway, 0)
+            }
+        }
+        if ex.log != nil { accessLogFinish(i, durationUs: durationUs) }
+    }
+}

@@ -1,0 +1,222 @@
+import CSupport
+
+// Per-worker statistics inside each worker's slot (DESIGN.md §2, §7). One writer per slot (its
+// worker), relaxed loads and stores, no locked instruction and no syscall on the request path.
+// The supervisor sums the slots of live workers and a retired total it folds every reaped
+// worker's slot into before the slot is reused (`Supervisor+Stats.swift`).
+//
+// Worker slot (`WorkerSlotLayout.bytes`, sparse: untouched pages cost nothing)
+//   0                    the fixed fields and process counters of `WorkerSlotField` (one page)
+//   clusterStatsOffset   ClusterStats.capacity × ClusterStats.recordBytes
+//   endpointStatsOffset  EndpointStats.capacity × EndpointStats.recordBytes, indexed by the
+//                        endpoint's stable id (the same index as the health array)
+//
+// Identity across reloads. Table generations renumber clusters, so a worker's cluster record
+// is keyed by a 64-bit hash of the cluster's name (`StatKey.hash`), claimed in an
+// open-addressed table when a table is loaded (not per request); the supervisor keeps
+// hash → name for every configuration it compiled. Two names with the same 64-bit FNV-1a hash
+// would share a record: 2^-64 per pair, accepted. Endpoint ids are made stable by the
+// supervisor (`EndpointIds`: same cluster name, address and port → same id across reloads),
+// so an endpoint record survives reloads the same way.
+
+/// Slot geometry.
+public enum WorkerSlotLayout {
+    /// Bytes per worker slot: 1 MiB (cluster and endpoint tables below, with room to grow).
+    public static let bytes = 1 << 20
+    public static let clusterStatsOffset = 4096
+    public static let endpointStatsOffset = clusterStatsOffset + ClusterStats.capacity * ClusterStats.recordBytes
+}
+
+/// One cluster's counters and histograms in a worker slot. All UInt64 unless said otherwise.
+public enum ClusterStats {
+    /// Records per slot. A worker whose tables named more distinct clusters than this (over
+    /// its whole life) counts the excess in record `overflowRecord`.
+    public static let capacity = 256
+    public static let recordBytes = 640
+    /// Record 0: requests that reached no cluster (404 NR, 503 NC, local replies, codec errors);
+    /// Istio reports them with destination_service="unknown".
+    public static let unknownRecord = 0
+    /// The last record: clusters beyond `capacity` (named "overflow" by the supervisor).
+    public static let overflowRecord = capacity - 1
+
+    /// `StatKey.hash` of the cluster name; 0 = free. Written once, when the worker claims it.
+    public static let keyHash = 0
+    /// Requests routed to the cluster (Envoy upstream_rq_total).
+    public static let rqTotal = 8
+    /// Upstream connections opened (upstream_cx_total).
+    public static let cxTotal = 16
+    /// Upstream connections open now (upstream_cx_active): a gauge, reset when the worker dies.
+    public static let cxActive = 24
+    /// Upstream connect failures and timeouts (upstream_cx_connect_fail).
+    public static let cxConnectFail = 32
+    /// Responses by (status, flags): `codeSlots` UInt32 keys `status << 16 | flags` (0 = free),
+    /// then `codeSlots` UInt64 counts. A response whose key finds no slot counts in the last one,
+    /// keyed 0xFFFF_FFFF ("other").
+    public static let codeKeys = 48
+    public static let codeCounts = codeKeys + codeSlots * 4
+    public static let codeSlots = 16
+    /// `durationBoundsUs.count + 1` bucket counts (last = +Inf), then the sum in µs.
+    public static let durationBuckets = codeCounts + codeSlots * 8
+    public static let durationSumUs = durationBuckets + (StatBuckets.durationBoundsUs.count + 1) * 8
+    /// Request bytes (head + body): `bytesBounds.count + 1` buckets, then the sum.
+    public static let requestBytesBuckets = durationSumUs + 8
+    public static let requestBytesSum = requestBytesBuckets + (StatBuckets.bytesBounds.count + 1) * 8
+    /// Response bytes sent to the client (head + body), same buckets.
+    public static let responseBytesBuckets = requestBytesSum + 8
+    public static let responseBytesSum = responseBytesBuckets + (StatBuckets.bytesBounds.count + 1) * 8
+    public static let end = responseBytesSum + 8
+}
+
+/// Histogram bounds (upper bounds, inclusive). Istio's defaults for
+/// istio_request_duration_milliseconds, and decades for the byte-size histograms.
+public enum StatBuckets {
+    public static let durationBoundsUs: [UInt64] = [
+        500, 1_000, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+        5_000_000, 10_000_000, 30_000_000, 60_000_000, 300_000_000, 600_000_000, 1_800_000_000,
+        3_600_000_000,
+    ]
+    public static let bytesBounds: [UInt64] = [
+        1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000,
+    ]
+
+    /// Bucket index of `v` (the first bound ≥ v; `bounds.count` for +Inf). ~20 compares.
+    @inline(__always)
+    public static func index(_ v: UInt64, _ bounds: UnsafeBufferPointer<UInt64>) -> Int {
+        var i = 0
+        while i < bounds.count && v > bounds[i] { i += 1 }
+        return i
+    }
+}
+
+/// One endpoint's passive-health evidence and counters in a worker slot (outlier detection).
+public enum EndpointStats {
+    /// Endpoint ids beyond this are not counted (and read as healthy, like the health array).
+    public static let capacity = 16_384
+    public static let recordBytes = 40
+    /// 5xx responses (and connect failures) since this worker's last non-5xx response.
+    public static let consecutive5xx = 0
+    /// Gateway errors (502/503/504, connect failures) since the last other response.
+    public static let consecutiveGateway = 8
+    /// Responses (local 503s for connect failures included).
+    public static let rqTotal = 16
+    /// Non-5xx responses: each one reset `consecutive5xx`, so the supervisor can tell a reset
+    /// from a count that merely did not grow.
+    public static let non5xx = 24
+    /// Non-gateway-error responses (each one reset `consecutiveGateway`).
+    public static let nonGateway = 32
+}
+
+/// Names of stats records.
+public enum StatKey {
+    /// 64-bit FNV-1a of `bytes`, never 0 or 1 (0 marks a free record, 1 is `unknown`).
+    @inline(__always)
+    public static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in bytes {
+            h ^= UInt64(b)
+            h = h &* 0x0000_0100_0000_01B3
+        }
+        return h < 2 ? h &+ 2 : h
+    }
+
+    public static func hash(_ s: String) -> UInt64 {
+        var copy = s
+        return copy.withUTF8 { hash(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Key of the `unknown` record.
+    public static let unknown: UInt64 = 1
+    /// Key of the overflow record.
+    public static let overflow: UInt64 = 0xFFFF_FFFF_FFFF_FFFF
+}
+
+extension WorkerSlot {
+    /// Base of cluster record `index`.
+    @inline(__always)
+    public func clusterRecord(_ index: Int) -> UnsafeMutableRawPointer {
+        base + WorkerSlotLayout.clusterStatsOffset + index * ClusterStats.recordBytes
+    }
+
+    /// Base of endpoint record `id`, nil beyond the capacity.
+    @inline(__always)
+    public func endpointRecord(_ id: UInt32) -> UnsafeMutableRawPointer? {
+        Int(id) < EndpointStats.capacity ? base + WorkerSlotLayout.endpointStatsOffset + Int(id) * EndpointStats.recordBytes : nil
+    }
+
+    /// Worker: the record for cluster name hash `key`, claiming a free one (open addressing,
+    /// linear probing over records 1..<overflow). Called when a table is loaded, not per request.
+    public func claimClusterRecord(key: UInt64) -> Int {
+        if key == StatKey.unknown { ing_store_relaxed_u64(clusterRecord(0), StatKey.unknown); return 0 }
+        let n = ClusterStats.capacity - 2
+        var i = Int(key % UInt64(n))
+        for _ in 0..<n {
+            let r = 1 + i
+            let k = ing_load_relaxed_u64(clusterRecord(r))
+            if k == key { return r }
+            if k == 0 {
+                ing_store_release_u64(clusterRecord(r), key)
+                return r
+            }
+            i = (i + 1) % n
+        }
+        ing_store_release_u64(clusterRecord(ClusterStats.overflowRecord), StatKey.overflow)
+        return ClusterStats.overflowRecord
+    }
+
+    /// Supervisor: zeroes every stats byte (after folding them into the retired total, with no
+    /// worker attached to the slot).
+    public func zeroStats() {
+        (base + WorkerSlotField.connectionsAccepted).initializeMemory(as: UInt8.self, repeating: 0,
+                                                                     count: 4096 - WorkerSlotField.connectionsAccepted)
+        (base + WorkerSlotLayout.clusterStatsOffset).initializeMemory(
+            as: UInt8.self, repeating: 0, count: WorkerSlotLayout.bytes - WorkerSlotLayout.clusterStatsOffset)
+    }
+}
+
+/// Relaxed counter helpers on raw record pointers (single writer).
+@inline(__always)
+public func statAdd(_ p: UnsafeMutableRawPointer, _ offset: Int, _ delta: UInt64 = 1) {
+    let q = p + offset
+    ing_store_relaxed_u64(q, ing_load_relaxed_u64(q) &+ delta)
+}
+
+@inline(__always)
+public func statLoad(_ p: UnsafeRawPointer, _ offset: Int) -> UInt64 {
+    ing_load_relaxed_u64(UnsafeMutableRawPointer(mutating: p) + offset)
+}
+
+/// Envoy's response flags (the `response_flags` label and the access log's %RESPONSE_FLAGS%).
+public enum ResponseFlags {
+    /// No route (404).
+    public static let nr: UInt16 = 1 << 0
+    /// No healthy upstream.
+    public static let uh: UInt16 = 1 << 1
+    /// Upstream connection failure.
+    public static let uf: UInt16 = 1 << 2
+    /// Upstream request timeout (route timeout, 504).
+    public static let ut: UInt16 = 1 << 3
+    /// Upstream overflow (no connection slot or socket).
+    public static let uo: UInt16 = 1 << 4
+    /// Downstream connection terminated before the response.
+    public static let dc: UInt16 = 1 << 5
+    /// Cluster not found (destination host or subset unknown).
+    public static let nc: UInt16 = 1 << 6
+    /// Upstream connection reset / terminated.
+    public static let uc: UInt16 = 1 << 7
+    /// Upstream protocol error (unparseable response).
+    public static let upe: UInt16 = 1 << 8
+    /// Downstream protocol error (the codec refused the request).
+    public static let dpe: UInt16 = 1 << 9
+
+    /// Names in bit order, as Envoy prints them.
+    public static let names: [String] = ["NR", "UH", "UF", "UT", "UO", "DC", "NC", "UC", "UPE", "DPE"]
+
+    /// "UF,UH" or "-".
+    public static func text(_ flags: UInt16) -> String {
+        if flags == 0 { return "-" }
+        var parts: [String] = []
+        for (i, n) in names.enumerated() where flags & (1 << UInt16(i)) != 0 { parts.append(n) }
+        return parts.joined(separator: ",")
+    }
+}
+

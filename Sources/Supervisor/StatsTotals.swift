@@ -1,0 +1,127 @@
+import SharedMemory
+
+// The supervisor's view of the workers' statistics (StatsLayout.swift): sums of worker slots.
+// Counters survive worker deaths because `Supervisor.reap` folds a dead worker's slot into
+// `retired` and zeroes the slot before anyone reuses it; gauges (active connections) are not
+// folded: a dead worker's connections are gone.
+
+/// Process-wide counters of `WorkerSlotField`, by name for rendering.
+let processCounterFields: [(name: String, offset: Int, gauge: Bool)] = [
+    ("connectionsAccepted", WorkerSlotField.connectionsAccepted, false),
+    ("connectionsActive", WorkerSlotField.connectionsActive, true),
+    ("requestsTotal", WorkerSlotField.requestsTotal, false),
+    ("responses1xx", WorkerSlotField.responses1xx, false),
+    ("responses2xx", WorkerSlotField.responses1xx + 8, false),
+    ("responses3xx", WorkerSlotField.responses1xx + 16, false),
+    ("responses4xx", WorkerSlotField.responses1xx + 24, false),
+    ("responses5xx", WorkerSlotField.responses1xx + 32, false),
+    ("upstreamConnectFailures", WorkerSlotField.upstreamConnectFailures, false),
+    ("badRequests", WorkerSlotField.badRequests, false),
+    ("upstreamConnectionsOpened", WorkerSlotField.upstreamConnectionsOpened, false),
+    ("accessLogLines", WorkerSlotField.accessLogLines, false),
+    ("accessLogDropped", WorkerSlotField.accessLogDropped, false),
+]
+
+struct Histogram: Equatable {
+    /// Per-bucket (not cumulative) counts; the last is +Inf.
+    var buckets: [UInt64]
+    var sum: UInt64
+    init(bucketCount: Int) { buckets = Array(repeating: 0, count: bucketCount); sum = 0 }
+    var count: UInt64 { buckets.reduce(0, &+) }
+
+    mutating func add(record p: UnsafeRawPointer, buckets offset: Int, sum sumOffset: Int) {
+        for i in buckets.indices { buckets[i] &+= statLoad(p, offset + i * 8) }
+        sum &+= statLoad(p, sumOffset)
+    }
+
+    mutating func add(_ o: Histogram) {
+        for i in buckets.indices { buckets[i] &+= o.buckets[i] }
+        sum &+= o.sum
+    }
+}
+
+struct ClusterTotals {
+    var rqTotal: UInt64 = 0
+    var cxTotal: UInt64 = 0
+    var cxActive: UInt64 = 0
+    var cxConnectFail: UInt64 = 0
+    /// Key `status << 16 | flags` (0xFFFF_FFFF: other) → responses.
+    var responses: [UInt32: UInt64] = [:]
+    var durationUs = Histogram(bucketCount: StatBuckets.durationBoundsUs.count + 1)
+    var requestBytes = Histogram(bucketCount: StatBuckets.bytesBounds.count + 1)
+    var responseBytes = Histogram(bucketCount: StatBuckets.bytesBounds.count + 1)
+
+    mutating func add(record p: UnsafeRawPointer, gauges: Bool) {
+        rqTotal &+= statLoad(p, ClusterStats.rqTotal)
+        cxTotal &+= statLoad(p, ClusterStats.cxTotal)
+        if gauges { cxActive &+= statLoad(p, ClusterStats.cxActive) }
+        cxConnectFail &+= statLoad(p, ClusterStats.cxConnectFail)
+        for k in 0..<ClusterStats.codeSlots {
+            let key = p.load(fromByteOffset: ClusterStats.codeKeys + k * 4, as: UInt32.self)
+            guard key != 0 else { continue }
+            let n = statLoad(p, ClusterStats.codeCounts + k * 8)
+            if n > 0 { responses[key, default: 0] &+= n }
+        }
+        durationUs.add(record: p, buckets: ClusterStats.durationBuckets, sum: ClusterStats.durationSumUs)
+        requestBytes.add(record: p, buckets: ClusterStats.requestBytesBuckets, sum: ClusterStats.requestBytesSum)
+        responseBytes.add(record: p, buckets: ClusterStats.responseBytesBuckets, sum: ClusterStats.responseBytesSum)
+    }
+
+    mutating func add(_ o: ClusterTotals) {
+        rqTotal &+= o.rqTotal
+        cxTotal &+= o.cxTotal
+        cxActive &+= o.cxActive
+        cxConnectFail &+= o.cxConnectFail
+        for (k, v) in o.responses { responses[k, default: 0] &+= v }
+        durationUs.add(o.durationUs)
+        requestBytes.add(o.requestBytes)
+        responseBytes.add(o.responseBytes)
+    }
+}
+
+struct EndpointTotals {
+    var rqTotal: UInt64 = 0
+    var rq5xx: UInt64 = 0
+}
+
+/// Sums over worker slots.
+struct StatsTotals {
+    var process: [Int: UInt64] = [:]
+    /// By cluster-name hash (`StatKey`).
+    var clusters: [UInt64: ClusterTotals] = [:]
+    /// By stable endpoint id.
+    var endpoints: [UInt32: EndpointTotals] = [:]
+
+    /// Adds one slot. `endpointIds`: the ids to read (those of any configuration we know).
+    mutating func add(slot ws: WorkerSlot, gauges: Bool, endpointIds: some Sequence<UInt32>) {
+        for f in processCounterFields where gauges || !f.gauge {
+            process[f.offset, default: 0] &+= ws.counter(f.offset)
+        }
+        for r in 0..<ClusterStats.capacity {
+            let p = UnsafeRawPointer(ws.clusterRecord(r))
+            let key = statLoad(p, ClusterStats.keyHash)
+            guard key != 0 else { continue }
+            clusters[key, default: ClusterTotals()].add(record: p, gauges: gauges)
+        }
+        for id in endpointIds {
+            guard let p = ws.endpointRecord(id) else { continue }
+            let total = statLoad(p, EndpointStats.rqTotal)
+            guard total > 0 else { continue }
+            var e = endpoints[id, default: EndpointTotals()]
+            e.rqTotal &+= total
+            e.rq5xx &+= total &- statLoad(p, EndpointStats.non5xx)
+            endpoints[id] = e
+        }
+    }
+
+    mutating func add(_ o: StatsTotals) {
+        for (k, v) in o.process { process[k, default: 0] &+= v }
+        for (k, v) in o.clusters { clusters[k, default: ClusterTotals()].add(v) }
+        for (k, v) in o.endpoints {
+            var e = endpoints[k, default: EndpointTotals()]
+            e.rqTotal &+= v.rqTotal
+            e.rq5xx &+= v.rq5xx
+            endpoints[k] = e
+        }
+    }
+}

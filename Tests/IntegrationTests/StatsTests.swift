@@ -1,0 +1,212 @@
+// Stats and access log (issue 3): the Prometheus exposition parsed by a real Prometheus parser
+// (Python prometheus_client), counters that survive a killed worker, Envoy-format access lines
+// and their reopening on SIGUSR1.
+
+import Foundation
+import XCTest
+
+/// A gateway on a free port routing `NAME.test` to a ServiceEntry `NAME` with the given
+/// endpoint ports, plus optional DestinationRule / ServiceEntry annotation text.
+struct ServiceGateway {
+    static func config(port: UInt16, services: [(name: String, ports: [UInt16])],
+                       destinationRule: String? = nil, annotation: String? = nil) -> String {
+        var docs = ["""
+            apiVersion: networking.istio.io/v1beta1
+            kind: Gateway
+            metadata:
+              name: gw
+            spec:
+              selector:
+                istio: ingressgateway
+              servers:
+              - port:
+                  number: \(port)
+                  name: http
+                  protocol: HTTP
+                hosts:
+                - "*.test"
+            """]
+        for s in services {
+            docs.append("""
+                apiVersion: networking.istio.io/v1beta1
+                kind: VirtualService
+                metadata:
+                  name: \(s.name)
+                spec:
+                  hosts: ["\(s.name).test"]
+                  gateways: ["gw"]
+                  http:
+                  - route:
+                    - destination:
+                        host: \(s.name)
+                        port:
+                          number: 80
+                """)
+            var se = WorkshopConfig.serviceEntry(name: s.name, servicePort: 80, endpoints: s.ports.map { ($0, [:]) })
+            if let annotation {
+                se = se.replacingOccurrences(of: "metadata:\n  name: \(s.name)\n",
+                                             with: "metadata:\n  name: \(s.name)\n  annotations:\n    ingressd.io/health-check: \"\(annotation)\"\n")
+            }
+            docs.append(se)
+        }
+        if let destinationRule { docs.append(destinationRule) }
+        return WorkshopConfig.documents(docs)
+    }
+}
+
+/// A tiny upstream that answers every request with a fixed status (for 5xx endpoints).
+func startStatusServer(_ harness: Harness, status: Int) throws -> (port: UInt16, child: Child) {
+    let port = try freeTCPPort()
+    let script = try harness.write("status-\(port).py", """
+        import sys, http.server, socketserver
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            def do_GET(self):
+                body = b"status %d\\n" % int(sys.argv[2])
+                self.send_response(int(sys.argv[2]))
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            def log_message(self, *a): pass
+        class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+        S(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+        """)
+    let child = try harness.spawn("status-\(status)", Paths.which("python3") ?? "/usr/bin/python3",
+                                  [script, String(port), String(status)])
+    let deadline = Date().addingTimeInterval(10)
+    while Date() < deadline {
+        if (try? RawHTTP.exchange(port: port, send: Array("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8), timeout: 1))?.isEmpty == false {
+            return (port, child)
+        }
+        usleep(50_000)
+    }
+    throw HarnessError("status server on \(port) did not start: \(child.stderr)")
+}
+
+extension Harness {
+    /// GET on the admin port, body as text.
+    func admin(_ ingressd: Ingressd, _ path: String) throws -> String {
+        let r = try curl(ingressd.adminURL + path)
+        guard r.status == 200 else { throw HarnessError("GET \(path): \(r.status) \(r.text)") }
+        return r.text
+    }
+
+    /// `n` requests with one curl, returns the status codes.
+    func statuses(_ url: String, host: String, _ n: Int) throws -> [String] {
+        let r = try run("curl", ["-s", "-w", "%{http_code}\\n", "-H", "Host: \(host)"]
+                        + (0..<n).flatMap { _ in ["-o", "/dev/null", url] })
+        return r.stdout.split(separator: "\n").map(String.init)
+    }
+}
+
+final class StatsTests: IntegrationTestCase {
+    private func startGateway(extraArgs: [String] = []) throws -> (Ingressd, DemoUpstream) {
+        let upstream = try harness.startUpstream("web")
+        let port = try freeTCPPort()
+        let path = try harness.write("stats.yaml", ServiceGateway.config(port: port, services: [("web", [upstream.port])]))
+        return (try harness.startIngressd(configs: [path], listenPort: port, extraArgs: extraArgs), upstream)
+    }
+
+    /// The exposition is valid for a real Prometheus parser and counts what was sent.
+    func testPrometheusExpositionParsesAndCounts() throws {
+        let python = try Harness.requireTool("python3", for: "parsing the Prometheus exposition")
+        guard try harness.run(python, ["-c", "import prometheus_client"]).status == 0 else {
+            throw XCTSkip("Python prometheus_client is not installed (`make deps-test` installs it)")
+        }
+        let (gateway, _) = try startGateway()
+        XCTAssertEqual(try harness.statuses(gateway.url + "/a", host: "web.test", 5), Array(repeating: "200", count: 5))
+        XCTAssertEqual(try harness.statuses(gateway.url + "/a", host: "nowhere.test", 2), ["404", "404"])
+
+        let text = try harness.admin(gateway, "/stats/prometheus")
+        let file = try harness.write("metrics.txt", text)
+        // Sum samples by (name, selected labels) with the official parser; any syntax error raises.
+        let parser = try harness.write("parse.py", """
+            import sys, json
+            from prometheus_client.parser import text_string_to_metric_families
+            out = {}
+            for fam in text_string_to_metric_families(open(sys.argv[1]).read()):
+                for s in fam.samples:
+                    key = s.name + "|" + s.labels.get("destination_service_name", s.labels.get("cluster_name", "")) \\
+                        + "|" + s.labels.get("response_code", "") + "|" + s.labels.get("response_flags", "") + "|" + s.labels.get("le", "")
+                    out[key] = out.get(key, 0) + s.value
+            print(json.dumps(out))
+            """)
+        let parsed = try harness.run(python, [parser, file])
+        XCTAssertEqual(parsed.status, 0, "prometheus_client rejects the exposition: \(parsed.stderr)\n\(text)")
+        let values = try JSONSerialization.jsonObject(with: Data(parsed.stdout.utf8)) as? [String: Double] ?? [:]
+        XCTAssertEqual(values["istio_requests_total|web|200|-|"], 5, "\(values)")
+        XCTAssertEqual(values["istio_requests_total|unknown|404|NR|"], 2, "\(values)")
+        XCTAssertEqual(values["istio_request_duration_milliseconds_count|web|||"], 5)
+        XCTAssertEqual(values["istio_request_duration_milliseconds_bucket|web|||+Inf"], 5)
+        XCTAssertEqual(values["istio_response_bytes_count|web|||"], 5)
+        XCTAssertEqual(values["envoy_cluster_upstream_rq_total|outbound|80||web.default.svc.cluster.local|||"], 5)
+        XCTAssertEqual(values["envoy_cluster_membership_total|outbound|80||web.default.svc.cluster.local|||"], 1)
+        XCTAssertEqual(values["envoy_cluster_membership_healthy|outbound|80||web.default.svc.cluster.local|||"], 1)
+        XCTAssertEqual(values["ingressd_workers||||"], 2)
+        XCTAssertEqual(values["ingressd_downstream_rq_total||||"], 7)
+        XCTAssertNotNil(values["ingressd_config_reload_failures_total||||"])
+        XCTAssertNotNil(values["envoy_cluster_outlier_detection_ejections_active|outbound|80||web.default.svc.cluster.local|||"])
+
+        // /stats says the same in JSON.
+        let json = try JSONSerialization.jsonObject(with: Data(try harness.admin(gateway, "/stats").utf8)) as? [String: Any]
+        XCTAssertEqual(json?["requestsTotal"] as? Int, 7)
+    }
+
+    /// A worker killed with SIGKILL takes none of the totals with it.
+    func testCountersSurviveAKilledWorker() throws {
+        let (gateway, _) = try startGateway()
+        // Connection: close spreads the requests over both workers.
+        let codes = try harness.run("curl", ["-s", "-w", "%{http_code}\\n", "-H", "Host: web.test", "-H", "Connection: close"]
+                                    + (0..<20).flatMap { _ in ["-o", "/dev/null", gateway.url + "/"] })
+        XCTAssertEqual(codes.stdout.split(separator: "\n").count, 20)
+        for victim in gateway.workerPids { kill(victim, SIGKILL) }
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline && gateway.readyStatus() != 200 { usleep(50_000) }
+        usleep(300_000)
+        let json = try JSONSerialization.jsonObject(with: Data(try harness.admin(gateway, "/stats").utf8)) as? [String: Any]
+        XCTAssertEqual(json?["requestsTotal"] as? Int, 20, "requests of the killed workers are still counted: \(json ?? [:])")
+        XCTAssertEqual(json?["workerRestarts"] as? Int, 2)
+        let text = try harness.admin(gateway, "/stats/prometheus")
+        XCTAssertTrue(text.contains("response_code=\"200\",response_flags=\"-\"} 20"), text)
+    }
+
+    /// Envoy's default access-log format, and SIGUSR1 (logrotate) reopens the file.
+    func testAccessLogLinesAndReopenOnSIGUSR1() throws {
+        let log = harness.path("access.log")
+        let (gateway, upstream) = try startGateway(extraArgs: ["--access-log", log])
+        _ = try harness.curl(gateway.url + "/hello?x=1", host: "web.test", ["-A", "probe/1.0", "-H", "x-request-id: abc-123"])
+        _ = try harness.curl(gateway.url + "/", host: "nowhere.test")
+        var lines: [String] = []
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline {
+            lines = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+            if lines.count >= 2 { break }
+            usleep(50_000)
+        }
+        XCTAssertEqual(lines.count, 2, lines.joined(separator: "\n"))
+        let first = try XCTUnwrap(lines.first)
+        let pattern = #"^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] "GET /hello\?x=1 HTTP/1\.1" 200 - 0 \d+ \d+ - "-" "probe/1\.0" "abc-123" "web\.test" "127\.0\.0\.1:\#(upstream.port)"$"#
+        XCTAssertNotNil(first.range(of: pattern, options: .regularExpression), first)
+        XCTAssertNotNil(lines.last?.range(of: #"" 404 NR 0 \d+ \d+ - "-" "curl/[^"]*" "-" "nowhere\.test" "-"$"#, options: .regularExpression),
+                        lines.last ?? "")
+
+        // logrotate: move the file away, SIGUSR1, and the next lines go to a new file.
+        let rotated = harness.path("access.log.1")
+        try FileManager.default.moveItem(atPath: log, toPath: rotated)
+        gateway.child.signal(SIGUSR1)
+        usleep(300_000)
+        XCTAssertEqual(try harness.statuses(gateway.url + "/", host: "web.test", 4), Array(repeating: "200", count: 4))
+        var reopened: [Substring] = []
+        let deadline2 = Date().addingTimeInterval(5)
+        while Date() < deadline2 {
+            reopened = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
+            if reopened.count >= 4 { break }
+            usleep(50_000)
+        }
+        XCTAssertEqual(reopened.count, 4, "lines after SIGUSR1 go to the new file")
+        XCTAssertEqual(((try? String(contentsOfFile: rotated, encoding: .utf8)) ?? "").split(separator: "\n").count, 2)
+        XCTAssertTrue(gateway.child.isRunning)
+    }
+}
