@@ -82,6 +82,10 @@ extension ProxyEngine {
             closeConn(u)
             return
         }
+        if uc.pointee.spliceFlags & SpliceFlag.tcp != 0 {
+            tcpConnected(d, u)   // Engine+TCP.swift
+            return
+        }
         armRecv(u)
         if uc.pointee.outLen > 0 && !uc.pointee.sendArmed {
             startSend(u, UnsafeRawPointer(uc.pointee.out!), uc.pointee.outLen)
@@ -91,6 +95,10 @@ extension ProxyEngine {
     /// The upstream connection failed or reset. Before any response byte reached the client
     /// that is a local 503 (Envoy: UF/UC); after, the client connection is closed.
     mutating func upstreamFailed(_ u: Int32) {
+        if conns[Int(u)].spliceFlags & SpliceFlag.tcp != 0 {
+            closeTCPPair(u)   // no HTTP reply on a TCP route: the client connection closes
+            return
+        }
         let d = conns[Int(u)].peer
         let started = conns[Int(u)].responseStarted
         let connectFailure = !conns[Int(u)].connected

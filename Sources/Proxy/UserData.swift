@@ -17,6 +17,10 @@ enum Op: UInt8 {
     case upSend = 6
     /// Completions we do not act on (cancel requests).
     case ignore = 7
+    /// Splice path (Engine+Splice.swift): POLLIN on the slot's socket (it is a source).
+    case pollIn = 8
+    /// Splice path: POLLOUT on the slot's socket (it is a destination).
+    case pollOut = 9
 }
 
 @inline(__always)
