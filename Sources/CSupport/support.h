@@ -46,3 +46,19 @@ static inline uint64_t ing_realtime_ns(void) {
 // generation needs a store-load fence (DESIGN.md §2 slot reuse).
 static inline void ing_store_seqcst_u64(void *p, uint64_t v) { __atomic_store_n((uint64_t *)p, v, __ATOMIC_SEQ_CST); }
 static inline uint64_t ing_load_seqcst_u64(const void *p) { return __atomic_load_n((const uint64_t *)p, __ATOMIC_SEQ_CST); }
+
+// splice(2) and pipe2(2) are GNU-only declarations in glibc (not visible without _GNU_SOURCE,
+// see above): called through syscall(2), returning -errno on failure so the loop reads no errno.
+#include <unistd.h>
+#include <sys/syscall.h>
+#define ING_SPLICE_F_MOVE 1u
+#define ING_SPLICE_F_NONBLOCK 2u
+#define ING_F_SETPIPE_SZ 1031
+#define ING_F_GETPIPE_SZ 1032
+static inline long ing_splice(int fd_in, int fd_out, size_t len, unsigned int flags) {
+    long r = syscall(SYS_splice, fd_in, (void *)0, fd_out, (void *)0, len, flags);
+    return r < 0 ? -(long)errno : r;
+}
+static inline int ing_pipe2(int fds[2], int flags) {
+    return syscall(SYS_pipe2, fds, flags) < 0 ? -errno : 0;
+}

@@ -101,6 +101,8 @@ struct Compilation {
             var listener = ListenerSpec(port: UInt16(port), proto: entry.proto)
             if entry.proto == .http {
                 listener.virtualHosts = virtualHosts(port: port, servers: entry.servers)
+            } else if entry.proto == .tcp {
+                listener.tcpRoutes = tcpRoutes(port: port, server: entry.first)
             }
             listeners.append(listener)
         }
@@ -117,7 +119,7 @@ struct Compilation {
 
     /// Whether `vs` names the gateway at top level or in any match.
     func binds(_ vs: VirtualService, _ vsMeta: ResourceMeta, to gw: ResourceMeta) -> Bool {
-        let refs = vs.gateways + vs.http.flatMap { $0.match.flatMap(\.gateways) }
+        let refs = vs.gateways + vs.http.flatMap { $0.match.flatMap(\.gateways) } + vs.tcp.flatMap { $0.match.flatMap(\.gateways) }
         return refs.contains { ref in
             guard let r = GatewayReference.resolve(ref, virtualServiceNamespace: vsMeta.namespace) else { return false }
             return r.namespace == gw.namespace && r.name == gw.name

@@ -11,6 +11,14 @@ public func renderRoutes(_ table: TableSpec) -> String {
     if table.listeners.isEmpty { out += "no listeners (no Gateway servers)\n" }
     for l in table.listeners {
         out += "listener \(l.port) \(protocolName(l.proto))\n"
+        if l.proto == .tcp {
+            if l.tcpRoutes.isEmpty { out += "  no tcp routes: connections are closed\n" }
+            for (n, r) in l.tcpRoutes.enumerated() {
+                out += "    \(n + 1). \(r.name)\n"
+                out += "       action: \(describe(.forward(r.destinations), table)) (spliced)\n"
+            }
+            continue
+        }
         if l.proto != .http {
             out += "  (not served by ingressd yet)\n"
             continue
@@ -209,8 +217,11 @@ public func renderConfigDumpJSON(_ table: TableSpec, generation: UInt64) -> Stri
             return "{\"name\":\(jsonString(vh.name)),\"domains\":[" + vh.domains.map(jsonString).joined(separator: ",")
                 + "],\"httpsRedirect\":\(vh.httpsRedirect),\"routes\":[" + routes.joined(separator: ",") + "]}"
         }
+        let tcp = l.tcpRoutes.map { r in
+            "{\"name\":\(jsonString(r.name)),\"action\":\(json(.forward(r.destinations), table))}"
+        }
         return "{\"port\":\(l.port),\"protocol\":\"\(protocolName(l.proto))\",\"virtualHosts\":["
-            + hosts.joined(separator: ",") + "]}"
+            + hosts.joined(separator: ",") + "],\"tcpRoutes\":[" + tcp.joined(separator: ",") + "]}"
     }
     let clusters = table.clusters.map { c -> String in
         let eps = c.endpoints.map { e in
@@ -232,7 +243,7 @@ public func renderCheckSummary(_ load: LoadResult, _ table: TableSpec) -> String
         return c == 0 ? nil : "\(c) \(k.rawValue)"
     }
     let hosts = table.listeners.reduce(0) { $0 + $1.virtualHosts.count }
-    let routes = table.listeners.reduce(0) { $0 + $1.virtualHosts.reduce(0) { $0 + $1.routes.count } }
+    let routes = table.listeners.reduce(0) { $0 + $1.tcpRoutes.count + $1.virtualHosts.reduce(0) { $0 + $1.routes.count } }
     var line = "ok: \(n(load.files.count, "file")), \(n(load.resources.count, "resource"))"
     if !kinds.isEmpty { line += " (\(kinds.joined(separator: ", ")))" }
     line += " → \(n(table.listeners.count, "listener")), \(n(hosts, "virtual host")), \(n(routes, "route")), \(n(table.clusters.count, "cluster"))"

@@ -123,6 +123,11 @@ struct Conn {
     var iov0 = iovec()
     var iov1 = iovec()
 
+    /// Splicing (Engine+Splice.swift): the pipe of the direction whose source is this
+    /// connection (-1 = none) and `SpliceFlag` bits.
+    var pipe: Int32 = -1
+    var spliceFlags: UInt8 = 0
+
     /// Client address as text for x-forwarded-for (downstream).
     var peerText: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
     var peerTextLen: UInt8 = 0

@@ -40,6 +40,7 @@ extension ProxyEngine {
         if c.pointee.heldBuffer >= 0 { rx.recycle(UInt16(c.pointee.heldBuffer)) }
         c.pointee.heldBuffer = -1
         releaseOut(i)
+        if c.pointee.pipe >= 0 { releasePipe(i) }
         if let a = c.pointee.accum { large.put(a) }
         c.pointee.accum = nil
         if c.pointee.role == .upstream { statUpstreamClosed(i) }

@@ -38,6 +38,10 @@ extension ProxyEngine {
         downstreamCount += 1
         stats.add(WorkerSlotField.connectionsAccepted)
         stats.set(WorkerSlotField.connectionsActive, UInt64(downstreamCount))
+        if isTCPListener(c.pointee.listenerPort) {
+            startTCPRoute(i)   // Engine+TCP.swift
+            return
+        }
         armRecv(i)
     }
 

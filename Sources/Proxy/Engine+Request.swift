@@ -240,6 +240,10 @@ extension ProxyEngine {
             }
         }
         if (c.pointee.rx == .body || c.pointee.rx == .chunked) && !c.pointee.recvArmed && !c.pointee.closing {
+            if c.pointee.rx == .body && limits.spliceMinBytes > 0 && c.pointee.bodyRemaining >= limits.spliceMinBytes
+                && startSplice(from: d) {
+                return   // the rest of a large request body is spliced (Engine+Splice.swift)
+            }
             armRecv(d)
         }
     }

@@ -113,6 +113,9 @@ extension ProxyEngine {
                 // Body bytes kept back from the first read: forward them from the accumulator.
                 replayAccumulatedBody(u)
             }
+        } else if uc.pointee.rx == .body && uc.pointee.bodyRemaining >= limits.spliceMinBytes
+                    && limits.spliceMinBytes > 0 && !uc.pointee.recvArmed && startSplice(from: u) {
+            // The rest of a large response body goes upstream → pipe → client (Engine+Splice.swift).
         } else if !uc.pointee.recvArmed {
             armRecv(u)
         }

@@ -16,7 +16,9 @@ extension ProxyEngine {
             if c.pointee.role != .free && !c.pointee.closing {
                 if c.pointee.deadlineMs != 0 && nowMs >= c.pointee.deadlineMs {
                     c.pointee.deadlineMs = 0
-                    if c.pointee.role == .downstream {
+                    if c.pointee.spliceFlags & SpliceFlag.tcp != 0 {
+                        tcpIdleTimeout(i)
+                    } else if c.pointee.role == .downstream {
                         if c.pointee.accum != nil && c.pointee.accumEnd > c.pointee.accumStart && !c.pointee.sendArmed {
                             // Part of a head, then silence: 408 (header timeout).
                             c.pointee.rx = .none

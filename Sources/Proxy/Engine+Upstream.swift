@@ -83,6 +83,10 @@ extension ProxyEngine {
             closeConn(u)
             return
         }
+        if uc.pointee.spliceFlags & SpliceFlag.tcp != 0 {
+            tcpConnected(d, u)   // Engine+TCP.swift
+            return
+        }
         armRecv(u)
         if uc.pointee.outLen > 0 && !uc.pointee.sendArmed {
             startSend(u, UnsafeRawPointer(uc.pointee.out!), uc.pointee.outLen)
@@ -94,6 +98,10 @@ extension ProxyEngine {
     mutating func upstreamFailed(_ u: Int32) {
         let connectFailure = !conns[Int(u)].connected
         if connectFailure { statConnect(u, ok: false) }
+        if conns[Int(u)].spliceFlags & SpliceFlag.tcp != 0 {
+            closeTCPPair(u)   // no HTTP reply on a TCP route: the client connection closes
+            return
+        }
         let body = connectFailure ? LocalReplyBody.upstreamConnectFailure : LocalReplyBody.upstreamReset
         abandonExchange(u, status: 503, flag: connectFailure ? ResponseFlags.uf : ResponseFlags.uc,
                         body: UnsafeRawBufferPointer(start: body.utf8Start, count: body.utf8CodeUnitCount))

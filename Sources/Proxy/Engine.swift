@@ -14,6 +14,14 @@ public struct ProxyLimits: Sendable {
     public var headerTimeoutMs: UInt64 = 10_000
     public var receiveBuffers: Int = 1024
     public var receiveBufferBytes: Int = 16 * 1024
+    /// HTTP bodies with a known length of at least this many bytes still to forward are
+    /// spliced instead of copied (perf/README.md "Splice" for the measurements behind it).
+    /// The environment variable INGRESSD_SPLICE_MIN_BYTES overrides it (0 = never splice
+    /// HTTP bodies); perf/ uses it to compare the two paths.
+    public var spliceMinBytes: Int64 = 256 * 1024
+    /// Idle timeout of a TCP-route connection pair (Istio's connectionPool.tcp.idleTimeout
+    /// default: 1 h). INGRESSD_TCP_IDLE_TIMEOUT_MS overrides it (tests).
+    public var tcpIdleTimeoutMs: UInt64 = 3_600_000
     public init() {}
 }
 
@@ -36,6 +44,11 @@ public struct ProxyEngine: ~Copyable {
     /// Slots ever used: sweeps scan 0..<highWater.
     var highWater: Int32 = 0
     public internal(set) var downstreamCount = 0
+
+    /// Pipes for the splice path (TCP routes, large HTTP bodies).
+    var pipes: PipePool
+    /// Bytes moved by splice (both directions, TCP routes and HTTP bodies), for stats.
+    public internal(set) var splicedBytes: UInt64 = 0
 
     var small = BufferPool(size: 4096)
     var large = BufferPool(size: 80 * 1024)
@@ -70,6 +83,8 @@ public struct ProxyEngine: ~Copyable {
         self.rx = try BufferRing(ring: ring, groupID: 0, count: limits.receiveBuffers, size: limits.receiveBufferBytes)
         self.ring = ring
         self.limits = limits
+        self.limits.applyEnvironment()
+        pipes = PipePool(capacity: limits.maxConnections)
         capacity = Int32(limits.maxConnections)
         conns = .allocate(capacity: limits.maxConnections)
         conns.initialize(repeating: Conn(), count: limits.maxConnections)
@@ -141,6 +156,8 @@ public struct ProxyEngine: ~Copyable {
                 return
             }
             onSendComplete(index, result: result, downstream: op == Op.downSend.rawValue)
+        case Op.pollIn.rawValue, Op.pollOut.rawValue:
+            onSplicePoll(index, out: op == Op.pollOut.rawValue, result: result)
         case Op.upConnect.rawValue:
             if c.pointee.closing {
                 finalizeIfIdle(index)

@@ -19,6 +19,10 @@ enum Op: UInt8 {
     case ignore = 7
     /// An access-log write (AccessLog.swift); index and generation unused.
     case logWrite = 8
+    /// Splice path (Engine+Splice.swift): POLLIN on the slot's socket (it is a source).
+    case pollIn = 9
+    /// Splice path: POLLOUT on the slot's socket (it is a destination).
+    case pollOut = 10
 }
 
 @inline(__always)

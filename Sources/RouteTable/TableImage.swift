@@ -166,6 +166,17 @@ struct ImageBuilder {
                 w.u32(v.httpsRedirect ? 1 : 0)
             }
         }
+        let firstTCPRoute = count(.tcpRoutes)
+        for r in l.tcpRoutes {
+            let w = try weighted(r.destinations, route: r.name, clusterCount: clusterCount)
+            let name = string(r.name)
+            record(.tcpRoutes) { rec in
+                rec.ref(name)
+                rec.u32(w.first); rec.u32(w.count); rec.u32(w.total)
+                rec.u32(0)
+            }
+        }
+        let tcpRouteCount = count(.tcpRoutes) - firstTCPRoute
         let exactTable = hostTable(exact, hash: HostHash.forward)
         let suffixTable = hostTable(suffix, hash: HostHash.backward)
         let prefixTable = hostTable(prefix, hash: HostHash.forward)
@@ -177,6 +188,7 @@ struct ImageBuilder {
             w.u32(exactTable.first); w.u32(exactTable.count)
             w.u32(suffixTable.first); w.u32(suffixTable.count)
             w.u32(prefixTable.first); w.u32(prefixTable.count)
+            w.u32(firstTCPRoute); w.u32(tcpRouteCount)
         }
     }
 
@@ -211,18 +223,7 @@ struct ImageBuilder {
         var a = Self.absentRef, b = Self.absentRef, c = Self.absentRef, d = Self.absentRef
         switch r.action {
         case .forward(let dests):
-            firstWeighted = count(.weighted)
-            var sum: UInt64 = 0
-            for dst in dests {
-                guard dst.cluster >= -1, Int(dst.cluster) < clusterCount else {
-                    throw .clusterIndexOutOfRange(route: r.name, index: dst.cluster)
-                }
-                sum += UInt64(dst.weight)
-                record(.weighted) { w in w.i32(dst.cluster); w.u32(dst.weight) }
-            }
-            guard sum <= UInt64(UInt32.max) else { throw .totalWeightOverflow(route: r.name) }
-            total = UInt32(sum)
-            weightedCount = UInt32(dests.count)
+            (firstWeighted, weightedCount, total) = try weighted(dests, route: r.name, clusterCount: clusterCount)
         case let .directResponse(s, body):
             kind = .directResponse
             status = s
@@ -245,6 +246,22 @@ struct ImageBuilder {
             w.u16(port); w.u16(0)
             w.ref(a); w.ref(b); w.ref(c); w.ref(d)
         }
+    }
+
+    /// Writes the WeightedCluster records of one route (HTTP or TCP).
+    mutating func weighted(_ dests: [WeightedClusterSpec], route: String,
+                           clusterCount: Int) throws(TableBuildError) -> (first: UInt32, count: UInt32, total: UInt32) {
+        let first = count(.weighted)
+        var sum: UInt64 = 0
+        for dst in dests {
+            guard dst.cluster >= -1, Int(dst.cluster) < clusterCount else {
+                throw .clusterIndexOutOfRange(route: route, index: dst.cluster)
+            }
+            sum += UInt64(dst.weight)
+            record(.weighted) { w in w.i32(dst.cluster); w.u32(dst.weight) }
+        }
+        guard sum <= UInt64(UInt32.max) else { throw .totalWeightOverflow(route: route) }
+        return (first, UInt32(dests.count), UInt32(sum))
     }
 
     mutating func add(_ m: MatchSpec, route: String) throws(TableBuildError) {

@@ -7,16 +7,16 @@
 //
 // Image
 // ─────
-//   [Header: 112 bytes] [section] [section] ... [strings]
+//   [Header: 120 bytes] [section] [section] ... [strings] [tcpRoutes]
 //
 // Header (offset: field)
 //     0: magicU32          0x42545249, the bytes "IRTB" (ingressd route table, binary)
 //     4: versionU16        `Layout.version`; a reader rejects any other value
-//     6: headerBytesU16    112; room for growth, a reader rejects a smaller value
+//     6: headerBytesU16    120; room for growth, a reader rejects a smaller value
 //     8: totalBytesU32     size of the whole image, header included; at most the bytes readable
 //                          (a slot may be larger than the image it holds)
 //    12: reservedU32       0
-//    16: section table, 12 entries of (offsetU32, countU32), in `Section` order:
+//    16: section table, 13 entries of (offsetU32, countU32), in `Section` order:
 //        offset = bytes from the image start to the first record; count = number of records
 //        (for `strings`, number of bytes). A section with count 0 may have any offset ≤ total.
 //
@@ -25,7 +25,7 @@
 //     4: lengthU32   bytes
 //   `Layout.absent` (0xFFFF_FFFF) in offsetU32 means "no value" (an optional spec field that is nil).
 //
-// Listener (40 bytes), one per port, in `TableSpec.listeners` order:
+// Listener (48 bytes), one per port, in `TableSpec.listeners` order:
 //     0: portU16            listening port
 //     2: protoU8            `ListenerProtocol.rawValue`
 //     3: padU8
@@ -38,6 +38,8 @@
 //    28: suffixCountU32     0 or a power of two
 //    32: prefixFirstU32     first HostSlot of the prefix-wildcard table ("foo.*" keyed "foo.")
 //    36: prefixCountU32     0 or a power of two
+//    40: firstTcpRouteU32   `.tcp` listeners: TCPRoute records, contiguous, in match order
+//    44: tcpRouteCountU32   0 for other protocols (and for a TCP port no VirtualService binds)
 //
 // VirtualHost (28 bytes):
 //     0: name StrRef
@@ -91,6 +93,13 @@
 //     0: clusterI32         index into clusters, or -1: the destination does not exist (503 NC)
 //     4: weightU32          relative weight
 //
+// TCPRoute (24 bytes), a VirtualService `tcp` block on a TCP listener:
+//     0: name StrRef
+//     8: firstWeightedU32   WeightedCluster entries (shared with HTTP routes)
+//    12: weightedCountU32
+//    16: totalWeightU32     sum of the weights (build rejects overflow)
+//    20: padU32
+//
 // Cluster (20 bytes):
 //     0: name StrRef
 //     8: connectTimeoutMsU32
@@ -115,13 +124,14 @@ public enum Layout {
     /// "IRTB" read as a little-endian UInt32.
     public static let magic: UInt32 = 0x4254_5249
     /// Bumped on any change of a record's size or meaning.
-    public static let version: UInt16 = 1
-    static let headerBytes = 112
+    /// 2: listeners grew to 48 bytes (TCP routes), section `tcpRoutes` added.
+    public static let version: UInt16 = 2
+    static let headerBytes = 120
     static let sectionTableOffset = 16
     /// Marks a nil optional string.
     static let absent: UInt32 = 0xFFFF_FFFF
 
-    static let listenerBytes = 40
+    static let listenerBytes = 48
     static let vhostBytes = 28
     static let strRefBytes = 8
     static let hostSlotBytes = 16
@@ -131,12 +141,13 @@ public enum Layout {
     static let weightedBytes = 8
     static let clusterBytes = 20
     static let endpointBytes = 32
+    static let tcpRouteBytes = 24
 }
 
 /// Sections of the image, in the order of the header's section table.
 public enum Section: UInt8, Sendable, CaseIterable {
     case listeners = 0, virtualHosts, domains, hostSlots, routes, matches, conditions, weighted,
-         clusters, endpoints, regexes, strings
+         clusters, endpoints, regexes, strings, tcpRoutes
 
     /// Bytes per record (1 for the string bytes).
     var recordBytes: Int {
@@ -152,6 +163,7 @@ public enum Section: UInt8, Sendable, CaseIterable {
         case .clusters: return Layout.clusterBytes
         case .endpoints: return Layout.endpointBytes
         case .strings: return 1
+        case .tcpRoutes: return Layout.tcpRouteBytes
         }
     }
 }

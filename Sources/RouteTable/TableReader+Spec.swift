@@ -13,7 +13,16 @@ extension TableReader {
 
     func decodeListener(_ l: Int32) -> ListenerSpec {
         ListenerSpec(port: listenerPort(l), proto: listenerProtocol(l),
-                     virtualHosts: listenerVirtualHosts(l).map(decodeVirtualHost))
+                     virtualHosts: listenerVirtualHosts(l).map(decodeVirtualHost),
+                     tcpRoutes: listenerTCPRoutes(l).map(decodeTCPRoute))
+    }
+
+    func decodeTCPRoute(_ r: Int32) -> TCPRouteSpec {
+        TCPRouteSpec(name: Self.string(tcpRouteName(r)),
+                     destinations: (0..<tcpWeightedClusterCount(route: r)).map {
+                         let w = tcpWeightedCluster(route: r, $0)
+                         return WeightedClusterSpec(cluster: w.cluster, weight: w.weight)
+                     })
     }
 
     func decodeVirtualHost(_ v: Int32) -> VirtualHostSpec {

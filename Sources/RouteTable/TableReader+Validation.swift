@@ -27,6 +27,7 @@ extension TableReader {
             guard ListenerProtocol(rawValue: u8(at + 2)) != nil, within(vhs, vhostCount) else {
                 throw .badRecord(.listeners, index: Int(l))
             }
+            guard within(rng(at + 40), tcpRouteCount) else { throw .badRecord(.listeners, index: Int(l)) }
             let catchAll = i32(at + 12)
             guard catchAll == -1 || vhs.contains(Int64(catchAll)) else { throw .badRecord(.listeners, index: Int(l)) }
             for table in [at + 16, at + 24, at + 32] {
@@ -72,6 +73,14 @@ extension TableReader {
                     throw .badRecord(.routes, index: Int(r))
                 }
             }
+        }
+        for r in 0..<tcpRouteCount {
+            let at = tcpRouteOff(r)
+            let ws = rng(at + 8)
+            guard ref(at), within(ws, weightedCount) else { throw .badRecord(.tcpRoutes, index: Int(r)) }
+            var sum: Int64 = 0
+            for w in ws { sum += Int64(u32(weightedOff(Int32(w)) + 4)) }
+            guard sum == Int64(u32(at + 16)) else { throw .badRecord(.tcpRoutes, index: Int(r)) }
         }
         for m in 0..<matchCount where !within(rng(matchOff(m)), condCount) {
             throw .badRecord(.matches, index: Int(m))

@@ -60,6 +60,7 @@ public struct TableReader {
     @usableFromInline let endpointsAt: Int, endpointCount: Int32
     @usableFromInline let regexesAt: Int, regexCount: Int32
     @usableFromInline let stringsAt: Int, stringBytes: Int
+    @usableFromInline let tcpRoutesAt: Int, tcpRouteCount: Int32
 
     /// Checks magic, version, sizes and every reference of the image at `base` (`count` bytes
     /// readable, e.g. the whole shared-memory slot). Accepts exactly what `TableImage.build`
@@ -101,6 +102,7 @@ public struct TableReader {
         (clustersAt, clusterCount) = sec(.clusters)
         (endpointsAt, endpointCount) = sec(.endpoints)
         (regexesAt, regexCount) = sec(.regexes)
+        (tcpRoutesAt, tcpRouteCount) = sec(.tcpRoutes)
         let (sAt, sBytes) = sec(.strings)
         stringsAt = sAt
         stringBytes = Int(sBytes)
@@ -140,6 +142,7 @@ public struct TableReader {
     func clusterOff(_ c: Int32) -> Int { clustersAt + Int(c) * Layout.clusterBytes }
     func endpointOff(_ e: Int32) -> Int { endpointsAt + Int(e) * Layout.endpointBytes }
     func slotOff(_ s: Int32) -> Int { slotsAt + Int(s) * Layout.hostSlotBytes }
+    func tcpRouteOff(_ r: Int32) -> Int { tcpRoutesAt + Int(r) * Layout.tcpRouteBytes }
 
     func range(_ at: Int) -> Range<Int32> {
         let first = Int32(truncatingIfNeeded: u32(at))
@@ -218,8 +221,12 @@ public struct TableReader {
         guard u8(at + 20) == RouteActionKind.forward.rawValue else { return -1 }
         let n = Int32(u32(at + 28))
         guard n > 0 else { return -1 }
-        let first = Int32(u32(at + 24))
-        let total = u32(at + 32)
+        return pickWeighted(first: Int32(u32(at + 24)), n, total: u32(at + 32), random: random)
+    }
+
+    /// Weighted choice among the `n` (> 0) WeightedCluster records from `first`.
+    @inline(__always)
+    func pickWeighted(first: Int32, _ n: Int32, total: UInt32, random: UInt32) -> Int32 {
         if n == 1 || total == 0 { return i32(weightedOff(first)) }
         // Multiply-shift maps random uniformly onto [0, total) without a division.
         var target = UInt32((UInt64(random) &* UInt64(total)) >> 32)
@@ -231,6 +238,32 @@ public struct TableReader {
             i += 1
         }
         return i32(weightedOff(first + n - 1))
+    }
+
+    // MARK: TCP routes
+
+    public var tcpRoutes: Range<Int32> { 0..<tcpRouteCount }
+    /// TCP routes of a listener in match order (empty unless it is a `.tcp` listener with routes).
+    public func listenerTCPRoutes(_ l: Int32) -> Range<Int32> { precondition(listeners.contains(l)); return range(listenerOff(l) + 40) }
+    public func tcpRouteName(_ r: Int32) -> UnsafeRawBufferPointer { precondition(tcpRoutes.contains(r)); return bytes(tcpRouteOff(r)) }
+    public func tcpWeightedClusterCount(route r: Int32) -> Int32 {
+        precondition(tcpRoutes.contains(r))
+        return Int32(u32(tcpRouteOff(r) + 12))
+    }
+    /// The `i`th destination of a TCP route: cluster index (-1 = missing) and relative weight.
+    public func tcpWeightedCluster(route r: Int32, _ i: Int32) -> (cluster: Int32, weight: UInt32) {
+        precondition(i >= 0 && i < tcpWeightedClusterCount(route: r))
+        let at = weightedOff(Int32(u32(tcpRouteOff(r) + 8)) + i)
+        return (i32(at), u32(at + 4))
+    }
+    /// Chooses a destination of TCP route `r` by weight, like `pickCluster(route:random:)`:
+    /// the cluster index, or -1 when the chosen destination is missing or there is none.
+    public func pickTCPCluster(route r: Int32, random: UInt32) -> Int32 {
+        precondition(tcpRoutes.contains(r))
+        let at = tcpRouteOff(r)
+        let n = Int32(u32(at + 12))
+        guard n > 0 else { return -1 }
+        return pickWeighted(first: Int32(u32(at + 8)), n, total: u32(at + 16), random: random)
     }
 
     public func directResponseStatus(route r: Int32) -> UInt16 { precondition(routes.contains(r)); return u16(routeOff(r) + 22) }

@@ -14,8 +14,9 @@ public struct TableSpec: Sendable, Equatable {
     }
 }
 
-/// Protocol served on a listener. Only `.http` is routed in this version; the others are
-/// carried so that `routes`/`config_dump` can show them and later versions can serve them.
+/// Protocol served on a listener. `.http` listeners route by virtual host, `.tcp` listeners by
+/// their `tcpRoutes`; the others are carried so that `routes`/`config_dump` can show them and
+/// later versions can serve them.
 public enum ListenerProtocol: UInt8, Sendable, Equatable {
     case http = 1      // HTTP, HTTP2, GRPC, GRPC-WEB (plain text)
     case https = 2     // HTTPS (terminated or passthrough)
@@ -31,11 +32,30 @@ public struct ListenerSpec: Sendable, Equatable {
     /// Virtual hosts. Domain lookup order is Envoy's (exact, longest suffix wildcard, longest
     /// prefix wildcard, `*`), not the order of this array.
     public var virtualHosts: [VirtualHostSpec]
+    /// `.tcp` listeners: opaque TCP routes in match order; a connection takes the first one
+    /// (Istio gateway.go picks the first VirtualService `tcp` block whose L4 match fits the
+    /// server, so the compiler writes at most one today). Empty: connections are closed.
+    public var tcpRoutes: [TCPRouteSpec]
 
-    public init(port: UInt16, proto: ListenerProtocol = .http, virtualHosts: [VirtualHostSpec] = []) {
+    public init(port: UInt16, proto: ListenerProtocol = .http, virtualHosts: [VirtualHostSpec] = [],
+                tcpRoutes: [TCPRouteSpec] = []) {
         self.port = port
         self.proto = proto
         self.virtualHosts = virtualHosts
+        self.tcpRoutes = tcpRoutes
+    }
+}
+
+/// A VirtualService `tcp` block bound to a TCP listener: forward every connection to one of
+/// the clusters, chosen by weight per connection.
+public struct TCPRouteSpec: Sendable, Equatable {
+    /// For logs and `routes`: "<namespace>/<virtualservice>/tcp[<index>]".
+    public var name: String
+    public var destinations: [WeightedClusterSpec]
+
+    public init(name: String, destinations: [WeightedClusterSpec]) {
+        self.name = name
+        self.destinations = destinations
     }
 }
 

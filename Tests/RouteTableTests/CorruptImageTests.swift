@@ -42,8 +42,8 @@ final class CorruptImageTests: XCTestCase {
         bad[0] = UInt8(ascii: "X")
         XCTAssertEqual(error(bad), .badMagic(0x4254_5258))
         bad = good
-        bad[4] = 2
-        XCTAssertEqual(error(bad), .unsupportedVersion(2))
+        bad[4] = UInt8(Layout.version + 1)
+        XCTAssertEqual(error(bad), .unsupportedVersion(Layout.version + 1))
         bad = good
         bad[6] = 8  // headerBytes smaller than a header
         XCTAssertEqual(error(bad), .badHeader)

@@ -1,0 +1,100 @@
+import CSupport
+import RouteTable
+import SharedMemory
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// TCP routes (VirtualService tcp[] on TCP/MONGO Gateway servers): each accepted connection
+// takes the listener's first TCP route, a cluster by weight and an endpoint round-robin, gets
+// its own upstream connection (never pooled) and is then spliced both ways
+// (Engine+Splice.swift) until both directions finished, either side fails, or the pair is idle
+// for `tcpIdleTimeoutMs`.
+//
+//   accept ─► route/cluster/endpoint ─► connect ─► splice ⇄ ─► both FINs passed on ─► close
+//      └── no route, no cluster, no healthy endpoint, connect failure or timeout ─► close client
+//
+// There is no HTTP on these connections: a failure closes the client (Envoy tcp_proxy does the
+// same; there is no 503 to send).
+
+extension ProxyEngine {
+    /// Whether the table routes `port` as opaque TCP. Linear in the listener count (a handful).
+    func isTCPListener(_ port: UInt16) -> Bool {
+        guard let r = table.reader else { return false }
+        let l = r.listener(port: port)
+        return l >= 0 && r.listenerProtocol(l) == .tcp
+    }
+
+    /// Routes a connection accepted on a TCP listener and starts its upstream connect.
+    mutating func startTCPRoute(_ d: Int32) {
+        let dc = conns + Int(d)
+        dc.pointee.spliceFlags = SpliceFlag.tcp
+        dc.pointee.rx = .tunnel
+        dc.pointee.keepAlive = false
+        dc.pointee.deadlineMs = 0   // the upstream's connect timeout covers the connect
+        guard let reader = table.reader else {
+            closeConn(d)
+            return
+        }
+        let routes = reader.listenerTCPRoutes(reader.listener(port: dc.pointee.listenerPort))
+        guard !routes.isEmpty else {
+            closeConn(d)
+            return
+        }
+        let cluster = reader.pickTCPCluster(route: routes.lowerBound, random: UInt32(truncatingIfNeeded: nextRandom()))
+        guard cluster >= 0, var ep = chooseEndpoint(reader, cluster: cluster) else {
+            closeConn(d)
+            return
+        }
+        ep.pool = -1   // a TCP-route upstream belongs to its client connection only
+        let u = acquireUpstream(ep)
+        guard u >= 0 else {
+            closeConn(d)
+            return
+        }
+        let uc = conns + Int(u)
+        uc.pointee.spliceFlags = SpliceFlag.tcp
+        uc.pointee.rx = .tunnel
+        uc.pointee.reusable = false
+        uc.pointee.peer = d
+        dc.pointee.peer = u
+    }
+
+    /// The upstream of a TCP-route pair connected: splice both ways.
+    mutating func tcpConnected(_ d: Int32, _ u: Int32) {
+        let p1 = pipes.acquire()
+        let p2 = p1 >= 0 ? pipes.acquire() : -1
+        guard p2 >= 0 else {
+            if p1 >= 0 { pipes.release(p1) }
+            closeTCPPair(u)
+            return
+        }
+        let dc = conns + Int(d)
+        let uc = conns + Int(u)
+        dc.pointee.pipe = p1
+        uc.pointee.pipe = p2
+        dc.pointee.bodyRemaining = .max
+        uc.pointee.bodyRemaining = .max
+        dc.pointee.spliceFlags |= SpliceFlag.active
+        uc.pointee.spliceFlags |= SpliceFlag.active
+        dc.pointee.deadlineMs = nowMs + limits.tcpIdleTimeoutMs
+        pumpSplice(d)
+        if !uc.pointee.closing && uc.pointee.spliceFlags & SpliceFlag.active != 0 { pumpSplice(u) }
+    }
+
+    /// Closes both connections of a TCP-route pair (either may be given).
+    mutating func closeTCPPair(_ i: Int32) {
+        let p = conns[Int(i)].peer
+        closeConn(i)
+        if p >= 0 { closeConn(p) }
+    }
+
+    /// The per-second sweep found a TCP-route connection past its deadline: idle for
+    /// `tcpIdleTimeoutMs` (downstream), or its upstream connect timed out.
+    mutating func tcpIdleTimeout(_ i: Int32) {
+        if conns[Int(i)].role == .upstream && !conns[Int(i)].connected {
+            stats.add(WorkerSlotField.upstreamConnectFailures)
+        }
+        closeTCPPair(i)
+    }
+}
