@@ -244,6 +244,9 @@ def version_of(argv):
 def build_c_tool(name, cache_dir=None):
     """Compiles perf/tools/NAME.c with cc -O2 into perf/tools/build/ (rebuilt when the source is
     newer) and returns the binary's path."""
+    prebuilt = os.environ.get("PERF_TOOLS_BIN")  # perf/device-run.sh ships them built
+    if prebuilt and os.access(os.path.join(prebuilt, name), os.X_OK):
+        return os.path.join(prebuilt, name)
     src = os.path.join(HERE, "tools", name + ".c")
     out_dir = cache_dir or os.path.join(HERE, "tools", "build")
     os.makedirs(out_dir, exist_ok=True)
