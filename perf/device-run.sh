@@ -3,8 +3,10 @@
 #
 #   perf/device-run.sh prepare   HERE: static release build of ingressd (Swift runtime and
 #                                Foundation linked in) plus nginx, wrk, taskset and the perf/tools
-#                                C helpers, with every shared library they need besides glibc,
-#                                into perf/device/bundle/ (git-ignored; ~40 MiB, a carry path)
+#                                C helpers, with every shared library they need besides glibc
+#                                (liburing, PCRE2, OpenSSL, LuaJIT, libstdc++ ...), into
+#                                perf/device/bundle/ (69 MiB) and perf/device/bundle.tar.xz
+#                                (19 MiB: the one path to carry; both git-ignored)
 #   perf/device-run.sh run       THERE: perf/scaling pinned at 1, 2 and 4 workers, ingressd and
 #                                nginx at the same counts, results under $OUT (default
 #                                perf/results/device-TIMESTAMP): machine.txt, scaling.txt,
@@ -12,7 +14,7 @@
 #   perf/device-run.sh check     HERE: `run` through the bundle, small (1 worker, 1 round), to
 #                                prove the bundle works before spending device time on it
 #
-# The device needs Linux x86-64 with glibc >= 2.34 (what the bundled binaries ask for), python3
+# The device needs Linux x86-64 with glibc >= 2.35 (what the bundled binaries ask for), python3
 # and >= 6 CPUs (workers on CPUs 1-4, wrk and the upstream on the rest). Nothing is installed
 # there and nothing is fetched. Tunables (environment): WORKERS ("1 2 4"), ROUNDS (3), DURATION
 # (5 s per run), CONNS_PER_WORKER (50). About 2-3 minutes with the defaults.
@@ -20,6 +22,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUNDLE="$ROOT/perf/device/bundle"
+TARBALL="$ROOT/perf/device/bundle.tar.xz"
 WORKERS="${WORKERS:-1 2 4}"
 ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-5}"
@@ -63,21 +66,29 @@ prepare() {
         done
     } > "$BUNDLE/BUILD-INFO"
     cat "$BUNDLE/BUILD-INFO"
-    echo "device-run: bundle ready: $(du -sh "$BUNDLE" | cut -f1) in perf/device/bundle"
     ls "$BUNDLE/lib"
-    echo "device-run: on the device: bash perf/device-run.sh run   (carry perf/device/bundle)"
+    echo "device-run: compressing (xz)"
+    tar -C "$ROOT/perf/device" -cf - bundle | xz -6 -T0 > "$TARBALL"
+    echo "device-run: bundle ready: perf/device/bundle ($(du -sh "$BUNDLE" | cut -f1)), perf/device/bundle.tar.xz ($(du -sh "$TARBALL" | cut -f1))"
+    echo "device-run: on the device: bash perf/device-run.sh run   (carry perf/device/bundle.tar.xz)"
 }
 
 use_bundle() {
-    [ -x "$BUNDLE/bin/ingressd" ] || die "no bundle at $BUNDLE (run 'perf/device-run.sh prepare' first, and carry perf/device/bundle)"
+    if [ ! -x "$BUNDLE/bin/ingressd" ] && [ -f "$TARBALL" ]; then
+        echo "device-run: unpacking $TARBALL"
+        xz -dc "$TARBALL" | tar -C "$ROOT/perf/device" -xf -
+    fi
+    [ -x "$BUNDLE/bin/ingressd" ] || die "no bundle at $BUNDLE (run 'perf/device-run.sh prepare' first, and carry perf/device/bundle.tar.xz)"
     command -v python3 >/dev/null || die "python3 is needed to run perf/scaling"
     export PATH="$BUNDLE/bin:$PATH"
     export LD_LIBRARY_PATH="$BUNDLE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     export PERF_TOOLS_BIN="$BUNDLE/bin"     # perflib uses these instead of compiling perf/tools/*.c
-    for t in ingressd nginx wrk taskset; do
-        "$BUNDLE/bin/$t" -h >/dev/null 2>&1 || "$BUNDLE/bin/$t" --help >/dev/null 2>&1 || \
-            "$BUNDLE/bin/$t" -v >/dev/null 2>&1 || "$BUNDLE/bin/$t" version >/dev/null 2>&1 || \
-            die "bundled $t does not run here: $("$BUNDLE/bin/$t" -v 2>&1 | head -3)"
+    local t out
+    for t in "ingressd version" "nginx -v" "wrk -v" "taskset --version"; do
+        out=$("$BUNDLE/bin/${t%% *}" ${t#* } 2>&1 || true)
+        if echo "$out" | grep -qE 'error while loading shared libraries|GLIBC_[0-9.]+. not found|cannot execute'; then
+            die "bundled ${t%% *} does not run here: $out"
+        fi
     done
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 }
