@@ -44,6 +44,8 @@ let package = Package(
             "Supervisor", "Worker", "ConfigCompiler", "IstioConfig",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: releaseFast),
+        // perf/profile's callgrind driver: N parses / N route lookups (not a product, not installed).
+        .executableTarget(name: "Microbench", dependencies: ["HTTP1", "RouteTable"], swiftSettings: releaseFast),
 
         // Tests mirror the source targets; IntegrationTests run the real binary.
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),

@@ -1,0 +1,1 @@
+"""perf/ helpers shared by bench, scaling and profile (standard library only)."""
