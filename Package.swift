@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(name: "SharedMemoryTests", dependencies: ["SharedMemory", "CSupport"]),
         .testTarget(name: "IstioConfigTests", dependencies: ["IstioConfig"]),
         .testTarget(name: "ConfigCompilerTests", dependencies: ["ConfigCompiler", "IstioConfig", "RouteTable"], exclude: ["Fixtures"]),
-        .testTarget(name: "SupervisorTests", dependencies: ["Supervisor"], exclude: ["Fixtures"]),
+        .testTarget(name: "SupervisorTests", dependencies: ["Supervisor", "ConfigCompiler"], exclude: ["Fixtures"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
     ]
 )

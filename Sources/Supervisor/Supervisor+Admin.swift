@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import ConfigCompiler
 import Glibc
 #endif
 import SharedMemory

@@ -1,3 +1,4 @@
+import ConfigCompiler
 import SharedMemory
 
 // Statistics for the admin endpoint (DESIGN.md §7): `/stats/prometheus`, `/stats`, `/clusters`.

@@ -1,3 +1,4 @@
+import ConfigCompiler
 import XCTest
 @testable import Supervisor
 
