@@ -14,7 +14,8 @@ extension Supervisor {
         let launch = WorkerLaunch(slot: slot, sharedMemoryFd: sharedMemoryFd,
                                   listeners: listeners.descriptors(worker: r.logical, ports: r.ports),
                                   drainTimeoutMs: options.drainTimeoutMs, logLevel: options.logLevel,
-                                  accessLog: options.accessLog)
+                                  accessLog: options.accessLog, headerTimeoutMs: options.headerTimeoutMs,
+                                  idleTimeoutMs: options.idleTimeoutMs)
         // Reset before the process exists so it can never observe its predecessor's state;
         // the pid is filled in right after (workers do not read it).
         region.workerSlot(slot).reset(pid: 0)

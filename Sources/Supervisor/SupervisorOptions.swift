@@ -9,14 +9,20 @@ public struct SupervisorOptions: Sendable {
     public var adminAddress: IPAddress
     public var adminPort: UInt16
     public var watch: Bool
-    /// `--access-log`: a path, `-` (stdout) or `off`. Not yet passed to workers.
+    /// `--access-log`: a path, `-` (stdout) or `off`.
     public var accessLog: String
     public var logLevel: LogLevel
     public var drainTimeoutMs: UInt64
+    /// `--header-timeout`, `--idle-timeout` (DESIGN.md §8 limits; defaults 10 s and 60 s).
+    public var headerTimeoutMs: UInt64
+    public var idleTimeoutMs: UInt64
 
     public init(configPaths: [String], namespace: String = "default", workers: Int, bind: IPAddress? = nil,
                 adminAddress: IPAddress = .v4([127, 0, 0, 1]), adminPort: UInt16 = 15000, watch: Bool = false,
-                accessLog: String = "off", logLevel: LogLevel = .info, drainTimeoutMs: UInt64 = 30_000) {
+                accessLog: String = "off", logLevel: LogLevel = .info, drainTimeoutMs: UInt64 = 30_000,
+                headerTimeoutMs: UInt64 = 10_000, idleTimeoutMs: UInt64 = 60_000) {
+        self.headerTimeoutMs = headerTimeoutMs
+        self.idleTimeoutMs = idleTimeoutMs
         self.configPaths = configPaths
         self.namespace = namespace
         self.workers = workers

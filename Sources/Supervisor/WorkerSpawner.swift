@@ -23,6 +23,8 @@ struct WorkerLaunch {
     var logLevel: LogLevel
     /// `--access-log` as given to `run`.
     var accessLog: String = "off"
+    var headerTimeoutMs: UInt64 = 10_000
+    var idleTimeoutMs: UInt64 = 60_000
 
     /// The worker's argv after the executable name; listeners become 4, 5, … in order.
     var arguments: [String] {
@@ -32,6 +34,8 @@ struct WorkerLaunch {
         }
         a += ["--drain-timeout-ms", String(drainTimeoutMs), "--log-level", logLevel.name]
         if accessLog != "off" { a += ["--access-log", accessLog] }
+        if headerTimeoutMs != 10_000 { a += ["--header-timeout-ms", String(headerTimeoutMs)] }
+        if idleTimeoutMs != 60_000 { a += ["--idle-timeout-ms", String(idleTimeoutMs)] }
         return a
     }
 }

@@ -40,10 +40,15 @@ public struct WorkerOptions: Sendable {
     public var logLevel: Int
     /// Access log: a file path, "-" (stdout) or "off" (`--access-log`).
     public var accessLog: String
+    /// Request-head and idle keep-alive timeouts (`ProxyLimits`).
+    public var headerTimeoutMs: UInt64
+    public var idleTimeoutMs: UInt64
 
     public init(index: Int, shmFd: Int32, listeners: [WorkerListener], drainTimeoutMs: UInt64 = 30_000, logLevel: Int = 2,
-                accessLog: String = "off") {
+                accessLog: String = "off", headerTimeoutMs: UInt64 = 10_000, idleTimeoutMs: UInt64 = 60_000) {
         self.accessLog = accessLog
+        self.headerTimeoutMs = headerTimeoutMs
+        self.idleTimeoutMs = idleTimeoutMs
         self.index = index
         self.shmFd = shmFd
         self.listeners = listeners
@@ -88,8 +93,11 @@ public enum WorkerMain {
         }
         var engine: ProxyEngine
         do {
+            var limits = ProxyLimits()
+            limits.headerTimeoutMs = options.headerTimeoutMs
+            limits.idleTimeoutMs = options.idleTimeoutMs
             engine = try ProxyEngine(ring: ring, listeners: options.listeners.map { ($0.fd, $0.port) },
-                                     region: region, slot: slot)
+                                     region: region, slot: slot, limits: limits)
         } catch {
             workerLog(options, "cannot set up the proxy: \(error)")
             return 3

@@ -65,6 +65,12 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("drain-timeout"), help: ArgumentHelp("How long a drain may take (e.g. 30s, 500ms, 1m).", valueName: "duration"))
     var drainTimeout: String = "30s"
 
+    @Option(name: .customLong("header-timeout"), help: ArgumentHelp("A request head must arrive within this (408 after).", valueName: "duration"))
+    var headerTimeout: String = "10s"
+
+    @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Idle keep-alive connections close after this.", valueName: "duration"))
+    var idleTimeout: String = "60s"
+
     func validate() throws {
         _ = try parsedWorkers()
         if let b = bind, IPAddress(parsing: b) == nil {
@@ -80,6 +86,11 @@ struct Run: ParsableCommand {
             throw ValidationError("--drain-timeout \(drainTimeout): expected a duration like 30s, 500ms or 1m")
         }
         guard !accessLog.isEmpty else { throw ValidationError("--access-log: expected a path, - or off") }
+        for (flag, value) in [("--header-timeout", headerTimeout), ("--idle-timeout", idleTimeout)] {
+            guard let ms = parseDurationMs(value), ms > 0 else {
+                throw ValidationError("\(flag) \(value): expected a positive duration like 10s, 500ms or 1m")
+            }
+        }
     }
 
     func parsedWorkers() throws -> Int {
@@ -97,7 +108,8 @@ struct Run: ParsableCommand {
             configPaths: config.paths, namespace: config.namespace, workers: try parsedWorkers(),
             bind: bind.flatMap(IPAddress.init(parsing:)), adminAddress: adminAddress, adminPort: adminPort,
             watch: watch, accessLog: accessLog, logLevel: LogLevel(parsing: logLevel)!,
-            drainTimeoutMs: parseDurationMs(drainTimeout)!)
+            drainTimeoutMs: parseDurationMs(drainTimeout)!,
+            headerTimeoutMs: parseDurationMs(headerTimeout)!, idleTimeoutMs: parseDurationMs(idleTimeout)!)
         let code = Supervisor.run(options)
         if code != 0 { throw ExitCode(code) }
     }
@@ -180,6 +192,8 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .customLong("drain-timeout-ms")) var drainTimeoutMs: UInt64 = 30_000
     @Option(name: .customLong("log-level")) var logLevel: String = "info"
     @Option(name: .customLong("access-log")) var accessLog: String = "off"
+    @Option(name: .customLong("header-timeout-ms")) var headerTimeoutMs: UInt64 = 10_000
+    @Option(name: .customLong("idle-timeout-ms")) var idleTimeoutMs: UInt64 = 60_000
 
     func validate() throws {
         guard index >= 0 else { throw ValidationError("--index must be ≥ 0") }
@@ -199,7 +213,7 @@ struct WorkerCommand: ParsableCommand {
     func run() throws {
         let options = WorkerOptions(index: index, shmFd: shmFd, listeners: listeners.compactMap(parsedListener),
                                     drainTimeoutMs: drainTimeoutMs, logLevel: LogLevel(parsing: logLevel)!.rawValue,
-                                    accessLog: accessLog)
+                                    accessLog: accessLog, headerTimeoutMs: headerTimeoutMs, idleTimeoutMs: idleTimeoutMs)
         let code = WorkerMain.run(options)
         if code != 0 { throw ExitCode(code) }
     }

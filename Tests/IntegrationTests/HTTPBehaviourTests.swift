@@ -166,4 +166,25 @@ final class HTTPBehaviourTests: IntegrationTestCase {
             XCTAssertEqual(String(decoding: echoed, as: UTF8.self), message)
         }
     }
+
+    /// DESIGN.md §8 timeouts, shortened by flags: a head that stops arriving gets 408 and the
+    /// connection closes; an idle keep-alive connection is closed.
+    func testHeaderAndIdleTimeouts() throws {
+        let shop = try Workshop.start(harness, extraArgs: ["--header-timeout", "1s", "--idle-timeout", "2s"])
+        let partial = try RawConnection(port: shop.listenPort, timeout: 6)
+        let started = Date()
+        partial.send("GET /kiali/x HTTP/1.1\r\nHost: dash")
+        let reply = String(decoding: partial.read(atLeast: Int.max), as: UTF8.self)
+        XCTAssertTrue(reply.hasPrefix("HTTP/1.1 408"), reply)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 4, "408 after about the header timeout")
+
+        let idle = try RawConnection(port: shop.listenPort, timeout: 8)
+        idle.send("GET /kiali/x HTTP/1.1\r\nHost: dashboard.example.com\r\n\r\n")
+        XCTAssertTrue(idle.read(until: "body-sha256").contains("upstream: kiali"))
+        let idleStart = Date()
+        XCTAssertTrue(idle.peerClosed(), "the idle connection is closed by ingressd")
+        let waited = Date().timeIntervalSince(idleStart)
+        XCTAssertGreaterThan(waited, 1.5)
+        XCTAssertLessThan(waited, 5)
+    }
 }
