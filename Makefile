@@ -4,7 +4,7 @@
 #               Istio workshop (examples/) on port 80 in the foreground; Ctrl-C stops everything
 #   make test   install what the tests need, build, run every test target (unit + integration)
 #
-# Others: make build | release | bench | clean | run-canary | deps-run | deps-test | install | uninstall
+# Others: make build | release | bench | profile | scaling | clean | run-canary | deps-run | deps-test | install | uninstall
 # Works from a fresh clone on Debian 12 as root (or with sudo); Swift must be on PATH.
 
 SHELL        := /bin/bash
@@ -32,6 +32,8 @@ CANARY_CONFIG   := -c examples/canary/app-gateway.yaml \
                    -c examples/services.yaml
 RUN_FLAGS    ?=
 BENCH_ARGS   ?=
+PROFILE_ARGS ?=
+SCALING_ARGS ?=
 
 # Installs the Debian packages named in $(1) that are not installed yet (a command of the same
 # name on PATH, such as a pyenv python3, counts as installed). apt-get update runs
@@ -59,7 +61,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: help run run-canary test build release bench clean deps-run deps-test install uninstall
+.PHONY: help run run-canary test build release bench profile scaling clean deps-run deps-test install uninstall
 
 help:
 	@sed -n '2,9p' Makefile | sed 's/^# \{0,1\}//'
@@ -121,6 +123,13 @@ install: release
 
 uninstall:
 	deploy/install.sh --uninstall
+
+# Flame graph under load + callgrind instructions per parse/lookup; req/s vs workers (perf/README.md).
+profile: deps-test release
+	perf/profile --binary $(RELEASE_BIN) $(PROFILE_ARGS)
+
+scaling: deps-test release
+	perf/scaling --binary $(RELEASE_BIN) $(SCALING_ARGS)
 
 clean:
 	rm -rf .build
