@@ -151,6 +151,7 @@ public enum WorkerMain {
             }
         }
         _ = engine.ring.submit()
+        engine.finishAccessLog()
         return 0
     }
 }
