@@ -19,9 +19,11 @@ import Glibc
 //
 // Never blocks the loop: a request's fields are formatted into a pooled buffer when its head is
 // parsed (the head's bytes are gone by the time it completes), the finished line is copied into
-// the worker's fill buffer, and once per loop iteration a non-empty fill buffer is written
-// through the ring (IORING_OP_WRITE) while the other buffer fills. One write in flight at a
-// time; when both buffers are busy a line is dropped and counted
+// the worker's fill buffer, and the fill buffer is written through the ring (IORING_OP_WRITE)
+// while the other buffer fills — once it holds `flushBytes`, or `flushIntervalMs` after the
+// previous write (measured: a write per loop iteration cost ~10 µs of io-wq time per request at
+// 10k req/s, because io_uring hands buffered file writes to a kernel worker thread; batching
+// makes that cost vanish). One write in flight at a time; when both buffers are busy a line is dropped and counted
 // (`WorkerSlotField.accessLogDropped`) rather than waiting. SIGUSR1 reopens the file (logrotate)
 // once no write is in flight.
 
@@ -37,6 +39,14 @@ struct AccessLog {
     var writingLen = 0
     var writingDone = 0
     var reopenRequested = false
+    /// Worker clock (ms) of the last write submitted.
+    var lastFlushMs: UInt64 = 0
+
+    /// Write when this much is buffered...
+    static let flushBytes = 64 * 1024
+    /// ...or this long after the previous write (Envoy flushes its access logs every 1 s too;
+    /// an idle worker's loop wakes once a second, so a line waits at most ~2 s).
+    static let flushIntervalMs: UInt64 = 1000
 
     /// 256 KiB per buffer: ~1500 lines of ~170 bytes between two loop iterations.
     static let bufferBytes = 256 * 1024
@@ -75,12 +85,20 @@ extension ProxyEngine {
         recorder.accessLog.reopenRequested = true
     }
 
-    /// Once per loop iteration: reopen if asked, and write the fill buffer if none is in flight.
+    /// Once per loop iteration: reopen if asked, and write the fill buffer when it is due and no
+    /// write is in flight.
     @inline(__always)
     mutating func flushAccessLog() {
         guard recorder.accessLog.enabled, recorder.accessLog.writing == nil else { return }
-        if recorder.accessLog.reopenRequested { reopenAccessLog() }
-        guard recorder.accessLog.fillLen > 0 else { return }
+        var force = false
+        if recorder.accessLog.reopenRequested {
+            // Lines logged before the reopen belong to the old file: write them there first.
+            if recorder.accessLog.fillLen > 0 { force = true } else { reopenAccessLog() }
+        }
+        guard force || recorder.accessLog.fillLen >= AccessLog.flushBytes
+                || (recorder.accessLog.fillLen > 0 && nowMs &- recorder.accessLog.lastFlushMs >= AccessLog.flushIntervalMs)
+        else { return }
+        recorder.accessLog.lastFlushMs = nowMs
         let full = recorder.accessLog.fill!
         recorder.accessLog.writing = full
         recorder.accessLog.writingLen = recorder.accessLog.fillLen
@@ -89,6 +107,19 @@ extension ProxyEngine {
         recorder.accessLog.fill = recorder.spareLogBuffer ?? .allocate(byteCount: AccessLog.bufferBytes, alignment: 64)
         recorder.spareLogBuffer = nil
         submitAccessLogWrite()
+    }
+
+    /// Worker exit: writes what is buffered synchronously (the loop is over; blocking is fine).
+    public mutating func finishAccessLog() {
+        let log = recorder.accessLog
+        guard log.enabled, let fill = log.fill, log.fillLen > 0 else { return }
+        var done = 0
+        while done < log.fillLen {
+            let n = write(log.fd, fill + done, log.fillLen - done)
+            if n <= 0 { if n < 0 && ing_errno() == EINTR { continue }; break }
+            done += n
+        }
+        recorder.accessLog.fillLen = 0
     }
 
     private func submitAccessLogWrite() {

@@ -159,6 +159,7 @@ public enum WorkerMain {
             }
         }
         _ = engine.ring.submit()
+        engine.finishAccessLog()
         return 0
     }
 }
