@@ -68,11 +68,9 @@ struct Conn {
     /// Bytes of `out` filled (a forwarded head, body bytes copied after it, a local reply).
     var outLen: Int32 = 0
 
-    // The send in flight: up to two segments, `sendOffset` bytes already sent.
+    // The send in flight: one segment, `sendOffset` bytes already sent.
     var seg0: UnsafeRawPointer? = nil
     var seg0Len: Int32 = 0
-    var seg1: UnsafeRawPointer? = nil
-    var seg1Len: Int32 = 0
     var sendOffset: Int32 = 0
     /// Provided receive buffer (of the *other* connection's receive) that this send reads
     /// from; recycled when the send completes. -1 = none.
@@ -118,10 +116,6 @@ struct Conn {
     var addr = sockaddr_in6()
     var addrLen: socklen_t = 0
 
-    /// sendmsg state for two-segment sends (stable: the slab never moves).
-    var msg = msghdr()
-    var iov0 = iovec()
-    var iov1 = iovec()
 
     /// Splicing (Engine+Splice.swift): the pipe of the direction whose source is this
     /// connection (-1 = none) and `SpliceFlag` bits.

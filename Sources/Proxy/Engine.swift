@@ -88,8 +88,10 @@ public struct ProxyEngine: ~Copyable {
         self.limits.applyEnvironment()
         pipes = PipePool(capacity: limits.maxConnections)
         capacity = Int32(limits.maxConnections)
-        conns = .allocate(capacity: limits.maxConnections)
-        conns.initialize(repeating: Conn(), count: limits.maxConnections)
+        // The slab is reserved, not touched: anonymous pages are backed only when a slot is
+        // first used (slots are handed out lowest first), so RSS follows the peak number of
+        // connections, not maxConnections. Slots are initialized on first use (allocSlot).
+        conns = ProxyEngine.reserveSlab(limits.maxConnections)
         freeSlots = .allocate(capacity: limits.maxConnections)
         for i in 0..<limits.maxConnections {
             freeSlots[i] = Int32(limits.maxConnections - 1 - i)
@@ -189,14 +191,32 @@ public struct ProxyEngine: ~Copyable {
 
     // MARK: slots
 
+    /// Untouched anonymous memory for `count` slots (malloc's large-allocation path would do
+    /// the same, but mmap says so explicitly and adds MAP_NORESERVE).
+    static func reserveSlab(_ count: Int) -> UnsafeMutablePointer<Conn> {
+        let bytes = MemoryLayout<Conn>.stride * count
+        if let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+           p != MAP_FAILED {
+            // SAFETY: page-aligned, `bytes` long, never unmapped; slots are initialized on first use.
+            return p.bindMemory(to: Conn.self, capacity: count)
+        }
+        return .allocate(capacity: count)
+    }
+
     @inline(__always)
     mutating func allocSlot() -> Int32 {
         guard freeCount > 0 else { return -1 }
         freeCount -= 1
         let i = freeSlots[Int(freeCount)]
-        if i >= highWater { highWater = i + 1 }
-        let gen = conns[Int(i)].generation &+ 1
-        conns[Int(i)] = Conn()
+        var gen: UInt32 = 1
+        if i >= highWater {
+            // First use of this slot: its memory is still the zero page, not a Conn.
+            highWater = i + 1
+            (conns + Int(i)).initialize(to: Conn())
+        } else {
+            gen = conns[Int(i)].generation &+ 1
+            conns[Int(i)] = Conn()
+        }
         conns[Int(i)].generation = gen
         return i
     }
