@@ -85,6 +85,11 @@ extension ProxyEngine {
         c.pointee.peerTextLen = UInt8(n)
     }
 
+    /// Arms one receive into the provided-buffer ring. Single-shot on purpose, not multishot:
+    /// a connection is read only when the proxy wants its bytes (a head, or the next piece of a
+    /// body once the previous piece was sent on), which is the backpressure that keeps a 1 GiB
+    /// upload or download within a buffer or two per direction. A multishot receive would keep
+    /// filling ring buffers from a fast sender and take them from every other connection.
     @inline(__always)
     mutating func armRecv(_ i: Int32) {
         let c = conns + Int(i)
