@@ -62,6 +62,8 @@ struct Conn {
     var accum: UnsafeMutableRawPointer? = nil
     var accumStart: Int32 = 0
     var accumEnd: Int32 = 0
+    /// `accum` is from the large pool (else the small one).
+    var accumLarge = false
     /// Pooled output buffer (forwarded head, local reply); `outLarge` says which pool.
     var out: UnsafeMutableRawPointer? = nil
     var outLarge = false

@@ -41,8 +41,7 @@ extension ProxyEngine {
         c.pointee.heldBuffer = -1
         releaseOut(i)
         if c.pointee.pipe >= 0 { releasePipe(i) }
-        if let a = c.pointee.accum { large.put(a) }
-        c.pointee.accum = nil
+        releaseAccum(i)
         if c.pointee.role == .upstream { statUpstreamClosed(i) }
         if c.pointee.role == .downstream {
             downstreamCount -= 1

@@ -187,4 +187,30 @@ final class HTTPBehaviourTests: IntegrationTestCase {
         XCTAssertGreaterThan(waited, 1.5)
         XCTAssertLessThan(waited, 5)
     }
+
+    /// A head split over many reads grows the connection's buffer (4 KiB, then the large class)
+    /// and is forwarded whole; a head over the 60 KiB limit is refused with 431.
+    func testLargeSplitHeadsAndTheHeadLimit() throws {
+        let shop = try Workshop.start(harness)
+        let big = try RawConnection(port: shop.listenPort)
+        let filler = (0..<40).map { "x-filler-\($0): " + String(repeating: "v", count: 500) + "\r\n" }.joined()
+        let head = "GET /kiali/big HTTP/1.1\r\nHost: dashboard.example.com\r\n" + filler + "\r\n"
+        let bytes = Array(head.utf8)
+        var off = 0
+        while off < bytes.count {   // ~20 KiB in 3 KiB pieces
+            big.send(Array(bytes[off..<min(off + 3000, bytes.count)]))
+            off += 3000
+            usleep(5_000)
+        }
+        let reply = big.read(until: "body-sha256")
+        XCTAssertTrue(reply.hasPrefix("HTTP/1.1 200"), String(reply.prefix(200)))
+        XCTAssertTrue(reply.contains("X-Filler-39: vvvv") || reply.contains("x-filler-39: vvvv"), "every field arrived")
+
+        let huge = try RawConnection(port: shop.listenPort)
+        let tooMany = (0..<130).map { "x-f\($0): " + String(repeating: "v", count: 500) + "\r\n" }.joined()
+        huge.send("GET /kiali/huge HTTP/1.1\r\nHost: dashboard.example.com\r\n" + tooMany + "\r\n")
+        let refused = String(decoding: huge.read(atLeast: Int.max), as: UTF8.self)
+        XCTAssertTrue(refused.hasPrefix("HTTP/1.1 431"), String(refused.prefix(200)))
+        XCTAssertFalse(shop.kiali.requests.contains { $0.contains("/kiali/huge") })
+    }
 }
