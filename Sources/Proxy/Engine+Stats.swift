@@ -130,6 +130,44 @@ extension ProxyEngine {
         }
     }
 
+    // MARK: TCP routes (istio_tcp_*)
+    //
+    // A TCP-route client connection is counted opened exactly once, by `statTCPOpened` in
+    // every path of `startTCPRoute` (on its cluster's record, or `unknown` when it reached no
+    // cluster), and closed exactly once, by `statTCPClosed` from `closeConn`, on the same record
+    // with the one flag it collected (UF, UH, UO, NR, NC) in `ex.flags`. Its upstream connection
+    // carries the same record for upstream_cx_*.
+
+    /// TCP-route client connection `d` goes to cluster index `cluster` (-1: none).
+    @inline(__always)
+    func statTCPOpened(_ d: Int32, cluster: Int32, flags: UInt16 = 0) {
+        var r = Int32(ClusterStats.unknownRecord)
+        if cluster >= 0 && Int(cluster) < recorder.clusterCount { r = recorder.clusterRecords[Int(cluster)] }
+        conns[Int(d)].ex.record = r
+        conns[Int(d)].ex.flags = flags
+        statAdd(stats.clusterRecord(Int(r)), ClusterStats.tcpOpened)
+    }
+
+    /// TCP-route client connection `d` is closing.
+    @inline(__always)
+    func statTCPClosed(_ d: Int32) {
+        let c = conns + Int(d)
+        statAdd(stats.clusterRecord(Int(c.pointee.ex.record)),
+                ClusterStats.tcpClosed + ClusterStats.tcpClosedSlot(c.pointee.ex.flags) * 8)
+    }
+
+    /// `read` bytes came from TCP-route connection `s` and `written` went to its peer.
+    @inline(__always)
+    func statTCPBytes(_ s: Int32, read: Int64, written: Int64) {
+        let c = conns + Int(s)
+        let rec = stats.clusterRecord(Int(c.pointee.ex.record))
+        if c.pointee.role == .downstream {
+            statAdd(rec, ClusterStats.tcpReceivedBytes, UInt64(read))
+        } else {
+            statAdd(rec, ClusterStats.tcpSentBytes, UInt64(written))
+        }
+    }
+
     /// Records the exchange on downstream `i` once; `status` 0 keeps the one already noted.
     mutating func statFinish(_ i: Int32, status: UInt16 = 0, responseBytes: Int = -1) {
         let c = conns + Int(i)

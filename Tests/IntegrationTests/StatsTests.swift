@@ -93,6 +93,32 @@ extension Harness {
         return r.text
     }
 
+    /// `/stats/prometheus` parsed by Python prometheus_client (any syntax error fails the test),
+    /// samples summed by "NAME|DESTINATION_SERVICE_NAME or CLUSTER_NAME|RESPONSE_CODE|RESPONSE_FLAGS|LE".
+    /// Skips when prometheus_client is not installed.
+    func prometheusValues(_ ingressd: Ingressd) throws -> [String: Double] {
+        let python = try Harness.requireTool("python3", for: "parsing the Prometheus exposition")
+        guard try run(python, ["-c", "import prometheus_client"]).status == 0 else {
+            throw XCTSkip("Python prometheus_client is not installed (`make deps-test` installs it)")
+        }
+        let text = try admin(ingressd, "/stats/prometheus")
+        let file = try write("metrics.txt", text)
+        let parser = try write("parse.py", """
+            import sys, json
+            from prometheus_client.parser import text_string_to_metric_families
+            out = {}
+            for fam in text_string_to_metric_families(open(sys.argv[1]).read()):
+                for s in fam.samples:
+                    key = s.name + "|" + s.labels.get("destination_service_name", s.labels.get("cluster_name", "")) \\
+                        + "|" + s.labels.get("response_code", "") + "|" + s.labels.get("response_flags", "") + "|" + s.labels.get("le", "")
+                    out[key] = out.get(key, 0) + s.value
+            print(json.dumps(out))
+            """)
+        let parsed = try run(python, [parser, file])
+        guard parsed.status == 0 else { throw HarnessError("prometheus_client rejects the exposition: \(parsed.stderr)\n\(text)") }
+        return try JSONSerialization.jsonObject(with: Data(parsed.stdout.utf8)) as? [String: Double] ?? [:]
+    }
+
     /// `n` requests with one curl, returns the status codes.
     func statuses(_ url: String, host: String, _ n: Int) throws -> [String] {
         let r = try run("curl", ["-s", "-w", "%{http_code}\\n", "-H", "Host: \(host)"]
@@ -111,31 +137,11 @@ final class StatsTests: IntegrationTestCase {
 
     /// The exposition is valid for a real Prometheus parser and counts what was sent.
     func testPrometheusExpositionParsesAndCounts() throws {
-        let python = try Harness.requireTool("python3", for: "parsing the Prometheus exposition")
-        guard try harness.run(python, ["-c", "import prometheus_client"]).status == 0 else {
-            throw XCTSkip("Python prometheus_client is not installed (`make deps-test` installs it)")
-        }
         let (gateway, _) = try startGateway()
         XCTAssertEqual(try harness.statuses(gateway.url + "/a", host: "web.test", 5), Array(repeating: "200", count: 5))
         XCTAssertEqual(try harness.statuses(gateway.url + "/a", host: "nowhere.test", 2), ["404", "404"])
 
-        let text = try harness.admin(gateway, "/stats/prometheus")
-        let file = try harness.write("metrics.txt", text)
-        // Sum samples by (name, selected labels) with the official parser; any syntax error raises.
-        let parser = try harness.write("parse.py", """
-            import sys, json
-            from prometheus_client.parser import text_string_to_metric_families
-            out = {}
-            for fam in text_string_to_metric_families(open(sys.argv[1]).read()):
-                for s in fam.samples:
-                    key = s.name + "|" + s.labels.get("destination_service_name", s.labels.get("cluster_name", "")) \\
-                        + "|" + s.labels.get("response_code", "") + "|" + s.labels.get("response_flags", "") + "|" + s.labels.get("le", "")
-                    out[key] = out.get(key, 0) + s.value
-            print(json.dumps(out))
-            """)
-        let parsed = try harness.run(python, [parser, file])
-        XCTAssertEqual(parsed.status, 0, "prometheus_client rejects the exposition: \(parsed.stderr)\n\(text)")
-        let values = try JSONSerialization.jsonObject(with: Data(parsed.stdout.utf8)) as? [String: Double] ?? [:]
+        let values = try harness.prometheusValues(gateway)
         XCTAssertEqual(values["istio_requests_total|web|200|-|"], 5, "\(values)")
         XCTAssertEqual(values["istio_requests_total|unknown|404|NR|"], 2, "\(values)")
         XCTAssertEqual(values["istio_request_duration_milliseconds_count|web|||"], 5)
