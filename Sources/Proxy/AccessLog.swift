@@ -45,6 +45,12 @@ struct AccessLog {
     var stamp: (UInt64, UInt64, UInt64) = (0, 0, 0)
     var stampSecond: UInt64 = .max
     static let stampBytes = 21
+    /// CLOCK_REALTIME − CLOCK_MONOTONIC in ns, measured at worker clock `offsetAtMs`: a line's
+    /// start time is the request's monotonic start plus this, refreshed once a second (one
+    /// clock read per request instead of two; a clock step shows within a second, NTP slew of
+    /// at most 0.5 ms/s cannot move the millisecond printed by more than one).
+    var realtimeOffsetNs: UInt64 = 0
+    var offsetAtMs: UInt64 = 0
 
     /// Formats `stamp` for Unix second `second` (once a second, not per request).
     mutating func setStamp(second: UInt64) {
@@ -82,6 +88,7 @@ struct AccessLog {
             log.fd = fd
         }
         log.fill = .allocate(byteCount: bufferBytes, alignment: 64)
+        log.realtimeOffsetNs = ing_realtime_ns() &- ing_monotonic_ns()
         return log
     }
 }
@@ -104,7 +111,12 @@ extension ProxyEngine {
     /// write is in flight.
     @inline(__always)
     mutating func flushAccessLog() {
-        guard recorder.accessLog.enabled, recorder.accessLog.writing == nil else { return }
+        guard recorder.accessLog.enabled else { return }
+        if nowMs &- recorder.accessLog.offsetAtMs >= 1000 || recorder.accessLog.offsetAtMs == 0 {
+            recorder.accessLog.realtimeOffsetNs = ing_realtime_ns() &- ing_monotonic_ns()
+            recorder.accessLog.offsetAtMs = nowMs
+        }
+        guard recorder.accessLog.writing == nil else { return }
         var force = false
         if recorder.accessLog.reopenRequested {
             // Lines logged before the reopen belong to the old file: write them there first.
@@ -191,7 +203,7 @@ extension ProxyEngine {
         let c = conns + Int(i)
         let buf = c.pointee.ex.log ?? small.get()
         var w = LogWriter(base: buf, capacity: small.size - 160)   // room for the finish fields
-        w.startTime(&recorder.accessLog, ing_realtime_ns())
+        w.startTime(&recorder.accessLog, c.pointee.ex.startNs &+ recorder.accessLog.realtimeOffsetNs)
         w.byte(UInt8(ascii: "\""))
         w.bytes(slice(source, head.methodRange), max: 32)
         w.byte(0x20)
