@@ -41,6 +41,27 @@ struct AccessLog {
     var reopenRequested = false
     /// Worker clock (ms) of the last write submitted.
     var lastFlushMs: UInt64 = 0
+    /// "[YYYY-MM-DDTHH:MM:SS." of Unix second `stampSecond` (`stampBytes` bytes used).
+    var stamp: (UInt64, UInt64, UInt64) = (0, 0, 0)
+    var stampSecond: UInt64 = .max
+    static let stampBytes = 21
+    /// CLOCK_REALTIME − CLOCK_MONOTONIC in ns, measured at worker clock `offsetAtMs`: a line's
+    /// start time is the request's monotonic start plus this, refreshed once a second (one
+    /// clock read per request instead of two; a clock step shows within a second, NTP slew of
+    /// at most 0.5 ms/s cannot move the millisecond printed by more than one).
+    var realtimeOffsetNs: UInt64 = 0
+    var offsetAtMs: UInt64 = 0
+
+    /// Formats `stamp` for Unix second `second` (once a second, not per request).
+    mutating func setStamp(second: UInt64) {
+        stampSecond = second
+        withUnsafeMutableBytes(of: &stamp) { t in
+            var w = LogWriter(base: t.baseAddress!, capacity: t.count)
+            w.byte(UInt8(ascii: "["))
+            w.civilTime(second)
+            w.byte(UInt8(ascii: "."))
+        }
+    }
 
     /// Write when this much is buffered...
     static let flushBytes = 64 * 1024
@@ -67,6 +88,7 @@ struct AccessLog {
             log.fd = fd
         }
         log.fill = .allocate(byteCount: bufferBytes, alignment: 64)
+        log.realtimeOffsetNs = ing_realtime_ns() &- ing_monotonic_ns()
         return log
     }
 }
@@ -89,7 +111,12 @@ extension ProxyEngine {
     /// write is in flight.
     @inline(__always)
     mutating func flushAccessLog() {
-        guard recorder.accessLog.enabled, recorder.accessLog.writing == nil else { return }
+        guard recorder.accessLog.enabled else { return }
+        if nowMs &- recorder.accessLog.offsetAtMs >= 1000 || recorder.accessLog.offsetAtMs == 0 {
+            recorder.accessLog.realtimeOffsetNs = ing_realtime_ns() &- ing_monotonic_ns()
+            recorder.accessLog.offsetAtMs = nowMs
+        }
+        guard recorder.accessLog.writing == nil else { return }
         var force = false
         if recorder.accessLog.reopenRequested {
             // Lines logged before the reopen belong to the old file: write them there first.
@@ -163,15 +190,21 @@ extension ProxyEngine {
     }
 
     // MARK: formatting
+    //
+    // Per request, with the log on: one pooled small buffer holds the fields only the head has
+    // ("[time] \"METHOD PATH PROTO\" " | "\"XFF\" \"UA\" \"RID\" \"AUTHORITY\" \"" + upstream), formatted
+    // when the head is parsed; at the finish the line is written once, straight into the fill
+    // buffer: first part, the numbers, second part. The date and time down to the second come
+    // from `AccessLog.stamp`, formatted once per second.
 
-    /// Formats the request's fields (head bytes are only valid now) into a pooled buffer.
+    /// Formats the request's fields (head bytes are only valid now) into a pooled buffer; a
+    /// request without x-request-id gets the id ingressd generates (and forwards) here.
     mutating func accessLogBegin(_ i: Int32, source: UnsafeRawBufferPointer, head: RequestHead) {
         let c = conns + Int(i)
         let buf = c.pointee.ex.log ?? small.get()
         var w = LogWriter(base: buf, capacity: small.size - 160)   // room for the finish fields
-        w.byte(UInt8(ascii: "["))
-        w.isoTime(ing_realtime_ns())
-        w.text("] \"")
+        w.startTime(&recorder.accessLog, c.pointee.ex.startNs &+ recorder.accessLog.realtimeOffsetNs)
+        w.byte(UInt8(ascii: "\""))
         w.bytes(slice(source, head.methodRange), max: 32)
         w.byte(0x20)
         w.bytes(slice(source, head.target), max: 2048)
@@ -182,7 +215,19 @@ extension ProxyEngine {
         w.text("\" \"")
         w.header(source, findHeader(source, head, "user-agent"))
         w.text("\" \"")
-        w.header(source, head.xRequestIdIndex >= 0 ? headers[Int(head.xRequestIdIndex)].value : nil)
+        c.pointee.ex.logRid = 0
+        if head.xRequestIdIndex >= 0 && headers[Int(head.xRequestIdIndex)].value.count > 0 {
+            w.header(source, headers[Int(head.xRequestIdIndex)].value)
+        } else if w.len + 36 <= w.capacity {
+            // The id forward() sends upstream (`requestIdForUpstream`); a local reply logs it too,
+            // as Envoy generates it before routing.
+            var random = (nextRandom(), nextRandom())
+            let at = w.len
+            w.len += withUnsafeBytes(of: &random) {
+                formatUUID(random: $0, into: UnsafeMutableRawBufferPointer(start: buf + at, count: 36)) ?? 0
+            }
+            c.pointee.ex.logRid = Int32(at)
+        }
         w.text("\" \"")
         w.header(source, head.host.count > 0 ? head.host : nil)
         w.text("\" \"")
@@ -191,68 +236,97 @@ extension ProxyEngine {
         c.pointee.ex.logMark = Int32(w.len)
     }
 
+    /// The x-request-id to add upstream for a request that has none (36 bytes into `out`):
+    /// the one already logged, or a fresh one when the log is off. Returns its length.
+    @inline(__always)
+    mutating func requestIdForUpstream(_ i: Int32, into out: UnsafeMutableRawBufferPointer) -> Int {
+        let c = conns + Int(i)
+        if let buf = c.pointee.ex.log, c.pointee.ex.logRid > 0, out.count >= 36 {
+            out.baseAddress!.copyMemory(from: buf + Int(c.pointee.ex.logRid), byteCount: 36)
+            return 36
+        }
+        var random = (nextRandom(), nextRandom())
+        return withUnsafeBytes(of: &random) { formatUUID(random: $0, into: out) ?? 0 }
+    }
+
     /// Appends the upstream address ("10.0.0.1:80", "[::1]:80").
     mutating func accessLogUpstream(_ i: Int32, _ ep: ChosenEndpoint) {
         let c = conns + Int(i)
         guard let buf = c.pointee.ex.log else { return }
         var w = LogWriter(base: buf + Int(c.pointee.ex.logMark), capacity: 64)
         var addr = ep.address
-        var text = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
-        withUnsafeMutableBytes(of: &text) { t in
-            withUnsafeBytes(of: &addr) { a in
-                _ = inet_ntop(ep.family == 6 ? AF_INET6 : AF_INET, a.baseAddress, t.baseAddress!.assumingMemoryBound(to: CChar.self), 64)
+        if ep.family == 6 {
+            var text = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+            withUnsafeMutableBytes(of: &text) { t in
+                withUnsafeBytes(of: &addr) { a in
+                    _ = inet_ntop(AF_INET6, a.baseAddress, t.baseAddress!.assumingMemoryBound(to: CChar.self), 64)
+                }
+                let n = strlen(t.baseAddress!.assumingMemoryBound(to: CChar.self))
+                w.byte(UInt8(ascii: "["))
+                w.bytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(t)[0..<n]), max: 48)
+                w.byte(UInt8(ascii: "]"))
             }
-            let n = strlen(t.baseAddress!.assumingMemoryBound(to: CChar.self))
-            if ep.family == 6 { w.byte(UInt8(ascii: "[")) }
-            w.bytes(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(t)[0..<n]), max: 48)
-            if ep.family == 6 { w.byte(UInt8(ascii: "]")) }
+        } else {
+            // IPv4 by hand: inet_ntop + strlen cost more than the rest of the line.
+            withUnsafeBytes(of: &addr) { a in
+                for k in 0..<4 {
+                    if k > 0 { w.byte(UInt8(ascii: ".")) }
+                    w.decimal(UInt64(a[k]))
+                }
+            }
         }
         w.byte(UInt8(ascii: ":"))
         w.decimal(UInt64(ep.port))
         c.pointee.ex.logLen = c.pointee.ex.logMark + Int32(w.len)
     }
 
-    /// Completes the line and queues it in the fill buffer (or drops it when that is full).
+    /// Longest "CODE FLAGS BYTES BYTES MS - " tail: 5 + 1 + 33 (all ten flags) + 3 × 21 + 3.
+    static let logTailMax = 105
+
+    /// Completes the line straight into the fill buffer (or drops it when that is full).
     mutating func accessLogFinish(_ i: Int32, durationUs: UInt64) {
         let c = conns + Int(i)
         guard let buf = c.pointee.ex.log else { return }
         c.pointee.ex.log = nil
         defer { small.put(buf) }
-        let ex = c.pointee.ex
-        var tail = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0),
-                    UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
-        let tailLen = withUnsafeMutableBytes(of: &tail) { t -> Int in
-            var w = LogWriter(base: t.baseAddress!, capacity: t.count)
-            w.decimal(UInt64(ex.status))
-            w.byte(0x20)
-            w.flags(ex.flags)
-            w.byte(0x20)
-            w.decimal(ex.requestBytes &- UInt64(ex.headBytes))
-            w.byte(0x20)
-            w.decimal(ex.responseBytes)
-            w.byte(0x20)
-            w.decimal(durationUs / 1000)
-            w.text(" - ")
-            return w.len
-        }
-        let upstreamMissing = ex.logLen == ex.logMark
-        let total = Int(ex.logLen) + tailLen + (upstreamMissing ? 1 : 0) + 2
-        guard recorder.accessLog.fillLen + total <= AccessLog.bufferBytes, let fill = recorder.accessLog.fill else {
+        let split = Int(c.pointee.ex.logSplit)
+        let len = Int(c.pointee.ex.logLen)
+        let upstreamMissing = len == Int(c.pointee.ex.logMark)
+        guard recorder.accessLog.fillLen + len + ProxyEngine.logTailMax + 3 <= AccessLog.bufferBytes,
+              let fill = recorder.accessLog.fill else {
             stats.add(WorkerSlotField.accessLogDropped)
             return
         }
-        var p = fill + recorder.accessLog.fillLen
-        p.copyMemory(from: buf, byteCount: Int(ex.logSplit))
-        p += Int(ex.logSplit)
-        withUnsafeBytes(of: &tail) { p.copyMemory(from: $0.baseAddress!, byteCount: tailLen) }
-        p += tailLen
-        let second = Int(ex.logLen - ex.logSplit)
-        p.copyMemory(from: buf + Int(ex.logSplit), byteCount: second)
-        p += second
-        if upstreamMissing { p.storeBytes(of: UInt8(ascii: "-"), as: UInt8.self); p += 1 }
-        p.storeBytes(of: UInt8(ascii: "\""), as: UInt8.self)
-        (p + 1).storeBytes(of: UInt8(ascii: "\n"), as: UInt8.self)
-        recorder.accessLog.fillLen += total
+        let start = fill + recorder.accessLog.fillLen
+        start.copyMemory(from: buf, byteCount: split)
+        var w = LogWriter(base: start, capacity: len + ProxyEngine.logTailMax + 3)
+        w.len = split
+        w.tail(status: c.pointee.ex.status, flags: c.pointee.ex.flags,
+               received: c.pointee.ex.requestBytes &- UInt64(c.pointee.ex.headBytes),
+               sent: c.pointee.ex.responseBytes, durationMs: durationUs / 1000)
+        (start + w.len).copyMemory(from: buf + split, byteCount: len - split)
+        w.len += len - split
+        if upstreamMissing { w.byte(UInt8(ascii: "-")) }
+        w.byte(UInt8(ascii: "\""))
+        w.byte(UInt8(ascii: "\n"))
+        recorder.accessLog.fillLen += w.len
+        stats.add(WorkerSlotField.accessLogLines)
+    }
+
+    /// The line of a reply to no parsed request (the codec's 400/413/414/431, a 408 for a
+    /// partial head): Envoy prints such a request as "- - HTTP/1.1" with every header "-".
+    mutating func accessLogBare(status: UInt16, flags: UInt16, sent: UInt64, durationUs: UInt64) {
+        let lineMax = 40 + 16 + ProxyEngine.logTailMax + 24
+        guard recorder.accessLog.fillLen + lineMax <= AccessLog.bufferBytes, let fill = recorder.accessLog.fill else {
+            stats.add(WorkerSlotField.accessLogDropped)
+            return
+        }
+        var w = LogWriter(base: fill + recorder.accessLog.fillLen, capacity: lineMax)
+        w.startTime(&recorder.accessLog, ing_realtime_ns())
+        w.text("\"- - HTTP/1.1\" ")
+        w.tail(status: status, flags: flags, received: 0, sent: sent, durationMs: durationUs / 1000)
+        w.text("\"-\" \"-\" \"-\" \"-\" \"-\"\n")
+        recorder.accessLog.fillLen += w.len
         stats.add(WorkerSlotField.accessLogLines)
     }
 
@@ -350,12 +424,41 @@ struct LogWriter {
         }
     }
 
-    /// "2026-11-27T04:00:00.123Z" (UTC, milliseconds), from CLOCK_REALTIME ns.
-    mutating func isoTime(_ ns: UInt64) {
+    /// "[2026-11-27T04:00:00.123Z] " (UTC, milliseconds) from CLOCK_REALTIME ns; the part up to
+    /// the second is `log.stamp`, formatted again only when the second changes.
+    @inline(__always)
+    mutating func startTime(_ log: inout AccessLog, _ ns: UInt64) {
+        let secs = ns / 1_000_000_000
+        if secs != log.stampSecond { log.setStamp(second: secs) }
+        guard len + 27 <= capacity else { return }
+        withUnsafeBytes(of: &log.stamp) { (base + len).copyMemory(from: $0.baseAddress!, byteCount: AccessLog.stampBytes) }
+        len += AccessLog.stampBytes
         let ms = Int((ns / 1_000_000) % 1000)
-        let secs = Int(ns / 1_000_000_000)
-        var days = secs / 86_400
-        let rem = secs % 86_400
+        byte(UInt8(ascii: "0") + UInt8(ms / 100))
+        twoDigits(ms % 100)
+        text("Z] ")
+    }
+
+    /// "CODE FLAGS BYTES_RECEIVED BYTES_SENT DURATION - " (the last field: upstream service time,
+    /// not measured, "-" as Envoy prints it without the header).
+    @inline(__always)
+    mutating func tail(status: UInt16, flags f: UInt16, received: UInt64, sent: UInt64, durationMs: UInt64) {
+        decimal(UInt64(status))
+        byte(0x20)
+        flags(f)
+        byte(0x20)
+        decimal(received)
+        byte(0x20)
+        decimal(sent)
+        byte(0x20)
+        decimal(durationMs)
+        text(" - ")
+    }
+
+    /// "YYYY-MM-DDTHH:MM:SS" (UTC) of Unix time `secs`.
+    mutating func civilTime(_ secs: UInt64) {
+        var days = Int(secs / 86_400)
+        let rem = Int(secs % 86_400)
         // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
         days += 719_468
         let era = days / 146_097
@@ -372,7 +475,5 @@ struct LogWriter {
         byte(UInt8(ascii: "T")); twoDigits(rem / 3600)
         byte(UInt8(ascii: ":")); twoDigits(rem / 60 % 60)
         byte(UInt8(ascii: ":")); twoDigits(rem % 60)
-        byte(UInt8(ascii: ".")); byte(UInt8(ascii: "0") + UInt8(ms / 100)); twoDigits(ms % 100)
-        byte(UInt8(ascii: "Z"))
     }
 }

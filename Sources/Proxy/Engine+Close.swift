@@ -18,6 +18,7 @@ extension ProxyEngine {
             if c.pointee.ex.status == 0 && c.pointee.ex.flags == 0 { c.pointee.ex.flags = ResponseFlags.dc }
             statFinish(i)   // unanswered or cut short: recorded once, here
         }
+        if c.pointee.role == .downstream && c.pointee.spliceFlags & SpliceFlag.tcp != 0 { statTCPClosed(i) }
         c.pointee.closing = true
         if c.pointee.role == .upstream { unlinkIdle(i) }
         // Unlink from the peer so it does not act on this connection any more.

@@ -104,11 +104,8 @@ extension ProxyEngine {
         uc.pointee.outLarge = needLarge
         var rid: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)
         var ridLen = 0
-        if head.xRequestIdIndex < 0 {
-            var random = (nextRandom(), nextRandom())
-            ridLen = withUnsafeBytes(of: &random) { r in
-                withUnsafeMutableBytes(of: &rid) { formatUUID(random: r, into: $0) ?? 0 }
-            }
+        if head.xRequestIdIndex < 0 || headers[Int(head.xRequestIdIndex)].value.count == 0 {
+            ridLen = withUnsafeMutableBytes(of: &rid) { requestIdForUpstream(i, into: $0) }   // the logged one
         }
         let written = withUnsafeBytes(of: &c.pointee.peerText) { peer in
             withUnsafeBytes(of: &rid) { ridBytes in
@@ -188,6 +185,7 @@ extension ProxyEngine {
     /// both connections close.
     mutating func failRequestBody(_ d: Int32) {
         stats.add(WorkerSlotField.badRequests)
+        conns[Int(d)].ex.flags |= ResponseFlags.dpe
         let u = conns[Int(d)].peer
         let answered = u >= 0 && conns[Int(u)].responseStarted
         if u >= 0 { closeConn(u) }

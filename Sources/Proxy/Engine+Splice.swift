@@ -90,6 +90,7 @@ extension ProxyEngine {
         var inBlocked = false
         var outBlocked = false
         var moved: Int64 = 0
+        var readIn: Int64 = 0
         while true {
             var progress = false
             if sc.pointee.spliceFlags & SpliceFlag.sourceDone == 0 && !inBlocked && pe.pointee.bytes < pe.pointee.capacity {
@@ -98,6 +99,7 @@ extension ProxyEngine {
                 if n > 0 {
                     pe.pointee.bytes += Int32(n)
                     sc.pointee.bodyRemaining -= Int64(n)
+                    readIn += Int64(n)
                     progress = true
                     if sc.pointee.bodyRemaining == 0 {
                         sc.pointee.spliceFlags |= SpliceFlag.sourceDone
@@ -133,6 +135,9 @@ extension ProxyEngine {
                 }
             }
             if !progress || (inBlocked && pe.pointee.bytes == 0) { break }
+        }
+        if sc.pointee.spliceFlags & SpliceFlag.tcp != 0 && (readIn | moved) != 0 {
+            statTCPBytes(s, read: readIn, written: moved)   // istio_tcp_*_bytes_total
         }
         if moved > 0 {
             splicedBytes &+= UInt64(moved)

@@ -39,6 +39,8 @@ struct ExchangeStats {
     var logLen: Int32 = 0
     /// Where the upstream address goes (logLen == logMark: none was chosen).
     var logMark: Int32 = 0
+    /// Offset of the 36-byte x-request-id ingressd generated for the request (0: none).
+    var logRid: Int32 = 0
 }
 
 /// Per-worker stats state: where each cluster of the current table counts, and the access log.
@@ -63,6 +65,15 @@ struct StatsRecorder: ~Copyable {
 }
 
 extension ProxyEngine {
+    /// False only in a build with `-Xswiftc -DINGRESSD_NO_STATS`: the per-request hooks below
+    /// do nothing, the baseline perf/stats-overhead compares against (a constant: the checks
+    /// fold away in a normal release build).
+    #if INGRESSD_NO_STATS
+    static let statsCompiledIn = false
+    #else
+    static let statsCompiledIn = true
+    #endif
+
     /// After a table switch: map its clusters to stats records (claimed by name hash).
     mutating func statsTableLoaded(_ reader: TableReader) {
         let n = Int(reader.clusters.upperBound)
@@ -79,6 +90,7 @@ extension ProxyEngine {
     /// A request head was parsed on downstream `i`.
     @inline(__always)
     mutating func statBegin(_ i: Int32, source: UnsafeRawBufferPointer, head: RequestHead) {
+        guard ProxyEngine.statsCompiledIn else { return }
         let c = conns + Int(i)
         c.pointee.ex.startNs = ing_monotonic_ns()
         c.pointee.ex.headBytes = UInt32(head.headLength)
@@ -94,6 +106,7 @@ extension ProxyEngine {
     /// The request goes to cluster index `cluster` of the current table.
     @inline(__always)
     func statRoute(_ i: Int32, cluster: Int32) {
+        guard ProxyEngine.statsCompiledIn else { return }
         guard cluster >= 0, Int(cluster) < recorder.clusterCount else { return }
         let r = recorder.clusterRecords[Int(cluster)]
         conns[Int(i)].ex.record = r
@@ -103,6 +116,7 @@ extension ProxyEngine {
     /// The request is forwarded to `ep` over upstream connection `u`.
     @inline(__always)
     mutating func statUpstream(_ i: Int32, _ u: Int32, _ ep: ChosenEndpoint) {
+        guard ProxyEngine.statsCompiledIn else { return }
         conns[Int(i)].ex.endpoint = ep.id
         // A pooled connection keeps the cluster it was opened for (its cx_active was counted
         // there; pools are per address, so another cluster may reuse it).
@@ -113,6 +127,7 @@ extension ProxyEngine {
     /// Upstream `u` connected (true) or failed to connect (false).
     @inline(__always)
     func statConnect(_ u: Int32, ok: Bool) {
+        guard ProxyEngine.statsCompiledIn else { return }
         let rec = stats.clusterRecord(Int(conns[Int(u)].ex.record))
         if ok {
             statAdd(rec, ClusterStats.cxTotal)
@@ -125,20 +140,65 @@ extension ProxyEngine {
     /// Upstream `u` is being finalized.
     @inline(__always)
     func statUpstreamClosed(_ u: Int32) {
+        guard ProxyEngine.statsCompiledIn else { return }
         if conns[Int(u)].connected {
             statAdd(stats.clusterRecord(Int(conns[Int(u)].ex.record)), ClusterStats.cxActive, UInt64.max)   // -1
         }
     }
 
+    // MARK: TCP routes (istio_tcp_*)
+    //
+    // A TCP-route client connection is counted opened exactly once, by `statTCPOpened` in
+    // every path of `startTCPRoute` (on its cluster's record, or `unknown` when it reached no
+    // cluster), and closed exactly once, by `statTCPClosed` from `closeConn`, on the same record
+    // with the one flag it collected (UF, UH, UO, NR, NC) in `ex.flags`. Its upstream connection
+    // carries the same record for upstream_cx_*.
+
+    /// TCP-route client connection `d` goes to cluster index `cluster` (-1: none).
+    @inline(__always)
+    func statTCPOpened(_ d: Int32, cluster: Int32, flags: UInt16 = 0) {
+        guard ProxyEngine.statsCompiledIn else { return }
+        var r = Int32(ClusterStats.unknownRecord)
+        if cluster >= 0 && Int(cluster) < recorder.clusterCount { r = recorder.clusterRecords[Int(cluster)] }
+        conns[Int(d)].ex.record = r
+        conns[Int(d)].ex.flags = flags
+        statAdd(stats.clusterRecord(Int(r)), ClusterStats.tcpOpened)
+    }
+
+    /// TCP-route client connection `d` is closing.
+    @inline(__always)
+    func statTCPClosed(_ d: Int32) {
+        guard ProxyEngine.statsCompiledIn else { return }
+        let c = conns + Int(d)
+        statAdd(stats.clusterRecord(Int(c.pointee.ex.record)),
+                ClusterStats.tcpClosed + ClusterStats.tcpClosedSlot(c.pointee.ex.flags) * 8)
+    }
+
+    /// `read` bytes came from TCP-route connection `s` and `written` went to its peer.
+    @inline(__always)
+    func statTCPBytes(_ s: Int32, read: Int64, written: Int64) {
+        guard ProxyEngine.statsCompiledIn else { return }
+        let c = conns + Int(s)
+        let rec = stats.clusterRecord(Int(c.pointee.ex.record))
+        if c.pointee.role == .downstream {
+            statAdd(rec, ClusterStats.tcpReceivedBytes, UInt64(read))
+        } else {
+            statAdd(rec, ClusterStats.tcpSentBytes, UInt64(written))
+        }
+    }
+
     /// Records the exchange on downstream `i` once; `status` 0 keeps the one already noted.
     mutating func statFinish(_ i: Int32, status: UInt16 = 0, responseBytes: Int = -1) {
+        guard ProxyEngine.statsCompiledIn else { return }
         let c = conns + Int(i)
+        var bare = false
         if c.pointee.ex.startNs == 0 {
             // A reply with no parsed request (codec error, header timeout): count it too.
             guard status != 0 else { return }
             c.pointee.ex = ExchangeStats()
             c.pointee.ex.startNs = ing_monotonic_ns()
             if status >= 400 && status != 408 { c.pointee.ex.flags |= ResponseFlags.dpe }
+            bare = true
         }
         if status != 0 { c.pointee.ex.status = status }
         if responseBytes >= 0 { c.pointee.ex.responseBytes = UInt64(responseBytes) }
@@ -185,6 +245,10 @@ extension ProxyEngine {
                 ing_store_relaxed_u64(ep + EndpointStats.consecutiveGateway, 0)
             }
         }
-        if ex.log != nil { accessLogFinish(i, durationUs: durationUs) }
+        if ex.log != nil {
+            accessLogFinish(i, durationUs: durationUs)
+        } else if bare && recorder.accessLog.enabled {
+            accessLogBare(status: ex.status, flags: ex.flags, sent: ex.responseBytes, durationUs: durationUs)
+        }
     }
 }

@@ -33,26 +33,37 @@ extension ProxyEngine {
         dc.pointee.keepAlive = false
         dc.pointee.deadlineMs = 0   // the upstream's connect timeout covers the connect
         guard let reader = table.reader else {
+            statTCPOpened(d, cluster: -1, flags: ResponseFlags.nr)
             closeConn(d)
             return
         }
         let routes = reader.listenerTCPRoutes(reader.listener(port: dc.pointee.listenerPort))
         guard !routes.isEmpty else {
+            statTCPOpened(d, cluster: -1, flags: ResponseFlags.nr)
             closeConn(d)
             return
         }
         let cluster = reader.pickTCPCluster(route: routes.lowerBound, random: UInt32(truncatingIfNeeded: nextRandom()))
-        guard cluster >= 0, var ep = chooseEndpoint(reader, cluster: cluster) else {
+        guard cluster >= 0 else {
+            statTCPOpened(d, cluster: -1, flags: ResponseFlags.nc)
             closeConn(d)
             return
         }
+        guard var ep = chooseEndpoint(reader, cluster: cluster) else {
+            statTCPOpened(d, cluster: cluster, flags: ResponseFlags.uh)
+            closeConn(d)
+            return
+        }
+        statTCPOpened(d, cluster: cluster)
         ep.pool = -1   // a TCP-route upstream belongs to its client connection only
         let u = acquireUpstream(ep)
         guard u >= 0 else {
+            dc.pointee.ex.flags = ResponseFlags.uo
             closeConn(d)
             return
         }
         let uc = conns + Int(u)
+        uc.pointee.ex.record = dc.pointee.ex.record   // upstream_cx_* of the cluster
         uc.pointee.spliceFlags = SpliceFlag.tcp
         uc.pointee.rx = .tunnel
         uc.pointee.reusable = false
@@ -94,6 +105,9 @@ extension ProxyEngine {
     mutating func tcpIdleTimeout(_ i: Int32) {
         if conns[Int(i)].role == .upstream && !conns[Int(i)].connected {
             stats.add(WorkerSlotField.upstreamConnectFailures)
+            statConnect(i, ok: false)
+            let d = conns[Int(i)].peer
+            if d >= 0 { conns[Int(d)].ex.flags = ResponseFlags.uf }
         }
         closeTCPPair(i)
     }

@@ -99,6 +99,8 @@ extension ProxyEngine {
         let connectFailure = !conns[Int(u)].connected
         if connectFailure { statConnect(u, ok: false) }
         if conns[Int(u)].spliceFlags & SpliceFlag.tcp != 0 {
+            let d = conns[Int(u)].peer
+            if d >= 0 && conns[Int(d)].ex.flags == 0 { conns[Int(d)].ex.flags = connectFailure ? ResponseFlags.uf : ResponseFlags.uc }
             closeTCPPair(u)   // no HTTP reply on a TCP route: the client connection closes
             return
         }

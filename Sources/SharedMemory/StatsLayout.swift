@@ -32,7 +32,7 @@ public enum ClusterStats {
     /// Records per slot. A worker whose tables named more distinct clusters than this (over
     /// its whole life) counts the excess in record `overflowRecord`.
     public static let capacity = 256
-    public static let recordBytes = 640
+    public static let recordBytes = 704
     /// Record 0: requests that reached no cluster (404 NR, 503 NC, local replies, codec errors);
     /// Istio reports them with destination_service="unknown".
     public static let unknownRecord = 0
@@ -64,7 +64,25 @@ public enum ClusterStats {
     /// Response bytes sent to the client (head + body), same buckets.
     public static let responseBytesBuckets = requestBytesSum + 8
     public static let responseBytesSum = responseBytesBuckets + (StatBuckets.bytesBounds.count + 1) * 8
-    public static let end = responseBytesSum + 8
+
+    // TCP-route connections (Istio's istio_tcp_* metrics; Engine+TCP.swift).
+    /// Client connections routed to the cluster (to `unknownRecord` when no route or cluster).
+    public static let tcpOpened = responseBytesSum + 8
+    /// Bytes read from clients and passed upstream (istio_tcp_received_bytes_total).
+    public static let tcpReceivedBytes = tcpOpened + 8
+    /// Bytes passed from the upstream to clients (istio_tcp_sent_bytes_total).
+    public static let tcpSentBytes = tcpReceivedBytes + 8
+    /// Connections closed, by their one response flag: `tcpClosedSlots` counts, slot 0 = no
+    /// flag, slot 1 + k = flag bit k of `ResponseFlags` (a connection records at most one).
+    public static let tcpClosed = tcpSentBytes + 8
+    public static let tcpClosedSlots = 1 + ResponseFlags.count
+    public static let end = tcpClosed + tcpClosedSlots * 8
+
+    /// Slot of `tcpClosed` for `flags` (its lowest bit).
+    @inline(__always)
+    public static func tcpClosedSlot(_ flags: UInt16) -> Int {
+        flags == 0 ? 0 : 1 + flags.trailingZeroBitCount
+    }
 }
 
 /// Histogram bounds (upper bounds, inclusive). Istio's defaults for
@@ -207,6 +225,9 @@ public enum ResponseFlags {
     public static let upe: UInt16 = 1 << 8
     /// Downstream protocol error (the codec refused the request).
     public static let dpe: UInt16 = 1 << 9
+
+    /// Number of flag bits.
+    public static let count = 10
 
     /// Names in bit order, as Envoy prints them.
     public static let names: [String] = ["NR", "UH", "UF", "UT", "UO", "DC", "NC", "UC", "UPE", "DPE"]

@@ -50,6 +50,15 @@ struct ClusterTotals {
     var durationUs = Histogram(bucketCount: StatBuckets.durationBoundsUs.count + 1)
     var requestBytes = Histogram(bucketCount: StatBuckets.bytesBounds.count + 1)
     var responseBytes = Histogram(bucketCount: StatBuckets.bytesBounds.count + 1)
+    /// TCP-route connections: opened, bytes from clients, bytes to clients, and closed by
+    /// `tcpClosedSlot` (0: no flag, 1 + k: flag bit k).
+    var tcpOpened: UInt64 = 0
+    var tcpReceivedBytes: UInt64 = 0
+    var tcpSentBytes: UInt64 = 0
+    var tcpClosed = [UInt64](repeating: 0, count: ClusterStats.tcpClosedSlots)
+
+    /// Whether any TCP-route connection reached this record.
+    var hasTCP: Bool { tcpOpened > 0 || tcpClosed.contains { $0 > 0 } }
 
     mutating func add(record p: UnsafeRawPointer, gauges: Bool) {
         rqTotal &+= statLoad(p, ClusterStats.rqTotal)
@@ -65,6 +74,10 @@ struct ClusterTotals {
         durationUs.add(record: p, buckets: ClusterStats.durationBuckets, sum: ClusterStats.durationSumUs)
         requestBytes.add(record: p, buckets: ClusterStats.requestBytesBuckets, sum: ClusterStats.requestBytesSum)
         responseBytes.add(record: p, buckets: ClusterStats.responseBytesBuckets, sum: ClusterStats.responseBytesSum)
+        tcpOpened &+= statLoad(p, ClusterStats.tcpOpened)
+        tcpReceivedBytes &+= statLoad(p, ClusterStats.tcpReceivedBytes)
+        tcpSentBytes &+= statLoad(p, ClusterStats.tcpSentBytes)
+        for k in tcpClosed.indices { tcpClosed[k] &+= statLoad(p, ClusterStats.tcpClosed + k * 8) }
     }
 
     mutating func add(_ o: ClusterTotals) {
@@ -76,6 +89,10 @@ struct ClusterTotals {
         durationUs.add(o.durationUs)
         requestBytes.add(o.requestBytes)
         responseBytes.add(o.responseBytes)
+        tcpOpened &+= o.tcpOpened
+        tcpReceivedBytes &+= o.tcpReceivedBytes
+        tcpSentBytes &+= o.tcpSentBytes
+        for k in tcpClosed.indices { tcpClosed[k] &+= o.tcpClosed[k] }
     }
 }
 

@@ -60,6 +60,29 @@ extension Supervisor {
                           bounds: StatBuckets.bytesBounds.map { Double($0) }, sumScale: 1)
         }
 
+        // TCP-route connections (Istio's TCP metrics, request_protocol="tcp"). Connections that
+        // reached no cluster count under destination_service="unknown".
+        let tcp = clusters.filter { $0.totals.hasTCP }
+        out.family("istio_tcp_connections_opened_total", "counter", "TCP-route client connections opened.")
+        for c in tcp {
+            out.sample("istio_tcp_connections_opened_total", istioLabels(c.name, proto: "tcp") + [("response_flags", "-")], c.totals.tcpOpened)
+        }
+        out.family("istio_tcp_connections_closed_total", "counter", "TCP-route client connections closed, by response flag.")
+        for c in tcp {
+            for (slot, n) in c.totals.tcpClosed.enumerated() where n > 0 || slot == 0 {
+                let flags = slot == 0 ? "-" : ResponseFlags.text(1 << UInt16(slot - 1))
+                out.sample("istio_tcp_connections_closed_total", istioLabels(c.name, proto: "tcp") + [("response_flags", flags)], n)
+            }
+        }
+        out.family("istio_tcp_received_bytes_total", "counter", "Bytes received from clients on TCP routes.")
+        for c in tcp {
+            out.sample("istio_tcp_received_bytes_total", istioLabels(c.name, proto: "tcp") + [("response_flags", "-")], c.totals.tcpReceivedBytes)
+        }
+        out.family("istio_tcp_sent_bytes_total", "counter", "Bytes sent to clients on TCP routes.")
+        for c in tcp {
+            out.sample("istio_tcp_sent_bytes_total", istioLabels(c.name, proto: "tcp") + [("response_flags", "-")], c.totals.tcpSentBytes)
+        }
+
         // Envoy cluster stats as Istio exposes them (envoy_cluster_*{cluster_name}).
         let upstream = clusters.filter { $0.name != "unknown" }
         func clusterCounter(_ name: String, _ help: String, _ type: String = "counter", _ value: (ClusterTotals) -> UInt64) {
@@ -106,7 +129,7 @@ extension Supervisor {
     }
 
     /// Istio's standard labels for a cluster "outbound|PORT|SUBSET|FQDN" (or "unknown").
-    func istioLabels(_ cluster: String) -> [(String, String)] {
+    func istioLabels(_ cluster: String, proto: String = "http") -> [(String, String)] {
         let parts = cluster.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
         var service = "unknown", name = "unknown", namespace = "unknown", version = "unknown"
         if parts.count == 4 {
@@ -119,7 +142,7 @@ extension Supervisor {
         return [("reporter", "source"), ("source_workload", "ingressd"), ("source_workload_namespace", options.namespace),
                 ("destination_service", service), ("destination_service_name", name),
                 ("destination_service_namespace", namespace), ("destination_version", version),
-                ("destination_cluster", cluster), ("request_protocol", "http"),
+                ("destination_cluster", cluster), ("request_protocol", proto),
                 ("connection_security_policy", "unknown")]
     }
 
@@ -185,6 +208,10 @@ extension Supervisor {
                 ("request_duration_us", hist(c.totals.durationUs, StatBuckets.durationBoundsUs.map(String.init))),
                 ("request_bytes", hist(c.totals.requestBytes, StatBuckets.bytesBounds.map(String.init))),
                 ("response_bytes", hist(c.totals.responseBytes, StatBuckets.bytesBounds.map(String.init))),
+                ("tcp_connections_opened", String(c.totals.tcpOpened)),
+                ("tcp_connections_closed", String(c.totals.tcpClosed.reduce(0, &+))),
+                ("tcp_received_bytes", String(c.totals.tcpReceivedBytes)),
+                ("tcp_sent_bytes", String(c.totals.tcpSentBytes)),
             ])
         }
         return JSONText.object(process + [("clusters", JSONText.array(rows))])

@@ -93,36 +93,17 @@ extension Harness {
         return r.text
     }
 
-    /// `n` requests with one curl, returns the status codes.
-    func statuses(_ url: String, host: String, _ n: Int) throws -> [String] {
-        let r = try run("curl", ["-s", "-w", "%{http_code}\\n", "-H", "Host: \(host)"]
-                        + (0..<n).flatMap { _ in ["-o", "/dev/null", url] })
-        return r.stdout.split(separator: "\n").map(String.init)
-    }
-}
-
-final class StatsTests: IntegrationTestCase {
-    private func startGateway(extraArgs: [String] = []) throws -> (Ingressd, DemoUpstream) {
-        let upstream = try harness.startUpstream("web")
-        let port = try freeTCPPort()
-        let path = try harness.write("stats.yaml", ServiceGateway.config(port: port, services: [("web", [upstream.port])]))
-        return (try harness.startIngressd(configs: [path], listenPort: port, extraArgs: extraArgs), upstream)
-    }
-
-    /// The exposition is valid for a real Prometheus parser and counts what was sent.
-    func testPrometheusExpositionParsesAndCounts() throws {
+    /// `/stats/prometheus` parsed by Python prometheus_client (any syntax error fails the test),
+    /// samples summed by "NAME|DESTINATION_SERVICE_NAME or CLUSTER_NAME|RESPONSE_CODE|RESPONSE_FLAGS|LE".
+    /// Skips when prometheus_client is not installed.
+    func prometheusValues(_ ingressd: Ingressd) throws -> [String: Double] {
         let python = try Harness.requireTool("python3", for: "parsing the Prometheus exposition")
-        guard try harness.run(python, ["-c", "import prometheus_client"]).status == 0 else {
+        guard try run(python, ["-c", "import prometheus_client"]).status == 0 else {
             throw XCTSkip("Python prometheus_client is not installed (`make deps-test` installs it)")
         }
-        let (gateway, _) = try startGateway()
-        XCTAssertEqual(try harness.statuses(gateway.url + "/a", host: "web.test", 5), Array(repeating: "200", count: 5))
-        XCTAssertEqual(try harness.statuses(gateway.url + "/a", host: "nowhere.test", 2), ["404", "404"])
-
-        let text = try harness.admin(gateway, "/stats/prometheus")
-        let file = try harness.write("metrics.txt", text)
-        // Sum samples by (name, selected labels) with the official parser; any syntax error raises.
-        let parser = try harness.write("parse.py", """
+        let text = try admin(ingressd, "/stats/prometheus")
+        let file = try write("metrics.txt", text)
+        let parser = try write("parse.py", """
             import sys, json
             from prometheus_client.parser import text_string_to_metric_families
             out = {}
@@ -133,9 +114,46 @@ final class StatsTests: IntegrationTestCase {
                     out[key] = out.get(key, 0) + s.value
             print(json.dumps(out))
             """)
-        let parsed = try harness.run(python, [parser, file])
-        XCTAssertEqual(parsed.status, 0, "prometheus_client rejects the exposition: \(parsed.stderr)\n\(text)")
-        let values = try JSONSerialization.jsonObject(with: Data(parsed.stdout.utf8)) as? [String: Double] ?? [:]
+        let parsed = try run(python, [parser, file])
+        guard parsed.status == 0 else { throw HarnessError("prometheus_client rejects the exposition: \(parsed.stderr)\n\(text)") }
+        return try JSONSerialization.jsonObject(with: Data(parsed.stdout.utf8)) as? [String: Double] ?? [:]
+    }
+
+    /// `n` requests with one curl, returns the status codes.
+    func statuses(_ url: String, host: String, _ n: Int) throws -> [String] {
+        let r = try run("curl", ["-s", "-w", "%{http_code}\\n", "-H", "Host: \(host)"]
+                        + (0..<n).flatMap { _ in ["-o", "/dev/null", url] })
+        return r.stdout.split(separator: "\n").map(String.init)
+    }
+}
+
+final class StatsTests: IntegrationTestCase {
+    /// The access log's lines once there are at least `count` (lines are flushed within ~2 s).
+    private func logLines(_ path: String, atLeast count: Int) -> [String] {
+        var lines: [String] = []
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline {
+            lines = ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+            if lines.count >= count { break }
+            usleep(50_000)
+        }
+        return lines
+    }
+
+    private func startGateway(extraArgs: [String] = [], workers: Int = 2) throws -> (Ingressd, DemoUpstream) {
+        let upstream = try harness.startUpstream("web")
+        let port = try freeTCPPort()
+        let path = try harness.write("stats.yaml", ServiceGateway.config(port: port, services: [("web", [upstream.port])]))
+        return (try harness.startIngressd(configs: [path], listenPort: port, workers: workers, extraArgs: extraArgs), upstream)
+    }
+
+    /// The exposition is valid for a real Prometheus parser and counts what was sent.
+    func testPrometheusExpositionParsesAndCounts() throws {
+        let (gateway, _) = try startGateway()
+        XCTAssertEqual(try harness.statuses(gateway.url + "/a", host: "web.test", 5), Array(repeating: "200", count: 5))
+        XCTAssertEqual(try harness.statuses(gateway.url + "/a", host: "nowhere.test", 2), ["404", "404"])
+
+        let values = try harness.prometheusValues(gateway)
         XCTAssertEqual(values["istio_requests_total|web|200|-|"], 5, "\(values)")
         XCTAssertEqual(values["istio_requests_total|unknown|404|NR|"], 2, "\(values)")
         XCTAssertEqual(values["istio_request_duration_milliseconds_count|web|||"], 5)
@@ -189,7 +207,8 @@ final class StatsTests: IntegrationTestCase {
         let first = try XCTUnwrap(lines.first)
         let pattern = #"^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] "GET /hello\?x=1 HTTP/1\.1" 200 - 0 \d+ \d+ - "-" "probe/1\.0" "abc-123" "web\.test" "127\.0\.0\.1:\#(upstream.port)"$"#
         XCTAssertNotNil(first.range(of: pattern, options: .regularExpression), first)
-        XCTAssertNotNil(lines.last?.range(of: #"" 404 NR 0 \d+ \d+ - "-" "curl/[^"]*" "-" "nowhere\.test" "-"$"#, options: .regularExpression),
+        // No x-request-id from the client: the one ingressd generates (Envoy does so before routing).
+        XCTAssertNotNil(lines.last?.range(of: #"" 404 NR 0 \d+ \d+ - "-" "curl/[^"]*" "[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}" "nowhere\.test" "-"$"#, options: .regularExpression),
                         lines.last ?? "")
 
         // logrotate: move the file away, SIGUSR1, and the next lines go to a new file.
@@ -208,5 +227,43 @@ final class StatsTests: IntegrationTestCase {
         XCTAssertEqual(reopened.count, 4, "lines after SIGUSR1 go to the new file")
         XCTAssertEqual(((try? String(contentsOfFile: rotated, encoding: .utf8)) ?? "").split(separator: "\n").count, 2)
         XCTAssertTrue(gateway.child.isRunning)
+    }
+
+    /// The x-request-id ingressd generates is the one it logs and forwards, and replies the
+    /// codec answers itself (no parsed request) are logged with DPE.
+    func testAccessLogGeneratedRequestIdAndCodecReplies() throws {
+        let log = harness.path("access.log")
+        let (gateway, _) = try startGateway(extraArgs: ["--access-log", log], workers: 1)
+        // demo_upstream echoes the request headers it received.
+        let echoed = try harness.curl(gateway.url + "/rid", host: "web.test")
+        XCTAssertEqual(echoed.status, 200)
+        let rid = try XCTUnwrap(echoed.text.range(of: #"(?i)x-request-id: [0-9a-f-]{36}"#, options: .regularExpression)
+                                    .map { String(echoed.text[$0].suffix(36)) }, echoed.text)
+        // An empty x-request-id counts as none.
+        let empty = try harness.curl(gateway.url + "/empty", host: "web.test", ["-H", "x-request-id;"])
+        let rid2 = try XCTUnwrap(empty.text.range(of: #"(?i)x-request-id: [0-9a-f-]{36}"#, options: .regularExpression)
+                                    .map { String(empty.text[$0].suffix(36)) }, empty.text)
+        XCTAssertNotEqual(rid, rid2)
+
+        // The codec's own replies: a malformed field line (400), a request line over 16 KiB (414).
+        let bad = try RawHTTP.exchange(port: gateway.listenPort, send: Array("GET / HTTP/1.1\r\nHost: web.test\r\nno colon here\r\n\r\n".utf8))
+        XCTAssertTrue(String(decoding: bad, as: UTF8.self).hasPrefix("HTTP/1.1 400"), String(decoding: bad, as: UTF8.self))
+        let long = "GET /" + String(repeating: "a", count: 17_000) + " HTTP/1.1\r\nHost: web.test\r\n\r\n"
+        let tooLong = try RawHTTP.exchange(port: gateway.listenPort, send: Array(long.utf8))
+        XCTAssertTrue(String(decoding: tooLong, as: UTF8.self).hasPrefix("HTTP/1.1 414"), String(decoding: tooLong.prefix(40), as: UTF8.self))
+
+        let lines = logLines(log, atLeast: 4)
+        XCTAssertEqual(lines.count, 4, lines.joined(separator: "\n"))
+        guard lines.count == 4 else { return }
+        XCTAssertTrue(lines[0].hasPrefix("[") && lines[0].contains("\"GET /rid HTTP/1.1\" 200 - ") && lines[0].contains("\"\(rid)\""), lines[0])
+        XCTAssertTrue(lines[1].contains("\"GET /empty HTTP/1.1\" 200 - ") && lines[1].contains("\"\(rid2)\""), lines[1])
+        let bare = #"^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] "- - HTTP/1\.1" CODE DPE 0 \d+ \d+ - "-" "-" "-" "-" "-"$"#
+        XCTAssertNotNil(lines[2].range(of: bare.replacingOccurrences(of: "CODE", with: "400"), options: .regularExpression), lines[2])
+        XCTAssertNotNil(lines[3].range(of: bare.replacingOccurrences(of: "CODE", with: "414"), options: .regularExpression), lines[3])
+
+        // The same replies in the stats: unknown destination, flag DPE.
+        let text = try harness.admin(gateway, "/stats/prometheus")
+        XCTAssertTrue(text.contains("destination_service=\"unknown\"") && text.contains("response_code=\"400\",response_flags=\"DPE\"} 1"), text)
+        XCTAssertTrue(text.contains("response_code=\"414\",response_flags=\"DPE\"} 1"), text)
     }
 }
