@@ -136,9 +136,7 @@ extension ProxyEngine {
             }
             if !progress || (inBlocked && pe.pointee.bytes == 0) { break }
         }
-        if sc.pointee.spliceFlags & SpliceFlag.tcp != 0 && (readIn | moved) != 0 {
-            statTCPBytes(s, read: readIn, written: moved)   // istio_tcp_*_bytes_total
-        }
+        if (readIn | moved) != 0 { statSplicedBytes(s, d, read: readIn, written: moved) }
         if moved > 0 {
             splicedBytes &+= UInt64(moved)
             if sc.pointee.spliceFlags & SpliceFlag.tcp != 0 {

@@ -174,16 +174,24 @@ extension ProxyEngine {
                 ClusterStats.tcpClosed + ClusterStats.tcpClosedSlot(c.pointee.ex.flags) * 8)
     }
 
-    /// `read` bytes came from TCP-route connection `s` and `written` went to its peer.
+    /// `read` bytes came from connection `s` and `written` went to its peer `d` by splice: TCP
+    /// routes count them per cluster; spliced HTTP bodies count in the exchange's request or
+    /// response bytes like copied ones (Engine+Request bodyPortion, Engine+Send).
     @inline(__always)
-    func statTCPBytes(_ s: Int32, read: Int64, written: Int64) {
+    func statSplicedBytes(_ s: Int32, _ d: Int32, read: Int64, written: Int64) {
         guard ProxyEngine.statsCompiledIn else { return }
         let c = conns + Int(s)
-        let rec = stats.clusterRecord(Int(c.pointee.ex.record))
-        if c.pointee.role == .downstream {
-            statAdd(rec, ClusterStats.tcpReceivedBytes, UInt64(read))
+        if c.pointee.spliceFlags & SpliceFlag.tcp != 0 {
+            let rec = stats.clusterRecord(Int(c.pointee.ex.record))
+            if c.pointee.role == .downstream {
+                statAdd(rec, ClusterStats.tcpReceivedBytes, UInt64(read))
+            } else {
+                statAdd(rec, ClusterStats.tcpSentBytes, UInt64(written))
+            }
+        } else if c.pointee.role == .downstream {
+            c.pointee.ex.requestBytes &+= UInt64(read)
         } else {
-            statAdd(rec, ClusterStats.tcpSentBytes, UInt64(written))
+            conns[Int(d)].ex.responseBytes &+= UInt64(written)
         }
     }
 

@@ -127,4 +127,52 @@ final class TCPStatsTests: IntegrationTestCase {
         // No HTTP request was counted for TCP connections.
         XCTAssertEqual(values.keys.filter { $0.hasPrefix("istio_requests_total|echo|") }, [])
     }
+
+    /// HTTP bodies above the splice threshold (128 KiB) bypass the copy path: their bytes still
+    /// count in istio_request_bytes / istio_response_bytes and the access line.
+    func testSplicedHTTPBodiesCountInStatsAndAccessLog() throws {
+        let child = try harness.spawn("bulk-http", Paths.which("python3") ?? "/usr/bin/python3", [Self.bulk, "http"])
+        var web: UInt16 = 0
+        let deadline = Date().addingTimeInterval(10)
+        while web == 0 && Date() < deadline {
+            if let line = child.stdout.split(separator: "\n").first, let port = line.split(separator: ":").last.flatMap({ UInt16($0) }) {
+                web = port
+            }
+            usleep(20_000)
+        }
+        XCTAssertNotEqual(web, 0, child.stderr)
+        let port = try freeTCPPort()
+        let path = try harness.write("web.yaml", ServiceGateway.config(port: port, services: [("web", [web])]))
+        let log = harness.path("access.log")
+        let ingressd = try harness.startIngressd(configs: [path], listenPort: port, workers: 1, extraArgs: ["--access-log", log])
+        let size = 1 << 20
+        let got = try harness.curl(ingressd.url + "/blob/\(size)", host: "web.test", timeout: 30)
+        XCTAssertEqual(got.body.count, size)
+        let file = harness.path("up.bin")
+        try Data(repeating: 0x61, count: size).write(to: URL(fileURLWithPath: file))
+        let sum = try harness.curl(ingressd.url + "/sum", host: "web.test", ["--data-binary", "@" + file, "-H", "Expect:"], timeout: 30)
+        XCTAssertTrue(sum.text.hasPrefix("\(size) "), sum.text)
+
+        var lines: [Substring] = []
+        let logDeadline = Date().addingTimeInterval(5)
+        while lines.count < 2 && Date() < logDeadline {
+            lines = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
+            usleep(50_000)
+        }
+        XCTAssertEqual(lines.count, 2, lines.joined(separator: "\n"))
+        func fields(_ line: Substring) -> [Int] {   // CODE FLAGS BYTES_RECEIVED BYTES_SENT
+            let after = line.split(separator: "\"", omittingEmptySubsequences: false)[2].split(separator: " ")
+            return [Int(after[0]) ?? -1, Int(after[2]) ?? -1, Int(after[3]) ?? -1]
+        }
+        if lines.count == 2 {
+            let get = fields(lines[0]), post = fields(lines[1])
+            XCTAssertEqual(get[0], 200)
+            XCTAssertGreaterThan(get[2], size, "BYTES_SENT of the spliced 1 MiB response: \(lines[0])")
+            XCTAssertLessThan(get[2], size + 1024)
+            XCTAssertEqual(post[1], size, "BYTES_RECEIVED of the spliced 1 MiB upload: \(lines[1])")
+        }
+        let values = try harness.prometheusValues(ingressd)
+        XCTAssertGreaterThan(values["istio_response_bytes_sum|web|||"] ?? 0, Double(size), "\(values)")
+        XCTAssertGreaterThan(values["istio_request_bytes_sum|web|||"] ?? 0, Double(size), "\(values)")
+    }
 }
