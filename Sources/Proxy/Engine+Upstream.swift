@@ -87,7 +87,7 @@ extension ProxyEngine {
             tcpConnected(d, u)   // Engine+TCP.swift
             return
         }
-        armRecv(u)
+        armRecv(u, idle: true)
         if uc.pointee.outLen > 0 && !uc.pointee.sendArmed {
             startSend(u, UnsafeRawPointer(uc.pointee.out!), uc.pointee.outLen)
         }
@@ -427,7 +427,7 @@ extension ProxyEngine {
             uc.pointee.rx = .pooled
             uc.pointee.wasPooled = false
             table.pushIdle(u, conns: conns)
-            if !uc.pointee.recvArmed { armRecv(u) }   // notices the upstream closing it
+            if !uc.pointee.recvArmed { armRecv(u, idle: true) }   // notices the upstream closing it
         } else {
             closeConn(u)
         }
