@@ -301,6 +301,7 @@ extension ProxyEngine {
             // Zero-copy: send straight from the receive buffer.
             dc.pointee.heldBuffer = bid
             startSend(d, base, Int32(sendLen))
+            armBodyRecvEarly(u)
             return
         }
         // Rewrite (or copy out of a buffer that will be reused) into the downstream's output.
@@ -404,8 +405,16 @@ extension ProxyEngine {
             if uc.pointee.responseDone { finishExchange(d, u) } else { armRecv(u) }
             return
         }
+        if conns[Int(d)].sendArmed {
+            // Received while the previous buffer is still being sent (armBodyRecvEarly): it goes
+            // out when that send completes; no receive is armed until then.
+            conns[Int(d)].queuedBuffer = Int32(bid)
+            conns[Int(d)].queuedLen = Int32(k)
+            return
+        }
         conns[Int(d)].heldBuffer = Int32(bid)
         startSend(d, UnsafeRawPointer(data), Int32(k))
+        armBodyRecvEarly(u)
     }
 
     /// The response is complete and sent: pool or close the upstream, then serve the next
