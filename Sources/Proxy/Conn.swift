@@ -79,6 +79,10 @@ struct Conn {
     var heldBuffer: Int32 = -1
     /// Release `out` when the send completes.
     var sendReleasesOut = false
+    /// A second receive buffer waiting for the send in flight to finish (copy path of response
+    /// bodies: the next receive runs while a send is in flight, two buffers at most). -1 = none.
+    var queuedBuffer: Int32 = -1
+    var queuedLen: Int32 = 0
     /// Release `accum` bytes (consume them) when the send completes: count.
     var sendConsumesAccum: Int32 = 0
 

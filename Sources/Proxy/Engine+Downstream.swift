@@ -90,11 +90,18 @@ extension ProxyEngine {
     /// body once the previous piece was sent on), which is the backpressure that keeps a 1 GiB
     /// upload or download within a buffer or two per direction. A multishot receive would keep
     /// filling ring buffers from a fast sender and take them from every other connection.
+    ///
+    /// `idle`: the peer cannot have sent anything yet (a client still reading its response, an
+    /// upstream back in the pool or not yet sent its request): the receive skips its first
+    /// attempt and arms the poll at once (IORING_RECVSEND_POLL_FIRST), which saves a failed
+    /// receive (-EAGAIN inside the kernel) per request on each side. Bytes that are already
+    /// there anyway (a pipelined request) are received as soon as the poll fires.
     @inline(__always)
-    mutating func armRecv(_ i: Int32) {
+    mutating func armRecv(_ i: Int32, idle: Bool = false) {
         let c = conns + Int(i)
         ring.prepRecvSelect(fd: c.pointee.fd, group: rx.groupID,
-                            userData: userData(c.pointee.role == .downstream ? .downRecv : .upRecv, i))
+                            userData: userData(c.pointee.role == .downstream ? .downRecv : .upRecv, i),
+                            pollFirst: idle)
         c.pointee.pendingOps += 1
         c.pointee.recvArmed = true
     }
@@ -289,7 +296,7 @@ extension ProxyEngine {
             parseAccumulatedRequest(i)
         } else {
             releaseAccumIfEmpty(i)
-            if !c.pointee.recvArmed { armRecv(i) }
+            if !c.pointee.recvArmed { armRecv(i, idle: true) }
         }
     }
 }

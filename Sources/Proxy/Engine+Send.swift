@@ -59,6 +59,7 @@ extension ProxyEngine {
     mutating func onSendComplete(_ i: Int32, result: Int32, downstream: Bool) {
         let c = conns + Int(i)
         guard result > 0 else {
+            dropQueued(i)
             releaseSendResources(i)
             if downstream {
                 downstreamGone(i)
@@ -86,6 +87,7 @@ extension ProxyEngine {
         let dc = conns + Int(d)
         let u = dc.pointee.peer
         if u < 0 {
+            dropQueued(d)
             // A local reply.
             if dc.pointee.keepAlive && dc.pointee.requestDone {
                 nextRequest(d)
@@ -96,7 +98,17 @@ extension ProxyEngine {
         }
         let uc = conns + Int(u)
         if uc.pointee.closing {
+            dropQueued(d)
             closeConn(d)
+            return
+        }
+        if dc.pointee.queuedBuffer >= 0 {
+            // The body bytes received while the last send was in flight.
+            let bid = dc.pointee.queuedBuffer
+            dc.pointee.queuedBuffer = -1
+            dc.pointee.heldBuffer = bid
+            startSend(d, UnsafeRawPointer(rx.buffer(UInt16(bid))), dc.pointee.queuedLen)
+            armBodyRecvEarly(u)
             return
         }
         if dc.pointee.rx == .tunnel {
@@ -118,6 +130,29 @@ extension ProxyEngine {
             // The rest of a large response body goes upstream → pipe → client (Engine+Splice.swift).
         } else if !uc.pointee.recvArmed {
             armRecv(u)
+        }
+    }
+
+    /// Copy path of a response body with a known length below the splice threshold: the next
+    /// receive is armed while the send of the previous buffer is in flight, so the two overlap
+    /// (at most two receive buffers per exchange: one being sent, one queued).
+    @inline(__always)
+    mutating func armBodyRecvEarly(_ u: Int32) {
+        let uc = conns + Int(u)
+        guard uc.pointee.rx == .body, !uc.pointee.responseDone, !uc.pointee.recvArmed,
+              !uc.pointee.closing,
+              limits.spliceMinBytes == 0 || uc.pointee.bodyRemaining < limits.spliceMinBytes else { return }
+        armRecv(u)
+    }
+
+    /// A queued body buffer of connection `i` that will not be sent (the send failed or the
+    /// connection is closing).
+    @inline(__always)
+    mutating func dropQueued(_ i: Int32) {
+        let c = conns + Int(i)
+        if c.pointee.queuedBuffer >= 0 {
+            rx.recycle(UInt16(c.pointee.queuedBuffer))
+            c.pointee.queuedBuffer = -1
         }
     }
 

@@ -87,7 +87,7 @@ extension ProxyEngine {
             tcpConnected(d, u)   // Engine+TCP.swift
             return
         }
-        armRecv(u)
+        armRecv(u, idle: true)
         if uc.pointee.outLen > 0 && !uc.pointee.sendArmed {
             startSend(u, UnsafeRawPointer(uc.pointee.out!), uc.pointee.outLen)
         }
@@ -303,6 +303,7 @@ extension ProxyEngine {
             // Zero-copy: send straight from the receive buffer.
             dc.pointee.heldBuffer = bid
             startSend(d, base, Int32(sendLen))
+            armBodyRecvEarly(u)
             return
         }
         // Rewrite (or copy out of a buffer that will be reused) into the downstream's output.
@@ -406,8 +407,16 @@ extension ProxyEngine {
             if uc.pointee.responseDone { finishExchange(d, u) } else { armRecv(u) }
             return
         }
+        if conns[Int(d)].sendArmed {
+            // Received while the previous buffer is still being sent (armBodyRecvEarly): it goes
+            // out when that send completes; no receive is armed until then.
+            conns[Int(d)].queuedBuffer = Int32(bid)
+            conns[Int(d)].queuedLen = Int32(k)
+            return
+        }
         conns[Int(d)].heldBuffer = Int32(bid)
         startSend(d, UnsafeRawPointer(data), Int32(k))
+        armBodyRecvEarly(u)
     }
 
     /// The response is complete and sent: pool or close the upstream, then serve the next
@@ -429,7 +438,7 @@ extension ProxyEngine {
             uc.pointee.rx = .pooled
             uc.pointee.wasPooled = false
             table.pushIdle(u, conns: conns)
-            if !uc.pointee.recvArmed { armRecv(u) }   // notices the upstream closing it
+            if !uc.pointee.recvArmed { armRecv(u, idle: true) }   // notices the upstream closing it
         } else {
             closeConn(u)
         }

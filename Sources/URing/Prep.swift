@@ -14,10 +14,14 @@ extension Ring {
     }
 
     /// Receive into a buffer the kernel picks from `group` (IOSQE_BUFFER_SELECT).
+    /// `pollFirst` (IORING_RECVSEND_POLL_FIRST, 5.19+): skip the receive attempt and arm the
+    /// poll at once, for sockets that cannot have data yet (an idle upstream, a client that is
+    /// still reading its response): saves a failed receive per arm.
     @inline(__always)
-    public func prepRecvSelect(fd: Int32, group: UInt16, userData: UInt64) {
+    public func prepRecvSelect(fd: Int32, group: UInt16, userData: UInt64, pollFirst: Bool = false) {
         let s = sqe()
         io_uring_prep_recv(s, fd, nil, 0, 0)
+        if pollFirst { s.pointee.ioprio |= UInt16(IORING_RECVSEND_POLL_FIRST) }
         s.pointee.flags |= ING_IOSQE_BUFFER_SELECT
         s.pointee.buf_group = group
         s.pointee.user_data = userData

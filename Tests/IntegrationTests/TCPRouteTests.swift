@@ -215,6 +215,26 @@ final class TCPRouteTests: IntegrationTestCase {
         XCTAssertEqual(multi.stdout, "200 2000000 1\n200 300000 0\n200 3 0\n")
     }
 
+    /// The copy path (splicing off) receives the next body buffer while the previous one is
+    /// still being sent, two buffers at most: a client reading slowly keeps sends in flight, so
+    /// buffers queue behind them; every byte must still arrive once and in order.
+    func testCopyPathBodiesStayByteExactWithASlowClient() throws {
+        let web = try startBulk(["http"])
+        let (ingressd, _) = try startGateway(tcpEndpoints: [(web, "v1")], httpEndpoint: web,
+                                             environment: ["INGRESSD_SPLICE_MIN_BYTES": "0"])
+        for (size, rate) in [(16_385, nil), (65_536, nil), (200_000, "2M"), (10 << 20, "40M")] as [(Int, String?)] {
+            let got = try harness.curl(ingressd.url + "/blob/\(size)", rate.map { ["--limit-rate", $0] } ?? [], timeout: 60)
+            XCTAssertEqual(got.status, 200)
+            XCTAssertEqual(got.body.count, size, "GET \(size)")
+            XCTAssertEqual(sha256Hex(got.body), got.header("x-sha256"), "GET \(size)")
+        }
+        // The connection is reused after a copied body: two requests on one curl connection.
+        let multi = try harness.run("curl", ["-s", "-o", "/dev/null", "-o", "/dev/null",
+                                             "-w", "%{http_code} %{size_download} %{num_connects}\n",
+                                             ingressd.url + "/blob/100000", ingressd.url + "/blob/70000"])
+        XCTAssertEqual(multi.stdout, "200 100000 1\n200 70000 0\n")
+    }
+
     // MARK: helpers
 
     func vmRSSKiB(_ pid: pid_t) throws -> Int {
