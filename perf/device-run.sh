@@ -11,6 +11,8 @@
 #                                nginx at the same counts, results under $OUT (default
 #                                perf/results/device-TIMESTAMP): machine.txt, scaling.txt,
 #                                scaling/scaling.json, scaling/scaling.svg
+#   perf/device-run.sh bench     THERE: perf/bench SCENARIOS (default large,keepalive), one
+#                                worker per proxy pinned to CPU 1, the load on the others
 #   perf/device-run.sh check     HERE: `run` through the bundle, small (1 worker, 1 round), to
 #                                prove the bundle works before spending device time on it
 #
@@ -50,6 +52,7 @@ prepare() {
     cp "$(command -v nginx || echo /usr/sbin/nginx)" "$BUNDLE/bin/nginx"
     cp "$(command -v wrk)" "$BUNDLE/bin/wrk"
     cp "$(command -v taskset)" "$BUNDLE/bin/taskset"
+    cp "$(command -v haproxy || echo /usr/sbin/haproxy)" "$BUNDLE/bin/haproxy"
     for tool in openloop sink; do
         cc -O2 -Wall -o "$BUNDLE/bin/$tool" "perf/tools/$tool.c"
     done
@@ -84,7 +87,7 @@ use_bundle() {
     export LD_LIBRARY_PATH="$BUNDLE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     export PERF_TOOLS_BIN="$BUNDLE/bin"     # perflib uses these instead of compiling perf/tools/*.c
     local t out
-    for t in "ingressd version" "nginx -v" "wrk -v" "taskset --version"; do
+    for t in "ingressd version" "nginx -v" "wrk -v" "taskset --version" "haproxy -v"; do
         out=$("$BUNDLE/bin/${t%% *}" ${t#* } 2>&1 || true)
         if echo "$out" | grep -qE 'error while loading shared libraries|GLIBC_[0-9.]+. not found|cannot execute'; then
             die "bundled ${t%% *} does not run here: $out"
@@ -127,6 +130,21 @@ run() {
     echo "device-run: results in $out"
 }
 
+# perf/bench scenarios (default: 1 MiB responses and keep-alive) with one worker per proxy pinned
+# to CPU 1 and the load on the others: the bulk bars of issue 4 measured on a quiet machine.
+bench() {
+    use_bundle
+    local out="${OUT:-$ROOT/perf/results/device-$(date +%Y%m%d-%H%M%S)}"
+    mkdir -p "$out"
+    machine_info "$out"
+    local last=$(( $(nproc) - 1 )) pin=()
+    [ "$last" -ge 3 ] && pin=(--proxy-cpus 1 --load-cpus "2-$last")
+    python3 "$ROOT/perf/bench" --binary "$BUNDLE/bin/ingressd" --scenarios "${SCENARIOS:-large,keepalive}" \
+        --rounds "$ROUNDS" --duration "$DURATION" "${pin[@]}" \
+        --json "$out/bench.json" 2>&1 | tee "$out/bench.txt"
+    echo "device-run: results in $out"
+}
+
 check() {
     WORKERS="${WORKERS_CHECK:-1}" ROUNDS=1 DURATION=2 OUT="${OUT:-$ROOT/perf/results/device-check}" run
 }
@@ -134,6 +152,7 @@ check() {
 case "${1:-}" in
     prepare) prepare ;;
     run) run ;;
+    bench) bench ;;
     check) check ;;
-    *) echo "usage: perf/device-run.sh prepare|run|check" >&2; exit 2 ;;
+    *) echo "usage: perf/device-run.sh prepare|run|bench|check" >&2; exit 2 ;;
 esac
