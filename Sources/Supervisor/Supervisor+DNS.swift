@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 // DNS re-resolution (DESIGN.md §5): endpoints that came from DNS (ServiceEntry `resolution: DNS`,
 // or a destination host resolved as written) are resolved again every `dnsRefreshNs`. The
 // configuration is recompiled from the same files; only a changed image is published, so an
@@ -7,7 +11,13 @@
 extension Supervisor {
     /// Minimum interval between re-resolutions (Envoy's default dns_refresh_rate is 5 s; a
     /// gateway's upstreams rarely move faster than every 30 s, and each refresh re-reads files).
-    static let dnsRefreshNs: UInt64 = 30_000_000_000
+    /// `INGRESSD_DNS_REFRESH_MS` overrides it (tests; a resolver with short TTLs).
+    static let dnsRefreshNs: UInt64 = {
+        if let v = getenv("INGRESSD_DNS_REFRESH_MS"), let ms = UInt64(String(cString: v)), ms > 0 {
+            return ms * 1_000_000
+        }
+        return 30_000_000_000
+    }()
 
     func refreshDNSIfDue(nowNs: UInt64) {
         guard config.usesDNS, pending == nil, !reloadInProgress,
