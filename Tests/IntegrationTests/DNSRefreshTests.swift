@@ -17,15 +17,9 @@ final class DNSRefreshTests: IntegrationTestCase {
         super.tearDown()
     }
 
-    private func upstream(_ name: String, host: String, port: UInt16) throws -> Child {
-        let child = try harness.spawn(name, Paths.which("python3") ?? "/usr/bin/python3",
-                                      [Paths.demoUpstream, "--name", name, "--host", host, "--port", String(port), "--quiet"])
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline && !child.stdout.contains("listening") {
-            guard child.isRunning else { throw HarnessError("\(name) did not start: \(child.stderr)") }
-            usleep(20_000)
-        }
-        return child
+    private func upstream(_ name: String, host: String, port: UInt16) throws {
+        _ = try harness.startPortPrintingServer(
+            name, [Paths.demoUpstream, "--name", name, "--host", host, "--port", String(port), "--quiet"])
     }
 
     func testDNSEndpointsFollowAChangedAnswer() throws {
@@ -36,23 +30,14 @@ final class DNSRefreshTests: IntegrationTestCase {
         originalHosts = hosts
         let name = "dns-refresh-\(getpid()).ingressd.test"
         let port = try freeTCPPort()
-        _ = try upstream("first", host: "127.0.0.1", port: port)
-        _ = try upstream("second", host: "127.0.0.2", port: port)
+        try upstream("first", host: "127.0.0.1", port: port)
+        try upstream("second", host: "127.0.0.2", port: port)
         let base = hosts.hasSuffix("\n") ? hosts : hosts + "\n"
         try (base + "127.0.0.1 \(name)\n").write(toFile: "/etc/hosts", atomically: false, encoding: .utf8)
 
         let gatewayPort = try freeTCPPort()
         let config = WorkshopConfig.documents([
-            """
-            apiVersion: networking.istio.io/v1
-            kind: Gateway
-            metadata:
-              name: gw
-            spec:
-              servers:
-              - port: {number: \(gatewayPort), name: http, protocol: HTTP}
-                hosts: ["*"]
-            """,
+            WorkshopConfig.httpGateway(port: gatewayPort, hosts: ["*"]),
             """
             apiVersion: networking.istio.io/v1
             kind: VirtualService

@@ -10,22 +10,7 @@ import XCTest
 struct ServiceGateway {
     static func config(port: UInt16, services: [(name: String, ports: [UInt16])],
                        destinationRule: String? = nil, annotation: String? = nil) -> String {
-        var docs = ["""
-            apiVersion: networking.istio.io/v1beta1
-            kind: Gateway
-            metadata:
-              name: gw
-            spec:
-              selector:
-                istio: ingressgateway
-              servers:
-              - port:
-                  number: \(port)
-                  name: http
-                  protocol: HTTP
-                hosts:
-                - "*.test"
-            """]
+        var docs = [WorkshopConfig.httpGateway(port: port, hosts: ["*.test"])]
         for s in services {
             docs.append("""
                 apiVersion: networking.istio.io/v1beta1

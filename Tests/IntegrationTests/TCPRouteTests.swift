@@ -10,21 +10,8 @@ import Glibc
 #endif
 
 final class TCPRouteTests: IntegrationTestCase {
-    static let bulk = Paths.packageRoot.appendingPathComponent("examples/upstreams/bulk_upstream.py").path
 
-    /// Starts a bulk_upstream.py server (`tcp` or `http`) and returns its port.
-    func startBulk(_ args: [String]) throws -> UInt16 {
-        let child = try harness.spawn("bulk-\(args[0])", Paths.which("python3") ?? "/usr/bin/python3", [Self.bulk] + args)
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            if let line = child.stdout.split(separator: "\n").first, let port = line.split(separator: ":").last.flatMap({ UInt16($0) }) {
-                return port
-            }
-            guard child.isRunning else { break }
-            usleep(20_000)
-        }
-        throw HarnessError("bulk_upstream.py \(args) did not start: \(child.stderr)")
-    }
+    func startBulk(_ args: [String]) throws -> UInt16 { try harness.startBulkUpstream(args) }
 
     struct ClientResult: Decodable {
         var sent: Int
@@ -38,7 +25,7 @@ final class TCPRouteTests: IntegrationTestCase {
     /// Runs the bulk client against `port` and decodes its JSON line.
     func client(port: UInt16, _ args: [String], timeout: TimeInterval = 120) throws -> ClientResult {
         let r = try harness.run(Paths.which("python3") ?? "/usr/bin/python3",
-                                [Self.bulk, "client", "--port", String(port)] + args, timeout: timeout)
+                                [Paths.bulkUpstream, "client", "--port", String(port)] + args, timeout: timeout)
         guard let line = r.stdout.split(separator: "\n").last, r.status == 0 else {
             throw HarnessError("client failed (\(r.status)): \(r.output)")
         }
@@ -140,7 +127,7 @@ final class TCPRouteTests: IntegrationTestCase {
         let v2 = try startBulk(["tcp", "--banner", "v2"])
         let (_, port) = try startGateway(tcpEndpoints: [(v1, "v1"), (v2, "v2")], weights: (75, 25))
         let r = try harness.run(Paths.which("python3") ?? "/usr/bin/python3",
-                                [Self.bulk, "client", "--port", String(port), "--count", "80"], timeout: 60)
+                                [Paths.bulkUpstream, "client", "--port", String(port), "--count", "80"], timeout: 60)
         let counts = try JSONDecoder().decode([String: Int].self, from: Data((r.stdout.split(separator: "\n").last ?? "").utf8))
         // 75/25 of 80: 60 expected; 46..74 holds with probability > 99.99%.
         XCTAssertEqual(counts["v1", default: 0] + counts["v2", default: 0], 80, "\(counts)")

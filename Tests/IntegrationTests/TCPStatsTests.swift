@@ -7,23 +7,11 @@ import Foundation
 import XCTest
 
 final class TCPStatsTests: IntegrationTestCase {
-    static let bulk = Paths.packageRoot.appendingPathComponent("examples/upstreams/bulk_upstream.py").path
     static let echoCluster = "outbound|9000||echo.default.svc.cluster.local"
     static let deadCluster = "outbound|9001||dead.default.svc.cluster.local"
 
     /// bulk_upstream.py tcp echo server; returns its port.
-    private func startEcho() throws -> UInt16 {
-        let child = try harness.spawn("bulk-tcp", Paths.which("python3") ?? "/usr/bin/python3", [Self.bulk, "tcp"])
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            if let line = child.stdout.split(separator: "\n").first, let port = line.split(separator: ":").last.flatMap({ UInt16($0) }) {
-                return port
-            }
-            guard child.isRunning else { break }
-            usleep(20_000)
-        }
-        throw HarnessError("bulk_upstream.py tcp did not start: \(child.stderr)")
-    }
+    private func startEcho() throws -> UInt16 { try harness.startBulkUpstream(["tcp"]) }
 
     /// Two TCP Gateway servers: `echoPort` → echo (live), `deadPort` → dead (nothing listens).
     private func startGateway(echo: UInt16) throws -> (Ingressd, echoPort: UInt16, deadPort: UInt16) {
@@ -82,7 +70,7 @@ final class TCPStatsTests: IntegrationTestCase {
         var sent = 0       // bytes it sent to them: the echo plus the END line
         let sizes = [100_000, 3_000_000, 1]
         for size in sizes {
-            let r = try harness.run(python, [Self.bulk, "client", "--port", String(echoPort), "--send", String(size), "--half-close"],
+            let r = try harness.run(python, [Paths.bulkUpstream, "client", "--port", String(echoPort), "--send", String(size), "--half-close"],
                                     timeout: 60)
             XCTAssertEqual(r.status, 0, r.output)
             let result = try JSONDecoder().decode(ClientResult.self, from: Data((r.stdout.split(separator: "\n").last ?? "").utf8))
@@ -131,7 +119,7 @@ final class TCPStatsTests: IntegrationTestCase {
     /// HTTP bodies above the splice threshold (128 KiB) bypass the copy path: their bytes still
     /// count in istio_request_bytes / istio_response_bytes and the access line.
     func testSplicedHTTPBodiesCountInStatsAndAccessLog() throws {
-        let child = try harness.spawn("bulk-http", Paths.which("python3") ?? "/usr/bin/python3", [Self.bulk, "http"])
+        let child = try harness.spawn("bulk-http", Paths.which("python3") ?? "/usr/bin/python3", [Paths.bulkUpstream, "http"])
         var web: UInt16 = 0
         let deadline = Date().addingTimeInterval(10)
         while web == 0 && Date() < deadline {

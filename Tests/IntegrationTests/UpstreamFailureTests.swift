@@ -11,22 +11,7 @@ final class UpstreamFailureTests: IntegrationTestCase {
         let port = try freeTCPPort()
         let deadPort = try freeTCPPort()
         let config = WorkshopConfig.documents([
-            """
-            apiVersion: networking.istio.io/v1beta1
-            kind: Gateway
-            metadata:
-              name: gw
-            spec:
-              selector:
-                istio: ingressgateway
-              servers:
-              - port:
-                  number: \(port)
-                  name: http
-                  protocol: HTTP
-                hosts:
-                - "*.test"
-            """,
+            WorkshopConfig.httpGateway(port: port, hosts: ["*.test"]),
             """
             apiVersion: networking.istio.io/v1beta1
             kind: VirtualService

@@ -26,6 +26,7 @@ enum Paths {
         .deletingLastPathComponent()  // Tests
         .deletingLastPathComponent()
 
+    static let bulkUpstream: String = packageRoot.appendingPathComponent("examples/upstreams/bulk_upstream.py").path
     static let demoUpstream: String =
         packageRoot.appendingPathComponent("examples/upstreams/demo_upstream.py").path
 
@@ -242,23 +243,34 @@ final class Harness {
 
     // MARK: demo upstreams
 
-    /// Starts examples/upstreams/demo_upstream.py on a free port (it binds port 0 and says which).
-    func startUpstream(_ name: String) throws -> DemoUpstream {
-        let log = path("upstream-\(name).log")
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let child = try spawn("upstream-\(name)", Paths.which("python3") ?? "/usr/bin/python3",
-                              [Paths.demoUpstream, "--name", name, "--port", "0", "--log", log, "--quiet"])
+    /// Starts a helper server whose first stdout line ends in ":PORT" (the demo and bulk
+    /// upstreams print "NAME listening on ADDR:PORT") and returns it with that port.
+    func startPortPrintingServer(_ name: String, _ args: [String]) throws -> (child: Child, port: UInt16) {
+        let child = try spawn(name, Paths.which("python3") ?? "/usr/bin/python3", args)
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
-            // "NAME listening on 127.0.0.1:PORT"
             if let line = child.stdout.split(separator: "\n").first,
                let portText = line.split(separator: ":").last, let port = UInt16(portText) {
-                return DemoUpstream(name: name, port: port, child: child, logPath: log)
+                return (child, port)
             }
             guard child.isRunning else { break }
             usleep(20_000)
         }
-        throw HarnessError("demo upstream \(name) did not start: \(child.stderr)")
+        throw HarnessError("\(name) did not start: \(args.joined(separator: " "))\n\(child.stderr)")
+    }
+
+    /// Starts examples/upstreams/demo_upstream.py on a free port (it binds port 0 and says which).
+    func startUpstream(_ name: String) throws -> DemoUpstream {
+        let log = path("upstream-\(name).log")
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let (child, port) = try startPortPrintingServer(
+            "upstream-\(name)", [Paths.demoUpstream, "--name", name, "--port", "0", "--log", log, "--quiet"])
+        return DemoUpstream(name: name, port: port, child: child, logPath: log)
+    }
+
+    /// Starts examples/upstreams/bulk_upstream.py (`tcp ...` or `http ...`); returns its port.
+    func startBulkUpstream(_ args: [String]) throws -> UInt16 {
+        try startPortPrintingServer("bulk-\(args[0])", [Paths.bulkUpstream] + args).port
     }
 
     // MARK: ingressd

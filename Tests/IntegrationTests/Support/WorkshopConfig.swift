@@ -21,6 +21,25 @@ enum WorkshopConfig {
         return yaml.replacingOccurrences(of: gatewayPort, with: "- port:\n      number: \(port)\n")
     }
 
+    /// A Gateway `gw` with one plain-HTTP server on `port` for `hosts`.
+    static func httpGateway(port: UInt16, hosts: [String]) -> String {
+        """
+        apiVersion: networking.istio.io/v1beta1
+        kind: Gateway
+        metadata:
+          name: gw
+        spec:
+          selector:
+            istio: ingressgateway
+          servers:
+          - port:
+              number: \(port)
+              name: http
+              protocol: HTTP
+            hosts: [\(hosts.map { "\"\($0)\"" }.joined(separator: ", "))]
+        """
+    }
+
     /// One STATIC ServiceEntry for `NAME.NAMESPACE.svc.cluster.local` with the given service port.
     /// `endpoints` are (port, labels); an empty list makes a service without endpoints.
     static func serviceEntry(name: String, namespace: String = "default", servicePort: Int,
