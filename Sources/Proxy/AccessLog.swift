@@ -199,23 +199,23 @@ extension ProxyEngine {
 
     /// Formats the request's fields (head bytes are only valid now) into a pooled buffer; a
     /// request without x-request-id gets the id ingressd generates (and forwards) here.
-    mutating func accessLogBegin(_ i: Int32, source: UnsafeRawBufferPointer, head: RequestHead) {
-        let c = conns + Int(i)
-        let buf = c.pointee.ex.log ?? small.get()
+    mutating func accessLogBegin(_ x: Int32, source: UnsafeRawBufferPointer, head: RequestHead) {
+        let c = exchanges.slots + Int(x)
+        let buf = c.pointee.stats.log ?? small.get()
         var w = LogWriter(base: buf, capacity: small.size - 160)   // room for the finish fields
-        w.startTime(&recorder.accessLog, c.pointee.ex.startNs &+ recorder.accessLog.realtimeOffsetNs)
+        w.startTime(&recorder.accessLog, c.pointee.stats.startNs &+ recorder.accessLog.realtimeOffsetNs)
         w.byte(UInt8(ascii: "\""))
         w.bytes(slice(source, head.methodRange), max: 32)
         w.byte(0x20)
         w.bytes(slice(source, head.target), max: 2048)
         w.text(head.version == .http10 ? " HTTP/1.0\" " : " HTTP/1.1\" ")
-        c.pointee.ex.logSplit = Int32(w.len)
+        c.pointee.stats.logSplit = Int32(w.len)
         w.byte(UInt8(ascii: "\""))
         w.header(source, head.xForwardedForIndex >= 0 ? headers[Int(head.xForwardedForIndex)].value : nil)
         w.text("\" \"")
         w.header(source, findHeader(source, head, "user-agent"))
         w.text("\" \"")
-        c.pointee.ex.logRid = 0
+        c.pointee.stats.logRid = 0
         if head.xRequestIdIndex >= 0 && headers[Int(head.xRequestIdIndex)].value.count > 0 {
             w.header(source, headers[Int(head.xRequestIdIndex)].value)
         } else if w.len + 36 <= w.capacity {
@@ -226,23 +226,23 @@ extension ProxyEngine {
             w.len += withUnsafeBytes(of: &random) {
                 formatUUID(random: $0, into: UnsafeMutableRawBufferPointer(start: buf + at, count: 36)) ?? 0
             }
-            c.pointee.ex.logRid = Int32(at)
+            c.pointee.stats.logRid = Int32(at)
         }
         w.text("\" \"")
         w.header(source, head.host.count > 0 ? head.host : nil)
         w.text("\" \"")
-        c.pointee.ex.log = buf
-        c.pointee.ex.logLen = Int32(w.len)
-        c.pointee.ex.logMark = Int32(w.len)
+        c.pointee.stats.log = buf
+        c.pointee.stats.logLen = Int32(w.len)
+        c.pointee.stats.logMark = Int32(w.len)
     }
 
     /// The x-request-id to add upstream for a request that has none (36 bytes into `out`):
     /// the one already logged, or a fresh one when the log is off. Returns its length.
     @inline(__always)
-    mutating func requestIdForUpstream(_ i: Int32, into out: UnsafeMutableRawBufferPointer) -> Int {
-        let c = conns + Int(i)
-        if let buf = c.pointee.ex.log, c.pointee.ex.logRid > 0, out.count >= 36 {
-            out.baseAddress!.copyMemory(from: buf + Int(c.pointee.ex.logRid), byteCount: 36)
+    mutating func requestIdForUpstream(_ x: Int32, into out: UnsafeMutableRawBufferPointer) -> Int {
+        let c = exchanges.slots + Int(x)
+        if let buf = c.pointee.stats.log, c.pointee.stats.logRid > 0, out.count >= 36 {
+            out.baseAddress!.copyMemory(from: buf + Int(c.pointee.stats.logRid), byteCount: 36)
             return 36
         }
         var random = (nextRandom(), nextRandom())
@@ -250,10 +250,10 @@ extension ProxyEngine {
     }
 
     /// Appends the upstream address ("10.0.0.1:80", "[::1]:80").
-    mutating func accessLogUpstream(_ i: Int32, _ ep: ChosenEndpoint) {
-        let c = conns + Int(i)
-        guard let buf = c.pointee.ex.log else { return }
-        var w = LogWriter(base: buf + Int(c.pointee.ex.logMark), capacity: 64)
+    mutating func accessLogUpstream(_ x: Int32, _ ep: ChosenEndpoint) {
+        let c = exchanges.slots + Int(x)
+        guard let buf = c.pointee.stats.log else { return }
+        var w = LogWriter(base: buf + Int(c.pointee.stats.logMark), capacity: 64)
         var addr = ep.address
         if ep.family == 6 {
             var text = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
@@ -277,21 +277,21 @@ extension ProxyEngine {
         }
         w.byte(UInt8(ascii: ":"))
         w.decimal(UInt64(ep.port))
-        c.pointee.ex.logLen = c.pointee.ex.logMark + Int32(w.len)
+        c.pointee.stats.logLen = c.pointee.stats.logMark + Int32(w.len)
     }
 
     /// Longest "CODE FLAGS BYTES BYTES MS - " tail: 5 + 1 + 33 (all ten flags) + 3 × 21 + 3.
     static let logTailMax = 105
 
     /// Completes the line straight into the fill buffer (or drops it when that is full).
-    mutating func accessLogFinish(_ i: Int32, durationUs: UInt64) {
-        let c = conns + Int(i)
-        guard let buf = c.pointee.ex.log else { return }
-        c.pointee.ex.log = nil
+    mutating func accessLogFinish(_ x: Int32, durationUs: UInt64) {
+        let c = exchanges.slots + Int(x)
+        guard let buf = c.pointee.stats.log else { return }
+        c.pointee.stats.log = nil
         defer { small.put(buf) }
-        let split = Int(c.pointee.ex.logSplit)
-        let len = Int(c.pointee.ex.logLen)
-        let upstreamMissing = len == Int(c.pointee.ex.logMark)
+        let split = Int(c.pointee.stats.logSplit)
+        let len = Int(c.pointee.stats.logLen)
+        let upstreamMissing = len == Int(c.pointee.stats.logMark)
         guard recorder.accessLog.fillLen + len + ProxyEngine.logTailMax + 3 <= AccessLog.bufferBytes,
               let fill = recorder.accessLog.fill else {
             stats.add(WorkerSlotField.accessLogDropped)
@@ -301,9 +301,9 @@ extension ProxyEngine {
         start.copyMemory(from: buf, byteCount: split)
         var w = LogWriter(base: start, capacity: len + ProxyEngine.logTailMax + 3)
         w.len = split
-        w.tail(status: c.pointee.ex.status, flags: c.pointee.ex.flags,
-               received: c.pointee.ex.requestBytes &- UInt64(c.pointee.ex.headBytes),
-               sent: c.pointee.ex.responseBytes, durationMs: durationUs / 1000)
+        w.tail(status: c.pointee.stats.status, flags: c.pointee.stats.flags,
+               received: c.pointee.stats.requestBytes &- UInt64(c.pointee.stats.headBytes),
+               sent: c.pointee.stats.responseBytes, durationMs: durationUs / 1000)
         (start + w.len).copyMemory(from: buf + split, byteCount: len - split)
         w.len += len - split
         if upstreamMissing { w.byte(UInt8(ascii: "-")) }

@@ -1,4 +1,5 @@
 import HTTP1
+import SharedMemory
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -53,8 +54,10 @@ struct Conn {
     /// Connection to upstream established.
     var connected = false
 
-    /// The linked connection: a downstream's current upstream, an upstream's downstream (-1).
-    var peer: Int32 = -1
+    /// The exchange this connection carries now (-1: none): a downstream's request being
+    /// served, an upstream's request in flight. The other side is reached through it
+    /// (`ProxyEngine.peerOf`), never stored here.
+    var exchange: Int32 = -1
     /// Listener port (downstream) — the route table is keyed by it.
     var listenerPort: UInt16 = 0
 
@@ -91,27 +94,15 @@ struct Conn {
     var chunk = ChunkedScanner()
     /// Downstream: keep the client connection after this response.
     var keepAlive = true
-    /// Downstream: method of the request being served (HEAD/CONNECT change response framing).
-    var requestMethod: HTTPMethod = .get
-    /// Downstream: the request asked for an Upgrade.
-    var requestUpgrade = false
-    /// Downstream: request body fully forwarded.
+    /// Downstream: the request message (head and body) was read completely.
     var requestDone = false
-    /// Upstream: response fully received.
+    /// Upstream: the response message was read completely.
     var responseDone = false
-    /// Upstream: the response head was forwarded (after that a failure can only close).
-    var responseStarted = false
     /// Upstream: the connection may go back to the pool after the response.
     var reusable = true
-    /// Upstream: came from the pool (a failure before any response byte may be retried once).
-    var wasPooled = false
-    /// Downstream: the request was already retried once.
-    var retried = false
 
     /// Absolute deadline (worker clock, ms) for the current phase; 0 = none.
     var deadlineMs: UInt64 = 0
-    /// Route timeout deadline for the request in flight (downstream), 0 = none.
-    var routeDeadlineMs: UInt64 = 0
 
     // Upstream pool bookkeeping.
     var pool: Int32 = -1
@@ -132,6 +123,7 @@ struct Conn {
     var peerText: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
     var peerTextLen: UInt8 = 0
 
-    /// Stats and access-log state of the exchange (Engine+Stats.swift).
-    var ex = ExchangeStats()
+    /// Connection-level stats (Engine+Stats.swift): the cluster record an upstream's
+    /// upstream_cx_* count in (a pooled connection keeps the cluster it was opened for).
+    var cxRecord: Int32 = Int32(ClusterStats.unknownRecord)
 }

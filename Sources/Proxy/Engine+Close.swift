@@ -14,17 +14,20 @@ extension ProxyEngine {
     mutating func closeConn(_ i: Int32) {
         let c = conns + Int(i)
         guard c.pointee.role != .free, !c.pointee.closing else { return }
-        if c.pointee.role == .downstream && c.pointee.ex.startNs != 0 {
-            if c.pointee.ex.status == 0 && c.pointee.ex.flags == 0 { c.pointee.ex.flags = ResponseFlags.dc }
-            statFinish(i)   // unanswered or cut short: recorded once, here
+        let x = c.pointee.exchange
+        if c.pointee.role == .downstream && x >= 0 {
+            let e = exchanges.slots + Int(x)
+            if c.pointee.spliceFlags & SpliceFlag.tcp != 0 {
+                statTCPClosed(x)
+            } else if e.pointee.stats.startNs != 0 {
+                if e.pointee.stats.status == 0 && e.pointee.stats.flags == 0 { e.pointee.stats.flags = ResponseFlags.dc }
+                statFinish(x)   // unanswered or cut short: recorded once, here
+            }
         }
-        if c.pointee.role == .downstream && c.pointee.spliceFlags & SpliceFlag.tcp != 0 { statTCPClosed(i) }
         c.pointee.closing = true
         if c.pointee.role == .upstream { unlinkIdle(i) }
-        // Unlink from the peer so it does not act on this connection any more.
-        let p = c.pointee.peer
-        if p >= 0 && conns[Int(p)].peer == i { conns[Int(p)].peer = -1 }
-        c.pointee.peer = -1
+        // Leave the exchange: the other side no longer acts on this connection.
+        detach(i)
         if c.pointee.pendingOps > 0 {
             if c.pointee.role == .upstream && !c.pointee.connected {
                 ring.prepCancel(target: userData(.upConnect, i), userData: packUserData(.ignore, i, 0))

@@ -126,7 +126,7 @@ extension ProxyEngine {
         case .body, .chunked:
             forwardRequestBody(i, data, n, bid)
         case .tunnel:
-            let u = c.pointee.peer
+            let u = peerOf(i)
             if u >= 0 && !conns[Int(u)].closing {
                 conns[Int(u)].heldBuffer = Int32(bid)
                 startSend(u, UnsafeRawPointer(data), Int32(n))
@@ -272,21 +272,30 @@ extension ProxyEngine {
 
     /// The client closed or its connection failed.
     mutating func downstreamGone(_ i: Int32) {
-        let u = conns[Int(i)].peer
+        let u = peerOf(i)
         if u >= 0 {
             closeConn(u)
         }
         closeConn(i)
     }
 
-    /// The next request on a kept-alive connection: a pipelined head may already be buffered.
+    /// The exchange on downstream `i` is over (its upstream, if any, already detached): the
+    /// session serves the next request on a kept-alive connection (a pipelined head may
+    /// already be buffered) or closes it.
+    mutating func exchangeEnded(_ i: Int32) {
+        detach(i)
+        if conns[Int(i)].keepAlive {
+            nextRequest(i)
+        } else {
+            closeConn(i)
+        }
+    }
+
+    /// Waits for (or parses the buffered) next request on a kept-alive connection.
     mutating func nextRequest(_ i: Int32) {
         let c = conns + Int(i)
-        c.pointee.peer = -1
         c.pointee.rx = .head
         c.pointee.requestDone = false
-        c.pointee.routeDeadlineMs = 0
-        c.pointee.retried = false
         if draining {
             closeConn(i)
             return

@@ -16,7 +16,8 @@ extension ProxyEngine {
         if close || !c.pointee.requestDone || draining { c.pointee.keepAlive = false }
         if c.pointee.rx == .head { c.pointee.keepAlive = false }   // a parse error: the stream is lost
         c.pointee.rx = .none
-        c.pointee.peer = -1
+        let x = exchangeOf(downstream: i)
+        assert(exchanges.slots[Int(x)].up < 0, "callers close the upstream before replying locally")
         countResponse(status)
         let bodyCount = body?.count ?? 0
         let needLarge = bodyCount + 256 > small.size
@@ -35,14 +36,14 @@ extension ProxyEngine {
         }
         c.pointee.out = out
         c.pointee.sendReleasesOut = true
-        let omit = c.pointee.requestMethod == .head
+        let omit = exchanges.slots[Int(x)].method == .head
         let n = withUnsafeBytes(of: &date.bytes) { d in
             serializeLocalResponse(status: status, body: body ?? UnsafeRawBufferPointer(start: nil, count: 0),
                                    date: UnsafeRawBufferPointer(rebasing: d[0..<DateCache.count]),
                                    closeConnection: !c.pointee.keepAlive, omitBody: omit,
                                    into: UnsafeMutableRawBufferPointer(start: out, count: cap)) ?? 0
         }
-        statFinish(i, status: status, responseBytes: n)
+        statFinish(x, status: status, responseBytes: n)
         startSend(i, UnsafeRawPointer(out), Int32(n))
     }
 
@@ -96,7 +97,7 @@ extension ProxyEngine {
         let c = conns + Int(i)
         if !c.pointee.requestDone || draining { c.pointee.keepAlive = false }
         c.pointee.rx = .none
-        c.pointee.peer = -1
+        let x = exchangeOf(downstream: i)
         countResponse(status)
         let out = large.get()
         c.pointee.out = out
@@ -110,7 +111,7 @@ extension ProxyEngine {
                                   into: UnsafeMutableRawBufferPointer(start: out, count: large.size)) ?? 0
             }
         }
-        statFinish(i, status: status, responseBytes: n)
+        statFinish(x, status: status, responseBytes: n)
         startSend(i, UnsafeRawPointer(out), Int32(n))
     }
 

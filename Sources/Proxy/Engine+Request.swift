@@ -15,10 +15,12 @@ extension ProxyEngine {
     mutating func startRequest(_ i: Int32, base: UnsafeRawPointer, count: Int, head: RequestHead, inAccum: Bool) {
         let c = conns + Int(i)
         stats.add(WorkerSlotField.requestsTotal)
-        statBegin(i, source: UnsafeRawBufferPointer(start: base, count: count), head: head)
+        let x = openExchange(i)
+        let e = exchanges.slots + Int(x)
+        e.pointee.method = head.method
+        e.pointee.upgrade = head.isUpgrade
+        statBegin(x, source: UnsafeRawBufferPointer(start: base, count: count), head: head)
         c.pointee.keepAlive = head.keepAlive && !draining
-        c.pointee.requestMethod = head.method
-        c.pointee.requestUpgrade = head.isUpgrade
         c.pointee.deadlineMs = 0
         c.pointee.requestDone = false
         switch requestBodyFraming(head) {
@@ -40,7 +42,7 @@ extension ProxyEngine {
         let lookup = table.matcher?.route(req) ?? .noListener
         switch lookup {
         case .noListener, .noVirtualHost, .noRoute:
-            c.pointee.ex.flags = ResponseFlags.nr
+            e.pointee.stats.flags = ResponseFlags.nr
             sendLocalReply(i, status: 404, body: nil, close: false)
         case .httpsRedirect:
             sendHTTPSRedirect(i, source: source, head: head)
@@ -54,15 +56,15 @@ extension ProxyEngine {
                 sendRouteRedirect(i, reader: reader, route: route, source: source, head: head)
             case .forward:
                 let cluster = reader.pickCluster(route: route, random: UInt32(truncatingIfNeeded: nextRandom()))
-                statRoute(i, cluster: cluster)
+                statRoute(x, cluster: cluster)
                 if cluster < 0 {
-                    c.pointee.ex.flags = ResponseFlags.nc
+                    e.pointee.stats.flags = ResponseFlags.nc
                     // Destination host or subset unknown: Envoy's cluster_not_found (503, NC).
                     sendLocalReply(i, status: 503, body: nil, close: false)
                 } else if let ep = chooseEndpoint(reader, cluster: cluster) {
                     forward(i, to: ep, source: source, head: head, timeoutMs: reader.routeTimeoutMs(route))
                 } else {
-                    c.pointee.ex.flags = ResponseFlags.uh
+                    e.pointee.stats.flags = ResponseFlags.uh
                     sendLocalReply(i, status: 503, body: LocalReplyBody.noHealthyUpstream, close: false)
                 }
             }
@@ -74,7 +76,7 @@ extension ProxyEngine {
         } else if count > Int(head.headLength) {
             _ = appendAccum(i, base + Int(head.headLength), count - Int(head.headLength))
         }
-        let u = c.pointee.peer
+        let u = peerOf(i)
         if u >= 0 && !conns[Int(u)].closing {
             // Body bytes that came with the head travel in the same send as the head.
             appendBodyFromAccum(downstream: i, upstream: u)
@@ -88,15 +90,16 @@ extension ProxyEngine {
     /// forwarded head in its output buffer. The send starts once the connection is usable.
     mutating func forward(_ i: Int32, to ep: ChosenEndpoint, source: UnsafeRawBufferPointer,
                           head: RequestHead, timeoutMs: UInt32) {
+        let x = conns[Int(i)].exchange
         let u = acquireUpstream(ep)
         guard u >= 0 else {
-            conns[Int(i)].ex.flags = ResponseFlags.uo
+            exchanges.slots[Int(x)].stats.flags = ResponseFlags.uo
             sendLocalReply(i, status: 503, body: LocalReplyBody.upstreamConnectFailure, close: false)
             return
         }
         let c = conns + Int(i)
         let uc = conns + Int(u)
-        statUpstream(i, u, ep)
+        statUpstream(x, u, ep)
         // Heads up to ~3.5 KiB (nearly all) fit the small class; the rest the large one.
         let needLarge = Int(head.headLength) + 512 + Int(c.pointee.peerTextLen) > small.size
         let out = needLarge ? large.get() : small.get()
@@ -105,7 +108,7 @@ extension ProxyEngine {
         var rid: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)
         var ridLen = 0
         if head.xRequestIdIndex < 0 || headers[Int(head.xRequestIdIndex)].value.count == 0 {
-            ridLen = withUnsafeMutableBytes(of: &rid) { requestIdForUpstream(i, into: $0) }   // the logged one
+            ridLen = withUnsafeMutableBytes(of: &rid) { requestIdForUpstream(x, into: $0) }   // the logged one
         }
         let written = withUnsafeBytes(of: &c.pointee.peerText) { peer in
             withUnsafeBytes(of: &rid) { ridBytes in
@@ -124,12 +127,10 @@ extension ProxyEngine {
             return
         }
         uc.pointee.outLen = Int32(n)
-        uc.pointee.peer = i
         uc.pointee.rx = .head
-        uc.pointee.responseStarted = false
         uc.pointee.responseDone = false
-        c.pointee.peer = u
-        if timeoutMs > 0 { c.pointee.routeDeadlineMs = nowMs + UInt64(timeoutMs) }
+        attachUpstream(x, u)
+        if timeoutMs > 0 { exchanges.slots[Int(x)].routeDeadlineMs = nowMs + UInt64(timeoutMs) }
         if !uc.pointee.recvArmed && uc.pointee.connected { armRecv(u) }
     }
 
@@ -165,12 +166,12 @@ extension ProxyEngine {
         if c.pointee.rx == .body {
             let k = Int(min(Int64(n), c.pointee.bodyRemaining))
             c.pointee.bodyRemaining -= Int64(k)
-            c.pointee.ex.requestBytes &+= UInt64(k)
+            ex(d).pointee.stats.requestBytes &+= UInt64(k)
             return (k, c.pointee.bodyRemaining == 0, false)
         }
         switch c.pointee.chunk.scan(UnsafeRawBufferPointer(start: p, count: n)) {
-        case .needMore: c.pointee.ex.requestBytes &+= UInt64(n); return (n, false, false)
-        case .done(let consumed): c.pointee.ex.requestBytes &+= UInt64(consumed); return (consumed, true, false)
+        case .needMore: ex(d).pointee.stats.requestBytes &+= UInt64(n); return (n, false, false)
+        case .done(let consumed): ex(d).pointee.stats.requestBytes &+= UInt64(consumed); return (consumed, true, false)
         case .error: return (0, false, true)
         }
     }
@@ -185,11 +186,11 @@ extension ProxyEngine {
     /// both connections close.
     mutating func failRequestBody(_ d: Int32) {
         stats.add(WorkerSlotField.badRequests)
-        conns[Int(d)].ex.flags |= ResponseFlags.dpe
-        let u = conns[Int(d)].peer
-        let answered = u >= 0 && conns[Int(u)].responseStarted
+        let e = ex(d)
+        e.pointee.stats.flags |= ResponseFlags.dpe
+        let answered = e.pointee.responseStarted
+        let u = peerOf(d)
         if u >= 0 { closeConn(u) }
-        conns[Int(d)].peer = -1
         if answered {
             closeConn(d)
         } else {
@@ -199,7 +200,7 @@ extension ProxyEngine {
 
     /// Request-body bytes arrived in receive buffer `bid`: forward them from that buffer.
     mutating func forwardRequestBody(_ d: Int32, _ data: UnsafeMutableRawPointer, _ n: Int, _ bid: UInt16) {
-        let u = conns[Int(d)].peer
+        let u = peerOf(d)
         guard u >= 0, !conns[Int(u)].closing else {
             rx.recycle(bid)
             closeConn(d)

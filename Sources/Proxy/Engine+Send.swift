@@ -69,7 +69,7 @@ extension ProxyEngine {
             return
         }
         c.pointee.sendOffset += result
-        if downstream { c.pointee.ex.responseBytes &+= UInt64(result) }
+        if downstream && c.pointee.exchange >= 0 { ex(i).pointee.stats.responseBytes &+= UInt64(result) }
         if c.pointee.sendOffset < c.pointee.seg0Len {
             submitSend(i)   // short send: the rest from the same memory
             return
@@ -85,15 +85,12 @@ extension ProxyEngine {
     /// A send to the client completed.
     mutating func afterDownSend(_ d: Int32) {
         let dc = conns + Int(d)
-        let u = dc.pointee.peer
+        let u = peerOf(d)
         if u < 0 {
+            // A local reply (or what was left to send when the upstream went away).
             dropQueued(d)
-            // A local reply.
-            if dc.pointee.keepAlive && dc.pointee.requestDone {
-                nextRequest(d)
-            } else {
-                closeConn(d)
-            }
+            if !dc.pointee.requestDone { dc.pointee.keepAlive = false }
+            exchangeEnded(d)
             return
         }
         let uc = conns + Int(u)
@@ -159,7 +156,7 @@ extension ProxyEngine {
     /// Forwards response-body bytes that were kept in the upstream's accumulation buffer.
     mutating func replayAccumulatedBody(_ u: Int32) {
         let uc = conns + Int(u)
-        let d = uc.pointee.peer
+        let d = peerOf(u)
         let n = Int(uc.pointee.accumEnd - uc.pointee.accumStart)
         let out = large.get()
         let take = min(n, large.size)
@@ -180,7 +177,7 @@ extension ProxyEngine {
 
     /// A send to the upstream completed.
     mutating func afterUpSend(_ u: Int32) {
-        let d = conns[Int(u)].peer
+        let d = peerOf(u)
         guard d >= 0 else {
             if conns[Int(u)].rx != .pooled { closeConn(u) }
             return

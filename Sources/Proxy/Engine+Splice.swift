@@ -17,7 +17,7 @@ import Glibc
 // and splice-out never overlap on one pipe.
 //
 // One direction = a source connection S (its `pipe`, its `bodyRemaining` bytes still to read;
-// Int64.max for TCP) and the destination D = S.peer:
+// Int64.max for TCP) and the destination D = peerOf(S), the other side of their exchange:
 //
 //        POLLIN(S) ─► pump ─► splice S→pipe (until the socket is drained, the pipe is full or
 //          ▲           │       bodyRemaining hits 0) then pipe→D (until empty or EAGAIN)
@@ -70,7 +70,7 @@ extension ProxyEngine {
             return
         }
         // POLLIN: `i` is the source. POLLOUT: `i` is the destination; its peer the source.
-        let s = out ? c.pointee.peer : i
+        let s = out ? peerOf(i) : i
         guard s >= 0, conns[Int(s)].spliceFlags & SpliceFlag.active != 0 else { return }
         pumpSplice(s)
     }
@@ -79,7 +79,7 @@ extension ProxyEngine {
     /// for, or finishes the direction.
     mutating func pumpSplice(_ s: Int32) {
         let sc = conns + Int(s)
-        let d = sc.pointee.peer
+        let d = peerOf(s)
         guard d >= 0, !sc.pointee.closing, sc.pointee.pipe >= 0 else {
             sc.pointee.spliceFlags &= ~SpliceFlag.active   // the other side went away
             return
@@ -167,7 +167,7 @@ extension ProxyEngine {
     /// The direction from `s` moved everything: give its (empty) pipe back and go on.
     mutating func spliceFinished(_ s: Int32) {
         let sc = conns + Int(s)
-        let d = sc.pointee.peer
+        let d = peerOf(s)
         releasePipe(s)
         sc.pointee.spliceFlags &= ~(SpliceFlag.active | SpliceFlag.sourceDone)
         if sc.pointee.spliceFlags & SpliceFlag.tcp != 0 {

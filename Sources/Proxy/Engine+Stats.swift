@@ -17,7 +17,7 @@ import Glibc
 // sendRedirect), or when the client connection closes with the request unanswered (closeConn,
 // flag DC). `startNs == 0` means "nothing in flight", which makes a second finish a no-op.
 
-/// The stats of the exchange in flight on a connection (kept in `Conn.ex`).
+/// The stats of one exchange (kept in `Exchange.stats`).
 struct ExchangeStats {
     /// CLOCK_MONOTONIC ns when the request head was parsed; 0 = nothing to record.
     var startNs: UInt64 = 0
@@ -28,7 +28,7 @@ struct ExchangeStats {
     var responseBytes: UInt64 = 0
     var status: UInt16 = 0
     var flags: UInt16 = 0
-    /// Cluster stats record (downstream: of the request; upstream: of the connection).
+    /// Cluster stats record of the request (TCP routes: of the connection pair).
     var record: Int32 = Int32(ClusterStats.unknownRecord)
     /// Stable endpoint id of the upstream, or UInt32.max.
     var endpoint: UInt32 = .max
@@ -87,48 +87,44 @@ extension ProxyEngine {
         recorder.clusterCount = n
     }
 
-    /// A request head was parsed on downstream `i`.
+    /// Exchange `x` began: its request head was parsed.
     @inline(__always)
-    mutating func statBegin(_ i: Int32, source: UnsafeRawBufferPointer, head: RequestHead) {
+    mutating func statBegin(_ x: Int32, source: UnsafeRawBufferPointer, head: RequestHead) {
         guard ProxyEngine.statsCompiledIn else { return }
-        let c = conns + Int(i)
-        c.pointee.ex.startNs = ing_monotonic_ns()
-        c.pointee.ex.headBytes = UInt32(head.headLength)
-        c.pointee.ex.requestBytes = UInt64(head.headLength)
-        c.pointee.ex.responseBytes = 0
-        c.pointee.ex.status = 0
-        c.pointee.ex.flags = 0
-        c.pointee.ex.record = Int32(ClusterStats.unknownRecord)
-        c.pointee.ex.endpoint = .max
-        if recorder.accessLog.enabled { accessLogBegin(i, source: source, head: head) }
+        let e = exchanges.slots + Int(x)
+        e.pointee.stats.startNs = ing_monotonic_ns()
+        e.pointee.stats.headBytes = UInt32(head.headLength)
+        e.pointee.stats.requestBytes = UInt64(head.headLength)
+        if recorder.accessLog.enabled { accessLogBegin(x, source: source, head: head) }
     }
 
-    /// The request goes to cluster index `cluster` of the current table.
+    /// Exchange `x` goes to cluster index `cluster` of the current table.
     @inline(__always)
-    func statRoute(_ i: Int32, cluster: Int32) {
+    func statRoute(_ x: Int32, cluster: Int32) {
         guard ProxyEngine.statsCompiledIn else { return }
         guard cluster >= 0, Int(cluster) < recorder.clusterCount else { return }
         let r = recorder.clusterRecords[Int(cluster)]
-        conns[Int(i)].ex.record = r
+        exchanges.slots[Int(x)].stats.record = r
         statAdd(stats.clusterRecord(Int(r)), ClusterStats.rqTotal)
     }
 
-    /// The request is forwarded to `ep` over upstream connection `u`.
+    /// Exchange `x` is forwarded to `ep` over upstream connection `u`.
     @inline(__always)
-    mutating func statUpstream(_ i: Int32, _ u: Int32, _ ep: ChosenEndpoint) {
+    mutating func statUpstream(_ x: Int32, _ u: Int32, _ ep: ChosenEndpoint) {
         guard ProxyEngine.statsCompiledIn else { return }
-        conns[Int(i)].ex.endpoint = ep.id
+        let e = exchanges.slots + Int(x)
+        e.pointee.stats.endpoint = ep.id
         // A pooled connection keeps the cluster it was opened for (its cx_active was counted
         // there; pools are per address, so another cluster may reuse it).
-        if !conns[Int(u)].connected { conns[Int(u)].ex.record = conns[Int(i)].ex.record }
-        if conns[Int(i)].ex.log != nil { accessLogUpstream(i, ep) }
+        if !conns[Int(u)].connected { conns[Int(u)].cxRecord = e.pointee.stats.record }
+        if e.pointee.stats.log != nil { accessLogUpstream(x, ep) }
     }
 
     /// Upstream `u` connected (true) or failed to connect (false).
     @inline(__always)
     func statConnect(_ u: Int32, ok: Bool) {
         guard ProxyEngine.statsCompiledIn else { return }
-        let rec = stats.clusterRecord(Int(conns[Int(u)].ex.record))
+        let rec = stats.clusterRecord(Int(conns[Int(u)].cxRecord))
         if ok {
             statAdd(rec, ClusterStats.cxTotal)
             statAdd(rec, ClusterStats.cxActive)
@@ -142,7 +138,7 @@ extension ProxyEngine {
     func statUpstreamClosed(_ u: Int32) {
         guard ProxyEngine.statsCompiledIn else { return }
         if conns[Int(u)].connected {
-            statAdd(stats.clusterRecord(Int(conns[Int(u)].ex.record)), ClusterStats.cxActive, UInt64.max)   // -1
+            statAdd(stats.clusterRecord(Int(conns[Int(u)].cxRecord)), ClusterStats.cxActive, UInt64.max)   // -1
         }
     }
 
@@ -151,27 +147,27 @@ extension ProxyEngine {
     // A TCP-route client connection is counted opened exactly once, by `statTCPOpened` in
     // every path of `startTCPRoute` (on its cluster's record, or `unknown` when it reached no
     // cluster), and closed exactly once, by `statTCPClosed` from `closeConn`, on the same record
-    // with the one flag it collected (UF, UH, UO, NR, NC) in `ex.flags`. Its upstream connection
-    // carries the same record for upstream_cx_*.
+    // with the one flag it collected (UF, UH, UO, NR, NC) in its exchange's `stats.flags`. Its
+    // upstream connection carries the same record for upstream_cx_*.
 
-    /// TCP-route client connection `d` goes to cluster index `cluster` (-1: none).
+    /// The TCP-route exchange `x` goes to cluster index `cluster` (-1: none).
     @inline(__always)
-    func statTCPOpened(_ d: Int32, cluster: Int32, flags: UInt16 = 0) {
+    func statTCPOpened(_ x: Int32, cluster: Int32, flags: UInt16 = 0) {
         guard ProxyEngine.statsCompiledIn else { return }
         var r = Int32(ClusterStats.unknownRecord)
         if cluster >= 0 && Int(cluster) < recorder.clusterCount { r = recorder.clusterRecords[Int(cluster)] }
-        conns[Int(d)].ex.record = r
-        conns[Int(d)].ex.flags = flags
+        exchanges.slots[Int(x)].stats.record = r
+        exchanges.slots[Int(x)].stats.flags = flags
         statAdd(stats.clusterRecord(Int(r)), ClusterStats.tcpOpened)
     }
 
-    /// TCP-route client connection `d` is closing.
+    /// The client connection of TCP-route exchange `x` is closing.
     @inline(__always)
-    func statTCPClosed(_ d: Int32) {
+    func statTCPClosed(_ x: Int32) {
         guard ProxyEngine.statsCompiledIn else { return }
-        let c = conns + Int(d)
-        statAdd(stats.clusterRecord(Int(c.pointee.ex.record)),
-                ClusterStats.tcpClosed + ClusterStats.tcpClosedSlot(c.pointee.ex.flags) * 8)
+        let e = exchanges.slots + Int(x)
+        statAdd(stats.clusterRecord(Int(e.pointee.stats.record)),
+                ClusterStats.tcpClosed + ClusterStats.tcpClosedSlot(e.pointee.stats.flags) * 8)
     }
 
     /// `read` bytes came from connection `s` and `written` went to its peer `d` by splice: TCP
@@ -181,38 +177,40 @@ extension ProxyEngine {
     func statSplicedBytes(_ s: Int32, _ d: Int32, read: Int64, written: Int64) {
         guard ProxyEngine.statsCompiledIn else { return }
         let c = conns + Int(s)
+        guard c.pointee.exchange >= 0 else { return }
+        let e = ex(s)
         if c.pointee.spliceFlags & SpliceFlag.tcp != 0 {
-            let rec = stats.clusterRecord(Int(c.pointee.ex.record))
+            let rec = stats.clusterRecord(Int(e.pointee.stats.record))
             if c.pointee.role == .downstream {
                 statAdd(rec, ClusterStats.tcpReceivedBytes, UInt64(read))
             } else {
                 statAdd(rec, ClusterStats.tcpSentBytes, UInt64(written))
             }
         } else if c.pointee.role == .downstream {
-            c.pointee.ex.requestBytes &+= UInt64(read)
+            e.pointee.stats.requestBytes &+= UInt64(read)
         } else {
-            conns[Int(d)].ex.responseBytes &+= UInt64(written)
+            e.pointee.stats.responseBytes &+= UInt64(written)
         }
     }
 
-    /// Records the exchange on downstream `i` once; `status` 0 keeps the one already noted.
-    mutating func statFinish(_ i: Int32, status: UInt16 = 0, responseBytes: Int = -1) {
+    /// Records exchange `x` once; `status` 0 keeps the one already noted.
+    mutating func statFinish(_ x: Int32, status: UInt16 = 0, responseBytes: Int = -1) {
         guard ProxyEngine.statsCompiledIn else { return }
-        let c = conns + Int(i)
+        let e = exchanges.slots + Int(x)
         var bare = false
-        if c.pointee.ex.startNs == 0 {
+        if e.pointee.stats.startNs == 0 {
             // A reply with no parsed request (codec error, header timeout): count it too.
             guard status != 0 else { return }
-            c.pointee.ex = ExchangeStats()
-            c.pointee.ex.startNs = ing_monotonic_ns()
-            if status >= 400 && status != 408 { c.pointee.ex.flags |= ResponseFlags.dpe }
+            e.pointee.stats = ExchangeStats()
+            e.pointee.stats.startNs = ing_monotonic_ns()
+            if status >= 400 && status != 408 { e.pointee.stats.flags |= ResponseFlags.dpe }
             bare = true
         }
-        if status != 0 { c.pointee.ex.status = status }
-        if responseBytes >= 0 { c.pointee.ex.responseBytes = UInt64(responseBytes) }
-        let ex = c.pointee.ex
+        if status != 0 { e.pointee.stats.status = status }
+        if responseBytes >= 0 { e.pointee.stats.responseBytes = UInt64(responseBytes) }
+        let ex = e.pointee.stats
         let durationUs = (ing_monotonic_ns() &- ex.startNs) / 1000
-        c.pointee.ex.startNs = 0
+        e.pointee.stats.startNs = 0
 
         let rec = stats.clusterRecord(Int(ex.record))
         // (status, flags) count: find the key or a free slot among the 16.
@@ -254,7 +252,7 @@ extension ProxyEngine {
             }
         }
         if ex.log != nil {
-            accessLogFinish(i, durationUs: durationUs)
+            accessLogFinish(x, durationUs: durationUs)
         } else if bare && recorder.accessLog.enabled {
             accessLogBare(status: ex.status, flags: ex.flags, sent: ex.responseBytes, durationUs: durationUs)
         }

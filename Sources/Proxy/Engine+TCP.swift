@@ -32,43 +32,43 @@ extension ProxyEngine {
         dc.pointee.rx = .tunnel
         dc.pointee.keepAlive = false
         dc.pointee.deadlineMs = 0   // the upstream's connect timeout covers the connect
+        let x = openExchange(d)   // one exchange for the connection pair
         guard let reader = table.reader else {
-            statTCPOpened(d, cluster: -1, flags: ResponseFlags.nr)
+            statTCPOpened(x, cluster: -1, flags: ResponseFlags.nr)
             closeConn(d)
             return
         }
         let routes = reader.listenerTCPRoutes(reader.listener(port: dc.pointee.listenerPort))
         guard !routes.isEmpty else {
-            statTCPOpened(d, cluster: -1, flags: ResponseFlags.nr)
+            statTCPOpened(x, cluster: -1, flags: ResponseFlags.nr)
             closeConn(d)
             return
         }
         let cluster = reader.pickTCPCluster(route: routes.lowerBound, random: UInt32(truncatingIfNeeded: nextRandom()))
         guard cluster >= 0 else {
-            statTCPOpened(d, cluster: -1, flags: ResponseFlags.nc)
+            statTCPOpened(x, cluster: -1, flags: ResponseFlags.nc)
             closeConn(d)
             return
         }
         guard var ep = chooseEndpoint(reader, cluster: cluster) else {
-            statTCPOpened(d, cluster: cluster, flags: ResponseFlags.uh)
+            statTCPOpened(x, cluster: cluster, flags: ResponseFlags.uh)
             closeConn(d)
             return
         }
-        statTCPOpened(d, cluster: cluster)
+        statTCPOpened(x, cluster: cluster)
         ep.pool = -1   // a TCP-route upstream belongs to its client connection only
         let u = acquireUpstream(ep)
         guard u >= 0 else {
-            dc.pointee.ex.flags = ResponseFlags.uo
+            exchanges.slots[Int(x)].stats.flags = ResponseFlags.uo
             closeConn(d)
             return
         }
         let uc = conns + Int(u)
-        uc.pointee.ex.record = dc.pointee.ex.record   // upstream_cx_* of the cluster
+        uc.pointee.cxRecord = exchanges.slots[Int(x)].stats.record   // upstream_cx_* of the cluster
         uc.pointee.spliceFlags = SpliceFlag.tcp
         uc.pointee.rx = .tunnel
         uc.pointee.reusable = false
-        uc.pointee.peer = d
-        dc.pointee.peer = u
+        attachUpstream(x, u)
     }
 
     /// The upstream of a TCP-route pair connected: splice both ways.
@@ -95,7 +95,7 @@ extension ProxyEngine {
 
     /// Closes both connections of a TCP-route pair (either may be given).
     mutating func closeTCPPair(_ i: Int32) {
-        let p = conns[Int(i)].peer
+        let p = peerOf(i)
         closeConn(i)
         if p >= 0 { closeConn(p) }
     }
@@ -106,8 +106,7 @@ extension ProxyEngine {
         if conns[Int(i)].role == .upstream && !conns[Int(i)].connected {
             stats.add(WorkerSlotField.upstreamConnectFailures)
             statConnect(i, ok: false)
-            let d = conns[Int(i)].peer
-            if d >= 0 { conns[Int(d)].ex.flags = ResponseFlags.uf }
+            if conns[Int(i)].exchange >= 0 { ex(i).pointee.stats.flags = ResponseFlags.uf }
         }
         closeTCPPair(i)
     }

@@ -23,7 +23,7 @@ extension ProxyEngine {
                             // Part of a head, then silence: 408 (header timeout).
                             c.pointee.rx = .none
                             sendLocalReply(i, status: 408, body: nil, close: true)
-                        } else if c.pointee.peer < 0 && !c.pointee.sendArmed {
+                        } else if c.pointee.exchange < 0 && !c.pointee.sendArmed {
                             closeConn(i)   // idle keep-alive timeout
                         }
                     } else if !c.pointee.connected {
@@ -31,14 +31,15 @@ extension ProxyEngine {
                         upstreamFailed(i)   // connect timeout
                     }
                 }
-                if c.pointee.role == .downstream && c.pointee.routeDeadlineMs != 0 && nowMs >= c.pointee.routeDeadlineMs {
-                    c.pointee.routeDeadlineMs = 0
-                    let u = c.pointee.peer
+                if c.pointee.role == .downstream && c.pointee.exchange >= 0 && ex(i).pointee.routeDeadlineMs != 0
+                    && nowMs >= ex(i).pointee.routeDeadlineMs {
+                    let e = ex(i)
+                    e.pointee.routeDeadlineMs = 0
+                    let u = peerOf(i)
                     if u >= 0 {
-                        c.pointee.ex.flags |= ResponseFlags.ut
-                        let started = conns[Int(u)].responseStarted
+                        e.pointee.stats.flags |= ResponseFlags.ut
+                        let started = e.pointee.responseStarted
                         closeConn(u)
-                        c.pointee.peer = -1
                         if started || c.pointee.sendArmed {
                             closeConn(i)
                         } else {
@@ -66,7 +67,7 @@ extension ProxyEngine {
             let c = conns + Int(i)
             if c.pointee.role == .downstream && !c.pointee.closing {
                 c.pointee.keepAlive = false
-                if c.pointee.rx == .head && c.pointee.peer < 0 && !c.pointee.sendArmed
+                if c.pointee.rx == .head && c.pointee.exchange < 0 && !c.pointee.sendArmed
                     && (c.pointee.accum == nil || c.pointee.accumEnd == c.pointee.accumStart) {
                     closeConn(i)
                 }

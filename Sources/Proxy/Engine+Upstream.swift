@@ -17,7 +17,6 @@ extension ProxyEngine {
             let u = table.idleHead(ep.pool)
             if u >= 0 {
                 unlinkIdle(u)
-                conns[Int(u)].wasPooled = true
                 return u
             }
         }
@@ -78,7 +77,7 @@ extension ProxyEngine {
         statConnect(u, ok: true)
         uc.pointee.connected = true
         uc.pointee.deadlineMs = 0
-        let d = uc.pointee.peer
+        let d = peerOf(u)
         guard d >= 0 else {
             closeConn(u)
             return
@@ -99,8 +98,9 @@ extension ProxyEngine {
         let connectFailure = !conns[Int(u)].connected
         if connectFailure { statConnect(u, ok: false) }
         if conns[Int(u)].spliceFlags & SpliceFlag.tcp != 0 {
-            let d = conns[Int(u)].peer
-            if d >= 0 && conns[Int(d)].ex.flags == 0 { conns[Int(d)].ex.flags = connectFailure ? ResponseFlags.uf : ResponseFlags.uc }
+            if conns[Int(u)].exchange >= 0 && ex(u).pointee.stats.flags == 0 {
+                ex(u).pointee.stats.flags = connectFailure ? ResponseFlags.uf : ResponseFlags.uc
+            }
             closeTCPPair(u)   // no HTTP reply on a TCP route: the client connection closes
             return
         }
@@ -112,17 +112,16 @@ extension ProxyEngine {
     /// Closes upstream `u` and answers its client with `status` (recording response `flag`) if
     /// nothing of the response reached it yet; otherwise the client connection is closed too.
     mutating func abandonExchange(_ u: Int32, status: UInt16, flag: UInt16, body: UnsafeRawBufferPointer?) {
-        let d = conns[Int(u)].peer
-        let started = conns[Int(u)].responseStarted
-        let linked = d >= 0 && conns[Int(d)].peer == u
+        let d = peerOf(u)
+        let x = conns[Int(u)].exchange
         closeConn(u)
-        guard linked, !conns[Int(d)].closing else { return }
-        conns[Int(d)].peer = -1
-        conns[Int(d)].ex.flags |= flag
-        if started {
+        guard d >= 0, !conns[Int(d)].closing else { return }
+        let e = exchanges.slots + Int(x)
+        e.pointee.stats.flags |= flag
+        if e.pointee.responseStarted {
             closeConn(d)
         } else {
-            conns[Int(d)].routeDeadlineMs = 0
+            e.pointee.routeDeadlineMs = 0
             sendLocalReply(d, status: status, body: body, close: !conns[Int(d)].requestDone)
         }
     }
@@ -141,7 +140,7 @@ extension ProxyEngine {
             case .untilClose where result == 0:
                 uc.pointee.responseDone = true
                 uc.pointee.reusable = false
-                let d = uc.pointee.peer
+                let d = peerOf(u)
                 if d >= 0 {
                     conns[Int(d)].keepAlive = false
                     if !conns[Int(d)].sendArmed { finishExchange(d, u) }
@@ -149,7 +148,7 @@ extension ProxyEngine {
                     closeConn(u)
                 }
             case .tunnel:
-                let d = uc.pointee.peer
+                let d = peerOf(u)
                 closeConn(u)
                 if d >= 0 { closeConn(d) }
             default:
@@ -166,7 +165,7 @@ extension ProxyEngine {
         case .body, .chunked, .untilClose:
             forwardResponseBody(u, data, n, bid)
         case .tunnel:
-            let d = uc.pointee.peer
+            let d = peerOf(u)
             if d >= 0 && !conns[Int(d)].closing {
                 conns[Int(d)].heldBuffer = Int32(bid)
                 startSend(d, UnsafeRawPointer(data), Int32(n))
@@ -242,22 +241,23 @@ extension ProxyEngine {
     /// receive buffer; -1: `base` points into the upstream's accumulation buffer.
     mutating func handleResponseHead(_ u: Int32, base: UnsafeRawPointer, count: Int, head: ResponseHead, bid: Int32) {
         let uc = conns + Int(u)
-        let d = uc.pointee.peer
+        let d = peerOf(u)
         guard d >= 0, !conns[Int(d)].closing else {
             if bid >= 0 { rx.recycle(UInt16(bid)) }
             closeConn(u)
             return
         }
         let dc = conns + Int(d)
-        uc.pointee.responseStarted = true
-        dc.pointee.ex.status = head.status
+        let e = ex(u)
+        e.pointee.responseStarted = true
+        e.pointee.stats.status = head.status
         if !head.keepAlive { uc.pointee.reusable = false }
         let headLen = Int(head.headLength)
         let avail = count - headLen
         var bodyBytes = 0
         var done = false
         var informational = false
-        if head.status == 101 && dc.pointee.requestUpgrade {
+        if head.status == 101 && e.pointee.upgrade {
             uc.pointee.rx = .tunnel
             dc.pointee.rx = .tunnel
             uc.pointee.reusable = false
@@ -267,7 +267,7 @@ extension ProxyEngine {
             informational = true   // forward it; the final head follows
         } else {
             countResponse(head.status)
-            switch responseBodyFraming(head, requestMethod: dc.pointee.requestMethod) {
+            switch responseBodyFraming(head, requestMethod: e.pointee.method) {
             case .none:
                 done = true
             case .length(let n):
@@ -337,7 +337,7 @@ extension ProxyEngine {
         if copyBody < bodyBytes {
             // Body bytes that did not fit: process them after this send, as received bytes.
             uc.pointee.responseDone = false
-            restoreBodyState(u, head: head, alreadyForwarded: copyBody, requestMethod: dc.pointee.requestMethod)
+            restoreBodyState(u, head: head, alreadyForwarded: copyBody, requestMethod: e.pointee.method)
         }
         if bid >= 0 {
             if count > keepFrom && (informational || copyBody < bodyBytes) {
@@ -374,7 +374,7 @@ extension ProxyEngine {
     /// Response-body bytes arrived in receive buffer `bid`: forward them from that buffer.
     mutating func forwardResponseBody(_ u: Int32, _ data: UnsafeMutableRawPointer, _ n: Int, _ bid: UInt16) {
         let uc = conns + Int(u)
-        let d = uc.pointee.peer
+        let d = peerOf(u)
         guard d >= 0, !conns[Int(d)].closing else {
             rx.recycle(bid)
             closeConn(u)
@@ -419,14 +419,13 @@ extension ProxyEngine {
         armBodyRecvEarly(u)
     }
 
-    /// The response is complete and sent: pool or close the upstream, then serve the next
-    /// request on the client connection or close it.
+    /// The response is complete and sent: pool or close the upstream, record the exchange,
+    /// and let the client's session go on (exchangeEnded).
     mutating func finishExchange(_ d: Int32, _ u: Int32) {
         let dc = conns + Int(d)
         let uc = conns + Int(u)
-        dc.pointee.peer = -1
-        dc.pointee.routeDeadlineMs = 0
-        uc.pointee.peer = -1
+        let x = dc.pointee.exchange
+        detach(u)
         if !dc.pointee.requestDone {
             // The upstream answered before the whole request body arrived; the rest of the
             // body would be read as a new request, so neither connection can be reused.
@@ -436,18 +435,13 @@ extension ProxyEngine {
         if uc.pointee.reusable && !draining && uc.pointee.pool >= 0 && !uc.pointee.sendArmed && !uc.pointee.closing {
             releaseOut(u)
             uc.pointee.rx = .pooled
-            uc.pointee.wasPooled = false
             table.pushIdle(u, conns: conns)
             if !uc.pointee.recvArmed { armRecv(u, idle: true) }   // notices the upstream closing it
         } else {
             closeConn(u)
         }
-        statFinish(d)
-        if dc.pointee.keepAlive {
-            nextRequest(d)
-        } else {
-            closeConn(d)
-        }
+        statFinish(x)
+        exchangeEnded(d)
     }
 
     @inline(__always)

@@ -45,6 +45,8 @@ public struct ProxyEngine: ~Copyable {
     var freeCount: Int32
     /// Slots ever used: sweeps scan 0..<highWater.
     var highWater: Int32 = 0
+    /// Requests being served (Exchange.swift).
+    var exchanges: ExchangeSlab
     public internal(set) var downstreamCount = 0
 
     /// Pipes for the splice path (TCP routes, large HTTP bodies).
@@ -91,7 +93,8 @@ public struct ProxyEngine: ~Copyable {
         // The slab is reserved, not touched: anonymous pages are backed only when a slot is
         // first used (slots are handed out lowest first), so RSS follows the peak number of
         // connections, not maxConnections. Slots are initialized on first use (allocSlot).
-        conns = ProxyEngine.reserveSlab(limits.maxConnections)
+        conns = reserveSlab(Conn.self, count: limits.maxConnections)
+        exchanges = ExchangeSlab(capacity: limits.maxConnections)
         freeSlots = .allocate(capacity: limits.maxConnections)
         for i in 0..<limits.maxConnections {
             freeSlots[i] = Int32(limits.maxConnections - 1 - i)
@@ -192,18 +195,8 @@ public struct ProxyEngine: ~Copyable {
 
     // MARK: slots
 
-    /// Untouched anonymous memory for `count` slots (malloc's large-allocation path would do
-    /// the same, but mmap says so explicitly and adds MAP_NORESERVE).
-    static func reserveSlab(_ count: Int) -> UnsafeMutablePointer<Conn> {
-        let bytes = MemoryLayout<Conn>.stride * count
-        if let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
-           p != MAP_FAILED {
-            // SAFETY: page-aligned, `bytes` long, never unmapped; slots are initialized on first use.
-            return p.bindMemory(to: Conn.self, capacity: count)
-        }
-        return .allocate(capacity: count)
-    }
-
+    /// A fresh connection slot (the slab is reserved untouched: a slot's memory is initialized
+    /// on its first use), or -1 when every slot is taken.
     @inline(__always)
     mutating func allocSlot() -> Int32 {
         guard freeCount > 0 else { return -1 }

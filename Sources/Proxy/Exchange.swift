@@ -1,0 +1,115 @@
+import HTTP1
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// One request and its response (RFC 9110 §3.9 "message exchange"), in its own slab, addressed
+// by index like the connection slab. An exchange links the downstream connection the request
+// came on and, while it is forwarded, the upstream connection that carries it; the
+// connections hold the exchange's index (`Conn.exchange`), never each other's.
+//
+// Lifecycle (RFC 9112 §6–§9 for the HTTP/1.1 framing the sessions apply):
+//
+//   downstream session parsed a head (or must answer one it could not parse)
+//        │ openExchange(d)            request state: method, upgrade, stats, log fields
+//        ▼
+//     routed ──── no route / no cluster / no endpoint / redirect / direct response ─┐
+//        │ forward: attachUpstream(x, u)                                             │
+//        ▼                                                                           │
+//     request sent ──► response head (responseStarted) ──► body ──► response done    │
+//        │                    │                                         │            │
+//        │  upstream fails before responseStarted: local 503/502 ───────┼────────────┤
+//        │  route timeout before responseStarted: local 504 ────────────┼────────────┤
+//        │  after responseStarted: the client connection closes         │            ▼
+//        │                                                              │      local reply sent
+//        ▼                                                              ▼            │
+//     upstream detached (pooled or closed) ───────────────► endExchange(d) ◄─────────┘
+//                                                               │
+//             the downstream *session* decides what follows: the next (maybe pipelined)
+//             request on a kept-alive connection, or close
+//
+// An exchange is freed when neither side refers to it any more (`down` and `up` both -1):
+// a downstream that closes first leaves it to the upstream still attached, which sees
+// `down == -1` and closes itself; an upstream detached first leaves it to the downstream.
+// TCP routes use one exchange for the whole connection pair (its stats are istio_tcp_*).
+//
+// In HTTP/1.1 a downstream has at most one exchange at a time, so the slab has one slot per
+// connection slot and allocation cannot fail; HTTP/2 will give a session many.
+
+/// One exchange. Plain data in a slab; see the diagram above.
+struct Exchange {
+    /// Bumped each time the slot is reused (timers and later asynchronous work compare it).
+    var generation: UInt32 = 0
+    /// The downstream connection (-1: it closed).
+    var down: Int32 = -1
+    /// The upstream connection carrying the request (-1: none yet, or detached).
+    var up: Int32 = -1
+    /// Request method (HEAD and CONNECT change the response framing, RFC 9112 §6.3).
+    var method: HTTPMethod = .get
+    /// The request asked for an Upgrade (a 101 turns both connections into a tunnel).
+    var upgrade = false
+    /// A response head reached the downstream: after that a failure can only close it.
+    var responseStarted = false
+    /// Route timeout (worker clock, ms; 0 = none): 504 before the response starts, else close.
+    var routeDeadlineMs: UInt64 = 0
+    /// Stats and access-log fields (Engine+Stats.swift).
+    var stats = ExchangeStats()
+}
+
+/// The exchange slab: reserved untouched like the connection slab, slots initialized on first
+/// use, a LIFO free list so hot slots stay in cache.
+struct ExchangeSlab: ~Copyable {
+    let slots: UnsafeMutablePointer<Exchange>
+    let capacity: Int32
+    private let free: UnsafeMutablePointer<Int32>
+    private var freeCount: Int32
+    /// Slots ever used.
+    private(set) var highWater: Int32 = 0
+    /// Exchanges open now.
+    var active: Int { Int(capacity - freeCount) }
+
+    init(capacity: Int) {
+        self.capacity = Int32(capacity)
+        slots = reserveSlab(Exchange.self, count: capacity)
+        free = .allocate(capacity: capacity)
+        for i in 0..<capacity { free[i] = Int32(capacity - 1 - i) }
+        freeCount = Int32(capacity)
+    }
+
+    /// A fresh exchange, or -1 when the slab is full.
+    @inline(__always)
+    mutating func alloc() -> Int32 {
+        guard freeCount > 0 else { return -1 }
+        freeCount -= 1
+        let x = free[Int(freeCount)]
+        var gen: UInt32 = 1
+        if x >= highWater {
+            highWater = x + 1
+            (slots + Int(x)).initialize(to: Exchange())
+        } else {
+            gen = slots[Int(x)].generation &+ 1
+            slots[Int(x)] = Exchange()
+        }
+        slots[Int(x)].generation = gen
+        return x
+    }
+
+    @inline(__always)
+    mutating func release(_ x: Int32) {
+        assert(slots[Int(x)].down < 0 && slots[Int(x)].up < 0, "exchange released while linked")
+        free[Int(freeCount)] = x
+        freeCount += 1
+    }
+}
+
+/// Untouched anonymous memory for `count` values of `T`: pages are backed only when a slot is
+/// first written (slots are handed out lowest first), so RSS follows the peak in use.
+func reserveSlab<T>(_ type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
+    let bytes = MemoryLayout<T>.stride * max(1, count)
+    if let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+       p != MAP_FAILED {
+        // SAFETY: page-aligned, `bytes` long, never unmapped; slots are initialized on first use.
+        return p.bindMemory(to: T.self, capacity: count)
+    }
+    return .allocate(capacity: count)
+}
