@@ -101,8 +101,8 @@ struct Conn {
     /// Upstream: the connection may go back to the pool after the response.
     var reusable = true
 
-    /// Absolute deadline (worker clock, ms) for the current phase; 0 = none.
-    var deadlineMs: UInt64 = 0
+    // The connection's deadline (idle, head, connect, TCP idle) is its timer in the worker's
+    // wheel, by slot index (Engine+Timers.swift).
 
     // Upstream pool bookkeeping.
     var pool: Int32 = -1

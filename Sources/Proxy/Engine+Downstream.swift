@@ -31,7 +31,7 @@ extension ProxyEngine {
         c.pointee.role = .downstream
         c.pointee.rx = .head
         c.pointee.listenerPort = listenerPorts[l]
-        c.pointee.deadlineMs = nowMs + limits.idleTimeoutMs
+        setDeadline(i, nowMs + limits.idleTimeoutMs)
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         recordPeer(i)
@@ -158,7 +158,7 @@ extension ProxyEngine {
             case .incomplete:
                 _ = appendAccum(i, data, n)
                 rx.recycle(bid)
-                c.pointee.deadlineMs = nowMs + limits.headerTimeoutMs
+                setDeadline(i, nowMs + limits.headerTimeoutMs)
                 armRecv(i)
             case .error(let e):
                 rx.recycle(bid)
@@ -196,8 +196,9 @@ extension ProxyEngine {
         case .complete:
             startRequest(i, base: base, count: count, head: head, inAccum: true)
         case .incomplete:
-            if c.pointee.deadlineMs == 0 || c.pointee.deadlineMs > nowMs + limits.headerTimeoutMs {
-                c.pointee.deadlineMs = nowMs + limits.headerTimeoutMs
+            let d = deadline(i)
+            if d == 0 || d > nowMs + limits.headerTimeoutMs {
+                setDeadline(i, nowMs + limits.headerTimeoutMs)
             }
             armRecv(i)
         case .error(let e):
@@ -300,7 +301,7 @@ extension ProxyEngine {
             closeConn(i)
             return
         }
-        c.pointee.deadlineMs = nowMs + limits.idleTimeoutMs
+        setDeadline(i, nowMs + limits.idleTimeoutMs)
         if c.pointee.accum != nil && c.pointee.accumEnd > c.pointee.accumStart {
             parseAccumulatedRequest(i)
         } else {

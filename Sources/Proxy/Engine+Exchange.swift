@@ -59,7 +59,10 @@ extension ProxyEngine {
         } else if e.pointee.up == i {
             e.pointee.up = -1
         }
-        if e.pointee.down < 0 && e.pointee.up < 0 { exchanges.release(x) }
+        if e.pointee.down < 0 && e.pointee.up < 0 {
+            timers.cancel(exchangeTimer(x))
+            exchanges.release(x)
+        }
     }
 
     /// Detaches the upstream of downstream `d`'s exchange, if any (the caller pools or closes it).

@@ -21,7 +21,7 @@ extension ProxyEngine {
         e.pointee.upgrade = head.isUpgrade
         statBegin(x, source: UnsafeRawBufferPointer(start: base, count: count), head: head)
         c.pointee.keepAlive = head.keepAlive && !draining
-        c.pointee.deadlineMs = 0
+        setDeadline(i, 0)
         c.pointee.requestDone = false
         switch requestBodyFraming(head) {
         case .none, .untilClose:
@@ -130,7 +130,7 @@ extension ProxyEngine {
         uc.pointee.rx = .head
         uc.pointee.responseDone = false
         attachUpstream(x, u)
-        if timeoutMs > 0 { exchanges.slots[Int(x)].routeDeadlineMs = nowMs + UInt64(timeoutMs) }
+        if timeoutMs > 0 { setRouteTimeout(x, ms: UInt64(timeoutMs)) }
         if !uc.pointee.recvArmed && uc.pointee.connected { armRecv(u) }
     }
 

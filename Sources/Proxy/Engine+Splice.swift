@@ -140,8 +140,7 @@ extension ProxyEngine {
         if moved > 0 {
             splicedBytes &+= UInt64(moved)
             if sc.pointee.spliceFlags & SpliceFlag.tcp != 0 {
-                let down = sc.pointee.role == .downstream ? sc : dc
-                down.pointee.deadlineMs = nowMs + limits.tcpIdleTimeoutMs
+                setDeadline(sc.pointee.role == .downstream ? s : d, nowMs + limits.tcpIdleTimeoutMs)
             }
         }
         if pe.pointee.bytes > 0 {

@@ -31,7 +31,7 @@ extension ProxyEngine {
         dc.pointee.spliceFlags = SpliceFlag.tcp
         dc.pointee.rx = .tunnel
         dc.pointee.keepAlive = false
-        dc.pointee.deadlineMs = 0   // the upstream's connect timeout covers the connect
+        setDeadline(d, 0)   // the upstream's connect timeout covers the connect
         let x = openExchange(d)   // one exchange for the connection pair
         guard let reader = table.reader else {
             statTCPOpened(x, cluster: -1, flags: ResponseFlags.nr)
@@ -88,7 +88,7 @@ extension ProxyEngine {
         uc.pointee.bodyRemaining = .max
         dc.pointee.spliceFlags |= SpliceFlag.active
         uc.pointee.spliceFlags |= SpliceFlag.active
-        dc.pointee.deadlineMs = nowMs + limits.tcpIdleTimeoutMs
+        setDeadline(d, nowMs + limits.tcpIdleTimeoutMs)
         pumpSplice(d)
         if !uc.pointee.closing && uc.pointee.spliceFlags & SpliceFlag.active != 0 { pumpSplice(u) }
     }

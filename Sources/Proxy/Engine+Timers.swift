@@ -4,51 +4,95 @@ import SharedMemory
 import Glibc
 #endif
 
-// Timeouts from one sweep a second over the slab (DESIGN.md §3: one timer structure per
-// worker, no syscall per timer). A deadline fires between 0 and 1 s late.
+// Timeouts (DESIGN.md §3: one timer structure per worker, no syscall per timer): every
+// connection and every exchange has one timer in the worker's millisecond wheel
+// (TimerWheel.swift), identified by its slot index (exchanges after the connections).
+//
+//   connection timer  downstream: idle keep-alive (60 s) or the rest of a head (10 s, 408);
+//                     upstream: connect timeout; TCP-route pair: idle timeout
+//   exchange timer    the route timeout (504 before the response starts, else close)
+//
+// The worker loop advances the wheel every iteration (`tick`) and sleeps at most until the
+// next timer is due (`waitTimeoutNs`), so a deadline fires within a millisecond or so.
 
 extension ProxyEngine {
+    @inline(__always)
+    func exchangeTimer(_ x: Int32) -> Int32 { capacity + x }
+
+    /// Arms connection `i`'s timer for `deadlineMs` (worker clock); 0 disarms it.
+    @inline(__always)
+    mutating func setDeadline(_ i: Int32, _ deadlineMs: UInt64) {
+        if deadlineMs == 0 { timers.cancel(i) } else { timers.schedule(i, at: deadlineMs) }
+    }
+
+    /// Connection `i`'s armed deadline, 0 when none.
+    @inline(__always)
+    func deadline(_ i: Int32) -> UInt64 { timers.deadline(i) }
+
+    /// Arms exchange `x`'s route timeout `ms` from now; 0 disarms it.
+    @inline(__always)
+    mutating func setRouteTimeout(_ x: Int32, ms: UInt64) {
+        if ms == 0 { timers.cancel(exchangeTimer(x)) } else { timers.schedule(exchangeTimer(x), at: nowMs + ms) }
+    }
+
+    /// How long the loop may sleep: until the next timer is due, at most `limitNs`.
+    public func waitTimeoutNs(limitNs: UInt64) -> UInt64 {
+        let wake = timers.nextWakeMs(limitMs: nowMs + limitNs / 1_000_000)
+        return wake <= nowMs ? 0 : min(limitNs, (wake - nowMs) * 1_000_000)
+    }
+
+    /// Fires every timer due at `nowMs` (called from `tick`).
+    mutating func runTimers() {
+        timers.advance(to: nowMs)
+        while true {
+            let id = timers.popExpired()
+            if id < 0 { break }
+            if id < capacity {
+                connectionTimedOut(id)
+            } else {
+                routeTimedOut(id - capacity)
+            }
+        }
+    }
+
+    /// Once a second: the cached Date header.
     public mutating func sweep() {
         date.refresh()
-        var i: Int32 = 0
-        while i < highWater {
-            let c = conns + Int(i)
-            if c.pointee.role != .free && !c.pointee.closing {
-                if c.pointee.deadlineMs != 0 && nowMs >= c.pointee.deadlineMs {
-                    c.pointee.deadlineMs = 0
-                    if c.pointee.spliceFlags & SpliceFlag.tcp != 0 {
-                        tcpIdleTimeout(i)
-                    } else if c.pointee.role == .downstream {
-                        if c.pointee.accum != nil && c.pointee.accumEnd > c.pointee.accumStart && !c.pointee.sendArmed {
-                            // Part of a head, then silence: 408 (header timeout).
-                            c.pointee.rx = .none
-                            sendLocalReply(i, status: 408, body: nil, close: true)
-                        } else if c.pointee.exchange < 0 && !c.pointee.sendArmed {
-                            closeConn(i)   // idle keep-alive timeout
-                        }
-                    } else if !c.pointee.connected {
-                        stats.add(WorkerSlotField.upstreamConnectFailures)
-                        upstreamFailed(i)   // connect timeout
-                    }
-                }
-                if c.pointee.role == .downstream && c.pointee.exchange >= 0 && ex(i).pointee.routeDeadlineMs != 0
-                    && nowMs >= ex(i).pointee.routeDeadlineMs {
-                    let e = ex(i)
-                    e.pointee.routeDeadlineMs = 0
-                    let u = peerOf(i)
-                    if u >= 0 {
-                        e.pointee.stats.flags |= ResponseFlags.ut
-                        let started = e.pointee.responseStarted
-                        closeConn(u)
-                        if started || c.pointee.sendArmed {
-                            closeConn(i)
-                        } else {
-                            sendLocalReply(i, status: 504, body: LocalReplyBody.upstreamRequestTimeout, close: !c.pointee.requestDone)
-                        }
-                    }
-                }
+    }
+
+    /// Connection `i`'s deadline passed.
+    mutating func connectionTimedOut(_ i: Int32) {
+        let c = conns + Int(i)
+        guard c.pointee.role != .free, !c.pointee.closing else { return }
+        if c.pointee.spliceFlags & SpliceFlag.tcp != 0 {
+            tcpIdleTimeout(i)
+        } else if c.pointee.role == .downstream {
+            if c.pointee.accum != nil && c.pointee.accumEnd > c.pointee.accumStart && !c.pointee.sendArmed {
+                // Part of a head, then silence: 408 (header timeout).
+                c.pointee.rx = .none
+                sendLocalReply(i, status: 408, body: nil, close: true)
+            } else if c.pointee.exchange < 0 && !c.pointee.sendArmed {
+                closeConn(i)   // idle keep-alive timeout
             }
-            i += 1
+        } else if !c.pointee.connected {
+            stats.add(WorkerSlotField.upstreamConnectFailures)
+            upstreamFailed(i)   // connect timeout
+        }
+    }
+
+    /// Exchange `x`'s route timeout passed: 504 if the response has not started, else the
+    /// client connection closes (Envoy: UT).
+    mutating func routeTimedOut(_ x: Int32) {
+        let e = exchanges.slots + Int(x)
+        let d = e.pointee.down
+        let u = e.pointee.up
+        guard d >= 0, u >= 0, !conns[Int(d)].closing else { return }
+        e.pointee.stats.flags |= ResponseFlags.ut
+        closeConn(u)
+        if e.pointee.responseStarted || conns[Int(d)].sendArmed {
+            closeConn(d)
+        } else {
+            sendLocalReply(d, status: 504, body: LocalReplyBody.upstreamRequestTimeout, close: !conns[Int(d)].requestDone)
         }
     }
 

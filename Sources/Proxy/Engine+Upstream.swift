@@ -35,7 +35,7 @@ extension ProxyEngine {
         uc.pointee.role = .upstream
         uc.pointee.pool = ep.pool
         uc.pointee.reusable = true
-        uc.pointee.deadlineMs = nowMs + UInt64(ep.connectTimeoutMs == 0 ? 10_000 : ep.connectTimeoutMs)
+        setDeadline(u, nowMs + UInt64(ep.connectTimeoutMs == 0 ? 10_000 : ep.connectTimeoutMs))
         var address = ep.address
         if ep.family == 6 {
             var sin6 = sockaddr_in6()
@@ -76,7 +76,7 @@ extension ProxyEngine {
         stats.add(WorkerSlotField.upstreamConnectionsOpened)
         statConnect(u, ok: true)
         uc.pointee.connected = true
-        uc.pointee.deadlineMs = 0
+        setDeadline(u, 0)
         let d = peerOf(u)
         guard d >= 0 else {
             closeConn(u)
@@ -121,7 +121,7 @@ extension ProxyEngine {
         if e.pointee.responseStarted {
             closeConn(d)
         } else {
-            e.pointee.routeDeadlineMs = 0
+            setRouteTimeout(x, ms: 0)
             sendLocalReply(d, status: status, body: body, close: !conns[Int(d)].requestDone)
         }
     }

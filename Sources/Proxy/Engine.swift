@@ -47,6 +47,8 @@ public struct ProxyEngine: ~Copyable {
     var highWater: Int32 = 0
     /// Requests being served (Exchange.swift).
     var exchanges: ExchangeSlab
+    /// One timer per connection slot and per exchange slot (Engine+Timers.swift).
+    var timers: TimerWheel
     public internal(set) var downstreamCount = 0
 
     /// Pipes for the splice path (TCP routes, large HTTP bodies).
@@ -95,6 +97,7 @@ public struct ProxyEngine: ~Copyable {
         // connections, not maxConnections. Slots are initialized on first use (allocSlot).
         conns = reserveSlab(Conn.self, count: limits.maxConnections)
         exchanges = ExchangeSlab(capacity: limits.maxConnections)
+        timers = TimerWheel(capacity: 2 * limits.maxConnections, nowMs: ing_monotonic_ns() / 1_000_000)
         freeSlots = .allocate(capacity: limits.maxConnections)
         for i in 0..<limits.maxConnections {
             freeSlots[i] = Int32(limits.maxConnections - 1 - i)
@@ -177,9 +180,10 @@ public struct ProxyEngine: ~Copyable {
         }
     }
 
-    /// Once per loop iteration: re-arm starved receives, switch tables, sweep timers.
+    /// Once per loop iteration: fire due timers, re-arm starved receives, flush the access log.
     public mutating func tick(nowNs: UInt64) {
         nowMs = nowNs / 1_000_000
+        runTimers()
         flushAccessLog()
         if starvedCount > 0 {
             let n = starvedCount
@@ -210,6 +214,7 @@ public struct ProxyEngine: ~Copyable {
         } else {
             gen = conns[Int(i)].generation &+ 1
             conns[Int(i)] = Conn()
+            timers.cancel(i)
         }
         conns[Int(i)].generation = gen
         return i

@@ -36,7 +36,8 @@ import Glibc
 // In HTTP/1.1 a downstream has at most one exchange at a time, so the slab has one slot per
 // connection slot and allocation cannot fail; HTTP/2 will give a session many.
 
-/// One exchange. Plain data in a slab; see the diagram above.
+/// One exchange. Plain data in a slab; see the diagram above. Its route timeout is its timer
+/// in the worker's wheel (Engine+Timers.swift).
 struct Exchange {
     /// Bumped each time the slot is reused (timers and later asynchronous work compare it).
     var generation: UInt32 = 0
@@ -50,8 +51,6 @@ struct Exchange {
     var upgrade = false
     /// A response head reached the downstream: after that a failure can only close it.
     var responseStarted = false
-    /// Route timeout (worker clock, ms; 0 = none): 504 before the response starts, else close.
-    var routeDeadlineMs: UInt64 = 0
     /// Stats and access-log fields (Engine+Stats.swift).
     var stats = ExchangeStats()
 }

@@ -144,9 +144,9 @@ public enum WorkerMain {
                 lastSweepNs = now
                 engine.sweep()
             }
-            // One io_uring_enter: submit everything queued and wait for work (or the 1 s tick
-            // that keeps the heartbeat and timers going).
-            _ = engine.ring.submitAndWait(1, timeoutNs: 1_000_000_000)
+            // One io_uring_enter: submit everything queued and wait for work, the next timer,
+            // or the 1 s tick that keeps the heartbeat going.
+            _ = engine.ring.submitAndWait(1, timeoutNs: engine.waitTimeoutNs(limitNs: 1_000_000_000))
             while true {
                 let n = engine.ring.peekBatch(cqes, max: UInt32(batch))
                 if n == 0 { break }
