@@ -213,5 +213,8 @@ extension ProxyLimits {
         if let v = getenv("INGRESSD_TCP_IDLE_TIMEOUT_MS"), let n = UInt64(String(cString: v)), n > 0 {
             tcpIdleTimeoutMs = n
         }
+        if let v = getenv("INGRESSD_UPSTREAM_IDLE_TIMEOUT_MS"), let n = UInt64(String(cString: v)), n > 0 {
+            upstreamIdleTimeoutMs = n
+        }
     }
 }

@@ -9,7 +9,8 @@ import Glibc
 // (TimerWheel.swift), identified by its slot index (exchanges after the connections).
 //
 //   connection timer  downstream: idle keep-alive (60 s) or the rest of a head (10 s, 408);
-//                     upstream: connect timeout; TCP-route pair: idle timeout
+//                     upstream: connect timeout, or idle in its pool (1 h);
+//                     TCP-route pair: idle timeout
 //   exchange timer    the route timeout (504 before the response starts, else close)
 //
 // The worker loop advances the wheel every iteration (`tick`) and sleeps at most until the
@@ -77,6 +78,8 @@ extension ProxyEngine {
         } else if !c.pointee.connected {
             stats.add(WorkerSlotField.upstreamConnectFailures)
             upstreamFailed(i)   // connect timeout
+        } else if c.pointee.rx == .pooled {
+            closeConn(i)   // idle in its pool for upstreamIdleTimeoutMs
         }
     }
 

@@ -14,9 +14,10 @@ extension ProxyEngine {
     /// or socket is available.
     mutating func acquireUpstream(_ ep: ChosenEndpoint) -> Int32 {
         if ep.pool >= 0 {
-            let u = table.idleHead(ep.pool)
+            let u = pools.idleHead(ep.pool)
             if u >= 0 {
                 unlinkIdle(u)
+                setDeadline(u, 0)
                 return u
             }
         }
@@ -432,10 +433,12 @@ extension ProxyEngine {
             uc.pointee.reusable = false
             dc.pointee.keepAlive = false
         }
-        if uc.pointee.reusable && !draining && uc.pointee.pool >= 0 && !uc.pointee.sendArmed && !uc.pointee.closing {
+        if uc.pointee.reusable && !draining && uc.pointee.pool >= 0 && !uc.pointee.sendArmed && !uc.pointee.closing
+            && pools.hasRoom(uc.pointee.pool) {
             releaseOut(u)
             uc.pointee.rx = .pooled
-            table.pushIdle(u, conns: conns)
+            pools.push(u, conns: conns)
+            setDeadline(u, nowMs + limits.upstreamIdleTimeoutMs)
             if !uc.pointee.recvArmed { armRecv(u, idle: true) }   // notices the upstream closing it
         } else {
             closeConn(u)
@@ -446,7 +449,7 @@ extension ProxyEngine {
 
     @inline(__always)
     mutating func unlinkIdle(_ u: Int32) {
-        table.unlinkIdle(u, conns: conns)
+        pools.unlink(u, conns: conns)
     }
 
     @inline(__always)

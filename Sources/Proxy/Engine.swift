@@ -24,6 +24,10 @@ public struct ProxyLimits: Sendable {
     /// Idle timeout of a TCP-route connection pair (Istio's connectionPool.tcp.idleTimeout
     /// default: 1 h). INGRESSD_TCP_IDLE_TIMEOUT_MS overrides it (tests).
     public var tcpIdleTimeoutMs: UInt64 = 3_600_000
+    /// Idle pooled upstream connections are closed after this long (Istio's
+    /// connectionPool.http.idleTimeout default: 1 h). INGRESSD_UPSTREAM_IDLE_TIMEOUT_MS
+    /// overrides it (tests).
+    public var upstreamIdleTimeoutMs: UInt64 = 3_600_000
     public init() {}
 }
 
@@ -70,6 +74,8 @@ public struct ProxyEngine: ~Copyable {
 
     // Routing.
     var table = ActiveTable()
+    /// Upstream connection pools, per endpoint address (UpstreamPools.swift).
+    var pools = UpstreamPools()
 
     // Time, randomness, stats.
     public var nowMs: UInt64 = 0

@@ -28,60 +28,11 @@ struct ActiveTable: ~Copyable {
     var matcher: RouteMatcher? = nil
     /// The reader of `image` (the same one the matcher holds; a copyable view).
     var reader: TableReader? = nil
-    /// Upstream pool index per endpoint index of the current table.
+    /// Upstream pool index per endpoint index of the current table (UpstreamPools.swift; -1:
+    /// past the pool limit, connections are not reused).
     var endpointPool = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
     /// Round-robin cursor per cluster of the current table.
     var clusterCursor = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
-    /// Pools outlive tables: an endpoint keeps its pool (and idle connections) across reloads.
-    var poolIndex: [PoolKey: Int32] = [:]
-
-    struct PoolKey: Hashable {
-        var family: UInt8
-        var a: UInt64
-        var b: UInt64
-        var port: UInt16
-    }
-
-    static let maxPools = 65_536
-
-    /// Head of each pool's idle list (a doubly linked list through `Conn.nextIdle/prevIdle`),
-    /// -1 when empty.
-    let idleHeads: UnsafeMutablePointer<Int32> = {
-        let p = UnsafeMutablePointer<Int32>.allocate(capacity: ActiveTable.maxPools)
-        p.initialize(repeating: -1, count: ActiveTable.maxPools)
-        return p
-    }()
-
-    @inline(__always)
-    func idleHead(_ pool: Int32) -> Int32 { idleHeads[Int(pool)] }
-
-    @inline(__always)
-    func pushIdle(_ u: Int32, conns: UnsafeMutablePointer<Conn>) {
-        let pool = Int(conns[Int(u)].pool)
-        let head = idleHeads[pool]
-        conns[Int(u)].prevIdle = -1
-        conns[Int(u)].nextIdle = head
-        if head >= 0 { conns[Int(head)].prevIdle = u }
-        idleHeads[pool] = u
-    }
-
-    /// Removes `u` from its pool's idle list if it is there.
-    @inline(__always)
-    func unlinkIdle(_ u: Int32, conns: UnsafeMutablePointer<Conn>) {
-        let c = conns + Int(u)
-        guard c.pointee.pool >= 0 else { return }
-        let pool = Int(c.pointee.pool)
-        if c.pointee.prevIdle >= 0 {
-            conns[Int(c.pointee.prevIdle)].nextIdle = c.pointee.nextIdle
-        } else if idleHeads[pool] == u {
-            idleHeads[pool] = c.pointee.nextIdle
-        } else {
-            return   // not in the list
-        }
-        if c.pointee.nextIdle >= 0 { conns[Int(c.pointee.nextIdle)].prevIdle = c.pointee.prevIdle }
-        c.pointee.nextIdle = -1
-        c.pointee.prevIdle = -1
-    }
 }
 
 extension ProxyEngine {
@@ -113,23 +64,7 @@ extension ProxyEngine {
         let newPools = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, endpointCount))
         for e in reader.endpoints {
             let v = reader.endpoint(e)
-            var key = ActiveTable.PoolKey(family: v.family, a: 0, b: 0, port: v.port)
-            withUnsafeMutableBytes(of: &key.a) { a in
-                withUnsafeMutableBytes(of: &key.b) { b in
-                    for k in 0..<min(16, v.address.count) {
-                        if k < 8 { a[k] = v.address[k] } else { b[k - 8] = v.address[k] }
-                    }
-                }
-            }
-            if let p = table.poolIndex[key] {
-                newPools[Int(e)] = p
-            } else if table.poolIndex.count < ActiveTable.maxPools {
-                let p = Int32(table.poolIndex.count)
-                table.poolIndex[key] = p
-                newPools[Int(e)] = p
-            } else {
-                newPools[Int(e)] = -1   // beyond the pool limit: connections are not reused
-            }
+            newPools[Int(e)] = pools.pool(family: v.family, address: v.address, port: v.port)
         }
         let clusterCount = Int(reader.clusters.upperBound)
         let newCursors = UnsafeMutablePointer<UInt32>.allocate(capacity: max(1, clusterCount))

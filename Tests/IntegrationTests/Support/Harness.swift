@@ -278,8 +278,10 @@ final class Harness {
     /// Starts `ingressd run -c CONFIG... --workers 2 --admin 127.0.0.1:FREE --bind 127.0.0.1`
     /// and waits until /ready answers 200. Throws (with ingressd's output) when it exits or is
     /// not ready in time.
+    /// `environment`: variables added to the test's own (the INGRESSD_* tuning knobs).
     func startIngressd(configs: [String], listenPort: UInt16, workers: Int = 2,
-                       extraArgs: [String] = [], readyTimeout: TimeInterval = 20) throws -> Ingressd {
+                       extraArgs: [String] = [], environment: [String: String] = [:],
+                       readyTimeout: TimeInterval = 20) throws -> Ingressd {
         let binary = Paths.ingressdBinary
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw HarnessError("ingressd binary not found at \(binary): run `swift build` or set INGRESSD_BIN")
@@ -289,7 +291,9 @@ final class Harness {
         for config in configs { args += ["-c", config] }
         args += ["--workers", String(workers), "--admin", "127.0.0.1:\(adminPort)", "--bind", "127.0.0.1"]
         args += extraArgs
-        let child = try spawn("ingressd", binary, args)
+        let env = environment.isEmpty ? nil
+            : ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let child = try spawn("ingressd", binary, args, environment: env)
         let ingressd = Ingressd(child: child, adminPort: adminPort, listenPort: listenPort)
         let deadline = Date().addingTimeInterval(readyTimeout)
         while Date() < deadline {
