@@ -29,9 +29,11 @@ let package = Package(
         .systemLibrary(name: "CSupport", path: "Sources/CSupport"),
 
         // Data plane: no Foundation, Yams or Dispatch (checked by Tests/IntegrationTests/LayeringTests).
+        // HTTPCore holds the types HTTP1 (and HTTP/2 later) and RouteTable share.
         .target(name: "URing", dependencies: ["CURing", "CSupport"], swiftSettings: releaseFast),
-        .target(name: "HTTP1", swiftSettings: releaseFast),
-        .target(name: "RouteTable", dependencies: ["HTTP1", "CPCRE2"], swiftSettings: releaseFast),
+        .target(name: "HTTPCore", swiftSettings: releaseFast),
+        .target(name: "HTTP1", dependencies: ["HTTPCore"], swiftSettings: releaseFast),
+        .target(name: "RouteTable", dependencies: ["HTTPCore", "CPCRE2"], swiftSettings: releaseFast),
         .target(name: "SharedMemory", dependencies: ["CSupport"], swiftSettings: releaseFast),
         .target(name: "Proxy", dependencies: ["URing", "HTTP1", "RouteTable", "SharedMemory", "CSupport"], swiftSettings: releaseFast),
         .target(name: "Worker", dependencies: ["Proxy", "URing", "CURing", "RouteTable", "SharedMemory", "CSupport"], swiftSettings: releaseFast),

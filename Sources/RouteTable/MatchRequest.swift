@@ -1,4 +1,4 @@
-import HTTP1
+import HTTPCore
 
 /// What the matcher needs to know about one request. Every range points into `bytes`
 /// (normally the receive buffer holding the request head). The caller owns `bytes` and

@@ -1,5 +1,5 @@
 import CPCRE2
-import HTTP1
+import HTTPCore
 
 // Request → route (istio-semantics.md §1.2–1.3). Per worker, built once per table generation:
 // init compiles every regex of the image with PCRE2 and JIT and allocates the match data and a
