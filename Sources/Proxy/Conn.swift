@@ -73,21 +73,9 @@ struct Conn {
     /// Bytes of `out` filled (a forwarded head, body bytes copied after it, a local reply).
     var outLen: Int32 = 0
 
-    // The send in flight: one segment, `sendOffset` bytes already sent.
-    var seg0: UnsafeRawPointer? = nil
-    var seg0Len: Int32 = 0
-    var sendOffset: Int32 = 0
-    /// Provided receive buffer (of the *other* connection's receive) that this send reads
-    /// from; recycled when the send completes. -1 = none.
-    var heldBuffer: Int32 = -1
-    /// Release `out` when the send completes.
-    var sendReleasesOut = false
-    /// A second receive buffer waiting for the send in flight to finish (copy path of response
-    /// bodies: the next receive runs while a send is in flight, two buffers at most). -1 = none.
-    var queuedBuffer: Int32 = -1
-    var queuedLen: Int32 = 0
-    /// Release `accum` bytes (consume them) when the send completes: count.
-    var sendConsumesAccum: Int32 = 0
+    /// Outbound bytes (Engine+Send.swift): the segment being sent and what waits behind it,
+    /// each with what to give back when it is sent.
+    var sendQueue = SendQueue()
 
     // Message state.
     var bodyRemaining: Int64 = 0

@@ -41,9 +41,7 @@ extension ProxyEngine {
         let c = conns + Int(i)
         guard c.pointee.closing, c.pointee.pendingOps == 0 else { return }
         if c.pointee.fd >= 0 { close(c.pointee.fd) }
-        if c.pointee.heldBuffer >= 0 { rx.recycle(UInt16(c.pointee.heldBuffer)) }
-        dropQueued(i)   // defensive: a queued buffer only exists while a send is in flight
-        c.pointee.heldBuffer = -1
+        dropSendQueue(i)   // defensive: segments are queued only while a send is in flight
         releaseOut(i)
         if c.pointee.pipe >= 0 { releasePipe(i) }
         releaseAccum(i)

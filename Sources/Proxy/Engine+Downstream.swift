@@ -128,8 +128,7 @@ extension ProxyEngine {
         case .tunnel:
             let u = peerOf(i)
             if u >= 0 && !conns[Int(u)].closing {
-                conns[Int(u)].heldBuffer = Int32(bid)
-                startSend(u, UnsafeRawPointer(data), Int32(n))
+                send(u, UnsafeRawPointer(data), Int32(n), release: .recv(bid))
             } else {
                 rx.recycle(bid)
                 closeConn(i)

@@ -35,7 +35,6 @@ extension ProxyEngine {
             c.pointee.outLarge = needLarge
         }
         c.pointee.out = out
-        c.pointee.sendReleasesOut = true
         let omit = exchanges.slots[Int(x)].method == .head
         let n = withUnsafeBytes(of: &date.bytes) { d in
             serializeLocalResponse(status: status, body: body ?? UnsafeRawBufferPointer(start: nil, count: 0),
@@ -44,7 +43,7 @@ extension ProxyEngine {
                                    into: UnsafeMutableRawBufferPointer(start: out, count: cap)) ?? 0
         }
         statFinish(x, status: status, responseBytes: n)
-        startSend(i, UnsafeRawPointer(out), Int32(n))
+        send(i, UnsafeRawPointer(out), Int32(n), release: .out)
     }
 
     mutating func sendLocalReply(_ i: Int32, status: UInt16, body: StaticString, close: Bool) {
@@ -102,7 +101,6 @@ extension ProxyEngine {
         let out = large.get()
         c.pointee.out = out
         c.pointee.outLarge = true
-        c.pointee.sendReleasesOut = true
         let n = w.withBytes { loc in
             withUnsafeBytes(of: &date.bytes) { d in
                 serializeRedirect(status: status, location: loc,
@@ -112,7 +110,7 @@ extension ProxyEngine {
             }
         }
         statFinish(x, status: status, responseBytes: n)
-        startSend(i, UnsafeRawPointer(out), Int32(n))
+        send(i, UnsafeRawPointer(out), Int32(n), release: .out)
     }
 
     /// Length of the first URI prefix condition of `route` that `path` starts with.

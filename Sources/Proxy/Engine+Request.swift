@@ -81,7 +81,7 @@ extension ProxyEngine {
             // Body bytes that came with the head travel in the same send as the head.
             appendBodyFromAccum(downstream: i, upstream: u)
             if conns[Int(u)].connected && !conns[Int(u)].sendArmed {
-                startSend(u, UnsafeRawPointer(conns[Int(u)].out!), conns[Int(u)].outLen)
+                send(u, UnsafeRawPointer(conns[Int(u)].out!), conns[Int(u)].outLen, release: .none)
             }
         }
     }
@@ -218,8 +218,7 @@ extension ProxyEngine {
         }
         if done { requestBodyDone(d) }
         if k > 0 {
-            conns[Int(u)].heldBuffer = Int32(bid)
-            startSend(u, UnsafeRawPointer(data), Int32(k))
+            send(u, UnsafeRawPointer(data), Int32(k), release: .recv(bid))
         } else {
             rx.recycle(bid)
             if !done { armRecv(d) }
@@ -234,7 +233,7 @@ extension ProxyEngine {
             conns[Int(u)].outLen = 0
             appendBodyFromAccum(downstream: d, upstream: u)
             if conns[Int(u)].outLen > 0 && !conns[Int(u)].closing {
-                startSend(u, UnsafeRawPointer(conns[Int(u)].out!), conns[Int(u)].outLen)
+                send(u, UnsafeRawPointer(conns[Int(u)].out!), conns[Int(u)].outLen, release: .none)
                 return
             }
         }

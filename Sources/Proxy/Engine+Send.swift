@@ -5,45 +5,106 @@ import URing
 import Glibc
 #endif
 
-// Sends: at most one in flight per socket (liburing#1001: sends may complete out of order).
+// The transport's outbound side: a per-connection queue of segments, each with what to give
+// back once it is on the wire, sent one at a time (liburing#1001: sends on one socket may
+// complete out of order, so at most one is in flight).
+//
+//   send(i, bytes, release) ─► queued ─► in flight (short send: the rest from the same memory)
+//                                              │ complete
+//                                              ▼
+//                              release it ─► next segment in flight, or the queue is empty:
+//                                            the session's after-send step (afterDownSend,
+//                                            afterUpSend) decides what comes next
+//
+// Ownership: the memory of a queued segment belongs to the queue until its release runs:
+// a receive buffer is recycled, the connection's `out` buffer is given back to its pool, and
+// `.none` memory (an upstream's forwarded head, reused for body bytes) stays with the
+// connection. A failed send, or a connection that closes, releases everything still queued.
+
+/// What to do with a segment's memory once it was sent (or dropped).
+enum SendRelease: Equatable {
+    /// Owned elsewhere.
+    case none
+    /// A provided receive buffer: recycle it.
+    case recv(UInt16)
+    /// The connection's `out` buffer: give it back to its pool.
+    case out
+}
+
+struct SendSegment {
+    var base: UnsafeRawPointer? = nil
+    var count: Int32 = 0
+    var release: SendRelease = .none
+}
+
+/// Two segments: the one in flight and one behind it (the copy path of a body receives the
+/// next buffer while the previous one is being sent; more would only let one exchange pin
+/// more receive buffers).
+struct SendQueue {
+    var first = SendSegment()
+    var second = SendSegment()
+    var count: UInt8 = 0
+    /// Bytes of `first` already sent.
+    var sent: Int32 = 0
+    static let capacity: UInt8 = 2
+
+    @inline(__always) var isEmpty: Bool { count == 0 }
+    @inline(__always) var isFull: Bool { count == SendQueue.capacity }
+}
 
 extension ProxyEngine {
-    /// Starts sending `n` bytes at `p` on connection `i`. The memory belongs to the send until
-    /// it completes: `out` (released per `sendReleasesOut`) or the receive buffer recorded in
-    /// `heldBuffer` (recycled on completion).
+    /// Queues `n` bytes at `p` for connection `i` and starts sending if nothing is in flight.
+    /// `release` says what happens to the memory once sent. The queue must have room
+    /// (callers pace themselves on `sendQueue.isFull`).
     @inline(__always)
-    mutating func startSend(_ i: Int32, _ p: UnsafeRawPointer, _ n: Int32) {
+    mutating func send(_ i: Int32, _ p: UnsafeRawPointer, _ n: Int32, release: SendRelease) {
         let c = conns + Int(i)
-        assert(!c.pointee.sendArmed, "one send in flight per socket")
-        c.pointee.seg0 = p
-        c.pointee.seg0Len = n
-        c.pointee.sendOffset = 0
-        submitSend(i)
+        let seg = SendSegment(base: p, count: n, release: release)
+        switch c.pointee.sendQueue.count {
+        case 0: c.pointee.sendQueue.first = seg
+        case 1: c.pointee.sendQueue.second = seg
+        default: preconditionFailure("send queue full")
+        }
+        c.pointee.sendQueue.count += 1
+        if !c.pointee.sendArmed { submitSend(i) }
     }
 
     @inline(__always)
     mutating func submitSend(_ i: Int32) {
         let c = conns + Int(i)
-        let off = Int(c.pointee.sendOffset)
-        ring.prepSend(fd: c.pointee.fd, buffer: c.pointee.seg0! + off, count: Int(c.pointee.seg0Len) - off,
+        let off = Int(c.pointee.sendQueue.sent)
+        let seg = c.pointee.sendQueue.first
+        ring.prepSend(fd: c.pointee.fd, buffer: seg.base! + off, count: Int(seg.count) - off,
                       userData: userData(c.pointee.role == .downstream ? .downSend : .upSend, i))
         c.pointee.pendingOps += 1
         c.pointee.sendArmed = true
     }
 
-    /// Gives back what the finished (or failed) send was reading from.
     @inline(__always)
-    mutating func releaseSendResources(_ i: Int32) {
+    mutating func release(_ i: Int32, _ r: SendRelease) {
+        switch r {
+        case .none: break
+        case .recv(let bid): rx.recycle(bid)
+        case .out: releaseOut(i)
+        }
+    }
+
+    /// The segment in flight is done (sent or failed): give its memory back and take it off.
+    @inline(__always)
+    mutating func popSent(_ i: Int32) {
         let c = conns + Int(i)
-        if c.pointee.heldBuffer >= 0 {
-            rx.recycle(UInt16(c.pointee.heldBuffer))
-            c.pointee.heldBuffer = -1
-        }
-        if c.pointee.sendReleasesOut {
-            c.pointee.sendReleasesOut = false
-            releaseOut(i)
-        }
-        c.pointee.seg0 = nil
+        guard c.pointee.sendQueue.count > 0 else { return }
+        release(i, c.pointee.sendQueue.first.release)
+        c.pointee.sendQueue.first = c.pointee.sendQueue.second
+        c.pointee.sendQueue.second = SendSegment()
+        c.pointee.sendQueue.count -= 1
+        c.pointee.sendQueue.sent = 0
+    }
+
+    /// Drops everything queued (a failed send, a closing connection), releasing its memory.
+    @inline(__always)
+    mutating func dropSendQueue(_ i: Int32) {
+        while conns[Int(i)].sendQueue.count > 0 { popSent(i) }
     }
 
     @inline(__always)
@@ -59,8 +120,7 @@ extension ProxyEngine {
     mutating func onSendComplete(_ i: Int32, result: Int32, downstream: Bool) {
         let c = conns + Int(i)
         guard result > 0 else {
-            dropQueued(i)
-            releaseSendResources(i)
+            dropSendQueue(i)
             if downstream {
                 downstreamGone(i)
             } else {
@@ -68,13 +128,23 @@ extension ProxyEngine {
             }
             return
         }
-        c.pointee.sendOffset += result
+        c.pointee.sendQueue.sent += result
         if downstream && c.pointee.exchange >= 0 { ex(i).pointee.stats.responseBytes &+= UInt64(result) }
-        if c.pointee.sendOffset < c.pointee.seg0Len {
+        if c.pointee.sendQueue.sent < c.pointee.sendQueue.first.count {
             submitSend(i)   // short send: the rest from the same memory
             return
         }
-        releaseSendResources(i)
+        popSent(i)
+        if !c.pointee.sendQueue.isEmpty {
+            submitSend(i)
+            // The body bytes received while the last send was in flight are going out now:
+            // receive the next piece meanwhile.
+            if downstream {
+                let u = peerOf(i)
+                if u >= 0 && !conns[Int(u)].closing { armBodyRecvEarly(u) }
+            }
+            return
+        }
         if downstream {
             afterDownSend(i)
         } else {
@@ -88,24 +158,13 @@ extension ProxyEngine {
         let u = peerOf(d)
         if u < 0 {
             // A local reply (or what was left to send when the upstream went away).
-            dropQueued(d)
             if !dc.pointee.requestDone { dc.pointee.keepAlive = false }
             exchangeEnded(d)
             return
         }
         let uc = conns + Int(u)
         if uc.pointee.closing {
-            dropQueued(d)
             closeConn(d)
-            return
-        }
-        if dc.pointee.queuedBuffer >= 0 {
-            // The body bytes received while the last send was in flight.
-            let bid = dc.pointee.queuedBuffer
-            dc.pointee.queuedBuffer = -1
-            dc.pointee.heldBuffer = bid
-            startSend(d, UnsafeRawPointer(rx.buffer(UInt16(bid))), dc.pointee.queuedLen)
-            armBodyRecvEarly(u)
             return
         }
         if dc.pointee.rx == .tunnel {
@@ -142,17 +201,6 @@ extension ProxyEngine {
         armRecv(u)
     }
 
-    /// A queued body buffer of connection `i` that will not be sent (the send failed or the
-    /// connection is closing).
-    @inline(__always)
-    mutating func dropQueued(_ i: Int32) {
-        let c = conns + Int(i)
-        if c.pointee.queuedBuffer >= 0 {
-            rx.recycle(UInt16(c.pointee.queuedBuffer))
-            c.pointee.queuedBuffer = -1
-        }
-    }
-
     /// Forwards response-body bytes that were kept in the upstream's accumulation buffer.
     mutating func replayAccumulatedBody(_ u: Int32) {
         let uc = conns + Int(u)
@@ -171,8 +219,7 @@ extension ProxyEngine {
         let dc = conns + Int(d)
         dc.pointee.out = out
         dc.pointee.outLarge = true
-        dc.pointee.sendReleasesOut = true
-        startSend(d, UnsafeRawPointer(out), Int32(k))
+        send(d, UnsafeRawPointer(out), Int32(k), release: .out)
     }
 
     /// A send to the upstream completed.

@@ -89,7 +89,7 @@ extension ProxyEngine {
         }
         armRecv(u, idle: true)
         if uc.pointee.outLen > 0 && !uc.pointee.sendArmed {
-            startSend(u, UnsafeRawPointer(uc.pointee.out!), uc.pointee.outLen)
+            send(u, UnsafeRawPointer(uc.pointee.out!), uc.pointee.outLen, release: .none)
         }
     }
 
@@ -168,8 +168,7 @@ extension ProxyEngine {
         case .tunnel:
             let d = peerOf(u)
             if d >= 0 && !conns[Int(d)].closing {
-                conns[Int(d)].heldBuffer = Int32(bid)
-                startSend(d, UnsafeRawPointer(data), Int32(n))
+                send(d, UnsafeRawPointer(data), Int32(n), release: .recv(bid))
             } else {
                 rx.recycle(bid)
                 closeConn(u)
@@ -302,8 +301,7 @@ extension ProxyEngine {
         let sendLen = headLen + bodyBytes
         if !needRewrite && bid >= 0 && !informational {
             // Zero-copy: send straight from the receive buffer.
-            dc.pointee.heldBuffer = bid
-            startSend(d, base, Int32(sendLen))
+            send(d, base, Int32(sendLen), release: .recv(UInt16(bid)))
             armBodyRecvEarly(u)
             return
         }
@@ -313,7 +311,6 @@ extension ProxyEngine {
         let cap = needLarge ? large.size : small.size
         dc.pointee.out = out
         dc.pointee.outLarge = needLarge
-        dc.pointee.sendReleasesOut = true
         var w: Int
         if needRewrite {
             let directive: ConnectionDirective = dc.pointee.keepAlive ? .none : .close
@@ -350,7 +347,7 @@ extension ProxyEngine {
             consumeAccum(u, drop)
         }
         if informational { uc.pointee.rx = .head }
-        startSend(d, UnsafeRawPointer(out), Int32(w))
+        send(d, UnsafeRawPointer(out), Int32(w), release: .out)
     }
 
     /// When a rewritten head plus body did not fit the output buffer, the unsent body bytes
@@ -408,16 +405,10 @@ extension ProxyEngine {
             if uc.pointee.responseDone { finishExchange(d, u) } else { armRecv(u) }
             return
         }
-        if conns[Int(d)].sendArmed {
-            // Received while the previous buffer is still being sent (armBodyRecvEarly): it goes
-            // out when that send completes; no receive is armed until then.
-            conns[Int(d)].queuedBuffer = Int32(bid)
-            conns[Int(d)].queuedLen = Int32(k)
-            return
-        }
-        conns[Int(d)].heldBuffer = Int32(bid)
-        startSend(d, UnsafeRawPointer(data), Int32(k))
-        armBodyRecvEarly(u)
+        // Received while the previous buffer may still be in flight (armBodyRecvEarly): it is
+        // queued behind it, and the next receive waits until it is the one in flight.
+        send(d, UnsafeRawPointer(data), Int32(k), release: .recv(bid))
+        if conns[Int(d)].sendQueue.count == 1 { armBodyRecvEarly(u) }
     }
 
     /// The response is complete and sent: pool or close the upstream, record the exchange,

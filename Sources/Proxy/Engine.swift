@@ -167,8 +167,7 @@ public struct ProxyEngine: ~Copyable {
         case Op.downSend.rawValue, Op.upSend.rawValue:
             c.pointee.sendArmed = false
             if c.pointee.closing {
-                dropQueued(index)
-                releaseSendResources(index)
+                dropSendQueue(index)
                 finalizeIfIdle(index)
                 return
             }
