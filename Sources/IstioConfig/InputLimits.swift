@@ -33,6 +33,10 @@ public enum InputLimits {
     /// proportional to it. A 4 MiB file without aliases has at most ~1.4 million nodes of
     /// `[1,1,…]` and about 250,000 of real manifests; 1,000,000 decodes in about a second.
     public static let maxNodes = 1_000_000
+    /// Host names in one `hosts` list (VirtualService, Gateway server, ServiceEntry). Host
+    /// lists are compared pairwise (duplicates, server × VirtualService intersection); Istio
+    /// gateways with the most tenants list a few hundred.
+    public static let maxHosts = 1_000
 }
 
 /// What the byte scan found wrong: the 1-based line and the message.

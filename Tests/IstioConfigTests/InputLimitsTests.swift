@@ -108,3 +108,25 @@ final class InputLimitsTests: XCTestCase {
                        ["\(path):0: file is larger than 4194304 bytes; at most 4 MiB per file"])
     }
 }
+
+final class HostLimitTests: XCTestCase {
+    func testAVirtualServiceWithTooManyHostsIsAnError() {
+        let hosts = (0...InputLimits.maxHosts).map { "h\($0).example.com" }.joined(separator: ", ")
+        let yaml = """
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata:
+              name: vs
+            spec:
+              gateways: [gw]
+              hosts: [\(hosts)]
+              http:
+              - route:
+                - destination: {host: x}
+            """
+        let start = Date()
+        let errors = loadYAML(yaml).diagnostics.errors.map(\.description)
+        XCTAssertEqual(errors, ["test.yaml:7: VirtualService default/vs: spec.hosts: too many hosts (1001); at most 1000"])
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5)
+    }
+}
