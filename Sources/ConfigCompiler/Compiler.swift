@@ -10,6 +10,18 @@
 import IstioConfig
 import RouteTable
 
+/// Limits on the compiled table (README "Configuration limits"). Routes multiply when they
+/// bind: every route of a VirtualService is copied to every host it serves, so 3,000 hosts ×
+/// 3,000 routes — a 100 KB file — would be 9 million routes. The limits stop the copying early
+/// with an error instead of letting a reload run for minutes. Istio's largest gateway
+/// configurations have a few thousand routes.
+public enum CompileLimits {
+    /// HTTP routes in the table, counted once per virtual host that holds them.
+    public static let maxRoutes = 100_000
+    /// Virtual hosts (one per host name per port).
+    public static let maxVirtualHosts = 20_000
+}
+
 public struct CompileOptions: Sendable {
     /// Resolves a host name to addresses (4 or 16 bytes, IPv4 first). Called at compile time
     /// for DNS ServiceEntries and for destinations without a ServiceEntry; tests replace it.
@@ -42,6 +54,11 @@ struct Compilation {
     var registry: Registry
     var diagnostics: [Diagnostic] = []
     var listeners: [ListenerSpec] = []
+    /// Routes and virtual hosts placed so far (CompileLimits).
+    var routeCount = 0
+    var virtualHostCount = 0
+    /// A limit was passed: an error is reported and compiling stops.
+    var overLimit = false
 
     init(resources: [Resource], options: CompileOptions) {
         gateways = resources.compactMap { r in r.gateway.map { (r.meta, $0) } }
@@ -105,7 +122,26 @@ struct Compilation {
                 listener.tcpRoutes = tcpRoutes(port: port, server: entry.first)
             }
             listeners.append(listener)
+            if overLimit { return }
         }
+    }
+
+    /// Counts `routes` more routes and `hosts` more virtual hosts; false (with an error on the
+    /// VirtualService that passed a limit) when the table would outgrow CompileLimits.
+    mutating func admit(routes: Int, hosts: Int, from vs: ResourceMeta) -> Bool {
+        if overLimit { return false }
+        routeCount += routes
+        virtualHostCount += hosts
+        if routeCount > CompileLimits.maxRoutes {
+            diagnostics.append(vs.diagnostic(.error, "spec.http",
+                "the configuration compiles to more than \(CompileLimits.maxRoutes) routes (every route counts once per host it serves); at most \(CompileLimits.maxRoutes)"))
+            overLimit = true
+        } else if virtualHostCount > CompileLimits.maxVirtualHosts {
+            diagnostics.append(vs.diagnostic(.error, "spec.hosts",
+                "the configuration compiles to more than \(CompileLimits.maxVirtualHosts) virtual hosts (one per host name and port); at most \(CompileLimits.maxVirtualHosts)"))
+            overLimit = true
+        }
+        return !overLimit
     }
 
     static func listenerProtocol(_ p: String) -> ListenerProtocol {
@@ -139,6 +175,7 @@ struct Compilation {
                 if domains.isEmpty { continue }
                 let routes = self.routes(vs, vsMeta, gateway: bound.gateway, port: port)
                 for domain in domains {
+                    guard admit(routes: routes.count, hosts: index[domain] == nil ? 1 : 0, from: vsMeta) else { return hosts }
                     if let i = index[domain] {
                         if !merged[domain, default: []].contains(vsMeta.qualifiedName) {
                             hosts[i].routes += routes

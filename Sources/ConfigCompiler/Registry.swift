@@ -170,14 +170,45 @@ struct Registry {
     }
 }
 
-/// getaddrinfo(3) on `host`: every distinct address, IPv4 before IPv6. Blocks (the
-/// supervisor calls it while compiling, never on the request path).
+/// getaddrinfo(3) on `host`: every distinct address, IPv4 before IPv6; none when the lookup
+/// fails. Blocks for as long as the resolver takes (seconds against a dead DNS server): used
+/// by `check`, `routes` and the supervisor's start-up, never by a running supervisor's loop
+/// (it resolves in child processes, Supervisor/AsyncResolver.swift).
 public func systemResolve(_ host: String) -> [[UInt8]] {
+    (try? systemLookup(host).get()) ?? []
+}
+
+/// Why a lookup gave no address.
+public enum LookupFailure: Error, Equatable, Sendable {
+    /// The name does not exist or has no address (EAI_NONAME, EAI_NODATA): an answer.
+    case noSuchName
+    /// No answer (EAI_AGAIN, EAI_FAIL, …): the resolver could not be asked.
+    case failed(String)
+}
+
+/// getaddrinfo(3) on `host`, telling a name that does not exist from a resolver that did not
+/// answer. Blocks like `systemResolve`.
+///
+/// Test hook (not a user setting): when `INGRESSD_TEST_RESOLVE_STALL_FILE` names a file that
+/// exists, every lookup first sleeps for the milliseconds written in it (3000 when empty) —
+/// how the integration tests stand in for a DNS server that does not answer.
+public func systemLookup(_ host: String) -> Result<[[UInt8]], LookupFailure> {
+    if let hook = getenv("INGRESSD_TEST_RESOLVE_STALL_FILE"), let f = fopen(hook, "r") {
+        var buf = [CChar](repeating: 0, count: 32)
+        let text = fgets(&buf, 31, f) != nil ? String(cString: buf) : ""
+        fclose(f)
+        let ms = UInt32(text.filter(\.isNumber)) ?? 3_000
+        usleep(ms * 1_000)
+    }
     var hints = addrinfo()
     hints.ai_family = AF_UNSPEC
     hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
     var result: UnsafeMutablePointer<addrinfo>?
-    guard getaddrinfo(host, nil, &hints, &result) == 0, let first = result else { return [] }
+    let rc = getaddrinfo(host, nil, &hints, &result)
+    // EAI_NODATA (-5 in glibc's netdb.h) is a GNU extension the Glibc module leaves out.
+    if rc == EAI_NONAME || rc == -5 { return .failure(.noSuchName) }
+    guard rc == 0 else { return .failure(.failed(String(cString: gai_strerror(rc)))) }
+    guard let first = result else { return .failure(.noSuchName) }
     defer { freeaddrinfo(first) }
     var v4: [[UInt8]] = []
     var v6: [[UInt8]] = []
@@ -198,5 +229,5 @@ public func systemResolve(_ host: String) -> [[UInt8]] {
         }
         cursor = ai.pointee.ai_next
     }
-    return v4 + v6
+    return .success(v4 + v6)
 }

@@ -44,10 +44,11 @@ public enum HostName {
     /// order of `a` then `b`, without duplicates.
     public static func intersection(_ a: [String], _ b: [String]) -> [String] {
         var out: [String] = []
+        var seen: Set<String> = []
         for x in a {
             for y in b where matches(x, y) {
                 let m = moreSpecific(x, y)
-                if !out.contains(m) { out.append(m) }
+                if seen.insert(m).inserted { out.append(m) }
             }
         }
         return out

@@ -25,6 +25,7 @@ public struct ConfigLoader: Sendable {
 
     public func load(paths: [String]) -> LoadResult {
         var result = LoadResult()
+        var totalBytes = 0
         for path in paths {
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
@@ -48,18 +49,40 @@ public struct ConfigLoader: Sendable {
                 }
                 for name in yamls {
                     let file = path.hasSuffix("/") ? path + name : path + "/" + name
-                    loadFile(file, into: &result)
+                    loadFile(file, totalBytes: &totalBytes, into: &result)
                 }
             } else {
-                loadFile(path, into: &result)
+                loadFile(path, totalBytes: &totalBytes, into: &result)
             }
         }
         return result
     }
 
-    func loadFile(_ file: String, into result: inout LoadResult) {
-        guard let data = FileManager.default.contents(atPath: file) else {
+    /// Reads at most `InputLimits.maxFileBytes` + 1 bytes, so an oversized file (or a device)
+    /// is refused without being read whole.
+    func loadFile(_ file: String, totalBytes: inout Int, into result: inout LoadResult) {
+        guard let handle = FileHandle(forReadingAtPath: file) else {
             result.diagnostics.append(Diagnostic(severity: .error, file: file, line: 0, message: "cannot read file"))
+            return
+        }
+        defer { try? handle.close() }
+        let data: Data
+        do {
+            data = try handle.read(upToCount: InputLimits.maxFileBytes + 1) ?? Data()
+        } catch {
+            result.diagnostics.append(Diagnostic(severity: .error, file: file, line: 0,
+                                                 message: "cannot read file: \(error.localizedDescription)"))
+            return
+        }
+        guard data.count <= InputLimits.maxFileBytes else {
+            result.diagnostics.append(Diagnostic(severity: .error, file: file, line: 0,
+                message: "file is larger than \(InputLimits.maxFileBytes) bytes; at most \(InputLimits.maxFileBytes >> 20) MiB per file"))
+            return
+        }
+        totalBytes += data.count
+        guard totalBytes <= InputLimits.maxTotalBytes else {
+            result.diagnostics.append(Diagnostic(severity: .error, file: file, line: 0,
+                message: "the configuration files add up to more than \(InputLimits.maxTotalBytes) bytes; at most \(InputLimits.maxTotalBytes >> 20) MiB in all"))
             return
         }
         guard let text = String(data: data, encoding: .utf8) else {
@@ -79,6 +102,16 @@ public struct ConfigLoader: Sendable {
     }
 
     func load(yaml: String, file: String, into result: inout LoadResult) {
+        if yaml.utf8.count > InputLimits.maxFileBytes {
+            result.diagnostics.append(Diagnostic(severity: .error, file: file, line: 0,
+                message: "file is larger than \(InputLimits.maxFileBytes) bytes; at most \(InputLimits.maxFileBytes >> 20) MiB per file"))
+            return
+        }
+        // Before Yams: its composer recurses once per nesting level (InputLimits.swift).
+        if let finding = prescanYAML(yaml) {
+            result.diagnostics.append(Diagnostic(severity: .error, file: file, line: finding.line, message: finding.message))
+            return
+        }
         var documents: YamlSequence<Node>
         do {
             documents = try compose_all(yaml: yaml)
@@ -86,7 +119,21 @@ public struct ConfigLoader: Sendable {
             result.diagnostics.append(yamlError(error, file: file))
             return
         }
+        var nodeBudget = InputLimits.maxNodes
         while let node = documents.next() {
+            // Before anything walks the document: aliases expand on every walk.
+            switch expandedSize(node, nodeBudget: nodeBudget) {
+            case .nodes(let count):
+                nodeBudget -= count
+            case .tooManyNodes:
+                result.diagnostics.append(Diagnostic(severity: .error, file: file, line: node.mark?.line ?? 0,
+                    message: "YAML expands to more than \(InputLimits.maxNodes) nodes (aliases included); at most \(InputLimits.maxNodes) per file"))
+                return
+            case .tooDeep:
+                result.diagnostics.append(Diagnostic(severity: .error, file: file, line: node.mark?.line ?? 0,
+                    message: "YAML nests deeper than \(InputLimits.maxDepth) levels once aliases are expanded; at most \(InputLimits.maxDepth) nested lists and mappings are allowed"))
+                return
+            }
             loadDocument(node, file: file, into: &result)
         }
         if let error = documents.error {

@@ -23,8 +23,15 @@ public struct LoadedConfig {
     public var notes: [String]
     /// The `/config_dump` JSON body for this configuration once published as `generation`.
     public var configDump: (_ generation: UInt64) -> String
-    /// Some endpoints came from DNS: the supervisor re-resolves them periodically (DESIGN.md §5).
-    public var usesDNS = false
+    /// The host names the compile resolved, in first-use order: the supervisor re-resolves
+    /// them periodically (DESIGN.md §5).
+    public var dnsNames: [String] = []
+    /// Some endpoints came from DNS.
+    public var usesDNS: Bool { !dnsNames.isEmpty }
+    /// The validated resources this was compiled from: a DNS refresh recompiles them with new
+    /// answers instead of reading the files again (which may have changed, or become hostile,
+    /// since; re-reading them is SIGHUP's and --watch's job).
+    public var model: ParsedConfig?
 
     public init(spec: TableSpec, image: [UInt8], listenerPorts: [UInt16], notes: [String],
                 configDump: @escaping (_ generation: UInt64) -> String) {
@@ -34,6 +41,21 @@ public struct LoadedConfig {
         self.notes = notes
         self.configDump = configDump
     }
+}
+
+/// A configuration read and validated but not compiled: no name resolved yet.
+public struct ParsedConfig {
+    public var result: LoadResult
+    /// Findings that are not errors (warnings, notes), in the contract form with severity.
+    public var notes: [Diagnostic]
+    /// Shown in messages that are not about one file (`a.yaml,b.yaml`).
+    public var source: String
+}
+
+public enum ParseOutcome {
+    case valid(ParsedConfig)
+    /// One line per problem: `FILE:LINE: KIND NAMESPACE/NAME: FIELD.PATH: message`.
+    case invalid(diagnostics: [String])
 }
 
 public enum ConfigLoadOutcome {
@@ -72,49 +94,74 @@ public enum ConfigPipeline {
     /// image. Never throws: every problem is a diagnostic. Called at start-up and on every
     /// reload; touches no process state.
     /// `endpointIds` (the supervisor's) makes endpoint ids stable across reloads.
-    public static func load(paths: [String], namespace: String, endpointIds: EndpointIds? = nil) -> ConfigLoadOutcome {
-        let counter = ResolveCounter()
-        var (result, table, diagnostics) = compileAll(paths: paths, namespace: namespace, counter: counter)
+    public static func load(paths: [String], namespace: String, endpointIds: EndpointIds? = nil,
+                            resolve: @escaping @Sendable (String) -> [[UInt8]] = systemResolve) -> ConfigLoadOutcome {
+        switch parse(paths: paths, namespace: namespace) {
+        case .invalid(let diagnostics): return .invalid(diagnostics: diagnostics)
+        case .valid(let parsed): return compile(parsed, endpointIds: endpointIds, resolve: resolve)
+        }
+    }
+
+    /// Reads and validates (per resource and across resources) without compiling: nothing is
+    /// resolved, so this never waits on DNS. Bounded by IstioConfig's InputLimits.
+    public static func parse(paths: [String], namespace: String) -> ParseOutcome {
+        let result = IstioConfig.load(paths: paths, defaultNamespace: namespace)
+        let diagnostics = result.diagnostics + analyze(result.resources)
+        if diagnostics.hasErrors {
+            return .invalid(diagnostics: diagnostics.errors.map { $0.description })
+        }
+        return .valid(ParsedConfig(result: result, notes: diagnostics, source: paths.joined(separator: ",")))
+    }
+
+    /// Compiles a parsed configuration and builds its image, resolving names with `resolve`
+    /// (which may block: the supervisor's loop passes its cache of answers, never a lookup).
+    public static func compile(_ parsed: ParsedConfig, endpointIds: EndpointIds? = nil,
+                               resolve: @escaping @Sendable (String) -> [[UInt8]] = systemResolve) -> ConfigLoadOutcome {
+        let names = NameRecorder()
+        let options = CompileOptions(resolve: { name in
+            names.record(name)
+            return resolve(name)
+        })
+        var (table, compileDiagnostics) = ConfigCompiler.compile(parsed.result.resources, options: options)
         endpointIds?.assign(&table)
-        let errors = diagnostics.filter { $0.severity == .error }
-        if !errors.isEmpty {
-            return .invalid(diagnostics: errors.map { $0.description })
+        let diagnostics = parsed.notes + compileDiagnostics
+        if diagnostics.hasErrors {
+            return .invalid(diagnostics: diagnostics.errors.map { $0.description })
         }
         let image: [UInt8]
         do {
             image = try TableImage.build(table)
         } catch {
-            return .invalid(diagnostics: ["\(paths.joined(separator: ",")):0: route table: \(error)"])
+            return .invalid(diagnostics: ["\(parsed.source):0: route table: \(error)"])
         }
         var ports = Array(Set(table.listeners.map { $0.port })).sorted()
         ports.removeAll { $0 == 0 }
         let notes = diagnostics.filter { $0.severity != .error }.map { $0.descriptionWithSeverity }
-        _ = result
         var loaded = LoadedConfig(spec: table, image: image, listenerPorts: ports, notes: notes,
                                   configDump: { generation in renderConfigDumpJSON(table, generation: generation) })
-        loaded.usesDNS = counter.calls > 0
+        loaded.dnsNames = names.names
+        loaded.model = parsed
         return .valid(loaded)
     }
 
-    /// Counts resolver calls during one compile (the supervisor is single-threaded; the box
-    /// only satisfies the resolver's @Sendable signature).
-    final class ResolveCounter: @unchecked Sendable {
-        var calls = 0
+    /// The names one compile asks for, in first-use order (the supervisor is single-threaded;
+    /// the box only satisfies the resolver's @Sendable signature).
+    final class NameRecorder: @unchecked Sendable {
+        var names: [String] = []
+        private var seen: Set<String> = []
+        func record(_ name: String) {
+            if seen.insert(name).inserted { names.append(name) }
+        }
     }
 
-    static func compileAll(paths: [String], namespace: String,
-                           counter: ResolveCounter = ResolveCounter()) -> (LoadResult, TableSpec, [Diagnostic]) {
+    static func compileAll(paths: [String], namespace: String) -> (LoadResult, TableSpec, [Diagnostic]) {
         let result = IstioConfig.load(paths: paths, defaultNamespace: namespace)
         var diagnostics = result.diagnostics
         diagnostics += analyze(result.resources)
         if diagnostics.hasErrors {
             return (result, TableSpec(), diagnostics)
         }
-        let options = CompileOptions(resolve: { name in
-            counter.calls += 1
-            return systemResolve(name)
-        })
-        let (table, compileDiagnostics) = compile(result.resources, options: options)
+        let (table, compileDiagnostics) = ConfigCompiler.compile(result.resources, options: CompileOptions(resolve: systemResolve))
         diagnostics += compileDiagnostics
         return (result, table, diagnostics)
     }

@@ -14,7 +14,24 @@ extension Supervisor {
         systemd.notify("RELOADING=1", "MONOTONIC_USEC=\(SystemdNotifier.monotonicUsec())", "STATUS=reloading")
         reloadInProgress = true
 
-        switch ConfigPipeline.load(paths: options.configPaths, namespace: options.namespace, endpointIds: endpointIds) {
+        // Reading and validating is bounded (InputLimits) and never waits on DNS; names are
+        // looked up in child processes and the reload finishes in compileAndPublish.
+        switch ConfigPipeline.parse(paths: options.configPaths, namespace: options.namespace) {
+        case .invalid(let diagnostics):
+            if case .reload? = dnsJob { resolver.cancel(); dnsJob = nil }
+            for d in diagnostics { Log.error(d) }
+            rejectReload("configuration is invalid (\(diagnostics.count) problem(s))")
+        case .valid(let parsed):
+            if !resolveThenReload(parsed, nowNs: nowNs) {
+                if resolver.isBusy { resolver.cancel(); dnsJob = nil }
+                compileAndPublish(parsed, nowNs: nowNs)
+            }
+        }
+    }
+
+    /// The second half of a reload: compile with the cached answers, open new ports, publish.
+    func compileAndPublish(_ parsed: ParsedConfig, nowNs: UInt64) {
+        switch ConfigPipeline.compile(parsed, endpointIds: endpointIds, resolve: dnsCache.cached) {
         case .invalid(let diagnostics):
             for d in diagnostics { Log.error(d) }
             rejectReload("configuration is invalid (\(diagnostics.count) problem(s))")

@@ -39,6 +39,11 @@ public final class Supervisor {
     var pendingSinceNs: UInt64 = 0
     /// When DNS-backed endpoints were last re-resolved (Supervisor+DNS.swift).
     var lastDNSRefreshNs: UInt64 = 0
+    /// Lookups in child processes, the answers last received, and what the batch in flight
+    /// is for (Supervisor+DNS.swift).
+    let resolver = AsyncResolver()
+    let dnsCache: NameCache
+    var dnsJob: DNSJob?
     /// Ports the serving workers should have (those of the published configuration).
     var desiredPorts: [UInt16]
     var reloads: UInt64 = 0
@@ -73,8 +78,10 @@ public final class Supervisor {
     static let tickMs: Int32 = 100
 
     private init(options: SupervisorOptions, region: SharedRegion, sharedMemoryFd: Int32, listeners: ListenerSet,
-                 signals: SignalSource, admin: AdminServer, config: LoadedConfig, endpointIds: EndpointIds) {
+                 signals: SignalSource, admin: AdminServer, config: LoadedConfig, endpointIds: EndpointIds,
+                 dnsCache: NameCache) {
         self.endpointIds = endpointIds
+        self.dnsCache = dnsCache
         self.options = options
         self.region = region
         self.sharedMemoryFd = sharedMemoryFd
@@ -94,7 +101,12 @@ public final class Supervisor {
         Log.level = options.logLevel
         let config: LoadedConfig
         let endpointIds = EndpointIds()
-        switch ConfigPipeline.load(paths: options.configPaths, namespace: options.namespace, endpointIds: endpointIds) {
+        // Resolved here, blocking: nothing is served yet, systemd's watchdog starts at READY=1
+        // (TimeoutStartSec covers this), and a gateway should not start on endpoints it has not
+        // looked up. Every later lookup runs in a child (Supervisor+DNS.swift).
+        let dnsCache = NameCache()
+        switch ConfigPipeline.load(paths: options.configPaths, namespace: options.namespace, endpointIds: endpointIds,
+                                   resolve: dnsCache.resolveNow) {
         case .invalid(let diagnostics):
             for d in diagnostics { Log.writeLine(d) }
             Log.error("configuration is invalid (\(diagnostics.count) problem(s)); not starting")
@@ -146,7 +158,8 @@ public final class Supervisor {
         Log.info("admin endpoint on http://\(admin.address.withPort(admin.port))/")
 
         let s = Supervisor(options: options, region: region, sharedMemoryFd: shmFd, listeners: listeners,
-                           signals: signals, admin: admin, config: config, endpointIds: endpointIds)
+                           signals: signals, admin: admin, config: config, endpointIds: endpointIds,
+                           dnsCache: dnsCache)
         return s.start()
     }
 
@@ -195,6 +208,7 @@ public final class Supervisor {
             if let w = watcher { fds.append(pollfd(fd: w.fd, events: Int16(POLLIN), revents: 0)) }
             for (fd, events) in admin.pollInterest { fds.append(pollfd(fd: fd, events: events, revents: 0)) }
             for (fd, events) in checker.pollInterest { fds.append(pollfd(fd: fd, events: events, revents: 0)) }
+            for (fd, events) in resolver.pollInterest { fds.append(pollfd(fd: fd, events: events, revents: 0)) }
 
             let n = poll(&fds, nfds_t(fds.count), Self.tickMs)
             if n < 0 && ing_errno() != EINTR {
@@ -209,6 +223,8 @@ public final class Supervisor {
                         watcher?.handleReadable(nowNs: now)
                     } else if let id = checker.owns(p.fd) {
                         if checker.service(id: id, revents: p.revents, nowNs: now) { healthDirty = true }
+                    } else if resolver.owns(p.fd) {
+                        resolver.service(fd: p.fd, nowNs: now)
                     } else {
                         admin.service(fd: p.fd, revents: p.revents, nowNs: now) { respond(to: $0, nowNs: now) }
                     }
@@ -243,6 +259,7 @@ public final class Supervisor {
 
         if watcher?.takeDue(nowNs: nowNs) == true { reload(reason: "configuration files changed", nowNs: nowNs) }
         if pending != nil { tryPublish(nowNs: nowNs) }
+        dnsTick(nowNs: nowNs)
         refreshDNSIfDue(nowNs: nowNs)
         respawnDue(nowNs: nowNs)
         watchdog(nowNs: nowNs)

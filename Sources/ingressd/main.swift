@@ -1,6 +1,6 @@
 // The ingressd command line (DESIGN.md §4, a contract): run, check, routes, version, and the
-// hidden `worker` mode that the supervisor execs. Parsing and checking only; the work lives in
-// Supervisor (run), ConfigPipeline (check, routes) and Worker (worker).
+// hidden `worker` and `resolve` modes that the supervisor execs. Parsing and checking only;
+// the work lives in Supervisor (run), ConfigPipeline (check, routes) and Worker (worker).
 //
 // Exit codes: 0 success, 1 invalid configuration, 2 bad command line, 3 cannot start.
 // ArgumentParser exits 64 (EX_USAGE) for usage errors; `main` below maps that to 2.
@@ -16,7 +16,7 @@ struct Ingressd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ingressd",
         abstract: "An Istio-compatible ingress gateway.",
-        subcommands: [Run.self, Check.self, Routes.self, Version.self, WorkerCommand.self])
+        subcommands: [Run.self, Check.self, Routes.self, Version.self, WorkerCommand.self, ResolveCommand.self])
 
     func run() throws {
         // A bare `ingressd` is a usage error, not a request for help.
@@ -179,6 +179,19 @@ struct Routes: ParsableCommand {
 struct Version: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print the version.")
     func run() { print(BuildInfo.summary) }
+}
+
+/// `ingressd resolve NAME`: started by the supervisor only (hidden), once per name it
+/// re-resolves, so that a lookup never blocks its loop; prints one line (AsyncResolver.swift).
+struct ResolveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "resolve", shouldDisplay: false)
+
+    @Argument var name: String
+
+    func run() throws {
+        let code = ResolverChild.main(name: name)
+        if code != 0 { throw ExitCode(code) }
+    }
 }
 
 /// `ingressd worker …`: started by the supervisor only (hidden). The descriptors named here are

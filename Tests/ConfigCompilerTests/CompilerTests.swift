@@ -275,3 +275,37 @@ final class CompilerTests: XCTestCase {
         XCTAssertTrue(json.hasPrefix("{\"generation\":7,\"listeners\":[{\"port\":80,\"protocol\":\"HTTP\""), json)
     }
 }
+
+final class CompileLimitTests: XCTestCase {
+    /// Routes are copied to every host they serve: 1,000 hosts × 101 routes is past the
+    /// 100,000-route limit from a 60 KB file. Compiling stops with an error on the
+    /// VirtualService instead of building the table.
+    func testRoutesMultipliedByHostsPastTheLimitAreAnError() {
+        let hosts = (0..<1_000).map { "h\($0).example.com" }.joined(separator: ", ")
+        let routes = (0...100).map { "  - match: [{uri: {prefix: /p\($0)}}]\n    route: [{destination: {host: frontend}}]" }
+            .joined(separator: "\n")
+        let yaml = """
+            apiVersion: networking.istio.io/v1
+            kind: Gateway
+            metadata: {name: gw}
+            spec:
+              servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata:
+              name: vs
+            spec:
+              gateways: [gw]
+              hosts: [\(hosts)]
+              http:
+            \(routes)
+            """
+        let start = Date()
+        let (loaded, _, diags) = build(yaml)
+        XCTAssertEqual(loaded.diagnostics.errors, [])
+        XCTAssertEqual(diags.errors.map(\.description),
+                       ["test.yaml:14: VirtualService default/vs: spec.http: the configuration compiles to more than 100000 routes (every route counts once per host it serves); at most 100000"])
+        XCTAssertLessThan(Date().timeIntervalSince(start), 20)
+    }
+}

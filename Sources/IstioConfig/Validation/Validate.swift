@@ -29,6 +29,14 @@ struct Checks {
         out.append(meta.diagnostic(.warning, path, message))
     }
 
+    /// False (with an error) for a host list longer than `InputLimits.maxHosts`: the pairwise
+    /// checks are then skipped.
+    mutating func hostCount(_ hosts: [String], path: String) -> Bool {
+        guard hosts.count > InputLimits.maxHosts else { return true }
+        error(path, "too many hosts (\(hosts.count)); at most \(InputLimits.maxHosts)")
+        return false
+    }
+
     mutating func note(_ path: String, _ message: String) {
         out.append(meta.diagnostic(.note, path, message))
     }
@@ -135,8 +143,10 @@ extension Checks {
         if s.hosts.isEmpty {
             error("\(p).hosts", "server config must contain at least one host")
         }
-        for (n, h) in s.hosts.enumerated() {
-            gatewayHost(h, path: "\(p).hosts[\(n)]")
+        if hostCount(s.hosts, path: "\(p).hosts") {
+            for (n, h) in s.hosts.enumerated() {
+                gatewayHost(h, path: "\(p).hosts[\(n)]")
+            }
         }
         guard let port = s.port else {
             error("\(p).port", "port is required")

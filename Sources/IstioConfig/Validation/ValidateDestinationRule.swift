@@ -195,6 +195,7 @@ extension Checks {
         resourceName(false)
         if se.hosts.isEmpty { error("spec.hosts", "service entry must have at least one host") }
         let resolution = se.effectiveResolution
+        _ = hostCount(se.hosts, path: "spec.hosts")
         for (n, h) in se.hosts.enumerated() {
             let p = "spec.hosts[\(n)]"
             if h == "*" { error(p, "invalid host *"); continue }

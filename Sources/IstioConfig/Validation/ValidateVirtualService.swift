@@ -23,6 +23,7 @@ extension Checks {
             if !vs.tcp.isEmpty { error("spec.tcp", "delegate virtual service must have no tcp route specified") }
             warning("spec.hosts", "delegate VirtualServices (no hosts) are \(unsupportedMessage)")
         }
+        guard hostCount(vs.hosts, path: "spec.hosts") else { return }
         for (n, h) in vs.hosts.enumerated() {
             let path = "spec.hosts[\(n)]"
             if HostName.isIPAddress(h) { continue }
