@@ -22,6 +22,16 @@ public enum TableBuildError: Error, Equatable, CustomStringConvertible {
     case clusterIndexOutOfRange(route: String, index: Int32)
     /// The weights of one route do not fit in 32 bits.
     case totalWeightOverflow(route: String)
+    /// A mirror that names no cluster of the table (and is not -1).
+    case mirrorClusterOutOfRange(route: String, index: Int32)
+    /// A percentage above 1 000 000 parts per million.
+    case ppmOutOfRange(route: String, field: String, ppm: UInt32)
+    /// A header name that is empty or not lower-case, or a list value holding ",".
+    case invalidHeaderName(route: String, name: String)
+    /// A retriable status code outside 100–599.
+    case invalidStatusCode(route: String, code: UInt16)
+    /// A CORS origin match that is `.present`, or a load balancer whose hash key does not fit it.
+    case invalidPolicy(owner: String, what: String)
 
     public var description: String {
         switch self {
@@ -41,6 +51,16 @@ public enum TableBuildError: Error, Equatable, CustomStringConvertible {
             return "route \(route): destination cluster index \(index) does not exist"
         case let .totalWeightOverflow(route):
             return "route \(route): sum of destination weights exceeds \(UInt32.max)"
+        case let .mirrorClusterOutOfRange(route, index):
+            return "route \(route): mirror cluster index \(index) does not exist"
+        case let .ppmOutOfRange(route, field, ppm):
+            return "route \(route): \(field) is \(ppm) parts per million, more than 1000000 (100%)"
+        case let .invalidHeaderName(route, name):
+            return "route \(route): header name \"\(name)\" is empty, not lower-case or holds a comma"
+        case let .invalidStatusCode(route, code):
+            return "route \(route): retriable status code \(code) is not in 100..599"
+        case let .invalidPolicy(owner, what):
+            return "\(owner): \(what)"
         }
     }
 }
@@ -237,6 +257,7 @@ struct ImageBuilder {
             d = optionalString(red.prefixRewrite)
             if let p = red.port { flags |= 1; port = p }
         }
+        let actions = try self.actions(r.actions, route: r.name, clusterCount: clusterCount)
         record(.routes) { w in
             w.ref(name)
             w.u32(firstMatch); w.u32(matchCount)
@@ -245,6 +266,7 @@ struct ImageBuilder {
             w.u32(firstWeighted); w.u32(weightedCount); w.u32(total)
             w.u16(port); w.u16(0)
             w.ref(a); w.ref(b); w.ref(c); w.ref(d)
+            w.bytes.append(contentsOf: actions)
         }
     }
 
@@ -258,7 +280,11 @@ struct ImageBuilder {
                 throw .clusterIndexOutOfRange(route: route, index: dst.cluster)
             }
             sum += UInt64(dst.weight)
-            record(.weighted) { w in w.i32(dst.cluster); w.u32(dst.weight) }
+            let ops = try headerOps(dst.headers, route: route)
+            record(.weighted) { w in
+                w.i32(dst.cluster); w.u32(dst.weight)
+                w.u32(ops.first); w.u32(ops.request); w.u32(ops.response)
+            }
         }
         guard sum <= UInt64(UInt32.max) else { throw .totalWeightOverflow(route: route) }
         return (first, UInt32(dests.count), UInt32(sum))
@@ -315,8 +341,10 @@ struct ImageBuilder {
         }
         let name = string(c.name)
         let n = count(.endpoints) - first
+        let policy = try trafficPolicy(c)
         record(.clusters) { w in
             w.ref(name); w.u32(c.connectTimeoutMs); w.u32(first); w.u32(n)
+            w.bytes.append(contentsOf: policy)
         }
     }
 

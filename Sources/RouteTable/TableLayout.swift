@@ -7,16 +7,17 @@
 //
 // Image
 // ─────
-//   [Header: 120 bytes] [section] [section] ... [strings] [tcpRoutes]
+//   [Header: 160 bytes] [section] [section] ... [strings] [tcpRoutes] [headerOps] ...
+//   (sections in `Section` order)
 //
 // Header (offset: field)
 //     0: magicU32          0x42545249, the bytes "IRTB" (ingressd route table, binary)
 //     4: versionU16        `Layout.version`; a reader rejects any other value
-//     6: headerBytesU16    120; room for growth, a reader rejects a smaller value
+//     6: headerBytesU16    160; room for growth, a reader rejects a smaller value
 //     8: totalBytesU32     size of the whole image, header included; at most the bytes readable
 //                          (a slot may be larger than the image it holds)
 //    12: reservedU32       0
-//    16: section table, 13 entries of (offsetU32, countU32), in `Section` order:
+//    16: section table, 18 entries of (offsetU32, countU32), in `Section` order:
 //        offset = bytes from the image start to the first record; count = number of records
 //        (for `strings`, number of bytes). A section with count 0 may have any offset ≤ total.
 //
@@ -54,7 +55,7 @@
 //     4: key StrRef         lower-case fixed part of the domain
 //    12: vhostI32           global virtual-host index; -1 marks an empty slot
 //
-// Route (72 bytes):
+// Route (168 bytes):
 //     0: name StrRef
 //     8: firstMatchU32      match blocks (OR); matchCount 0 matches every request
 //    12: matchCountU32
@@ -71,6 +72,30 @@
 //    48: strB StrRef        redirect: authority
 //    56: strC StrRef        redirect: uri
 //    64: strD StrRef        redirect: prefixRewrite
+//   Actions (RouteActionSpec.swift), written for every route kind:
+//    72: rewriteURI StrRef           absent = no `rewrite.uri`
+//    80: rewriteAuthority StrRef     absent = no `rewrite.authority`
+//    88: regexRewritePattern StrRef  absent = no `rewrite.uriRegexRewrite`
+//    96: regexRewriteSubst StrRef    absent exactly when the pattern is
+//   104: firstHeaderOpU32            rule-level HeaderOps: request ops, then response ops
+//   108: requestHeaderOpCountU32
+//   112: responseHeaderOpCountU32
+//   116: retryAttemptsU32            0 = no retries
+//   120: retryPerTryTimeoutMsU32     0 = none
+//   124: retryOnU32                  `RetryOn` bits; no bit outside `RetryOn.all`
+//   128: firstRetryStatusU32         RetryStatus records
+//   132: retryStatusCountU32
+//   136: retryBackoffBaseMsU32
+//   140: faultDelayMsU32
+//   144: faultDelayPpmU32            parts per million, ≤ 1 000 000
+//   148: faultAbortPpmU32            parts per million, ≤ 1 000 000
+//   152: faultAbortStatusU16
+//   154: actionFlagsU16              bit 0: fault delay present; bit 1: fault abort present;
+//                                    bit 2: retryRemoteLocalities; bit 3: retry ignores
+//                                    previous hosts; other bits 0
+//   156: firstMirrorU32              Mirror records
+//   160: mirrorCountU32
+//   164: corsI32                     index into `cors`, or -1
 //
 // MatchBlock (16 bytes), conditions ANDed:
 //     0: firstConditionU32
@@ -89,9 +114,43 @@
 //    12: value StrRef       exact/prefix value or the regex pattern (kept for display)
 //    20: regexI32          index into `regexes` for kind regex, else -1
 //
-// WeightedCluster (8 bytes):
+// WeightedCluster (20 bytes):
 //     0: clusterI32         index into clusters, or -1: the destination does not exist (503 NC)
 //     4: weightU32          relative weight
+//     8: firstHeaderOpU32   per-destination HeaderOps (`route[].headers`): request, then response
+//    12: requestHeaderOpCountU32
+//    16: responseHeaderOpCountU32
+//
+// HeaderOp (20 bytes):
+//     0: kindU8             `HeaderOpKind.rawValue` (set, add, remove)
+//     1: padU8
+//     2: padU16
+//     4: name StrRef        lower-case header name
+//    12: value StrRef       empty for remove
+//
+// RetryStatus (2 bytes): statusU16, a retriable status code (100–599).
+//
+// Mirror (8 bytes):
+//     0: clusterI32         index into clusters, or -1 (mirror destination does not exist)
+//     4: ppmU32             share of requests mirrored, parts per million, ≤ 1 000 000
+//
+// Cors (40 bytes), a `corsPolicy`:
+//     0: firstOriginU32     Origin records (allowed origins)
+//     4: originCountU32
+//     8: allowMethods StrRef   the header value: names joined with ","
+//    16: allowHeaders StrRef
+//    24: exposeHeaders StrRef
+//    32: maxAgeSecondsU32
+//    36: flagsU8            bit 0: allowCredentials; bit 1: maxAge present
+//    37: unmatchedPreflightsU8  `UnmatchedPreflights.rawValue`
+//    38: padU16
+//
+// Origin (16 bytes), one allowed-origin string match:
+//     0: kindU8             `ConditionKind.rawValue`: exact, prefix or regex
+//     1: padU8
+//     2: padU16
+//     4: value StrRef       exact/prefix value or the regex pattern
+//    12: regexI32           index into `regexes` (full match) for kind regex, else -1
 //
 // TCPRoute (24 bytes), a VirtualService `tcp` block on a TCP listener:
 //     0: name StrRef
@@ -100,11 +159,28 @@
 //    16: totalWeightU32     sum of the weights (build rejects overflow)
 //    20: padU32
 //
-// Cluster (20 bytes):
+// Cluster (72 bytes):
 //     0: name StrRef
 //     8: connectTimeoutMsU32
 //    12: firstEndpointU32
 //    16: endpointCountU32
+//   DestinationRule traffic policy (ClusterTrafficSpec.swift), merged for this cluster:
+//    20: lbKindU8           `LoadBalancerKind.rawValue`
+//    21: hashKeyU8          `HashKeyKind.rawValue`; 0 (none) unless lbKind is ringHash or maglev,
+//                           and never 0 for those
+//    22: flagsU8            bit 0: cookie TTL present (generate the cookie when missing)
+//    23: padU8
+//    24: hashName StrRef    header name (lower-case), cookie name or query parameter name;
+//                           absent for sourceIP and none
+//    32: cookiePath StrRef  absent = no Path attribute
+//    40: cookieTtlSecondsU32   0 with flag bit 0 = session cookie
+//    44: hashTableSizeU32   ringHash: minimum ring size; maglev: table size; else 0
+//    48: maxConnectionsU32        connectionPool.tcp.maxConnections (default 2^32-1)
+//    52: maxPendingRequestsU32    http.http1MaxPendingRequests (default 2^32-1)
+//    56: maxRequestsU32           http.http2MaxRequests: active requests (default 2^32-1)
+//    60: maxRequestsPerConnectionU32  0 = unlimited
+//    64: maxRetriesU32            concurrent retries (default 2^32-1)
+//    68: idleTimeoutMsU32         http.idleTimeout, 0 = none (default 1 h)
 //
 // Endpoint (32 bytes):
 //     0: familyU8           4 or 6
@@ -115,7 +191,9 @@
 //    12: address[16]        network byte order; IPv4 uses the first 4 bytes, the rest are 0
 //    28: padU32
 //
-// Regexes: StrRef per distinct pattern; a worker's `RouteMatcher` compiles them by index.
+// Regexes: StrRef per distinct pattern; a worker's `RouteMatcher` compiles them by index (full
+// match). Match conditions and CORS origins share them; `uriRegexRewrite` patterns are not here
+// (they are searched, not fully matched) but in the route record.
 // Domains: StrRef per virtual-host domain.
 // Strings: raw bytes, deduplicated, no terminators.
 
@@ -125,8 +203,10 @@ public enum Layout {
     public static let magic: UInt32 = 0x4254_5249
     /// Bumped on any change of a record's size or meaning.
     /// 2: listeners grew to 48 bytes (TCP routes), section `tcpRoutes` added.
-    public static let version: UInt16 = 2
-    static let headerBytes = 120
+    /// 3: route actions and cluster traffic policies: routes 168 bytes, weighted clusters 20,
+    ///    clusters 72; sections headerOps, retryStatuses, mirrors, cors, origins; header 160.
+    public static let version: UInt16 = 3
+    static let headerBytes = 160
     static let sectionTableOffset = 16
     /// Marks a nil optional string.
     static let absent: UInt32 = 0xFFFF_FFFF
@@ -135,19 +215,24 @@ public enum Layout {
     static let vhostBytes = 28
     static let strRefBytes = 8
     static let hostSlotBytes = 16
-    static let routeBytes = 72
+    static let routeBytes = 168
     static let matchBytes = 16
     static let conditionBytes = 24
-    static let weightedBytes = 8
-    static let clusterBytes = 20
+    static let weightedBytes = 20
+    static let clusterBytes = 72
     static let endpointBytes = 32
     static let tcpRouteBytes = 24
+    static let headerOpBytes = 20
+    static let retryStatusBytes = 2
+    static let mirrorBytes = 8
+    static let corsBytes = 40
+    static let originBytes = 16
 }
 
 /// Sections of the image, in the order of the header's section table.
 public enum Section: UInt8, Sendable, CaseIterable {
     case listeners = 0, virtualHosts, domains, hostSlots, routes, matches, conditions, weighted,
-         clusters, endpoints, regexes, strings, tcpRoutes
+         clusters, endpoints, regexes, strings, tcpRoutes, headerOps, retryStatuses, mirrors, cors, origins
 
     /// Bytes per record (1 for the string bytes).
     var recordBytes: Int {
@@ -164,6 +249,11 @@ public enum Section: UInt8, Sendable, CaseIterable {
         case .endpoints: return Layout.endpointBytes
         case .strings: return 1
         case .tcpRoutes: return Layout.tcpRouteBytes
+        case .headerOps: return Layout.headerOpBytes
+        case .retryStatuses: return Layout.retryStatusBytes
+        case .mirrors: return Layout.mirrorBytes
+        case .cors: return Layout.corsBytes
+        case .origins: return Layout.originBytes
         }
     }
 }

@@ -32,13 +32,15 @@ extension TableReader {
                         httpsRedirect: virtualHostHTTPSRedirect(v))
     }
 
-    func decodeRoute(_ r: Int32) -> RouteSpec {
+    /// Route `r` as a spec (cluster indices as in the image), e.g. the route a request matched.
+    public func decodeRoute(_ r: Int32) -> RouteSpec {
         let action: RouteAction
         switch routeActionKind(r) {
         case .forward:
-            action = .forward((0..<weightedClusterCount(route: r)).map {
-                let w = weightedCluster(route: r, $0)
-                return WeightedClusterSpec(cluster: w.cluster, weight: w.weight)
+            action = .forward(routeDestinations(route: r).map { d in
+                WeightedClusterSpec(cluster: destinationCluster(d), weight: destinationWeight(d),
+                                    headers: HeaderOpsSpec(request: destinationRequestHeaderOps(d).map(decodeHeaderOp),
+                                                           response: destinationResponseHeaderOps(d).map(decodeHeaderOp)))
             })
         case .directResponse:
             action = .directResponse(status: directResponseStatus(route: r), body: Array(directResponseBody(route: r)))
@@ -51,7 +53,53 @@ extension TableReader {
                                             prefixRewrite: redirectPrefixRewrite(route: r).map(Self.string)))
         }
         return RouteSpec(name: Self.string(routeName(r)), matches: routeMatches(r).map(decodeMatch),
-                         action: action, timeoutMs: routeTimeoutMs(r))
+                         action: action, timeoutMs: routeTimeoutMs(r), actions: decodeActions(r))
+    }
+
+    func decodeHeaderOp(_ h: Int32) -> HeaderOpSpec {
+        let v = headerOp(h)
+        return HeaderOpSpec(v.kind, Self.string(v.name), Self.string(v.value))
+    }
+
+    /// An empty `RewriteSpec` or `FaultSpec` in the spec reads back as nil.
+    func decodeActions(_ r: Int32) -> RouteActionsSpec {
+        var a = RouteActionsSpec()
+        let uri = rewriteURI(route: r).map(Self.string), authority = rewriteAuthority(route: r).map(Self.string)
+        let regex = rewriteRegex(route: r).map { RegexRewriteSpec(pattern: Self.string($0.pattern), substitution: Self.string($0.substitution)) }
+        if uri != nil || authority != nil || regex != nil {
+            a.rewrite = RewriteSpec(uri: uri, authority: authority, uriRegex: regex)
+        }
+        a.headers = HeaderOpsSpec(request: requestHeaderOps(route: r).map(decodeHeaderOp),
+                                  response: responseHeaderOps(route: r).map(decodeHeaderOp))
+        let p = retryPolicy(route: r)
+        a.retry = RetrySpec(attempts: p.attempts, perTryTimeoutMs: p.perTryTimeoutMs, retryOn: p.retryOn,
+                            retriableStatusCodes: p.statusCodes.map(retryStatusCode),
+                            retryRemoteLocalities: p.retryRemoteLocalities, ignorePreviousHosts: p.ignorePreviousHosts,
+                            backoffBaseMs: p.backoffBaseMs)
+        let delay = faultDelay(route: r).map { FaultDelaySpec(fixedDelayMs: $0.fixedDelayMs, ppm: $0.ppm) }
+        let abort = faultAbort(route: r).map { FaultAbortSpec(httpStatus: $0.httpStatus, ppm: $0.ppm) }
+        if delay != nil || abort != nil { a.fault = FaultSpec(delay: delay, abort: abort) }
+        a.mirrors = routeMirrors(route: r).map { MirrorSpec(cluster: mirror($0).cluster, ppm: mirror($0).ppm) }
+        let c = routeCors(route: r)
+        if c >= 0 {
+            let v = cors(c)
+            func list(_ b: UnsafeRawBufferPointer) -> [String] {
+                b.isEmpty ? [] : Self.string(b).split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            }
+            a.cors = CorsSpec(allowOrigins: v.origins.map { o in
+                                  let m = corsOrigin(o)
+                                  let value = Self.string(m.value)
+                                  switch m.kind {
+                                  case .prefix: return .prefix(value)
+                                  case .regex: return .regex(value)
+                                  default: return .exact(value)
+                                  }
+                              },
+                              allowMethods: list(v.allowMethods), allowHeaders: list(v.allowHeaders),
+                              exposeHeaders: list(v.exposeHeaders), maxAgeSeconds: v.maxAgeSeconds,
+                              allowCredentials: v.allowCredentials, unmatchedPreflights: v.unmatchedPreflights)
+        }
+        return a
     }
 
     func decodeMatch(_ m: Int32) -> MatchSpec {
@@ -80,12 +128,26 @@ extension TableReader {
         return spec
     }
 
-    func decodeCluster(_ c: Int32) -> ClusterSpec {
+    public func decodeCluster(_ c: Int32) -> ClusterSpec {
         ClusterSpec(name: Self.string(clusterName(c)),
                     endpoints: clusterEndpoints(c).map {
                         let e = endpoint($0)
                         return EndpointSpec(address: Array(e.address), port: e.port, weight: e.weight, id: e.id)
                     },
-                    connectTimeoutMs: clusterConnectTimeoutMs(c))
+                    connectTimeoutMs: clusterConnectTimeoutMs(c), loadBalancer: decodeLoadBalancer(c),
+                    connectionPool: clusterConnectionPool(c))
+    }
+
+    func decodeLoadBalancer(_ c: Int32) -> LoadBalancerSpec {
+        let v = clusterLoadBalancer(c)
+        var key: HashKeySpec?
+        switch v.hashKey {
+        case .none: key = nil
+        case .header: key = .header(Self.string(v.hashName))
+        case .cookie: key = .cookie(name: Self.string(v.hashName), path: v.cookiePath.map(Self.string), ttlSeconds: v.cookieTtlSeconds)
+        case .sourceIP: key = .sourceIP
+        case .queryParameter: key = .queryParameter(Self.string(v.hashName))
+        }
+        return LoadBalancerSpec(kind: v.kind, hashKey: key, tableSize: v.tableSize)
     }
 }

@@ -59,6 +59,7 @@ extension TableReader {
             guard ref(at), within(rng(at + 8), matchCount), let kind = RouteActionKind(rawValue: u8(at + 20)) else {
                 throw .badRecord(.routes, index: Int(r))
             }
+            guard validateRouteActions(at) else { throw .badRecord(.routes, index: Int(r)) }
             switch kind {
             case .forward:
                 let ws = rng(at + 24)
@@ -96,19 +97,104 @@ extension TableReader {
                 throw .badRecord(.conditions, index: Int(c))
             }
         }
-        for w in 0..<weightedCount where !index(i32(weightedOff(w)), clusterCount, allowMissing: true) {
+        for w in 0..<weightedCount where !index(i32(weightedOff(w)), clusterCount, allowMissing: true)
+            || !opsWithin(weightedOff(w) + 8) {
             throw .badRecord(.weighted, index: Int(w))
         }
         for c in 0..<clusterCount {
             let at = clusterOff(c)
-            guard ref(at), within(rng(at + 12), endpointCount) else { throw .badRecord(.clusters, index: Int(c)) }
+            guard ref(at), within(rng(at + 12), endpointCount), validateTrafficPolicy(at) else {
+                throw .badRecord(.clusters, index: Int(c))
+            }
         }
+        try validateActionRecords()
         for e in 0..<endpointCount {
             let family = u8(endpointOff(e))
             guard family == 4 || family == 6 else { throw .badRecord(.endpoints, index: Int(e)) }
         }
         for x in 0..<regexCount where !ref(regexesAt + Int(x) * Layout.strRefBytes) {
             throw .badRecord(.regexes, index: Int(x))
+        }
+    }
+}
+
+// Route actions, their records, and cluster traffic policies (TableLayout.swift).
+extension TableReader {
+    func strRefValid(_ at: Int, optional: Bool = false) -> Bool {
+        let off = u32(at), len = Int64(u32(at + 4))
+        if off == Layout.absent { return optional }
+        return Int64(off) + len <= Int64(stringBytes)
+    }
+
+    /// `first, count` at `at` lies inside a section of `count` records.
+    func rangeValid(_ at: Int, _ count: Int32) -> Bool {
+        Int64(u32(at)) + Int64(u32(at + 4)) <= Int64(count)
+    }
+
+    /// `first, requestCount, responseCount` at `at` lies inside the headerOps section.
+    func opsWithin(_ at: Int) -> Bool {
+        Int64(u32(at)) + Int64(u32(at + 4)) + Int64(u32(at + 8)) <= Int64(headerOpCount)
+    }
+
+    /// Bytes 72–167 of the Route record at `at`.
+    func validateRouteActions(_ at: Int) -> Bool {
+        let ppmMax: UInt32 = 1_000_000
+        for f in [72, 80, 88, 96] where !strRefValid(at + f, optional: true) { return false }
+        let hasPattern = u32(at + 88) != Layout.absent, hasSubst = u32(at + 96) != Layout.absent
+        let cors = i32(at + 164)
+        return hasPattern == hasSubst
+            && opsWithin(at + 104)
+            && u32(at + 124) & ~RetryOn.all.rawValue == 0
+            && rangeValid(at + 128, retryStatusCount)
+            && u32(at + 144) <= ppmMax && u32(at + 148) <= ppmMax
+            && u16(at + 154) & ~0xF == 0
+            && rangeValid(at + 156, mirrorCount)
+            && (cors == -1 || (cors >= 0 && cors < corsCount))
+    }
+
+    /// Bytes 20–71 of the Cluster record at `at`.
+    func validateTrafficPolicy(_ at: Int) -> Bool {
+        guard let lb = LoadBalancerKind(rawValue: u8(at + 20)), let key = HashKeyKind(rawValue: u8(at + 21)) else {
+            return false
+        }
+        let hashed = lb == .ringHash || lb == .maglev
+        let named = key == .header || key == .cookie || key == .queryParameter
+        return hashed == (key != .none)
+            && u8(at + 22) & ~1 == 0
+            && (named ? strRefValid(at + 24) : u32(at + 24) == Layout.absent)
+            && strRefValid(at + 32, optional: true)
+    }
+
+    func validateActionRecords() throws(TableReadError) {
+        for h in 0..<headerOpCount {
+            let at = headerOpOff(h)
+            guard HeaderOpKind(rawValue: u8(at)) != nil, strRefValid(at + 4), strRefValid(at + 12) else {
+                throw .badRecord(.headerOps, index: Int(h))
+            }
+        }
+        for i in 0..<retryStatusCount {
+            let code = u16(retryStatusesAt + Int(i) * Layout.retryStatusBytes)
+            guard code >= 100 && code <= 599 else { throw .badRecord(.retryStatuses, index: Int(i)) }
+        }
+        for m in 0..<mirrorCount {
+            let at = mirrorOff(m)
+            let c = i32(at)
+            guard c >= -1 && c < clusterCount, u32(at + 4) <= 1_000_000 else { throw .badRecord(.mirrors, index: Int(m)) }
+        }
+        for c in 0..<corsCount {
+            let at = corsOff(c)
+            guard rangeValid(at, originCount), strRefValid(at + 8), strRefValid(at + 16), strRefValid(at + 24),
+                  u8(at + 36) & ~3 == 0, UnmatchedPreflights(rawValue: u8(at + 37)) != nil else {
+                throw .badRecord(.cors, index: Int(c))
+            }
+        }
+        for o in 0..<originCount {
+            let at = originOff(o)
+            let rx = i32(at + 12)
+            guard let kind = ConditionKind(rawValue: u8(at)), kind != .present, strRefValid(at + 4),
+                  kind == .regex ? (rx >= 0 && rx < regexCount) : rx == -1 else {
+                throw .badRecord(.origins, index: Int(o))
+            }
         }
     }
 }

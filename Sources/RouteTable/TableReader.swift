@@ -61,6 +61,11 @@ public struct TableReader {
     @usableFromInline let regexesAt: Int, regexCount: Int32
     @usableFromInline let stringsAt: Int, stringBytes: Int
     @usableFromInline let tcpRoutesAt: Int, tcpRouteCount: Int32
+    @usableFromInline let headerOpsAt: Int, headerOpCount: Int32
+    @usableFromInline let retryStatusesAt: Int, retryStatusCount: Int32
+    @usableFromInline let mirrorsAt: Int, mirrorCount: Int32
+    @usableFromInline let corsAt: Int, corsCount: Int32
+    @usableFromInline let originsAt: Int, originCount: Int32
 
     /// Checks magic, version, sizes and every reference of the image at `base` (`count` bytes
     /// readable, e.g. the whole shared-memory slot). Accepts exactly what `TableImage.build`
@@ -83,7 +88,7 @@ public struct TableReader {
             let i = Int(s.rawValue)
             at[i] = Int(u32(Layout.sectionTableOffset + 8 * i))
             n[i] = Int(u32(Layout.sectionTableOffset + 8 * i + 4))
-            // Counts are < 2^32 and record sizes ≤ 72, so this cannot overflow Int64.
+            // Counts are < 2^32 and record sizes ≤ 168, so this cannot overflow Int64.
             guard n[i] <= Int(Int32.max), at[i] >= headerBytes, at[i] + n[i] * s.recordBytes <= total else {
                 throw .sectionOutOfBounds(s)
             }
@@ -103,6 +108,11 @@ public struct TableReader {
         (endpointsAt, endpointCount) = sec(.endpoints)
         (regexesAt, regexCount) = sec(.regexes)
         (tcpRoutesAt, tcpRouteCount) = sec(.tcpRoutes)
+        (headerOpsAt, headerOpCount) = sec(.headerOps)
+        (retryStatusesAt, retryStatusCount) = sec(.retryStatuses)
+        (mirrorsAt, mirrorCount) = sec(.mirrors)
+        (corsAt, corsCount) = sec(.cors)
+        (originsAt, originCount) = sec(.origins)
         let (sAt, sBytes) = sec(.strings)
         stringsAt = sAt
         stringBytes = Int(sBytes)
@@ -143,6 +153,10 @@ public struct TableReader {
     func endpointOff(_ e: Int32) -> Int { endpointsAt + Int(e) * Layout.endpointBytes }
     func slotOff(_ s: Int32) -> Int { slotsAt + Int(s) * Layout.hostSlotBytes }
     func tcpRouteOff(_ r: Int32) -> Int { tcpRoutesAt + Int(r) * Layout.tcpRouteBytes }
+    func headerOpOff(_ h: Int32) -> Int { headerOpsAt + Int(h) * Layout.headerOpBytes }
+    func mirrorOff(_ m: Int32) -> Int { mirrorsAt + Int(m) * Layout.mirrorBytes }
+    func corsOff(_ c: Int32) -> Int { corsAt + Int(c) * Layout.corsBytes }
+    func originOff(_ o: Int32) -> Int { originsAt + Int(o) * Layout.originBytes }
 
     func range(_ at: Int) -> Range<Int32> {
         let first = Int32(truncatingIfNeeded: u32(at))
@@ -224,20 +238,26 @@ public struct TableReader {
         return pickWeighted(first: Int32(u32(at + 24)), n, total: u32(at + 32), random: random)
     }
 
-    /// Weighted choice among the `n` (> 0) WeightedCluster records from `first`.
+    /// Weighted choice among the `n` (> 0) WeightedCluster records from `first`: its cluster.
     @inline(__always)
     func pickWeighted(first: Int32, _ n: Int32, total: UInt32, random: UInt32) -> Int32 {
-        if n == 1 || total == 0 { return i32(weightedOff(first)) }
+        i32(weightedOff(pickWeightedIndex(first: first, n, total: total, random: random)))
+    }
+
+    /// Weighted choice among the `n` (> 0) WeightedCluster records from `first`: its index.
+    @inline(__always)
+    func pickWeightedIndex(first: Int32, _ n: Int32, total: UInt32, random: UInt32) -> Int32 {
+        if n == 1 || total == 0 { return first }
         // Multiply-shift maps random uniformly onto [0, total) without a division.
         var target = UInt32((UInt64(random) &* UInt64(total)) >> 32)
         var i: Int32 = 0
         while i < n - 1 {
             let w = u32(weightedOff(first + i) + 4)
-            if target < w { return i32(weightedOff(first + i)) }
+            if target < w { return first + i }
             target -= w
             i += 1
         }
-        return i32(weightedOff(first + n - 1))
+        return first + n - 1
     }
 
     // MARK: TCP routes

@@ -86,12 +86,17 @@ public struct RouteSpec: Sendable, Equatable {
     public var action: RouteAction
     /// Route timeout in milliseconds; 0 = disabled (Istio's default).
     public var timeoutMs: UInt32
+    /// Rewrites, header operations, retries, fault, mirrors, CORS (RouteActionSpec.swift).
+    /// Only meaningful for `.forward` routes, but kept for every route as the rule wrote it.
+    public var actions: RouteActionsSpec
 
-    public init(name: String, matches: [MatchSpec], action: RouteAction, timeoutMs: UInt32 = 0) {
+    public init(name: String, matches: [MatchSpec], action: RouteAction, timeoutMs: UInt32 = 0,
+                actions: RouteActionsSpec = RouteActionsSpec()) {
         self.name = name
         self.matches = matches
         self.action = action
         self.timeoutMs = timeoutMs
+        self.actions = actions
     }
 }
 
@@ -153,9 +158,13 @@ public struct WeightedClusterSpec: Sendable, Equatable {
     public var cluster: Int32
     /// Relative weight (> 0).
     public var weight: UInt32
-    public init(cluster: Int32, weight: UInt32) {
+    /// `route[].headers`: applied after the rule-level operations when this destination is
+    /// picked (istio-semantics.md §1.4). Always empty for TCP routes.
+    public var headers: HeaderOpsSpec
+    public init(cluster: Int32, weight: UInt32, headers: HeaderOpsSpec = HeaderOpsSpec()) {
         self.cluster = cluster
         self.weight = weight
+        self.headers = headers
     }
 }
 
@@ -195,14 +204,20 @@ public struct ClusterSpec: Sendable, Equatable {
     public var endpoints: [EndpointSpec]
     /// DestinationRule connectionPool.tcp.connectTimeout; Istio's default is 10 s.
     public var connectTimeoutMs: UInt32
+    /// DestinationRule loadBalancer (default LEAST_REQUEST) and connectionPool limits.
+    public var loadBalancer: LoadBalancerSpec
+    public var connectionPool: ConnectionPoolSpec
     /// Supervisor-only health policies (ClusterPolicy.swift); not in the image.
     public var outlier: OutlierPolicy? = nil
     public var healthCheck: HealthCheckPolicy? = nil
 
-    public init(name: String, endpoints: [EndpointSpec], connectTimeoutMs: UInt32 = 10_000) {
+    public init(name: String, endpoints: [EndpointSpec], connectTimeoutMs: UInt32 = 10_000,
+                loadBalancer: LoadBalancerSpec = LoadBalancerSpec(), connectionPool: ConnectionPoolSpec = ConnectionPoolSpec()) {
         self.name = name
         self.endpoints = endpoints
         self.connectTimeoutMs = connectTimeoutMs
+        self.loadBalancer = loadBalancer
+        self.connectionPool = connectionPool
     }
 }
 

@@ -100,6 +100,93 @@ final class CorruptImageTests: XCTestCase {
         XCTAssertEqual(error(bad), .badRecord(.conditions, index: 0))
     }
 
+    func testCorruptActionsAreRejected() throws {
+        let good = try TableImage.build(actionsSpec)
+        XCTAssertNil(error(good))
+        let route0 = sectionStart(good, .routes)
+        let routeBytes = 168, clusterBytes = 72
+        func expect(_ section: Section, _ index: Int, _ why: String, _ patch: (inout [UInt8]) -> Void) {
+            var bad = good
+            patch(&bad)
+            XCTAssertEqual(error(bad), .badRecord(section, index: index), why)
+        }
+        expect(.routes, 0, "rewrite uri past the strings") { set32(&$0, route0 + 76, 0x00FF_FFFF) }
+        expect(.routes, 1, "regex rewrite pattern without substitution") { set32(&$0, route0 + routeBytes + 96, 0xFFFF_FFFF) }
+        expect(.routes, 0, "header ops past the section") { set32(&$0, route0 + 108, 1000) }
+        expect(.routes, 0, "unknown retryOn bit") { set32(&$0, route0 + 124, 1 << 20) }
+        expect(.routes, 0, "retry statuses past the section") { set32(&$0, route0 + 132, 3) }
+        expect(.routes, 0, "delay over 100 %") { set32(&$0, route0 + 144, 1_000_001) }
+        expect(.routes, 0, "abort over 100 %") { set32(&$0, route0 + 148, 2_000_000) }
+        expect(.routes, 0, "unknown action flag") { $0[route0 + 155] = 0x80 }
+        expect(.routes, 0, "mirrors past the section") { set32(&$0, route0 + 160, 3) }
+        expect(.routes, 0, "cors index past the section") { set32(&$0, route0 + 164, 2) }
+        expect(.routes, 2, "cors index below -1") { set32(&$0, route0 + 2 * routeBytes + 164, 0xFFFF_FFFE) }
+
+        let weighted = sectionStart(good, .weighted)
+        expect(.weighted, 0, "destination header ops past the section") { set32(&$0, weighted + 16, 1000) }
+
+        let ops = sectionStart(good, .headerOps)
+        expect(.headerOps, 0, "unknown header op") { $0[ops] = 9 }
+        expect(.headerOps, 1, "header value past the strings") { set32(&$0, ops + 20 + 12, 0x00FF_FFFF) }
+        expect(.retryStatuses, 1, "status 600") { $0[sectionStart(good, .retryStatuses) + 2] = 0x58; $0[sectionStart(good, .retryStatuses) + 3] = 0x02 }
+        let mirrors = sectionStart(good, .mirrors)
+        expect(.mirrors, 0, "mirror cluster 99") { set32(&$0, mirrors, 99) }
+        expect(.mirrors, 1, "mirror over 100 %") { set32(&$0, mirrors + 8 + 4, 1_000_001) }
+        let cors = sectionStart(good, .cors)
+        expect(.cors, 0, "origins past the section") { set32(&$0, cors + 4, 4) }
+        expect(.cors, 0, "unknown unmatchedPreflights") { $0[cors + 37] = 0 }
+        expect(.cors, 0, "unknown cors flag") { $0[cors + 36] = 4 }
+        expect(.cors, 1, "allow methods past the strings") { set32(&$0, 40 + cors + 8, 0x00FF_FFFF) }
+        let origins = sectionStart(good, .origins)
+        expect(.origins, 0, "origin kind present") { $0[origins] = ConditionKind.present.rawValue }
+        expect(.origins, 0, "exact origin with a regex index") { set32(&$0, origins + 12, 0) }
+        expect(.origins, 2, "regex origin without a regex") { set32(&$0, origins + 32 + 12, 0xFFFF_FFFF) }
+        expect(.origins, 2, "regex origin past the regexes") { set32(&$0, origins + 32 + 12, 50) }
+
+        let clusters = sectionStart(good, .clusters)
+        expect(.clusters, 0, "unknown load balancer") { $0[clusters + 20] = 0 }
+        expect(.clusters, 0, "hash key on round robin") { $0[clusters + 21] = HashKeyKind.sourceIP.rawValue }
+        expect(.clusters, 1, "ring hash without a hash key") { $0[clusters + clusterBytes + 21] = 0 }
+        expect(.clusters, 1, "unknown hash key") { $0[clusters + clusterBytes + 21] = 9 }
+        expect(.clusters, 1, "cookie name absent") { set32(&$0, clusters + clusterBytes + 24, 0xFFFF_FFFF) }
+        expect(.clusters, 1, "cookie path past the strings") { set32(&$0, clusters + clusterBytes + 36, 0x00FF_FFFF) }
+        expect(.clusters, 1, "unknown cluster flag") { $0[clusters + clusterBytes + 22] = 2 }
+        expect(.clusters, 5, "source IP with a name") { set32(&$0, clusters + 5 * clusterBytes + 24, 0) }
+    }
+
+    /// Single-byte corruptions of an image with every action: rejected, or readable through every
+    /// action accessor without crashing.
+    func testSingleByteCorruptionOfActionsNeverCrashes() throws {
+        let good = try TableImage.build(actionsSpec)
+        var accepted = 0, rejected = 0
+        for i in 0..<good.count {
+            for value: UInt8 in [0x00, 0xFF, good[i] &+ 1] where value != good[i] {
+                var bad = good
+                bad[i] = value
+                bad.withUnsafeBytes { raw in
+                    guard let r = try? TableReader(validating: raw.baseAddress!, count: raw.count) else {
+                        rejected += 1
+                        return
+                    }
+                    accepted += 1
+                    _ = r.decodeSpec()
+                    for route in r.routes {
+                        _ = r.rewriteURIReplaceCount(route: route, pathLength: 10)
+                        _ = r.retriesOnStatus(route: route, status: 503)
+                        let d = r.pickDestination(route: route, random: 0x1234_5678)
+                        if d >= 0 { _ = r.destinationCluster(d) }
+                        for c in r.routeCors(route: route) >= 0 ? r.cors(r.routeCors(route: route)).origins : 0..<0 {
+                            _ = r.corsOrigin(c)
+                        }
+                    }
+                    for c in r.clusters { _ = r.clusterLoadBalancer(c); _ = r.clusterConnectionPool(c) }
+                }
+            }
+        }
+        XCTAssertGreaterThan(rejected, 0)
+        XCTAssertGreaterThan(accepted, 0)
+    }
+
     /// Every single-byte corruption is either rejected or yields a table that can be read and
     /// matched against without crashing.
     func testSingleByteCorruptionNeverCrashes() throws {
