@@ -111,6 +111,21 @@ func equalsLowercase(_ p: UnsafeRawPointer, _ start: Int, _ count: Int, _ lower:
     return true
 }
 
+/// True when the `lower.count` bytes at `p` equal `lower` (a lower-case name from the route
+/// table) with ASCII letters of `p` folded to lower case. Header edits only: a byte loop,
+/// names are short and there are few edits.
+@inlinable @inline(__always)
+func equalsLowercase(_ p: UnsafeRawPointer, _ lower: UnsafeRawBufferPointer) -> Bool {
+    var i = 0
+    while i < lower.count {
+        var c = byte(p, i)
+        if c >= 0x41 && c <= 0x5A { c |= 0x20 }
+        if c != lower[i] { return false }
+        i &+= 1
+    }
+    return true
+}
+
 /// Offset of the first byte in `p[from..<end]` that ends or splits a request-target: a CTL,
 /// SP, DEL, '#' or '?'; `end` when there is none. Eight bytes per step, like `findLF`.
 @inlinable @inline(__always)

@@ -32,12 +32,15 @@ public enum ConnectionDirective: UInt8, Sendable {
 ///   `x-forwarded-for: <received values joined by ", ">, <clientAddress>` (just the address
 ///   when none was received), `x-forwarded-proto`, `x-request-id` (the first received value,
 ///   else `generatedRequestId`), `connection: upgrade` for an upgrade, and the blank line.
+/// - `edits`: the route's header operations (HeaderEdit), applied to the received fields and
+///   written after them, before the proxy's own x-forwarded-* fields.
 /// - Returns the bytes written, or nil when `out` is too small (nothing usable was written).
 public func serializeForwardedRequestHead(
     source: UnsafeRawBufferPointer, head: RequestHead, headers: UnsafeBufferPointer<HeaderField>,
     clientAddress: UnsafeRawBufferPointer, proto: ForwardedProto,
     generatedRequestId: UnsafeRawBufferPointer,
     target: UnsafeRawBufferPointer? = nil, authority: UnsafeRawBufferPointer? = nil,
+    edits: UnsafeBufferPointer<HeaderEdit> = UnsafeBufferPointer(start: nil, count: 0),
     into out: UnsafeMutableRawBufferPointer
 ) -> Int? {
     guard let src = source.baseAddress, head.headLength > 0,
@@ -62,12 +65,14 @@ public func serializeForwardedRequestHead(
     copyFieldRuns(&w, src, headers, count: count, fieldsEnd: Int(head.headLength) - 2) { field in
         field.flags.isDisjoint(with: skip)
             && !(replaceHost && equalsLowercase(src, Int(field.name.start), Int(field.name.count), "host"))
+            && !editsDrop(edits, from: 0, src + Int(field.name.start), Int(field.name.count))
     }
     if let authority {
         w.append("host: ")
         w.append(authority)
         w.append("\r\n")
     }
+    appendEdits(&w, edits)
 
     w.append("x-forwarded-for: ")
     if head.xForwardedForIndex >= 0 {
@@ -96,13 +101,15 @@ public func serializeForwardedRequestHead(
 /// `[0, headLength)` unchanged: the response has hop-by-hop fields (`head.hasHopByHop`) or
 /// the proxy must add a Connection directive.
 ///
-/// Output: the status line as received, every field not flagged `.hopByHop`, then
-/// `connection: close` / `connection: keep-alive` per `connection`, or `connection: upgrade`
-/// for an accepted upgrade (`head.isUpgrade`, with `.none`), and the blank line.
-/// Returns the bytes written, or nil when `out` is too small.
+/// Output: the status line as received, every field not flagged `.hopByHop` (with the route's
+/// header `edits` applied), then `connection: close` / `connection: keep-alive` per
+/// `connection`, or `connection: upgrade` for an accepted upgrade (`head.isUpgrade`, with
+/// `.none`), and the blank line. Returns the bytes written, or nil when `out` is too small.
 public func serializeForwardedResponseHead(
     source: UnsafeRawBufferPointer, head: ResponseHead, headers: UnsafeBufferPointer<HeaderField>,
-    connection: ConnectionDirective, into out: UnsafeMutableRawBufferPointer
+    connection: ConnectionDirective,
+    edits: UnsafeBufferPointer<HeaderEdit> = UnsafeBufferPointer(start: nil, count: 0),
+    into out: UnsafeMutableRawBufferPointer
 ) -> Int? {
     guard let src = source.baseAddress, head.headLength > 0,
           Int(head.headLength) <= source.count, Int(head.headerCount) <= headers.count
@@ -111,7 +118,11 @@ public func serializeForwardedResponseHead(
     w.append(head.statusLine, of: src)
     w.append("\r\n")
     copyFieldRuns(&w, src, headers, count: Int(head.headerCount),
-                  fieldsEnd: Int(head.headLength) - 2) { !$0.flags.contains(.hopByHop) }
+                  fieldsEnd: Int(head.headLength) - 2) { field in
+        !field.flags.contains(.hopByHop)
+            && !editsDrop(edits, from: 0, src + Int(field.name.start), Int(field.name.count))
+    }
+    appendEdits(&w, edits)
     switch connection {
     case .close: w.append("connection: close\r\n")
     case .keepAlive: w.append("connection: keep-alive\r\n")
@@ -119,6 +130,32 @@ public func serializeForwardedResponseHead(
     }
     w.append("\r\n")
     return w.result
+}
+
+/// Whether an edit at index `from` or later removes or replaces fields named `name`.
+@inlinable @inline(__always)
+func editsDrop(_ edits: UnsafeBufferPointer<HeaderEdit>, from: Int, _ name: UnsafeRawPointer, _ count: Int) -> Bool {
+    var k = from
+    while k < edits.count {
+        let e = edits[k]
+        if e.kind != .add && e.name.count == count && equalsLowercase(name, e.name) { return true }
+        k &+= 1
+    }
+    return false
+}
+
+/// Writes the `.set` and `.add` edits as fields, except those a later edit drops again.
+@inlinable
+func appendEdits(_ w: inout ByteWriter, _ edits: UnsafeBufferPointer<HeaderEdit>) {
+    for k in 0..<edits.count {
+        let e = edits[k]
+        guard e.kind != .remove, let name = e.name.baseAddress,
+              !editsDrop(edits, from: k &+ 1, name, e.name.count) else { continue }
+        w.append(e.name)
+        w.append(": ")
+        w.append(e.value)
+        w.append("\r\n")
+    }
 }
 
 /// Copies the lines of the fields `keep` accepts, one copy per run of consecutive kept fields.
