@@ -280,8 +280,8 @@ extension ProxyEngine {
         c.pointee.stats.logLen = c.pointee.stats.logMark + Int32(w.len)
     }
 
-    /// Longest "CODE FLAGS BYTES BYTES MS - " tail: 5 + 1 + 33 (all ten flags) + 3 × 21 + 3.
-    static let logTailMax = 105
+    /// Longest "CODE FLAGS BYTES BYTES MS - " tail: 5 + 1 + 44 (all thirteen flags) + 3 × 21 + 3.
+    static let logTailMax = 116
 
     /// Completes the line straight into the fill buffer (or drops it when that is full).
     mutating func accessLogFinish(_ x: Int32, durationUs: UInt64) {
@@ -420,7 +420,10 @@ struct LogWriter {
         case 6: text("NC")
         case 7: text("UC")
         case 8: text("UPE")
-        default: text("DPE")
+        case 9: text("DPE")
+        case 10: text("DI")
+        case 11: text("FI")
+        default: text("URX")
         }
     }
 

@@ -61,6 +61,8 @@ extension ProxyEngine {
         }
         if e.pointee.down < 0 && e.pointee.up < 0 {
             timers.cancel(exchangeTimer(x))
+            timers.cancel(stageTimer(x))
+            releasePending(x)
             exchanges.release(x)
         }
     }

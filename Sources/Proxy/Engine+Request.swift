@@ -55,18 +55,7 @@ extension ProxyEngine {
             case .redirect:
                 sendRouteRedirect(i, reader: reader, route: route, source: source, head: head)
             case .forward:
-                let cluster = reader.pickCluster(route: route, random: UInt32(truncatingIfNeeded: nextRandom()))
-                statRoute(x, cluster: cluster)
-                if cluster < 0 {
-                    e.pointee.stats.flags = ResponseFlags.nc
-                    // Destination host or subset unknown: Envoy's cluster_not_found (503, NC).
-                    sendLocalReply(i, status: 503, body: nil, close: false)
-                } else if let ep = chooseEndpoint(reader, cluster: cluster) {
-                    forward(i, to: ep, source: source, head: head, timeoutMs: reader.routeTimeoutMs(route))
-                } else {
-                    e.pointee.stats.flags = ResponseFlags.uh
-                    sendLocalReply(i, status: 503, body: LocalReplyBody.noHealthyUpstream, close: false)
-                }
+                forwardRoute(i, x, reader: reader, route: route, source: source, head: head)
             }
         }
 
@@ -76,62 +65,7 @@ extension ProxyEngine {
         } else if count > Int(head.headLength) {
             _ = appendAccum(i, base + Int(head.headLength), count - Int(head.headLength))
         }
-        let u = peerOf(i)
-        if u >= 0 && !conns[Int(u)].closing {
-            // Body bytes that came with the head travel in the same send as the head.
-            appendBodyFromAccum(downstream: i, upstream: u)
-            if conns[Int(u)].connected && !conns[Int(u)].sendArmed {
-                send(u, UnsafeRawPointer(conns[Int(u)].out!), conns[Int(u)].outLen, release: .none)
-            }
-        }
-    }
-
-    /// Sets up the upstream exchange: an idle pooled connection or a new one, and the
-    /// forwarded head in its output buffer. The send starts once the connection is usable.
-    mutating func forward(_ i: Int32, to ep: ChosenEndpoint, source: UnsafeRawBufferPointer,
-                          head: RequestHead, timeoutMs: UInt32) {
-        let x = conns[Int(i)].exchange
-        let u = acquireUpstream(ep)
-        guard u >= 0 else {
-            exchanges.slots[Int(x)].stats.flags = ResponseFlags.uo
-            sendLocalReply(i, status: 503, body: LocalReplyBody.upstreamConnectFailure, close: false)
-            return
-        }
-        let c = conns + Int(i)
-        let uc = conns + Int(u)
-        statUpstream(x, u, ep)
-        // Heads up to ~3.5 KiB (nearly all) fit the small class; the rest the large one.
-        let needLarge = Int(head.headLength) + 512 + Int(c.pointee.peerTextLen) > small.size
-        let out = needLarge ? large.get() : small.get()
-        uc.pointee.out = out
-        uc.pointee.outLarge = needLarge
-        var rid: (UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0)
-        var ridLen = 0
-        if head.xRequestIdIndex < 0 || headers[Int(head.xRequestIdIndex)].value.count == 0 {
-            ridLen = withUnsafeMutableBytes(of: &rid) { requestIdForUpstream(x, into: $0) }   // the logged one
-        }
-        let written = withUnsafeBytes(of: &c.pointee.peerText) { peer in
-            withUnsafeBytes(of: &rid) { ridBytes in
-                serializeForwardedRequestHead(
-                    source: source, head: head,
-                    headers: UnsafeBufferPointer(start: headers, count: Int(head.headerCount)),
-                    clientAddress: UnsafeRawBufferPointer(rebasing: peer[0..<Int(c.pointee.peerTextLen)]),
-                    proto: .http,
-                    generatedRequestId: UnsafeRawBufferPointer(rebasing: ridBytes[0..<ridLen]),
-                    into: UnsafeMutableRawBufferPointer(start: out, count: needLarge ? large.size : small.size))
-            }
-        }
-        guard let n = written else {
-            closeConn(u)
-            sendLocalReply(i, status: 431, body: nil, close: true)
-            return
-        }
-        uc.pointee.outLen = Int32(n)
-        uc.pointee.rx = .head
-        uc.pointee.responseDone = false
-        attachUpstream(x, u)
-        if timeoutMs > 0 { setRouteTimeout(x, ms: UInt64(timeoutMs)) }
-        if !uc.pointee.recvArmed && uc.pointee.connected { armRecv(u) }
+        startUpstreamSend(i)
     }
 
     /// Moves request-body bytes buffered on the downstream into the upstream's output buffer

@@ -11,7 +11,8 @@ import Glibc
 //   connection timer  downstream: idle keep-alive (60 s) or the rest of a head (10 s, 408);
 //                     upstream: connect timeout, or idle in its pool (1 h);
 //                     TCP-route pair: idle timeout
-//   exchange timer    the route timeout (504 before the response starts, else close)
+//   exchange timers   the route timeout (504 before the response starts, else close), and
+//                     the stage timer: a fault delay, a retry back-off or a per-try timeout
 //
 // The worker loop advances the wheel every iteration (`tick`) and sleeps at most until the
 // next timer is due (`waitTimeoutNs`), so a deadline fires within a millisecond or so.
@@ -19,6 +20,15 @@ import Glibc
 extension ProxyEngine {
     @inline(__always)
     func exchangeTimer(_ x: Int32) -> Int32 { capacity + x }
+    @inline(__always)
+    func stageTimer(_ x: Int32) -> Int32 { 2 * capacity + x }
+
+    /// Arms exchange `x`'s stage timer `ms` from now (fault delay, back-off, per-try timeout);
+    /// 0 disarms it.
+    @inline(__always)
+    mutating func setStageTimer(_ x: Int32, ms: UInt64) {
+        if ms == 0 { timers.cancel(stageTimer(x)) } else { timers.schedule(stageTimer(x), at: nowMs + ms) }
+    }
 
     /// Arms connection `i`'s timer for `deadlineMs` (worker clock); 0 disarms it.
     @inline(__always)
@@ -50,8 +60,10 @@ extension ProxyEngine {
             if id < 0 { break }
             if id < capacity {
                 connectionTimedOut(id)
-            } else {
+            } else if id < 2 * capacity {
                 routeTimedOut(id - capacity)
+            } else {
+                stageTimedOut(id - 2 * capacity)
             }
         }
     }
@@ -83,13 +95,31 @@ extension ProxyEngine {
         }
     }
 
+    /// Exchange `x`'s stage timer fired.
+    mutating func stageTimedOut(_ x: Int32) {
+        switch exchanges.slots[Int(x)].stage {
+        case .delayed: resumeAfterDelay(x)
+        case .backoff: retryNow(x)
+        case .upstream: perTryTimedOut(x)
+        case .routing: break
+        }
+    }
+
     /// Exchange `x`'s route timeout passed: 504 if the response has not started, else the
     /// client connection closes (Envoy: UT).
     mutating func routeTimedOut(_ x: Int32) {
         let e = exchanges.slots + Int(x)
         let d = e.pointee.down
         let u = e.pointee.up
-        guard d >= 0, u >= 0, !conns[Int(d)].closing else { return }
+        guard d >= 0, !conns[Int(d)].closing else { return }
+        if u < 0 {
+            // Between two tries (back-off): the route timeout spans all of them.
+            guard e.pointee.stage == .backoff else { return }
+            setStageTimer(x, ms: 0)
+            e.pointee.stage = .routing
+            failForward(x, status: 504, flag: ResponseFlags.ut, body: LocalReplyBody.upstreamRequestTimeout)
+            return
+        }
         e.pointee.stats.flags |= ResponseFlags.ut
         closeConn(u)
         if e.pointee.responseStarted || conns[Int(d)].sendArmed {

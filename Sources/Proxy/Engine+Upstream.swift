@@ -105,6 +105,14 @@ extension ProxyEngine {
             closeTCPPair(u)   // no HTTP reply on a TCP route: the client connection closes
             return
         }
+        let x = conns[Int(u)].exchange
+        if x >= 0 {
+            if mayRetry(x, connectFailure ? .connectFailure : .reset) {
+                scheduleRetry(x, from: u)
+                return
+            }
+            statRetryExhausted(x)
+        }
         let body = connectFailure ? LocalReplyBody.upstreamConnectFailure : LocalReplyBody.upstreamReset
         abandonExchange(u, status: 503, flag: connectFailure ? ResponseFlags.uf : ResponseFlags.uc,
                         body: UnsafeRawBufferPointer(start: body.utf8Start, count: body.utf8CodeUnitCount))
@@ -248,8 +256,26 @@ extension ProxyEngine {
             return
         }
         let dc = conns + Int(d)
+        let x = uc.pointee.exchange
         let e = ex(u)
+        if head.status >= 200 && !(head.status == 101 && e.pointee.upgrade) && mayRetry(x, .status(head.status)) {
+            // A retriable answer (retryOn 5xx, gateway-error, retriable-4xx or a listed code):
+            // not forwarded; the connection is closed rather than drained.
+            if bid >= 0 { rx.recycle(UInt16(bid)) }
+            scheduleRetry(x, from: u)
+            return
+        }
+        if head.status >= 200 && e.pointee.tries > 1 {
+            // The last try's answer goes to the client, retriable or not.
+            if table.reader.map({ $0.retriesOnStatus(route: e.pointee.route, status: head.status) }) == true
+                && e.pointee.tableGeneration == table.generation {
+                statRetryExhausted(x)
+            } else {
+                statRetrySucceeded(x)
+            }
+        }
         e.pointee.responseStarted = true
+        setStageTimer(x, ms: 0)   // the per-try timeout covers the wait for a response head
         e.pointee.stats.status = head.status
         if !head.keepAlive { uc.pointee.reusable = false }
         let headLen = Int(head.headLength)
@@ -297,7 +323,10 @@ extension ProxyEngine {
         if extra > 0 && !informational { uc.pointee.reusable = false }   // bytes past the response
         uc.pointee.responseDone = done
 
-        let needRewrite = head.hasHopByHop || !dc.pointee.keepAlive
+        let edits = informational ? UnsafeBufferPointer<HeaderEdit>(start: nil, count: 0) : responseEdits(x)
+        var editBytes = 0
+        for k in 0..<edits.count { editBytes += edits[k].name.count + edits[k].value.count + 4 }
+        let needRewrite = head.hasHopByHop || !dc.pointee.keepAlive || edits.count > 0
         let sendLen = headLen + bodyBytes
         if !needRewrite && bid >= 0 && !informational {
             // Zero-copy: send straight from the receive buffer.
@@ -306,7 +335,7 @@ extension ProxyEngine {
             return
         }
         // Rewrite (or copy out of a buffer that will be reused) into the downstream's output.
-        let needLarge = sendLen + 64 > small.size
+        let needLarge = sendLen + 64 + editBytes > small.size
         let out = needLarge ? large.get() : small.get()
         let cap = needLarge ? large.size : small.size
         dc.pointee.out = out
@@ -317,7 +346,8 @@ extension ProxyEngine {
             guard let n = serializeForwardedResponseHead(
                 source: UnsafeRawBufferPointer(start: base, count: count), head: head,
                 headers: UnsafeBufferPointer(start: headers, count: Int(head.headerCount)),
-                connection: directive, into: UnsafeMutableRawBufferPointer(start: out, count: cap)) else {
+                connection: directive, edits: edits,
+                into: UnsafeMutableRawBufferPointer(start: out, count: cap)) else {
                 if bid >= 0 { rx.recycle(UInt16(bid)) }
                 badUpstreamResponse(u)
                 return

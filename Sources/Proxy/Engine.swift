@@ -65,6 +65,14 @@ public struct ProxyEngine: ~Copyable {
     /// Scratch header array for the head being parsed (used synchronously, never kept).
     let headers: UnsafeMutablePointer<HeaderField>
     static let maxHeaders = 101
+    /// Scratch for a route's header edits and a rewritten request-target while a head is
+    /// written (Engine+Forward.swift; used synchronously, never kept). Edits past the capacity
+    /// are not applied (validation keeps routes far below it).
+    let edits: UnsafeMutablePointer<HeaderEdit>
+    let editCapacity = 256
+    let targetScratch: UnsafeMutableRawPointer
+    /// A request line is at most 16 KiB (414 beyond); a rewrite adds its `uri`.
+    let targetScratchBytes = 24 * 1024
 
     // Listeners.
     let listenerFds: UnsafeMutablePointer<Int32>
@@ -103,13 +111,15 @@ public struct ProxyEngine: ~Copyable {
         // connections, not maxConnections. Slots are initialized on first use (allocSlot).
         conns = reserveSlab(Conn.self, count: limits.maxConnections)
         exchanges = ExchangeSlab(capacity: limits.maxConnections)
-        timers = TimerWheel(capacity: 2 * limits.maxConnections, nowMs: ing_monotonic_ns() / 1_000_000)
+        timers = TimerWheel(capacity: 3 * limits.maxConnections, nowMs: ing_monotonic_ns() / 1_000_000)
         freeSlots = .allocate(capacity: limits.maxConnections)
         for i in 0..<limits.maxConnections {
             freeSlots[i] = Int32(limits.maxConnections - 1 - i)
         }
         freeCount = capacity
         headers = .allocate(capacity: ProxyEngine.maxHeaders)
+        edits = .allocate(capacity: 256)
+        targetScratch = .allocate(byteCount: 24 * 1024, alignment: 16)
         listenerCount = listeners.count
         listenerFds = .allocate(capacity: max(1, listeners.count))
         listenerPorts = .allocate(capacity: max(1, listeners.count))

@@ -36,8 +36,21 @@ import Glibc
 // In HTTP/1.1 a downstream has at most one exchange at a time, so the slab has one slot per
 // connection slot and allocation cannot fail; HTTP/2 will give a session many.
 
-/// One exchange. Plain data in a slab; see the diagram above. Its route timeout is its timer
-/// in the worker's wheel (Engine+Timers.swift).
+/// Where a forwarded exchange stands.
+enum ExchangeStage: UInt8 {
+    /// Being routed (or answered locally).
+    case routing
+    /// Waiting for a fault-injection delay (its second timer).
+    case delayed
+    /// Held by an upstream connection (request being sent, or response awaited/streaming).
+    case upstream
+    /// Waiting to be retried (back-off on its second timer).
+    case backoff
+}
+
+/// One exchange. Plain data in a slab; see the diagram above. It has two timers in the worker's
+/// wheel (Engine+Timers.swift): the route timeout, and the stage timer (fault delay, retry
+/// back-off, per-try timeout).
 struct Exchange {
     /// Bumped each time the slot is reused (timers and later asynchronous work compare it).
     var generation: UInt32 = 0
@@ -51,6 +64,32 @@ struct Exchange {
     var upgrade = false
     /// A response head reached the downstream: after that a failure can only close it.
     var responseStarted = false
+
+    // Routing (Engine+Forward.swift). Route, destination and cluster are indices into the
+    // table of generation `tableGeneration`; after a reload they no longer mean anything, so
+    // what needs them later (response header edits, a retry) checks the generation first.
+    var tableGeneration: UInt64 = 0
+    var route: Int32 = -1
+    /// The weighted destination picked (its header edits apply after the route's).
+    var destination: Int32 = -1
+    var cluster: Int32 = -1
+    /// Route timeout in ms (0 = none), armed when the request is first dispatched.
+    var timeoutMs: UInt32 = 0
+    /// Where the request is: see `ExchangeStage`.
+    var stage: ExchangeStage = .routing
+    /// The forwarded head (and the body bytes that came with it) while no upstream holds it:
+    /// during a fault delay or a retry back-off (a pooled buffer; `pendingLarge` says which).
+    var pending: UnsafeMutableRawPointer? = nil
+    var pendingLen: Int32 = 0
+    var pendingLarge = false
+    /// The whole request is in the forwarded buffer (no body, or a body that came with the
+    /// head and fit): a retry can send it again. Cleared when body bytes are sent from
+    /// anywhere else.
+    var replayable = false
+    /// Tries dispatched so far (the first one included).
+    var tries: UInt8 = 0
+    /// Stable id of the endpoint of the last try (a retry prefers another one).
+    var lastEndpoint: UInt32 = .max
     /// Stats and access-log fields (Engine+Stats.swift).
     var stats = ExchangeStats()
 }

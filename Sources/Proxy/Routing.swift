@@ -82,27 +82,40 @@ extension ProxyEngine {
         return true
     }
 
-    /// Picks a healthy endpoint of `cluster` round-robin. nil = no healthy endpoint.
+    /// Picks a healthy endpoint of `cluster` round-robin, other than `avoiding` (the endpoint
+    /// of a previous try, Envoy's previous-hosts predicate) unless it is the only healthy one.
+    /// nil = no healthy endpoint.
     @inline(__always)
-    mutating func chooseEndpoint(_ reader: TableReader, cluster: Int32) -> ChosenEndpoint? {
+    mutating func chooseEndpoint(_ reader: TableReader, cluster: Int32, avoiding: UInt32 = .max) -> ChosenEndpoint? {
         let eps = reader.clusterEndpoints(cluster)
         let count = UInt32(eps.count)
         guard count > 0 else { return nil }
         let start = table.clusterCursor[Int(cluster)]
         table.clusterCursor[Int(cluster)] = start &+ 1
+        var fallback: Int32 = -1
         for k in 0..<count {
             let e = eps.lowerBound + Int32((start &+ k) % count)
             let v = reader.endpoint(e)
             if region.endpointHealth(v.id) != 0 { continue }
-            var chosen = ChosenEndpoint(family: v.family, address: (0, 0), port: v.port,
-                                        pool: table.endpointPool[Int(e)],
-                                        connectTimeoutMs: reader.clusterConnectTimeoutMs(cluster), id: v.id)
-            withUnsafeMutableBytes(of: &chosen.address) { dst in
-                dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: v.address[0..<min(16, v.address.count)]))
+            if v.id == avoiding && avoiding != .max {
+                fallback = e
+                continue
             }
-            return chosen
+            return chosen(reader, cluster: cluster, endpoint: e)
         }
-        return nil
+        return fallback >= 0 ? chosen(reader, cluster: cluster, endpoint: fallback) : nil
+    }
+
+    @inline(__always)
+    func chosen(_ reader: TableReader, cluster: Int32, endpoint e: Int32) -> ChosenEndpoint {
+        let v = reader.endpoint(e)
+        var chosen = ChosenEndpoint(family: v.family, address: (0, 0), port: v.port,
+                                    pool: table.endpointPool[Int(e)],
+                                    connectTimeoutMs: reader.clusterConnectTimeoutMs(cluster), id: v.id)
+        withUnsafeMutableBytes(of: &chosen.address) { dst in
+            dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: v.address[0..<min(16, v.address.count)]))
+        }
+        return chosen
     }
 }
 

@@ -32,7 +32,7 @@ public enum ClusterStats {
     /// Records per slot. A worker whose tables named more distinct clusters than this (over
     /// its whole life) counts the excess in record `overflowRecord`.
     public static let capacity = 256
-    public static let recordBytes = 704
+    public static let recordBytes = 768
     /// Record 0: requests that reached no cluster (404 NR, 503 NC, local replies, codec errors);
     /// Istio reports them with destination_service="unknown".
     public static let unknownRecord = 0
@@ -76,7 +76,15 @@ public enum ClusterStats {
     /// flag, slot 1 + k = flag bit k of `ResponseFlags` (a connection records at most one).
     public static let tcpClosed = tcpSentBytes + 8
     public static let tcpClosedSlots = 1 + ResponseFlags.count
-    public static let end = tcpClosed + tcpClosedSlots * 8
+
+    // Retries (Engine+Retry.swift; Envoy's names).
+    /// Retries dispatched (upstream_rq_retry).
+    public static let rqRetry = tcpClosed + tcpClosedSlots * 8
+    /// Requests whose retry got a response that was forwarded (upstream_rq_retry_success).
+    public static let rqRetrySuccess = rqRetry + 8
+    /// Requests that failed after using up their retries (upstream_rq_retry_limit_exceeded).
+    public static let rqRetryLimitExceeded = rqRetrySuccess + 8
+    public static let end = rqRetryLimitExceeded + 8
 
     /// Slot of `tcpClosed` for `flags` (its lowest bit).
     @inline(__always)
@@ -225,12 +233,18 @@ public enum ResponseFlags {
     public static let upe: UInt16 = 1 << 8
     /// Downstream protocol error (the codec refused the request).
     public static let dpe: UInt16 = 1 << 9
+    /// The request was delayed by fault injection.
+    public static let di: UInt16 = 1 << 10
+    /// The request was aborted by fault injection (the upstream was not reached).
+    public static let fi: UInt16 = 1 << 11
+    /// Upstream retry limit exceeded (the last try's failure is what the client got).
+    public static let urx: UInt16 = 1 << 12
 
     /// Number of flag bits.
-    public static let count = 10
+    public static let count = 13
 
     /// Names in bit order, as Envoy prints them.
-    public static let names: [String] = ["NR", "UH", "UF", "UT", "UO", "DC", "NC", "UC", "UPE", "DPE"]
+    public static let names: [String] = ["NR", "UH", "UF", "UT", "UO", "DC", "NC", "UC", "UPE", "DPE", "DI", "FI", "URX"]
 
     /// "UF,UH" or "-".
     public static func text(_ flags: UInt16) -> String {

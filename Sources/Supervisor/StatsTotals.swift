@@ -45,6 +45,9 @@ struct ClusterTotals {
     var cxTotal: UInt64 = 0
     var cxActive: UInt64 = 0
     var cxConnectFail: UInt64 = 0
+    var rqRetry: UInt64 = 0
+    var rqRetrySuccess: UInt64 = 0
+    var rqRetryLimitExceeded: UInt64 = 0
     /// Key `status << 16 | flags` (0xFFFF_FFFF: other) → responses.
     var responses: [UInt32: UInt64] = [:]
     var durationUs = Histogram(bucketCount: StatBuckets.durationBoundsUs.count + 1)
@@ -65,6 +68,9 @@ struct ClusterTotals {
         cxTotal &+= statLoad(p, ClusterStats.cxTotal)
         if gauges { cxActive &+= statLoad(p, ClusterStats.cxActive) }
         cxConnectFail &+= statLoad(p, ClusterStats.cxConnectFail)
+        rqRetry &+= statLoad(p, ClusterStats.rqRetry)
+        rqRetrySuccess &+= statLoad(p, ClusterStats.rqRetrySuccess)
+        rqRetryLimitExceeded &+= statLoad(p, ClusterStats.rqRetryLimitExceeded)
         for k in 0..<ClusterStats.codeSlots {
             let key = p.load(fromByteOffset: ClusterStats.codeKeys + k * 4, as: UInt32.self)
             guard key != 0 else { continue }
@@ -85,6 +91,9 @@ struct ClusterTotals {
         cxTotal &+= o.cxTotal
         cxActive &+= o.cxActive
         cxConnectFail &+= o.cxConnectFail
+        rqRetry &+= o.rqRetry
+        rqRetrySuccess &+= o.rqRetrySuccess
+        rqRetryLimitExceeded &+= o.rqRetryLimitExceeded
         for (k, v) in o.responses { responses[k, default: 0] &+= v }
         durationUs.add(o.durationUs)
         requestBytes.add(o.requestBytes)

@@ -93,6 +93,9 @@ extension Supervisor {
         clusterCounter("envoy_cluster_upstream_cx_total", "Upstream connections opened.") { $0.cxTotal }
         clusterCounter("envoy_cluster_upstream_cx_active", "Upstream connections open now.", "gauge") { $0.cxActive }
         clusterCounter("envoy_cluster_upstream_cx_connect_fail", "Upstream connect failures and timeouts.") { $0.cxConnectFail }
+        clusterCounter("envoy_cluster_upstream_rq_retry", "Retries dispatched.") { $0.rqRetry }
+        clusterCounter("envoy_cluster_upstream_rq_retry_success", "Requests answered after a retry.") { $0.rqRetrySuccess }
+        clusterCounter("envoy_cluster_upstream_rq_retry_limit_exceeded", "Requests that failed with no retries left.") { $0.rqRetryLimitExceeded }
         out.family("envoy_cluster_upstream_rq_time", "histogram", "Request time as seen by the gateway, per cluster.")
         for c in upstream where c.totals.durationUs.count > 0 {
             out.histogram("envoy_cluster_upstream_rq_time", [("cluster_name", c.name)], c.totals.durationUs,
@@ -204,6 +207,9 @@ extension Supervisor {
                 ("upstream_cx_total", String(c.totals.cxTotal)),
                 ("upstream_cx_active", String(c.totals.cxActive)),
                 ("upstream_cx_connect_fail", String(c.totals.cxConnectFail)),
+                ("upstream_rq_retry", String(c.totals.rqRetry)),
+                ("upstream_rq_retry_success", String(c.totals.rqRetrySuccess)),
+                ("upstream_rq_retry_limit_exceeded", String(c.totals.rqRetryLimitExceeded)),
                 ("responses", JSONText.array(responses)),
                 ("request_duration_us", hist(c.totals.durationUs, StatBuckets.durationBoundsUs.map(String.init))),
                 ("request_bytes", hist(c.totals.requestBytes, StatBuckets.bytesBounds.map(String.init))),
