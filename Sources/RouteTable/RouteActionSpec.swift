@@ -68,8 +68,8 @@ public enum HeaderOpKind: UInt8, Sendable, Equatable {
 
 public struct HeaderOpSpec: Sendable, Equatable {
     public var kind: HeaderOpKind
-    /// Lower-case header name. `:authority` is stored as `host`: a `set host` request operation is
-    /// an authority rewrite.
+    /// Lower-case header name (validation rejects pseudo-headers). A `set host` request
+    /// operation is an authority rewrite (Istio turns it into Envoy's host_rewrite_literal).
     public var name: String
     /// Empty for `.remove`. May hold Envoy `%VAR%` formatters as written (`%%` is a literal `%`).
     public var value: String
