@@ -4,8 +4,8 @@
 import IstioConfig
 import RouteTable
 
-/// Listeners, virtual hosts with domains, routes in match order with matches and actions,
-/// then clusters with endpoints.
+/// Listeners, virtual hosts with domains, routes in match order with matches and actions
+/// (RenderActions.swift), then clusters with their traffic policy and endpoints.
 public func renderRoutes(_ table: TableSpec) -> String {
     var out = ""
     if table.listeners.isEmpty { out += "no listeners (no Gateway servers)\n" }
@@ -33,12 +33,13 @@ public func renderRoutes(_ table: TableSpec) -> String {
                 out += "       match: \(r.matches.isEmpty ? "any" : r.matches.map(describe).joined(separator: " OR "))\n"
                 out += "       action: \(describe(r.action, table))"
                 out += r.timeoutMs > 0 ? " timeout \(r.timeoutMs)ms\n" : "\n"
+                for line in renderActionLines(r, table) { out += "       \(line)\n" }
             }
         }
     }
     if !table.clusters.isEmpty { out += "clusters\n" }
     for c in table.clusters {
-        out += "  \(c.name) connect-timeout \(c.connectTimeoutMs)ms\n"
+        out += "  \(c.name) connect-timeout \(c.connectTimeoutMs)ms \(renderClusterPolicy(c))\n"
         if c.endpoints.isEmpty { out += "    no endpoints: requests get 503 no healthy upstream\n" }
         for e in c.endpoints {
             out += "    endpoint \(e.id) \(formatAddress(e.address, port: e.port)) weight \(e.weight)\n"

@@ -226,4 +226,45 @@ final class RouteActionCompilerTests: XCTestCase {
         XCTAssertEqual(rs[1].actions.cors, CorsSpec(allowOrigins: [.exact("https://old.example")], maxAgeSeconds: 90))
         XCTAssertNil(rs[0].actions.rewrite)
     }
+
+    func testRoutesOutputShowsActionsAndClusterPolicies() {
+        let (table, _, _) = routes("""
+              - match: [{uri: {prefix: /api/}}]
+                rewrite: {uri: /v2/, authority: backend.internal}
+                headers:
+                  request: {set: {X-Env: prod}, remove: [Cookie]}
+                  response: {add: {X-Served: gw}}
+                route:
+                - destination: {host: frontend}
+                  weight: 90
+                  headers: {request: {set: {X-Dest: v1}}}
+                - destination: {host: shadow}
+                  weight: 10
+                retries: {attempts: 3, perTryTimeout: 250ms, retryOn: "gateway-error,503"}
+                fault: {delay: {fixedDelay: 5s, percentage: {value: 0.1}}, abort: {httpStatus: 418, percentage: {value: 100}}}
+                mirrors: [{destination: {host: shadow}, percentage: {value: 12.5}}]
+                corsPolicy: {allowOrigins: [{exact: "https://a.example"}, {regex: "https://.*"}], allowMethods: [GET, POST], maxAge: 60s, allowCredentials: true}
+              - route: [{destination: {host: frontend}}]
+                retries: {attempts: 0}
+            """)
+        let out = renderRoutes(table)
+        for line in [
+            "       rewrite: uri \"/v2/\" (replaces the matched prefix), authority \"backend.internal\"",
+            "       request headers: remove cookie, set x-env \"prod\"",
+            "       response headers: add x-served \"gw\"",
+            "       destination outbound|80||frontend.default.svc.cluster.local request headers: set x-dest \"v1\"",
+            "       retries: 3 attempts on gateway-error,retriable-status-codes codes 503 per-try-timeout 250ms",
+            "       fault: delay 5000ms for 0.1%, abort 418 for 100%",
+            "       mirror: 12.5% to outbound|8080||shadow.default.svc.cluster.local",
+            "       cors: origins exact \"https://a.example\" | regex \"https://.*\", methods GET,POST, max-age 60s, credentials",
+            "       retries: none",
+            "  outbound|80||frontend.default.svc.cluster.local connect-timeout 10000ms lb least-request",
+        ] {
+            XCTAssertTrue(out.contains(line + "\n"), "missing \(line) in\n\(out)")
+        }
+
+        let (_, plain, _) = routes("  - route: [{destination: {host: frontend}}]")
+        XCTAssertEqual(renderActionLines(plain[0], table),
+                       ["retries: 2 attempts on connect-failure,refused-stream,retriable-status-codes,cancelled,unavailable (Istio default)"])
+    }
 }
