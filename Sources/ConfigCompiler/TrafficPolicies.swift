@@ -45,12 +45,17 @@ struct MergedTrafficPolicy: Equatable {
 
     /// `simple` (UNSPECIFIED and LEAST_CONN are LEAST_REQUEST, Istio's default) or
     /// `consistentHash` (ring hash unless `maglev` is given). A consistent hash without a key
-    /// hashes nothing: Envoy then picks at random, so it becomes `.random`.
+    /// hashes nothing: Envoy then picks at random, so it becomes `.random` (so does a header
+    /// name that is not a token).
     var loadBalancerSpec: LoadBalancerSpec {
         guard let lb = loadBalancer else { return LoadBalancerSpec() }
         if let ch = lb.consistentHash {
             let key: HashKeySpec
             if let h = ch.httpHeaderName, !h.isEmpty {
+                // A name that is no token can never be present (validation warns): no key.
+                guard h.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && !"\"(),/:;<=>?@[\\]{}".utf8.contains($0) }) else {
+                    return LoadBalancerSpec(kind: .random)
+                }
                 key = .header(h.lowercased())
             } else if let c = ch.httpCookie {
                 key = .cookie(name: c.name, path: c.path.flatMap { $0.isEmpty ? nil : $0 },

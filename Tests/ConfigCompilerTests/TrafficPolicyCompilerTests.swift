@@ -155,6 +155,12 @@ final class TrafficPolicyCompilerTests: XCTestCase {
                                                                 maxRetries: UInt32.max, idleTimeoutMs: 3_600_000))
     }
 
+    func testHashOnAnInvalidHeaderNameIsRandom() throws {
+        let cs = clusters(rule: "trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: \"x user\"}}}",
+                          routes: [("/a", "{host: frontend, port: {number: 80}}")])
+        XCTAssertEqual(cs["outbound|80||frontend.default.svc.cluster.local"]?.loadBalancer, LoadBalancerSpec(kind: .random))
+    }
+
     func testMaglevWithoutTableSizeIsAnError() {
         let (loaded, _, _) = build("""
             apiVersion: networking.istio.io/v1
