@@ -255,7 +255,8 @@ public struct CorsSpec: Sendable, Equatable {
     /// Origins allowed: `allowOrigins`, or else the deprecated `allowOrigin` as exact matches.
     /// `.present` does not occur.
     public var allowOrigins: [StringMatchSpec]
-    /// Each list is sent joined with "," (Istio does the same), so names must not contain ",".
+    /// Each list is sent joined with "," (Istio does the same); the image keeps only the joined
+    /// value, so an entry holding "," reads back as two.
     public var allowMethods: [String]
     public var allowHeaders: [String]
     public var exposeHeaders: [String]
