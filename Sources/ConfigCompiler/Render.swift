@@ -172,7 +172,8 @@ func json(_ a: RouteAction, _ table: TableSpec) -> String {
     case .forward(let ws):
         return "{\"forward\":[" + ws.map { w in
             let name = w.cluster >= 0 && Int(w.cluster) < table.clusters.count ? jsonString(table.clusters[Int(w.cluster)].name) : "null"
-            return "{\"cluster\":\(name),\"clusterIndex\":\(w.cluster),\"weight\":\(w.weight)}"
+            return "{\"cluster\":\(name),\"clusterIndex\":\(w.cluster),\"weight\":\(w.weight)"
+                + (w.headers.isEmpty ? "" : ",\"headers\":\(json(w.headers))") + "}"
         }.joined(separator: ",") + "]}"
     case .directResponse(let status, let body):
         let text = String(decoding: body, as: UTF8.self)
@@ -194,7 +195,7 @@ public func renderConfigDumpJSON(_ table: TableSpec, generation: UInt64) -> Stri
         let hosts = l.virtualHosts.map { vh -> String in
             let routes = vh.routes.map { r in
                 "{\"name\":\(jsonString(r.name)),\"match\":[" + r.matches.map(json).joined(separator: ",")
-                    + "],\"action\":\(json(r.action, table)),\"timeoutMs\":\(r.timeoutMs)}"
+                    + "],\"action\":\(json(r.action, table)),\"timeoutMs\":\(r.timeoutMs),\"actions\":\(json(r.actions, table))}"
             }
             return "{\"name\":\(jsonString(vh.name)),\"domains\":[" + vh.domains.map(jsonString).joined(separator: ",")
                 + "],\"httpsRedirect\":\(vh.httpsRedirect),\"routes\":[" + routes.joined(separator: ",") + "]}"
@@ -209,7 +210,7 @@ public func renderConfigDumpJSON(_ table: TableSpec, generation: UInt64) -> Stri
         let eps = c.endpoints.map { e in
             "{\"id\":\(e.id),\"address\":\(jsonString(formatAddress(e.address, port: e.port))),\"port\":\(e.port),\"weight\":\(e.weight)}"
         }
-        return "{\"name\":\(jsonString(c.name)),\"connectTimeoutMs\":\(c.connectTimeoutMs),\"endpoints\":["
+        return "{\"name\":\(jsonString(c.name)),\"connectTimeoutMs\":\(c.connectTimeoutMs),\(jsonTrafficPolicy(c)),\"endpoints\":["
             + eps.joined(separator: ",") + "]}"
     }
     return "{\"generation\":\(generation),\"listeners\":[" + listeners.joined(separator: ",") + "],\"clusters\":["

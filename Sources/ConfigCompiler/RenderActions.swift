@@ -142,3 +142,68 @@ public func renderRequestActionLines(_ r: RouteSpec, _ table: TableSpec, path: S
     }
     return lines
 }
+
+// MARK: - JSON (`/config_dump`)
+
+func json(_ h: HeaderOpsSpec) -> String {
+    func list(_ ops: [HeaderOpSpec]) -> String {
+        "[" + ops.map { op -> String in
+            let kind = op.kind == .set ? "set" : op.kind == .add ? "add" : "remove"
+            return "{\"op\":\"\(kind)\",\"name\":\(jsonString(op.name))"
+                + (op.kind == .remove ? "" : ",\"value\":\(jsonString(op.value))") + "}"
+        }.joined(separator: ",") + "]"
+    }
+    return "{\"request\":\(list(h.request)),\"response\":\(list(h.response))}"
+}
+
+/// The route's actions as one JSON object; fields absent from the rule are left out, except
+/// `retries`, which always applies.
+func json(_ a: RouteActionsSpec, _ table: TableSpec) -> String {
+    var f: [String] = []
+    if let rw = a.rewrite {
+        var r: [String] = []
+        if let u = rw.uri { r.append("\"uri\":\(jsonString(u))") }
+        if let h = rw.authority { r.append("\"authority\":\(jsonString(h))") }
+        if let x = rw.uriRegex {
+            r.append("\"uriRegexRewrite\":{\"match\":\(jsonString(x.pattern)),\"rewrite\":\(jsonString(x.substitution))}")
+        }
+        f.append("\"rewrite\":{" + r.joined(separator: ",") + "}")
+    }
+    if !a.headers.isEmpty { f.append("\"headers\":\(json(a.headers))") }
+    let r = a.retry
+    f.append("\"retries\":{\"attempts\":\(r.attempts),\"perTryTimeoutMs\":\(r.perTryTimeoutMs),\"retryOn\":\(jsonString(r.retryOn.text)),"
+             + "\"retriableStatusCodes\":[\(r.retriableStatusCodes.map(String.init).joined(separator: ","))],"
+             + "\"backoffBaseMs\":\(r.backoffBaseMs),\"retryIgnorePreviousHosts\":\(r.ignorePreviousHosts),"
+             + "\"retryRemoteLocalities\":\(r.retryRemoteLocalities)}")
+    if let fault = a.fault {
+        var x: [String] = []
+        if let d = fault.delay { x.append("\"delay\":{\"fixedDelayMs\":\(d.fixedDelayMs),\"ppm\":\(d.ppm)}") }
+        if let ab = fault.abort { x.append("\"abort\":{\"httpStatus\":\(ab.httpStatus),\"ppm\":\(ab.ppm)}") }
+        f.append("\"fault\":{" + x.joined(separator: ",") + "}")
+    }
+    if !a.mirrors.isEmpty {
+        f.append("\"mirrors\":[" + a.mirrors.map { m in
+            let name = m.cluster >= 0 && Int(m.cluster) < table.clusters.count ? jsonString(table.clusters[Int(m.cluster)].name) : "null"
+            return "{\"cluster\":\(name),\"clusterIndex\":\(m.cluster),\"ppm\":\(m.ppm)}"
+        }.joined(separator: ",") + "]")
+    }
+    if let c = a.cors {
+        func strings(_ l: [String]) -> String { "[" + l.map(jsonString).joined(separator: ",") + "]" }
+        f.append("\"corsPolicy\":{\"allowOrigins\":[" + c.allowOrigins.map(json).joined(separator: ",") + "],"
+                 + "\"allowMethods\":\(strings(c.allowMethods)),\"allowHeaders\":\(strings(c.allowHeaders)),"
+                 + "\"exposeHeaders\":\(strings(c.exposeHeaders)),"
+                 + (c.maxAgeSeconds.map { "\"maxAgeSeconds\":\($0)," } ?? "")
+                 + "\"allowCredentials\":\(c.allowCredentials),"
+                 + "\"unmatchedPreflights\":\"\(c.unmatchedPreflights == .ignore ? "IGNORE" : "FORWARD")\"}")
+    }
+    return "{" + f.joined(separator: ",") + "}"
+}
+
+/// `loadBalancer` and `connectionPool` of a cluster, as JSON fields (no braces).
+func jsonTrafficPolicy(_ c: ClusterSpec) -> String {
+    let p = c.connectionPool
+    return "\"loadBalancer\":\(jsonString(describe(c.loadBalancer))),\"connectionPool\":{\"maxConnections\":\(p.maxConnections),"
+        + "\"maxPendingRequests\":\(p.maxPendingRequests),\"maxRequests\":\(p.maxRequests),"
+        + "\"maxRequestsPerConnection\":\(p.maxRequestsPerConnection),\"maxRetries\":\(p.maxRetries),"
+        + "\"idleTimeoutMs\":\(p.idleTimeoutMs)}"
+}

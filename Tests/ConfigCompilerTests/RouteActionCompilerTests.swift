@@ -1,4 +1,5 @@
 import ConfigCompiler
+import Foundation
 import IstioConfig
 import RouteTable
 import XCTest
@@ -227,7 +228,7 @@ final class RouteActionCompilerTests: XCTestCase {
         XCTAssertNil(rs[0].actions.rewrite)
     }
 
-    func testRoutesOutputShowsActionsAndClusterPolicies() {
+    func testRoutesOutputShowsActionsAndClusterPolicies() throws {
         let (table, _, _) = routes("""
               - match: [{uri: {prefix: /api/}}]
                 rewrite: {uri: /v2/, authority: backend.internal}
@@ -262,6 +263,24 @@ final class RouteActionCompilerTests: XCTestCase {
         ] {
             XCTAssertTrue(out.contains(line + "\n"), "missing \(line) in\n\(out)")
         }
+
+        // The admin /config_dump carries the same, as JSON.
+        let dump = renderConfigDumpJSON(table, generation: 1)
+        let root = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(dump.utf8)) as? [String: Any], dump)
+        let route = try XCTUnwrap(((((root["listeners"] as? [[String: Any]])?.first?["virtualHosts"] as? [[String: Any]])?
+            .first?["routes"] as? [[String: Any]])?.first), dump)
+        let actions = try XCTUnwrap(route["actions"] as? [String: Any])
+        XCTAssertEqual((actions["rewrite"] as? [String: Any])?["uri"] as? String, "/v2/")
+        XCTAssertEqual((actions["retries"] as? [String: Any])?["retriableStatusCodes"] as? [Int], [503])
+        XCTAssertEqual(((actions["fault"] as? [String: Any])?["abort"] as? [String: Any])?["ppm"] as? Int, 1_000_000)
+        XCTAssertEqual((actions["mirrors"] as? [[String: Any]])?.first?["ppm"] as? Int, 125_000)
+        XCTAssertEqual((actions["corsPolicy"] as? [String: Any])?["maxAgeSeconds"] as? Int, 60)
+        let forward = try XCTUnwrap((route["action"] as? [String: Any])?["forward"] as? [[String: Any]])
+        XCTAssertNotNil(forward[0]["headers"])
+        XCTAssertNil(forward[1]["headers"])
+        let cluster = try XCTUnwrap((root["clusters"] as? [[String: Any]])?.first)
+        XCTAssertEqual(cluster["loadBalancer"] as? String, "least-request")
+        XCTAssertEqual((cluster["connectionPool"] as? [String: Any])?["idleTimeoutMs"] as? Int, 3_600_000)
 
         let (_, plain, _) = routes("  - route: [{destination: {host: frontend}}]")
         XCTAssertEqual(renderActionLines(plain[0], table),
