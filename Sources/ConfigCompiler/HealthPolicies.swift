@@ -7,10 +7,10 @@ import RouteTable
 public let healthCheckAnnotation = "ingressd.io/health-check"
 
 extension Registry {
-    /// Istio's merge: a subset's trafficPolicy.outlierDetection replaces the service-level one.
-    func outlierPolicy(subsetPolicy: TrafficPolicy?, rules: [DestinationRule]) -> OutlierPolicy? {
-        guard let od = subsetPolicy?.outlierDetection
-                ?? rules.lazy.compactMap({ $0.trafficPolicy?.outlierDetection }).first else { return nil }
+    /// `od` is the cluster's merged outlierDetection (MergedTrafficPolicy: a subset's replaces
+    /// the service-level one, port-level settings replace both).
+    func outlierPolicy(_ od: OutlierDetection?) -> OutlierPolicy? {
+        guard let od else { return nil }
         var p = OutlierPolicy()
         if let v = od.consecutive5xxErrors { p.consecutive5xxErrors = v }
         else if let v = od.consecutiveErrors, v >= 0 { p.consecutive5xxErrors = UInt32(v) }   // deprecated alias

@@ -94,12 +94,9 @@ struct Registry {
         let name = "outbound|\(port)|\(dest.subset ?? "")|\(fqdn)"
         if let i = index[name] { return i }
 
-        let policy = subsetPolicy?.connectionPool?.tcp?.connectTimeout != nil ? subsetPolicy
-            : drs.first(where: { $0.trafficPolicy != nil })?.trafficPolicy
-        var timeoutMs: UInt32 = 10_000
-        if let ms = policy?.connectionPool?.tcp?.connectTimeout?.milliseconds, ms > 0 {
-            timeoutMs = UInt32(min(ms, Int64(UInt32.max)))
-        }
+        // The first DestinationRule with a top-level policy wins (istio-semantics.md §4).
+        let policy = MergedTrafficPolicy(top: drs.first(where: { $0.trafficPolicy != nil })?.trafficPolicy,
+                                         subset: subsetPolicy, port: port)
 
         var candidates: [(address: [UInt8], port: UInt16, weight: UInt32)] = []
         var labelled = false // endpoints carry labels, so a subset can select them
@@ -161,8 +158,9 @@ struct Registry {
             diagnostics.append(vs.diagnostic(.warning, path, why, code: found == nil && dest.subset == nil ? "IST0101" : nil))
         }
         let i = Int32(clusters.count)
-        var cluster = ClusterSpec(name: name, endpoints: endpoints, connectTimeoutMs: timeoutMs)
-        cluster.outlier = outlierPolicy(subsetPolicy: subsetPolicy, rules: drs)
+        var cluster = ClusterSpec(name: name, endpoints: endpoints, connectTimeoutMs: policy.connectTimeoutMs,
+                                  loadBalancer: policy.loadBalancerSpec, connectionPool: policy.connectionPoolSpec)
+        cluster.outlier = outlierPolicy(policy.outlierDetection)
         cluster.healthCheck = healthCheckPolicy(entry: found?.0, fqdn: fqdn, namespace: vs.namespace)
         clusters.append(cluster)
         index[name] = i

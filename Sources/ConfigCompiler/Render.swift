@@ -4,8 +4,8 @@
 import IstioConfig
 import RouteTable
 
-/// Listeners, virtual hosts with domains, routes in match order with matches and actions,
-/// then clusters with endpoints.
+/// Listeners, virtual hosts with domains, routes in match order with matches and actions
+/// (RenderActions.swift), then clusters with their traffic policy and endpoints.
 public func renderRoutes(_ table: TableSpec) -> String {
     var out = ""
     if table.listeners.isEmpty { out += "no listeners (no Gateway servers)\n" }
@@ -33,12 +33,13 @@ public func renderRoutes(_ table: TableSpec) -> String {
                 out += "       match: \(r.matches.isEmpty ? "any" : r.matches.map(describe).joined(separator: " OR "))\n"
                 out += "       action: \(describe(r.action, table))"
                 out += r.timeoutMs > 0 ? " timeout \(r.timeoutMs)ms\n" : "\n"
+                for line in renderActionLines(r, table) { out += "       \(line)\n" }
             }
         }
     }
     if !table.clusters.isEmpty { out += "clusters\n" }
     for c in table.clusters {
-        out += "  \(c.name) connect-timeout \(c.connectTimeoutMs)ms\n"
+        out += "  \(c.name) connect-timeout \(c.connectTimeoutMs)ms \(renderClusterPolicy(c))\n"
         if c.endpoints.isEmpty { out += "    no endpoints: requests get 503 no healthy upstream\n" }
         for e in c.endpoints {
             out += "    endpoint \(e.id) \(formatAddress(e.address, port: e.port)) weight \(e.weight)\n"
@@ -171,7 +172,8 @@ func json(_ a: RouteAction, _ table: TableSpec) -> String {
     case .forward(let ws):
         return "{\"forward\":[" + ws.map { w in
             let name = w.cluster >= 0 && Int(w.cluster) < table.clusters.count ? jsonString(table.clusters[Int(w.cluster)].name) : "null"
-            return "{\"cluster\":\(name),\"clusterIndex\":\(w.cluster),\"weight\":\(w.weight)}"
+            return "{\"cluster\":\(name),\"clusterIndex\":\(w.cluster),\"weight\":\(w.weight)"
+                + (w.headers.isEmpty ? "" : ",\"headers\":\(json(w.headers))") + "}"
         }.joined(separator: ",") + "]}"
     case .directResponse(let status, let body):
         let text = String(decoding: body, as: UTF8.self)
@@ -193,7 +195,7 @@ public func renderConfigDumpJSON(_ table: TableSpec, generation: UInt64) -> Stri
         let hosts = l.virtualHosts.map { vh -> String in
             let routes = vh.routes.map { r in
                 "{\"name\":\(jsonString(r.name)),\"match\":[" + r.matches.map(json).joined(separator: ",")
-                    + "],\"action\":\(json(r.action, table)),\"timeoutMs\":\(r.timeoutMs)}"
+                    + "],\"action\":\(json(r.action, table)),\"timeoutMs\":\(r.timeoutMs),\"actions\":\(json(r.actions, table))}"
             }
             return "{\"name\":\(jsonString(vh.name)),\"domains\":[" + vh.domains.map(jsonString).joined(separator: ",")
                 + "],\"httpsRedirect\":\(vh.httpsRedirect),\"routes\":[" + routes.joined(separator: ",") + "]}"
@@ -208,7 +210,7 @@ public func renderConfigDumpJSON(_ table: TableSpec, generation: UInt64) -> Stri
         let eps = c.endpoints.map { e in
             "{\"id\":\(e.id),\"address\":\(jsonString(formatAddress(e.address, port: e.port))),\"port\":\(e.port),\"weight\":\(e.weight)}"
         }
-        return "{\"name\":\(jsonString(c.name)),\"connectTimeoutMs\":\(c.connectTimeoutMs),\"endpoints\":["
+        return "{\"name\":\(jsonString(c.name)),\"connectTimeoutMs\":\(c.connectTimeoutMs),\(jsonTrafficPolicy(c)),\"endpoints\":["
             + eps.joined(separator: ",") + "]}"
     }
     return "{\"generation\":\(generation),\"listeners\":[" + listeners.joined(separator: ",") + "],\"clusters\":["

@@ -16,10 +16,20 @@ extension Compilation {
         rules: for (i, http) in vs.http.enumerated() {
             let rulePath = "spec.http[\(i)]"
             let ruleName = "\(meta.qualifiedName)/\(http.name ?? String(i))"
+            // Computed on the rule's first route only, so that mirror clusters and their
+            // diagnostics are made once.
+            var computed: RouteActionsSpec?
+            func actions(_ c: inout Compilation) -> RouteActionsSpec {
+                if let a = computed { return a }
+                let a = c.routeActions(http, meta, path: rulePath)
+                computed = a
+                return a
+            }
             if http.match.isEmpty {
                 guard applies(vs.gateways) else { continue }
                 if let action = action(http, meta, path: rulePath) {
-                    out.append(RouteSpec(name: ruleName, matches: [], action: action, timeoutMs: timeoutMs(http)))
+                    out.append(RouteSpec(name: ruleName, matches: [], action: action, timeoutMs: timeoutMs(http),
+                                         actions: actions(&self)))
                 }
                 break rules // a catch-all: later rules can never match
             }
@@ -29,7 +39,7 @@ extension Compilation {
                 guard let action = action(http, meta, path: rulePath) else { continue }
                 let spec = matchSpec(m)
                 let route = RouteSpec(name: "\(ruleName).\(m.name ?? String(j))", matches: [spec], action: action,
-                                      timeoutMs: timeoutMs(http))
+                                      timeoutMs: timeoutMs(http), actions: actions(&self))
                 out.append(route)
                 if isCatchAll(spec) { break rules }
             }
@@ -90,14 +100,15 @@ extension Compilation {
             if http.route.count > 1 && rd.weight <= 0 { continue } // weight 0 gets nothing
             let cluster = registry.cluster(for: dest, from: meta, path: "\(path).route[\(k)].destination")
             let weight: UInt32 = http.route.count == 1 ? UInt32(max(rd.weight, 0) == 0 ? 100 : rd.weight) : UInt32(rd.weight)
-            weighted.append(WeightedClusterSpec(cluster: cluster, weight: weight))
+            weighted.append(WeightedClusterSpec(cluster: cluster, weight: weight, headers: Compilation.headerOps(rd.headers)))
         }
         if weighted.isEmpty {
             // Every weight is 0 (an error Istio rejects): split evenly rather than drop traffic.
             for (k, rd) in http.route.enumerated() {
                 guard let dest = rd.destination else { continue }
                 weighted.append(WeightedClusterSpec(
-                    cluster: registry.cluster(for: dest, from: meta, path: "\(path).route[\(k)].destination"), weight: 1))
+                    cluster: registry.cluster(for: dest, from: meta, path: "\(path).route[\(k)].destination"), weight: 1,
+                    headers: Compilation.headerOps(rd.headers)))
             }
         }
         return weighted.isEmpty ? nil : .forward(weighted)

@@ -68,8 +68,8 @@ public enum HeaderOpKind: UInt8, Sendable, Equatable {
 
 public struct HeaderOpSpec: Sendable, Equatable {
     public var kind: HeaderOpKind
-    /// Lower-case header name. `:authority` is stored as `host`: a `set host` request operation is
-    /// an authority rewrite.
+    /// Lower-case header name (validation rejects pseudo-headers). A `set host` request
+    /// operation is an authority rewrite (Istio turns it into Envoy's host_rewrite_literal).
     public var name: String
     /// Empty for `.remove`. May hold Envoy `%VAR%` formatters as written (`%%` is a literal `%`).
     public var value: String
@@ -255,7 +255,8 @@ public struct CorsSpec: Sendable, Equatable {
     /// Origins allowed: `allowOrigins`, or else the deprecated `allowOrigin` as exact matches.
     /// `.present` does not occur.
     public var allowOrigins: [StringMatchSpec]
-    /// Each list is sent joined with "," (Istio does the same), so names must not contain ",".
+    /// Each list is sent joined with "," (Istio does the same); the image keeps only the joined
+    /// value, so an entry holding "," reads back as two.
     public var allowMethods: [String]
     public var allowHeaders: [String]
     public var exposeHeaders: [String]

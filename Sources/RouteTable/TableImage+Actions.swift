@@ -11,6 +11,7 @@ extension ImageBuilder {
         let first = count(.headerOps)
         for op in ops.request + ops.response {
             guard Self.isHeaderName(op.name) else { throw .invalidHeaderName(route: route, name: op.name) }
+            guard Self.isFieldValue(op.value) else { throw .invalidValue(owner: "route \(route)", value: op.value) }
             let name = string(op.name)
             let value = string(op.kind == .remove ? "" : op.value)
             record(.headerOps) { w in
@@ -33,11 +34,22 @@ extension ImageBuilder {
         return true
     }
 
+    /// No CR, LF or NUL: a value the engine copies into a request or response head must not be
+    /// able to end a header line (request smuggling, response splitting).
+    static func isFieldValue(_ s: String) -> Bool { !s.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0 } }
+
     /// The 96 bytes of a Route record from offset 72, writing the records they refer to.
     mutating func actions(_ a: RouteActionsSpec, route: String, clusterCount: Int) throws(TableBuildError) -> [UInt8] {
         var rewriteURI = Self.absentRef, rewriteAuthority = Self.absentRef
         var regexPattern = Self.absentRef, regexSubst = Self.absentRef
         if let rw = a.rewrite {
+            for v in [rw.uri, rw.authority, rw.uriRegex?.substitution].compactMap({ $0 }) where !Self.isFieldValue(v) {
+                throw .invalidValue(owner: "route \(route)", value: v)
+            }
+            // The rewritten path goes into the request line: no space or control byte.
+            if let u = rw.uri, u.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }) {
+                throw .invalidValue(owner: "route \(route)", value: u)
+            }
             rewriteURI = optionalString(rw.uri)
             rewriteAuthority = optionalString(rw.authority)
             if let rx = rw.uriRegex {
@@ -114,9 +126,7 @@ extension ImageBuilder {
             record(.origins) { w in w.u8(kind.rawValue); w.u8(0); w.u16(0); w.ref(value); w.i32(regex) }
         }
         for list in [c.allowMethods, c.allowHeaders, c.exposeHeaders] {
-            for item in list where item.isEmpty || item.contains(",") {
-                throw .invalidHeaderName(route: route, name: item)
-            }
+            for item in list where !Self.isFieldValue(item) { throw .invalidValue(owner: "route \(route)", value: item) }
         }
         let methods = string(c.allowMethods.joined(separator: ","))
         let headers = string(c.allowHeaders.joined(separator: ","))
@@ -150,6 +160,7 @@ extension ImageBuilder {
             guard Self.isHeaderName(h) else { throw .invalidPolicy(owner: "cluster \(c.name)", what: "hash header \"\(h)\" is not a lower-case header name") }
             key = .header; name = string(h)
         case let .cookie(n, p, t)?:
+            for v in [n, p ?? ""] where !Self.isFieldValue(v) { throw .invalidValue(owner: "cluster \(c.name)", value: v) }
             key = .cookie; name = string(n); path = optionalString(p)
             if let t { flags |= 1; ttl = t }
         case .sourceIP?: key = .sourceIP

@@ -26,8 +26,11 @@ public enum TableBuildError: Error, Equatable, CustomStringConvertible {
     case mirrorClusterOutOfRange(route: String, index: Int32)
     /// A percentage above 1 000 000 parts per million.
     case ppmOutOfRange(route: String, field: String, ppm: UInt32)
-    /// A header name that is empty or not lower-case, or a list value holding ",".
+    /// A header name that is empty, not lower-case or not a token.
     case invalidHeaderName(route: String, name: String)
+    /// A header value, rewrite or cookie attribute holding CR, LF or NUL (or a rewritten path
+    /// holding a space or control byte).
+    case invalidValue(owner: String, value: String)
     /// A retriable status code outside 100–599.
     case invalidStatusCode(route: String, code: UInt16)
     /// A CORS origin match that is `.present`, or a load balancer whose hash key does not fit it.
@@ -56,7 +59,9 @@ public enum TableBuildError: Error, Equatable, CustomStringConvertible {
         case let .ppmOutOfRange(route, field, ppm):
             return "route \(route): \(field) is \(ppm) parts per million, more than 1000000 (100%)"
         case let .invalidHeaderName(route, name):
-            return "route \(route): header name \"\(name)\" is empty, not lower-case or holds a comma"
+            return "route \(route): header name \"\(name)\" is empty, not lower-case or not a token"
+        case let .invalidValue(owner, value):
+            return "\(owner): \(value.debugDescription) holds CR, LF, NUL or, in a path, a space"
         case let .invalidStatusCode(route, code):
             return "route \(route): retriable status code \(code) is not in 100..599"
         case let .invalidPolicy(owner, what):

@@ -279,8 +279,10 @@ public enum ConfigPipeline {
                                 epText.append(formatAddress(Array(v.address), port: v.port))
                             }
                             lines.append("cluster: \(text(reader.clusterName(c))) \(String(format: "%.1f", share))% endpoints: \(epText.isEmpty ? "none: 503 no healthy upstream" : epText.joined(separator: " "))")
+                            lines.append("  policy: \(renderClusterPolicy(reader.decodeCluster(c)))")
                         }
                     }
+                    lines += renderRequestActionLines(reader.decodeRoute(route), config.spec, path: text(UnsafeRawBufferPointer(rebasing: buf[Int(head.path.start)..<Int(head.path.start + head.path.count)])))
                 }
             }
         }

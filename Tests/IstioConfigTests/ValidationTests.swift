@@ -110,6 +110,23 @@ final class ValidationTests: XCTestCase {
             route:
             - destination: {host: a}
         """, ["spec.http[0].match[0].headers.x y: header name x y is not a valid header name"]),
+        // ingressd's own checks: bytes that would split a header line, names that are no token.
+        ("""
+          - route:
+            - destination: {host: a}
+            headers:
+              request:
+                set: {x-a: "v\\r\\nx-smuggled: 1"}
+                remove: ["x b"]
+            rewrite: {authority: "a\\nb"}
+        """, ["spec.http[0].headers.request.x-a: header value \"v\\r\\nx-smuggled: 1\" contains CR, LF or NUL, which a header value cannot hold",
+              "spec.http[0].headers.request.remove: header name x b is not a valid header name",
+              "spec.http[0].rewrite.authority: \"a\\nb\" contains CR, LF or NUL, which a request line or header cannot hold"]),
+        ("""
+          - route:
+            - destination: {host: a}
+            rewrite: {uri: "/a b"}
+        """, ["spec.http[0].rewrite.uri: \"/a b\" contains a space or control character, which a request path cannot hold"]),
     ]
 
     func testHTTPRouteMessages() {

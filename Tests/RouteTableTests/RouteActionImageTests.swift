@@ -285,7 +285,12 @@ final class RouteActionImageTests: XCTestCase {
             XCTAssertEqual(p, "[")
         } else { XCTFail("bad origin regex accepted") }
         XCTAssertNotNil(build(RouteActionsSpec(cors: CorsSpec(allowOrigins: [.present]))))
-        XCTAssertNotNil(build(RouteActionsSpec(cors: CorsSpec(allowMethods: ["GET,POST"]))))
+        XCTAssertEqual(build(RouteActionsSpec(headers: HeaderOpsSpec(request: [HeaderOpSpec(.set, "x-a", "v\r\nx-smuggled: 1")]))),
+                       .invalidValue(owner: "route r", value: "v\r\nx-smuggled: 1"))
+        XCTAssertEqual(build(RouteActionsSpec(rewrite: RewriteSpec(authority: "a\nb"))), .invalidValue(owner: "route r", value: "a\nb"))
+        XCTAssertEqual(build(RouteActionsSpec(rewrite: RewriteSpec(uri: "/a b"))), .invalidValue(owner: "route r", value: "/a b"))
+        XCTAssertEqual(build(RouteActionsSpec(cors: CorsSpec(allowHeaders: ["x\0"]))), .invalidValue(owner: "route r", value: "x\0"))
+        XCTAssertNil(build(RouteActionsSpec(cors: CorsSpec(allowMethods: ["GET, POST"]))))  // Istio joins as written
         XCTAssertNotNil(build(RouteActionsSpec(), clusters: [ClusterSpec(name: "c", endpoints: [],
                                                                          loadBalancer: LoadBalancerSpec(kind: .ringHash))]))
         XCTAssertNotNil(build(RouteActionsSpec(), clusters: [ClusterSpec(name: "c", endpoints: [],

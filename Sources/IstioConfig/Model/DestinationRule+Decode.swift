@@ -63,9 +63,10 @@ extension YValue {
             }
             return .init(httpHeaderName: ho.string("httpHeaderName"), httpCookie: cookie,
                          useSourceIp: ho.bool("useSourceIp"), httpQueryParameterName: ho.string("httpQueryParameterName"),
-                         ringHashMinimumRingSize: ho["ringHash"].flatMap { $0.object(["minimumRingSize"]) }?
-                             .uint32("minimumRingSize"),
-                         maglevTableSize: ho["maglev"].flatMap { $0.object(["tableSize"]) }?.uint32("tableSize"),
+                         // `ringHash: {}` / `maglev: {}` choose the algorithm: present with 0.
+                         ringHashMinimumRingSize: ho["ringHash"].flatMap { $0.object(["minimumRingSize"]) }
+                             .map { $0.uint32("minimumRingSize") ?? 0 },
+                         maglevTableSize: ho["maglev"].flatMap { $0.object(["tableSize"]) }.map { $0.uint32("tableSize") ?? 0 },
                          minimumRingSize: ho.uint32("minimumRingSize"))
         }
         func locality(_ v: YValue?) -> LoadBalancerSettings.LocalityLB? {

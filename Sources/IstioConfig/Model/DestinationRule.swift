@@ -63,7 +63,9 @@ public struct LoadBalancerSettings: Sendable, Equatable {
         public var httpCookie: Cookie?
         public var useSourceIp: Bool?
         public var httpQueryParameterName: String?
+        /// `ringHash.minimumRingSize`; 0 when `ringHash` is given without it, nil without `ringHash`.
         public var ringHashMinimumRingSize: UInt32?
+        /// `maglev.tableSize`; 0 when `maglev` is given without it, nil without `maglev`.
         public var maglevTableSize: UInt32?
         public var minimumRingSize: UInt32?
     }

@@ -73,6 +73,9 @@ extension Checks {
         }
         if let h = lb.consistentHash {
             let hp = "\(p).consistentHash"
+            if let name = h.httpHeaderName, name.isEmpty || !name.utf8.allSatisfy(isTokenChar) {
+                warning("\(hp).httpHeaderName", "header name \(name.debugDescription) is not a valid header name: no request carries it, so requests are balanced at random")
+            }
             if let c = h.httpCookie {
                 if c.name.isEmpty { error("\(hp).httpCookie", "name required for HttpCookie") }
                 duration("\(hp).httpCookie.ttl", c.ttl.flatMap { $0.nanoseconds == 0 ? nil : $0 })

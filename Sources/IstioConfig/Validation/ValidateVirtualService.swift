@@ -159,6 +159,14 @@ extension Checks {
             if rw.uri == nil && rw.uriRegexRewrite == nil && rw.authority == nil {
                 error("\(p).rewrite", "rewrite must specify at least one of URI, UriRegexRewrite, or authority. Only one of URI or UriRegexRewrite may be specified")
             }
+            for (field, value) in [("uri", rw.uri), ("authority", rw.authority), ("uriRegexRewrite.rewrite", rw.uriRegexRewrite?.rewrite)] {
+                if let v = value, !isFieldValue(v) {
+                    error("\(p).rewrite.\(field)", "\(v.debugDescription) contains CR, LF or NUL, which a request line or header cannot hold")
+                }
+            }
+            if let u = rw.uri, isFieldValue(u), u.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }) {
+                error("\(p).rewrite.uri", "\(u.debugDescription) contains a space or control character, which a request path cannot hold")
+            }
             if let rr = rw.uriRegexRewrite {
                 if rr.match == nil || rr.rewrite == nil {
                     error("\(p).rewrite.uriRegexRewrite", "UriRegexRewrite requires both Rewrite and Match fields to be specified")
@@ -330,10 +338,15 @@ extension Checks {
                 if name.hasPrefix(":") { error(np, "invalid header \"\(name)\": header cannot have \":\" prefix") }
                 else if !name.utf8.allSatisfy(isTokenChar) || name.isEmpty { error(np, "header name \(name) is not a valid header name") }
                 if !request && name.lowercased() == "host" { error(np, "invalid header \"\(name)\": cannot set Host header") }
+                // ingressd's own check: these bytes would split the header (request smuggling).
+                if let v = ops.set[name] ?? ops.add[name], !isFieldValue(v) {
+                    error(np, "header value \(v.debugDescription) contains CR, LF or NUL, which a header value cannot hold")
+                }
             }
             for name in ops.remove {
                 let np = "\(p).\(sub).remove"
                 if name.hasPrefix(":") { error(np, "invalid header \"\(name)\": header cannot have \":\" prefix") }
+                else if !name.utf8.allSatisfy(isTokenChar) || name.isEmpty { error(np, "header name \(name) is not a valid header name") }
                 if name.lowercased() == "host" { error(np, "invalid header \"\(name)\": cannot set Host header") }
             }
         }
@@ -452,6 +465,9 @@ extension Checks {
 }
 
 /// RFC 7230 tchar.
+/// No CR, LF or NUL: bytes that would end or corrupt a header line.
+func isFieldValue(_ s: String) -> Bool { !s.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0 } }
+
 func isTokenChar(_ c: UInt8) -> Bool {
     switch c {
     case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):

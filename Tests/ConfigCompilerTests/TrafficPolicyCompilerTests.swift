@@ -1,0 +1,176 @@
+import ConfigCompiler
+import IstioConfig
+import RouteTable
+import XCTest
+
+/// DestinationRule loadBalancer / connectionPool → ClusterSpec, with Istio's merge precedence.
+final class TrafficPolicyCompilerTests: XCTestCase {
+    /// Gateway, a two-port ServiceEntry `frontend` with v1/v2 endpoints, `rule` (a
+    /// DestinationRule spec) and one VirtualService route per (prefix, destination) pair.
+    func clusters(rule: String, routes: [(String, String)], file: StaticString = #filePath, line: UInt = #line) -> [String: ClusterSpec] {
+        let http = routes.map { prefix, dest in
+            "  - match: [{uri: {prefix: \(prefix)}}]\n    route: [{destination: \(dest)}]"
+        }.joined(separator: "\n")
+        let (loaded, table, diags) = build("""
+            apiVersion: networking.istio.io/v1
+            kind: Gateway
+            metadata: {name: gw}
+            spec:
+              servers:
+              - port: {number: 80, name: http, protocol: HTTP}
+                hosts: ["*"]
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: frontend}
+            spec:
+              hosts: [frontend.default.svc.cluster.local]
+              ports: [{number: 80, name: http, protocol: HTTP}, {number: 9090, name: admin, protocol: HTTP}]
+              resolution: STATIC
+              endpoints:
+              - {address: 10.1.0.1, labels: {version: v1}}
+              - {address: 10.1.0.2, labels: {version: v2}}
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: frontend}
+            spec:
+              host: frontend
+            \(rule.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: vs}
+            spec:
+              hosts: [a.example.com]
+              gateways: [gw]
+              http:
+            \(http)
+            """)
+        XCTAssertFalse(loaded.hasErrors, "\(loaded.diagnostics)", file: file, line: line)
+        XCTAssertEqual(diags.errors, [], file: file, line: line)
+        return Dictionary(uniqueKeysWithValues: table.clusters.map { ($0.name, $0) })
+    }
+
+    func testMergePrecedenceTopPortSubsetSubsetPort() throws {
+        let cs = clusters(rule: """
+            trafficPolicy:
+              loadBalancer: {simple: ROUND_ROBIN}
+              connectionPool:
+                tcp: {maxConnections: 100, connectTimeout: 2s}
+                http: {http1MaxPendingRequests: 10, http2MaxRequests: 500, maxRequestsPerConnection: 1, maxRetries: 3, idleTimeout: 30s}
+              portLevelSettings:
+              - port: {number: 9090}
+                loadBalancer: {simple: RANDOM}
+            subsets:
+            - name: v1
+              labels: {version: v1}
+              trafficPolicy:
+                loadBalancer:
+                  consistentHash: {httpCookie: {name: user, path: /, ttl: 60s}}
+            - name: v2
+              labels: {version: v2}
+              trafficPolicy:
+                connectionPool: {http: {idleTimeout: 0s}}
+                portLevelSettings:
+                - port: {number: 80}
+                  loadBalancer: {consistentHash: {httpHeaderName: X-User, maglev: {tableSize: 65537}}}
+            """, routes: [
+                ("/a", "{host: frontend, port: {number: 80}}"),
+                ("/b", "{host: frontend, port: {number: 9090}}"),
+                ("/c", "{host: frontend, subset: v1, port: {number: 80}}"),
+                ("/d", "{host: frontend, subset: v2, port: {number: 80}}"),
+                ("/e", "{host: frontend, subset: v2, port: {number: 9090}}"),
+                ("/f", "{host: frontend, subset: v1, port: {number: 9090}}"),
+            ])
+        let topPool = ConnectionPoolSpec(maxConnections: 100, maxPendingRequests: 10, maxRequests: 500,
+                                         maxRequestsPerConnection: 1, maxRetries: 3, idleTimeoutMs: 30_000)
+        let fqdn = "frontend.default.svc.cluster.local"
+        // Top level.
+        let a = try XCTUnwrap(cs["outbound|80||\(fqdn)"])
+        XCTAssertEqual(a.loadBalancer, LoadBalancerSpec(kind: .roundRobin))
+        XCTAssertEqual(a.connectionPool, topPool)
+        XCTAssertEqual(a.connectTimeoutMs, 2000)
+        // Top-level port settings replace every field: the connection pool is not inherited.
+        let b = try XCTUnwrap(cs["outbound|9090||\(fqdn)"])
+        XCTAssertEqual(b.loadBalancer, LoadBalancerSpec(kind: .random))
+        XCTAssertEqual(b.connectionPool, ConnectionPoolSpec())
+        XCTAssertEqual(b.connectTimeoutMs, 10_000)
+        // Subset fields replace the top-level ones they set; the others are inherited.
+        let c = try XCTUnwrap(cs["outbound|80|v1|\(fqdn)"])
+        XCTAssertEqual(c.loadBalancer, LoadBalancerSpec(kind: .ringHash, hashKey: .cookie(name: "user", path: "/", ttlSeconds: 60),
+                                                        tableSize: 1024))
+        XCTAssertEqual(c.connectionPool, topPool)
+        XCTAssertEqual(c.connectTimeoutMs, 2000)
+        // Subset port settings replace everything.
+        let d = try XCTUnwrap(cs["outbound|80|v2|\(fqdn)"])
+        XCTAssertEqual(d.loadBalancer, LoadBalancerSpec(kind: .maglev, hashKey: .header("x-user"), tableSize: 65537))
+        XCTAssertEqual(d.connectionPool, ConnectionPoolSpec())
+        // Top port settings, then the subset's connection pool (idleTimeout 0s disables it).
+        let e = try XCTUnwrap(cs["outbound|9090|v2|\(fqdn)"])
+        XCTAssertEqual(e.loadBalancer, LoadBalancerSpec(kind: .random))
+        XCTAssertEqual(e.connectionPool, ConnectionPoolSpec(idleTimeoutMs: 0))
+        let f = try XCTUnwrap(cs["outbound|9090|v1|\(fqdn)"])
+        XCTAssertEqual(f.loadBalancer.kind, .ringHash)
+        XCTAssertEqual(f.connectionPool, ConnectionPoolSpec())
+    }
+
+    func testLoadBalancerVariantsAndDefaults() throws {
+        let cs = clusters(rule: """
+            trafficPolicy: {loadBalancer: {simple: LEAST_CONN}}
+            subsets:
+            - name: src
+              labels: {version: v1}
+              trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true, ringHash: {minimumRingSize: 4096}}}}
+            - name: query
+              labels: {version: v1}
+              trafficPolicy: {loadBalancer: {consistentHash: {httpQueryParameterName: User, minimumRingSize: 2048}}}
+            - name: nottl
+              labels: {version: v2}
+              trafficPolicy: {loadBalancer: {consistentHash: {httpCookie: {name: s}}}}
+            - name: pass
+              labels: {version: v2}
+              trafficPolicy: {loadBalancer: {simple: PASSTHROUGH}}
+            """, routes: [
+                ("/a", "{host: frontend, port: {number: 80}}"),
+                ("/b", "{host: frontend, subset: src, port: {number: 80}}"),
+                ("/c", "{host: frontend, subset: query, port: {number: 80}}"),
+                ("/d", "{host: frontend, subset: nottl, port: {number: 80}}"),
+                ("/e", "{host: frontend, subset: pass, port: {number: 80}}"),
+                ("/f", "{host: kiali}"),
+            ])
+        let fqdn = "frontend.default.svc.cluster.local"
+        XCTAssertEqual(cs["outbound|80||\(fqdn)"]?.loadBalancer, LoadBalancerSpec(kind: .leastRequest))
+        XCTAssertEqual(cs["outbound|80|src|\(fqdn)"]?.loadBalancer, LoadBalancerSpec(kind: .ringHash, hashKey: .sourceIP, tableSize: 4096))
+        XCTAssertEqual(cs["outbound|80|query|\(fqdn)"]?.loadBalancer,
+                       LoadBalancerSpec(kind: .ringHash, hashKey: .queryParameter("User"), tableSize: 2048))
+        XCTAssertEqual(cs["outbound|80|nottl|\(fqdn)"]?.loadBalancer,
+                       LoadBalancerSpec(kind: .ringHash, hashKey: .cookie(name: "s", path: nil, ttlSeconds: nil), tableSize: 1024))
+        XCTAssertEqual(cs["outbound|80|pass|\(fqdn)"]?.loadBalancer, LoadBalancerSpec(kind: .passthrough))
+        // No DestinationRule: LEAST_REQUEST and unlimited limits (2^32-1), idle timeout 1 h.
+        let kiali = try XCTUnwrap(cs["outbound|80||kiali.default.svc.cluster.local"])
+        XCTAssertEqual(kiali.loadBalancer, LoadBalancerSpec(kind: .leastRequest))
+        XCTAssertEqual(kiali.connectionPool, ConnectionPoolSpec(maxConnections: UInt32.max, maxPendingRequests: UInt32.max,
+                                                                maxRequests: UInt32.max, maxRequestsPerConnection: 0,
+                                                                maxRetries: UInt32.max, idleTimeoutMs: 3_600_000))
+    }
+
+    func testHashOnAnInvalidHeaderNameIsRandom() throws {
+        let cs = clusters(rule: "trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: \"x user\"}}}",
+                          routes: [("/a", "{host: frontend, port: {number: 80}}")])
+        XCTAssertEqual(cs["outbound|80||frontend.default.svc.cluster.local"]?.loadBalancer, LoadBalancerSpec(kind: .random))
+    }
+
+    func testMaglevWithoutTableSizeIsAnError() {
+        let (loaded, _, _) = build("""
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: frontend}
+            spec:
+              host: frontend
+              trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x, maglev: {}}}}
+            """)
+        XCTAssertTrue(loaded.diagnostics.contains { $0.severity == .error && $0.message == "tableSize must be set for maglev" },
+                      "\(loaded.diagnostics)")
+    }
+}
