@@ -137,11 +137,15 @@ final class ValidationTests: XCTestCase {
         }
     }
 
-    func testUnsupportedFieldsWarn() {
+    func testServedActionsDoNotWarnAndTheRestStillDo() {
         let r = loadYAML(virtualService(http: """
               - route:
                 - destination: {host: a}
+                  headers:
+                    response:
+                      add: {x-b: c}
                 retries: {attempts: 3}
+                rewrite: {uri: /v2/, authority: internal}
                 fault:
                   abort:
                     percent: 10
@@ -149,12 +153,11 @@ final class ValidationTests: XCTestCase {
                 headers:
                   request:
                     set: {x-a: b}
+                mirror: {host: a}
             """))
         XCTAssertFalse(r.hasErrors, "\(r.diagnostics)")
         XCTAssertEqual(r.diagnostics.warnings.map { "\($0.path): \($0.message)" }, [
-            "spec.http[0].headers: not supported by ingressd yet; ignored",
-            "spec.http[0].retries: not supported by ingressd yet; ignored",
-            "spec.http[0].fault: not supported by ingressd yet; ignored",
+            "spec.http[0].mirror: not supported by ingressd yet; ignored",
         ])
     }
 

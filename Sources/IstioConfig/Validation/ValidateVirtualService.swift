@@ -140,14 +140,12 @@ extension Checks {
         // Header operations.
         if let h = r.headers {
             headerOperations(h, path: "\(p).headers")
-            unsupported("\(p).headers")
         }
 
         // Destinations.
         routeDestinations(r.route.map { ($0.destination, $0.weight) }, path: "\(p).route")
         for (n, d) in r.route.enumerated() where d.headers != nil {
             headerOperations(d.headers!, path: "\(p).route[\(n)].headers")
-            unsupported("\(p).route[\(n)].headers")
         }
 
         if let redirect = r.redirect { self.redirect(redirect, matches: r.match, path: "\(p).redirect") }
@@ -174,7 +172,7 @@ extension Checks {
                     error("\(p).rewrite.uriRegexRewrite.match", e)
                 }
             }
-            unsupported("\(p).rewrite")
+            if rw.uriRegexRewrite != nil { unsupported("\(p).rewrite.uriRegexRewrite") }
         }
         duration("\(p).timeout", r.timeout)
         if let retry = r.retries {
@@ -193,11 +191,9 @@ extension Checks {
                     }
                 }
             }
-            unsupported(rp)
         }
         if let f = r.fault {
             fault(f, path: "\(p).fault")
-            unsupported("\(p).fault")
         }
         if let m = r.mirror {
             destination(m, path: "\(p).mirror")

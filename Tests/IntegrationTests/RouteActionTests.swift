@@ -1,0 +1,190 @@
+// VirtualService route actions served by the real binary (istio-semantics.md §1.4): rewrite,
+// header operations, fault injection and retries, each checked against what a real upstream
+// (examples/upstreams/demo_upstream.py, which echoes the request and logs every request it
+// gets) saw.
+
+import Foundation
+import XCTest
+
+final class RouteActionTests: IntegrationTestCase {
+    private var upstream: DemoUpstream!
+    private var gateway: Ingressd!
+
+    /// A Gateway for *.actions.test, a ServiceEntry `app` (the demo upstream), a ServiceEntry
+    /// `flaky` (a dead port and the demo upstream), and `rules`: VirtualService http blocks,
+    /// one VirtualService per host.
+    private func start(_ rules: [(host: String, http: String)]) throws {
+        upstream = try harness.startUpstream("app")
+        let port = try freeTCPPort()
+        let dead = try freeTCPPort()
+        var docs = [
+            WorkshopConfig.httpGateway(port: port, hosts: ["*.actions.test"]),
+            WorkshopConfig.serviceEntry(name: "app", servicePort: 80, endpoints: [(upstream.port, [:])]),
+            WorkshopConfig.serviceEntry(name: "flaky", servicePort: 80, endpoints: [(dead, [:]), (upstream.port, [:])]),
+        ]
+        for (n, rule) in rules.enumerated() {
+            docs.append("""
+            apiVersion: networking.istio.io/v1beta1
+            kind: VirtualService
+            metadata:
+              name: vs\(n)
+            spec:
+              hosts: ["\(rule.host)"]
+              gateways: ["gw"]
+              http:
+            \(rule.http)
+            """)
+        }
+        let path = try harness.write("actions.yaml", WorkshopConfig.documents(docs))
+        let check = try harness.run(Paths.ingressdBinary, ["check", "-c", path])
+        XCTAssertEqual(check.status, 0, check.output)
+        XCTAssertFalse(check.output.contains("not supported"), "served fields do not warn: \(check.output)")
+        gateway = try harness.startIngressd(configs: [path], listenPort: port, workers: 1)
+    }
+
+    private func requestsSeen() -> [String] { upstream.requests }
+
+    func testRewriteAndHeaderOperations() throws {
+        try start([(host: "edit.actions.test", http: """
+          - match:
+            - uri: {prefix: /api/}
+            rewrite: {uri: /v2/, authority: internal.svc}
+            headers:
+              request:
+                set: {x-env: prod}
+                add: {x-added: "1"}
+                remove: [cookie]
+              response:
+                remove: [x-demo-upstream]
+                add: {x-gateway: ingressd}
+            route:
+            - destination: {host: app, port: {number: 80}}
+              headers:
+                request:
+                  set: {x-destination: app}
+        """)])
+        let r = try harness.curl(gateway.url + "/api/items?q=1", host: "edit.actions.test",
+                                 ["-H", "Cookie: secret=1", "-H", "X-Env: dev"])
+        XCTAssertEqual(r.status, 200, r.text)
+        XCTAssertTrue(r.text.contains("request: GET /v2/items?q=1 HTTP/1.1"), r.text)
+        let lines = r.text.lowercased()
+        XCTAssertTrue(lines.contains("host: internal.svc"), r.text)
+        XCTAssertFalse(lines.contains("host: edit.actions.test"), r.text)
+        XCTAssertTrue(lines.contains("x-env: prod"), r.text)
+        XCTAssertFalse(lines.contains("x-env: dev"), r.text)
+        XCTAssertTrue(lines.contains("x-added: 1"), r.text)
+        XCTAssertTrue(lines.contains("x-destination: app"), r.text)
+        XCTAssertFalse(lines.contains("cookie"), r.text)
+        XCTAssertNil(r.header("x-demo-upstream"), "response header removed")
+        XCTAssertEqual(r.header("x-gateway"), "ingressd")
+        // A path outside the matched prefix keeps its form; the rewrite replaced only "/api/".
+        XCTAssertEqual(requestsSeen().last, "app GET /v2/items?q=1 body=0")
+    }
+
+    func testFaultAbortAnswersWithoutReachingTheUpstream() throws {
+        try start([(host: "abort.actions.test", http: """
+          - fault:
+              abort:
+                httpStatus: 418
+                percentage: {value: 100}
+            route:
+            - destination: {host: app, port: {number: 80}}
+        """)])
+        for _ in 0..<3 {
+            let r = try harness.curl(gateway.url + "/x", host: "abort.actions.test")
+            XCTAssertEqual(r.status, 418)
+            XCTAssertEqual(r.text, "fault filter abort")
+        }
+        usleep(100_000)
+        XCTAssertEqual(requestsSeen(), [], "an aborted request never reaches the upstream")
+    }
+
+    func testFaultDelayHoldsTheRequest() throws {
+        try start([(host: "delay.actions.test", http: """
+          - fault:
+              delay:
+                fixedDelay: 400ms
+                percentage: {value: 100}
+            route:
+            - destination: {host: app, port: {number: 80}}
+        """)])
+        let started = Date()
+        let r = try harness.curl(gateway.url + "/slowly", host: "delay.actions.test")
+        let took = Date().timeIntervalSince(started)
+        XCTAssertEqual(r.status, 200, r.text)
+        XCTAssertGreaterThanOrEqual(took, 0.4, "delayed by the fault")
+        XCTAssertEqual(requestsSeen(), ["app GET /slowly body=0"])
+    }
+
+    /// Istio's default policy (no `retries` field) retries connect failures on another
+    /// endpoint; `attempts: 0` turns that off.
+    func testDefaultPolicyRetriesConnectFailuresOnAnotherEndpoint() throws {
+        try start([
+            (host: "default.actions.test", http: """
+              - route:
+                - destination: {host: flaky, port: {number: 80}}
+            """),
+            (host: "noretry.actions.test", http: """
+              - retries: {attempts: 0}
+                route:
+                - destination: {host: flaky, port: {number: 80}}
+            """),
+        ])
+        for k in 0..<10 {
+            let r = try harness.curl(gateway.url + "/d\(k)", host: "default.actions.test")
+            XCTAssertEqual(r.status, 200, "request \(k): the dead endpoint's connect failure is retried: \(r.text)")
+        }
+        var failures = 0
+        for k in 0..<10 {
+            let r = try harness.curl(gateway.url + "/n\(k)", host: "noretry.actions.test")
+            if r.status == 503 { failures += 1 }
+        }
+        XCTAssertGreaterThan(failures, 0, "without retries the dead endpoint's share fails with 503")
+        let stats = try harness.curl(gateway.adminURL + "/stats/prometheus")
+        let retried = stats.text.split(separator: "\n").first {
+            $0.hasPrefix("envoy_cluster_upstream_rq_retry{") && $0.contains("flaky")
+        }
+        XCTAssertNotNil(retried, stats.text)
+        if let line = retried, let n = Double(line.split(separator: " ").last ?? "") { XCTAssertGreaterThanOrEqual(n, 1) }
+    }
+
+    /// A 503 answer is not retried by default (Istio 1.24); `retryOn: 5xx` retries it, and the
+    /// last answer reaches the client.
+    func testStatusRetriesFollowRetryOn() throws {
+        try start([
+            (host: "default.actions.test", http: """
+              - route:
+                - destination: {host: app, port: {number: 80}}
+            """),
+            (host: "fivexx.actions.test", http: """
+              - retries: {attempts: 2, retryOn: 5xx}
+                route:
+                - destination: {host: app, port: {number: 80}}
+            """),
+        ])
+        let once = try harness.curl(gateway.url + "/a/status/503", host: "default.actions.test")
+        XCTAssertEqual(once.status, 503)
+        let thrice = try harness.curl(gateway.url + "/b/status/503", host: "fivexx.actions.test")
+        XCTAssertEqual(thrice.status, 503, "the last try's answer is forwarded")
+        let seen = requestsSeen()
+        XCTAssertEqual(seen.filter { $0.contains("/a/status/503") }.count, 1, "\(seen)")
+        XCTAssertEqual(seen.filter { $0.contains("/b/status/503") }.count, 3, "1 try + 2 retries: \(seen)")
+    }
+
+    func testPerTryTimeoutRetriesThenAnswers504() throws {
+        try start([(host: "pertry.actions.test", http: """
+          - retries: {attempts: 1, perTryTimeout: 300ms, retryOn: gateway-error}
+            route:
+            - destination: {host: app, port: {number: 80}}
+        """)])
+        let started = Date()
+        let r = try harness.curl(gateway.url + "/slow/delay/2000", host: "pertry.actions.test")
+        let took = Date().timeIntervalSince(started)
+        XCTAssertEqual(r.status, 504, r.text)
+        XCTAssertEqual(r.text, "upstream request timeout")
+        XCTAssertGreaterThanOrEqual(took, 0.6, "two tries of 300 ms")
+        XCTAssertLessThan(took, 1.8, "not the upstream's 2 s")
+        usleep(100_000)
+        XCTAssertEqual(requestsSeen().filter { $0.contains("/slow/delay/2000") }.count, 2)
+    }
+}
