@@ -123,6 +123,7 @@ public enum WorkerMain {
         let cqes = UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>.allocate(capacity: batch)
         var lastSweepNs = ing_monotonic_ns()
         var drainDeadlineNs: UInt64 = 0
+        var loggedSubmitFailures: UInt64 = 0
         while true {
             let now = ing_monotonic_ns()
             slot.heartbeatNs = now
@@ -143,6 +144,11 @@ public enum WorkerMain {
             if now &- lastSweepNs >= 1_000_000_000 {
                 lastSweepNs = now
                 engine.sweep()
+                if engine.ring.submitFailures != loggedSubmitFailures {
+                    // Ring.sqe() kept the entries (Ring+Spill.swift); at most one line a second.
+                    loggedSubmitFailures = engine.ring.submitFailures
+                    workerLog(options, "io_uring submit refused \(loggedSubmitFailures) time(s) so far (last: errno \(engine.ring.lastSubmitErrno)); \(engine.ring.spilledEntries) entries waited for a later submit")
+                }
             }
             // One io_uring_enter: submit everything queued and wait for work (or the 1 s tick
             // that keeps the heartbeat and timers going).
