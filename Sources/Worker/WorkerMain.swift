@@ -7,7 +7,9 @@
 //    table, arms accept on every listener and sets its slot state to `.accepting`;
 //  * SIGTERM: stop accepting, finish in-flight requests, close idle connections, exit 0
 //    (the supervisor SIGKILLs it after the drain timeout);
-//  * it asks the kernel for SIGKILL if the supervisor dies (PR_SET_PDEATHSIG).
+//  * it asks the kernel for SIGKILL if the supervisor dies (PR_SET_PDEATHSIG), then checks that
+//    its parent is still the supervisor (`--supervisor-pid`) and exits if not: a supervisor
+//    that died between spawning it and the prctl would never send that signal.
 
 import CSupport
 import CURing
@@ -43,9 +45,13 @@ public struct WorkerOptions: Sendable {
     /// Request-head and idle keep-alive timeouts (`ProxyLimits`).
     public var headerTimeoutMs: UInt64
     public var idleTimeoutMs: UInt64
+    /// The supervisor that spawned this worker; 0 = do not check (a worker started by hand).
+    public var supervisorPid: Int32
 
     public init(index: Int, shmFd: Int32, listeners: [WorkerListener], drainTimeoutMs: UInt64 = 30_000, logLevel: Int = 2,
-                accessLog: String = "off", headerTimeoutMs: UInt64 = 10_000, idleTimeoutMs: UInt64 = 60_000) {
+                accessLog: String = "off", headerTimeoutMs: UInt64 = 10_000, idleTimeoutMs: UInt64 = 60_000,
+                supervisorPid: Int32 = 0) {
+        self.supervisorPid = supervisorPid
         self.accessLog = accessLog
         self.headerTimeoutMs = headerTimeoutMs
         self.idleTimeoutMs = idleTimeoutMs
@@ -62,6 +68,13 @@ public enum WorkerMain {
     /// (0 after a drain, 3 when it cannot start: region attach or io_uring setup failed).
     public static func run(_ options: WorkerOptions) -> Int32 {
         _ = ing_set_pdeathsig(SIGKILL)
+        // After the prctl, not before: a supervisor that dies from here on kills us; one that
+        // died earlier left us reparented (to init or a subreaper), holding its listening
+        // sockets with nobody to stop us.
+        if options.supervisorPid > 0 && getppid() != options.supervisorPid {
+            workerLog(options, "the supervisor (pid \(options.supervisorPid)) is gone; exiting")
+            return 3
+        }
         signal(SIGPIPE, SIG_IGN)
         signal(SIGTERM) { _ in terminationRequested = 1 }
         signal(SIGINT, SIG_IGN)   // the supervisor turns ^C into SIGTERM for us

@@ -194,6 +194,8 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .customLong("access-log")) var accessLog: String = "off"
     @Option(name: .customLong("header-timeout-ms")) var headerTimeoutMs: UInt64 = 10_000
     @Option(name: .customLong("idle-timeout-ms")) var idleTimeoutMs: UInt64 = 60_000
+    /// 0: started by hand, no parent check.
+    @Option(name: .customLong("supervisor-pid")) var supervisorPid: Int32 = 0
 
     func validate() throws {
         guard index >= 0 else { throw ValidationError("--index must be ≥ 0") }
@@ -213,7 +215,8 @@ struct WorkerCommand: ParsableCommand {
     func run() throws {
         let options = WorkerOptions(index: index, shmFd: shmFd, listeners: listeners.compactMap(parsedListener),
                                     drainTimeoutMs: drainTimeoutMs, logLevel: LogLevel(parsing: logLevel)!.rawValue,
-                                    accessLog: accessLog, headerTimeoutMs: headerTimeoutMs, idleTimeoutMs: idleTimeoutMs)
+                                    accessLog: accessLog, headerTimeoutMs: headerTimeoutMs, idleTimeoutMs: idleTimeoutMs,
+                                    supervisorPid: supervisorPid)
         let code = WorkerMain.run(options)
         if code != 0 { throw ExitCode(code) }
     }
