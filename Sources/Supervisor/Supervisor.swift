@@ -92,6 +92,12 @@ public final class Supervisor {
     /// 0 after a drain, 1 for an invalid configuration, 3 when something cannot start.
     public static func run(_ options: SupervisorOptions) -> Int32 {
         Log.level = options.logLevel
+        // Before any worker starts: they inherit it.
+        let fileLimit = FileLimit.raiseToHard()
+        guard fileLimit >= FileLimit.minimum else {
+            Log.error("the open-file limit is \(fileLimit) (hard limit); ingressd needs at least \(FileLimit.minimum): raise LimitNOFILE= or ulimit -Hn")
+            return ExitStatus.cannotStart
+        }
         let config: LoadedConfig
         let endpointIds = EndpointIds()
         switch ConfigPipeline.load(paths: options.configPaths, namespace: options.namespace, endpointIds: endpointIds) {
