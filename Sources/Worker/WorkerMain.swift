@@ -137,6 +137,7 @@ public enum WorkerMain {
         var lastSweepNs = ing_monotonic_ns()
         var drainDeadlineNs: UInt64 = 0
         var loggedSubmitFailures: UInt64 = 0
+        var acceptLog = AcceptFailureLog()
         while true {
             let now = ing_monotonic_ns()
             slot.heartbeatNs = now
@@ -145,6 +146,7 @@ public enum WorkerMain {
                 engine.requestAccessLogReopen()
             }
             engine.tick(nowNs: now)
+            engine.resumeAcceptingIfDue(nowNs: now)
             _ = engine.refreshTable()
             if terminationRequested != 0 && !engine.draining {
                 engine.beginDrain()
@@ -157,6 +159,7 @@ public enum WorkerMain {
             if now &- lastSweepNs >= 1_000_000_000 {
                 lastSweepNs = now
                 engine.sweep()
+                acceptLog.report(engine.acceptResourceFailures, errno: engine.lastAcceptErrno, nowNs: now, options)
                 if engine.ring.submitFailures != loggedSubmitFailures {
                     // Ring.sqe() kept the entries (Ring+Spill.swift); at most one line a second.
                     loggedSubmitFailures = engine.ring.submitFailures
@@ -164,8 +167,10 @@ public enum WorkerMain {
                 }
             }
             // One io_uring_enter: submit everything queued and wait for work (or the 1 s tick
-            // that keeps the heartbeat and timers going).
-            _ = engine.ring.submitAndWait(1, timeoutNs: 1_000_000_000)
+            // that keeps the heartbeat and timers going; sooner when accepting resumes).
+            var waitNs: UInt64 = 1_000_000_000
+            if let resume = engine.acceptResumeAtNs { waitNs = min(waitNs, max(1_000_000, resume &- now)) }
+            _ = engine.ring.submitAndWait(1, timeoutNs: waitNs)
             while true {
                 let n = engine.ring.peekBatch(cqes, max: UInt32(batch))
                 if n == 0 { break }
@@ -180,6 +185,24 @@ public enum WorkerMain {
         _ = engine.ring.submit()
         engine.finishAccessLog()
         return 0
+    }
+}
+
+/// Rate-limits the line about accepts that failed for lack of descriptors (EMFILE/ENFILE):
+/// a worker at its limit retries four times a second, and says so once per `intervalNs`.
+struct AcceptFailureLog {
+    static let intervalNs: UInt64 = 10_000_000_000
+    var logged: UInt64 = 0
+    var nextNs: UInt64 = 0
+
+    mutating func report(_ failures: UInt64, errno: Int32, nowNs: UInt64, _ options: WorkerOptions) {
+        guard failures != logged, nowNs >= nextNs else { return }
+        var rl = rlimit()
+        let limit = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &rl) == 0 ? String(rl.rlim_cur) : "?"
+        workerLog(options, "accept failed: \(String(cString: strerror(errno))) (errno \(errno), open-file limit \(limit)); "
+                  + "pausing accepts \(AcceptPause.pauseMs) ms at a time, open connections are still served (\(failures - logged) failure(s) since the last line)")
+        logged = failures
+        nextNs = nowNs + Self.intervalNs
     }
 }
 

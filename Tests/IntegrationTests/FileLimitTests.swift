@@ -127,4 +127,41 @@ final class FileLimitTests: IntegrationTestCase {
         XCTAssertEqual(r.status, 3, r.output)
         XCTAssertTrue(r.output.contains("the open-file limit is 64 (hard limit); ingressd needs at least 256"), r.output)
     }
+
+    func testWorkerAtItsFileLimitPausesAcceptingAndKeepsServing() throws {
+        let (gateway, port) = try startLimited("256:256")
+        guard let worker = gateway.workerPids.first else { return XCTFail("no worker") }
+        XCTAssertEqual(openFileLimits(worker).prefix(2), ["256", "256"], "the worker runs with 256 descriptors")
+
+        // A keep-alive client with a pooled upstream connection, before the limit is reached.
+        let client = try KeepAliveConnection(port: port)
+        XCTAssertEqual(client.get("/", host: "web.test"), 200)
+
+        // More connections than the worker has descriptors: the rest wait in the backlog.
+        var flood: [Int32] = []
+        defer { for fd in flood { close(fd) } }
+        for _ in 0..<300 { flood.append(try connectLoopback(port: port)) }
+        let logged = Date().addingTimeInterval(5)
+        while Date() < logged && !gateway.child.stderr.contains("accept failed") { usleep(50_000) }
+        XCTAssertTrue(gateway.child.stderr.contains("accept failed"), "the worker reached its limit and said so:\n\(gateway.outputTail)")
+
+        // At the limit the worker idles instead of spinning on the failing accept.
+        let before = cpuTicks(worker) ?? 0
+        usleep(2_000_000)
+        let used = (cpuTicks(worker) ?? 0) - before
+        let hz = sysconf(Int32(_SC_CLK_TCK))
+        print("worker CPU at its descriptor limit: \(used) ticks of 1/\(hz) s in 2 s")
+        XCTAssertLessThan(used, Int(hz) * 3 / 10, "under 0.3 s of CPU in 2 s at the limit (it spun at 100 % before)")
+
+        // Connections it has are still served.
+        for _ in 0..<3 { XCTAssertEqual(client.get("/", host: "web.test"), 200, "the open keep-alive connection is served") }
+
+        // Freeing descriptors lets it accept again (queued connections first, then a new one).
+        for fd in flood { close(fd) }
+        flood.removeAll()
+        let fresh = try harness.curl(gateway.url + "/", host: "web.test", timeout: 10)
+        XCTAssertEqual(fresh.status, 200, "a new connection is accepted once descriptors are free: \(fresh.curlStderr)")
+        let lines = gateway.child.stderr.components(separatedBy: "accept failed").count - 1
+        XCTAssertLessThanOrEqual(lines, 2, "the failure is logged once per interval, not per retry:\n\(gateway.outputTail)")
+    }
 }
