@@ -1,0 +1,68 @@
+// The admin endpoint under abuse by local users (DESIGN.md §7): idle connections cannot hold
+// readiness down, and a slow request head is cut off.
+
+import Foundation
+import XCTest
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class AdminLimitsTests: IntegrationTestCase {
+    private func startGateway(extraArgs: [String] = []) throws -> Ingressd {
+        let upstream = try harness.startUpstream("web")
+        let port = try freeTCPPort()
+        let config = try harness.write("svc.yaml", ServiceGateway.config(port: port, services: [("web", [upstream.port])]))
+        return try harness.startIngressd(configs: [config], listenPort: port, workers: 1, extraArgs: extraArgs)
+    }
+
+    private func get(_ port: UInt16, _ path: String) -> (status: Int, body: String) {
+        let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        guard let reply = try? RawHTTP.exchange(port: port, send: Array(request.utf8), timeout: 2) else { return (0, "") }
+        let text = String(decoding: reply, as: UTF8.self)
+        return (RawHTTP.statusCode(reply) ?? 0, text.components(separatedBy: "\r\n\r\n").dropFirst().joined())
+    }
+
+    /// 200 idle connections to the admin port, then /ready there answers 200 (the oldest idle
+    /// ones are evicted for it).
+    func testIdleConnectionsCannotHoldReadinessDown() throws {
+        let gateway = try startGateway()
+
+        var idle: [Int32] = []
+        defer { for fd in idle { close(fd) } }
+        for _ in 0..<200 { idle.append(try connectLoopback(port: gateway.adminPort)) }
+        usleep(300_000)   // the supervisor has accepted (and evicted) them all
+
+        XCTAssertEqual(get(gateway.adminPort, "/ready").status, 200, "/ready on the admin port with 200 idle connections")
+
+        usleep(300_000)
+        let lines = gateway.child.stderr.split(separator: "\n").filter { $0.contains("closed to make room") }
+        XCTAssertGreaterThanOrEqual(lines.count, 1, "evictions are logged:\n\(gateway.outputTail)")
+        XCTAssertLessThanOrEqual(lines.count, 2, "once per interval and port, not per connection:\n\(gateway.outputTail)")
+    }
+
+    /// A request head that trickles in byte by byte is cut off after the head timeout (3 s).
+    func testSlowLorisAdminConnectionIsClosedAfterTheHeadTimeout() throws {
+        let gateway = try startGateway()
+        let fd = try connectLoopback(port: gateway.adminPort)
+        defer { close(fd) }
+        let started = Date()
+        var closedAfter: TimeInterval?
+        let head = Array("GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".utf8)
+        for byte in head {
+            var b = byte
+            if send(fd, &b, 1, Int32(MSG_NOSIGNAL)) != 1 { closedAfter = Date().timeIntervalSince(started); break }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&pfd, 1, 250) > 0 {
+                var buf = [UInt8](repeating: 0, count: 512)
+                if recv(fd, &buf, buf.count, 0) <= 0 { closedAfter = Date().timeIntervalSince(started); break }
+            }
+            if Date().timeIntervalSince(started) > 9 { break }
+        }
+        guard let after = closedAfter else { return XCTFail("the slow connection was still open after 9 s") }
+        print("slow-loris admin connection closed after \(String(format: "%.2f", after)) s")
+        XCTAssertGreaterThanOrEqual(after, 2.5, "not before the head timeout")
+        XCTAssertLessThan(after, 4.5, "within the 3 s head timeout (plus the 100 ms tick)")
+        XCTAssertEqual(gateway.readyStatus(), 200)
+    }
+}
