@@ -23,6 +23,8 @@ public final class Supervisor {
     let signals: SignalSource
     var watcher: ConfigWatcher?
     var admin: AdminServer
+    /// `--readiness`: its own listener, so that nothing on the admin port can starve it.
+    var readiness: AdminServer?
     let systemd = SystemdNotifier()
 
     /// Indexed by shared-memory slot; nil = free slot.
@@ -73,7 +75,9 @@ public final class Supervisor {
     static let tickMs: Int32 = 100
 
     private init(options: SupervisorOptions, region: SharedRegion, sharedMemoryFd: Int32, listeners: ListenerSet,
-                 signals: SignalSource, admin: AdminServer, config: LoadedConfig, endpointIds: EndpointIds) {
+                 signals: SignalSource, admin: AdminServer, readiness: AdminServer?, config: LoadedConfig,
+                 endpointIds: EndpointIds) {
+        self.readiness = readiness
         self.endpointIds = endpointIds
         self.options = options
         self.region = region
@@ -150,9 +154,17 @@ public final class Supervisor {
         case .failure(let e): Log.error(e.description); return ExitStatus.cannotStart
         }
         Log.info("admin endpoint on http://\(admin.address.withPort(admin.port))/")
+        var readiness: AdminServer?
+        if let r = options.readiness {
+            switch AdminServer.open(r.address, port: r.port, name: "readiness") {
+            case .success(let server): readiness = server
+            case .failure(let e): Log.error(e.description); return ExitStatus.cannotStart
+            }
+            Log.info("readiness endpoint on http://\(readiness!.address.withPort(readiness!.port))/healthz/ready")
+        }
 
         let s = Supervisor(options: options, region: region, sharedMemoryFd: shmFd, listeners: listeners,
-                           signals: signals, admin: admin, config: config, endpointIds: endpointIds)
+                           signals: signals, admin: admin, readiness: readiness, config: config, endpointIds: endpointIds)
         return s.start()
     }
 
@@ -200,6 +212,7 @@ public final class Supervisor {
             var fds: [pollfd] = [pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)]
             if let w = watcher { fds.append(pollfd(fd: w.fd, events: Int16(POLLIN), revents: 0)) }
             for (fd, events) in admin.pollInterest { fds.append(pollfd(fd: fd, events: events, revents: 0)) }
+            for (fd, events) in readiness?.pollInterest ?? [] { fds.append(pollfd(fd: fd, events: events, revents: 0)) }
             for (fd, events) in checker.pollInterest { fds.append(pollfd(fd: fd, events: events, revents: 0)) }
 
             let n = poll(&fds, nfds_t(fds.count), Self.tickMs)
@@ -215,6 +228,8 @@ public final class Supervisor {
                         watcher?.handleReadable(nowNs: now)
                     } else if let id = checker.owns(p.fd) {
                         if checker.service(id: id, revents: p.revents, nowNs: now) { healthDirty = true }
+                    } else if readiness?.owns(p.fd) == true {
+                        readiness?.service(fd: p.fd, revents: p.revents, nowNs: now) { respondReadiness(to: $0) }
                     } else {
                         admin.service(fd: p.fd, revents: p.revents, nowNs: now) { respond(to: $0, nowNs: now) }
                     }
@@ -245,6 +260,7 @@ public final class Supervisor {
             nextWatchdogPingNs = nowNs + w
         }
         admin.expire(nowNs: nowNs)
+        readiness?.expire(nowNs: nowNs)
         if drainDeadlineNs != nil { return drainTick(nowNs: nowNs) }
 
         if watcher?.takeDue(nowNs: nowNs) == true { reload(reason: "configuration files changed", nowNs: nowNs) }

@@ -1,5 +1,6 @@
-// The admin endpoint under abuse by local users (DESIGN.md §7): idle connections cannot hold
-// readiness down, and a slow request head is cut off.
+// The admin endpoint under abuse by local users (DESIGN.md §4 `--readiness`, §7): idle
+// connections cannot hold readiness down, a slow request head is cut off, and `--readiness`
+// serves /healthz/ready on its own listener.
 
 import Foundation
 import XCTest
@@ -23,17 +24,26 @@ final class AdminLimitsTests: IntegrationTestCase {
         return (RawHTTP.statusCode(reply) ?? 0, text.components(separatedBy: "\r\n\r\n").dropFirst().joined())
     }
 
-    /// 200 idle connections to the admin port, then /ready there answers 200 (the oldest idle
-    /// ones are evicted for it).
+    /// 200 idle connections to the admin port, then /ready there (the oldest idle ones are
+    /// evicted for it) and /healthz/ready on the readiness port both answer 200.
     func testIdleConnectionsCannotHoldReadinessDown() throws {
-        let gateway = try startGateway()
+        let readinessPort = try freeTCPPort()
+        let gateway = try startGateway(extraArgs: ["--readiness", "127.0.0.1:\(readinessPort)"])
+        XCTAssertTrue(gateway.child.stderr.contains("readiness endpoint on http://127.0.0.1:\(readinessPort)/healthz/ready"),
+                      gateway.outputTail)
 
         var idle: [Int32] = []
         defer { for fd in idle { close(fd) } }
         for _ in 0..<200 { idle.append(try connectLoopback(port: gateway.adminPort)) }
+        for _ in 0..<200 { idle.append(try connectLoopback(port: readinessPort)) }
         usleep(300_000)   // the supervisor has accepted (and evicted) them all
 
         XCTAssertEqual(get(gateway.adminPort, "/ready").status, 200, "/ready on the admin port with 200 idle connections")
+        let ready = get(readinessPort, "/healthz/ready")
+        XCTAssertEqual(ready.status, 200, "/healthz/ready on the readiness port")
+        XCTAssertEqual(ready.body, "LIVE\n")
+        XCTAssertEqual(get(readinessPort, "/stats").status, 404, "the readiness port serves readiness alone")
+        XCTAssertEqual(get(readinessPort, "/ready").status, 404)
 
         usleep(300_000)
         let lines = gateway.child.stderr.split(separator: "\n").filter { $0.contains("closed to make room") }
@@ -64,5 +74,30 @@ final class AdminLimitsTests: IntegrationTestCase {
         XCTAssertGreaterThanOrEqual(after, 2.5, "not before the head timeout")
         XCTAssertLessThan(after, 4.5, "within the 3 s head timeout (plus the 100 ms tick)")
         XCTAssertEqual(gateway.readyStatus(), 200)
+    }
+
+    func testReadinessFlagIsCheckedAndItsPortMustBeFree() throws {
+        let port = try freeTCPPort()
+        let config = try harness.write("svc.yaml", ServiceGateway.config(port: port, services: [("web", [8080])]))
+        let base = ["run", "-c", config, "--workers", "1", "--bind", "127.0.0.1", "--admin", "127.0.0.1:\(try freeTCPPort())"]
+        let bad = try harness.run(Paths.ingressdBinary, base + ["--readiness", "15021"], timeout: 20)
+        XCTAssertEqual(bad.status, 2, bad.output)
+        XCTAssertTrue(bad.output.contains("--readiness 15021: expected ADDR:PORT"), bad.output)
+
+        let taken = try freeTCPPort()
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(holder) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = taken.bigEndian
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        XCTAssertEqual(bound, 0)
+        XCTAssertEqual(listen(holder, 1), 0)
+        let busy = try harness.run(Paths.ingressdBinary, base + ["--readiness", "127.0.0.1:\(taken)"], timeout: 20)
+        XCTAssertEqual(busy.status, 3, busy.output)
+        XCTAssertTrue(busy.output.contains("cannot listen on readiness port \(taken)"), busy.output)
     }
 }
