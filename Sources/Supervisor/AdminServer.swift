@@ -90,10 +90,12 @@ struct AdminServer {
     }
 
     /// Descriptors and the events the loop must poll for (not the listener while accepting is
-    /// paused: it stays readable, and polling it would spin).
+    /// paused: it stays readable, and polling it would spin). The listener comes last: the loop
+    /// services in this order, so requests that arrived are read before new connections are
+    /// accepted (and could evict them).
     var pollInterest: [(fd: Int32, events: Int16)] {
         let conns = connections.map { ($0.key, Int16($0.value.responding ? POLLOUT : POLLIN)) }
-        return acceptPausedUntilNs != 0 ? conns : [(listenFd, Int16(POLLIN))] + conns
+        return acceptPausedUntilNs != 0 ? conns : conns + [(listenFd, Int16(POLLIN))]
     }
 
     /// Whether `fd` is this server's listener or one of its connections.
@@ -102,7 +104,7 @@ struct AdminServer {
     /// Handles readiness of one of our descriptors; `responder` builds the answer.
     mutating func service(fd: Int32, revents: Int16, nowNs: UInt64, responder: (AdminRequest) -> AdminResponse) {
         if fd == listenFd {
-            acceptAll(nowNs: nowNs)
+            acceptAll(nowNs: nowNs, responder: responder)
             return
         }
         guard var c = connections[fd] else { return }
@@ -159,7 +161,10 @@ struct AdminServer {
         logLimits(nowNs: nowNs)
     }
 
-    private mutating func acceptAll(nowNs: UInt64) {
+    /// Accepts what is queued. Each new connection is read at once: a probe's request is
+    /// usually there already and is answered before a burst of other connections could make it
+    /// the oldest one waiting (and evict it).
+    private mutating func acceptAll(nowNs: UInt64, responder: (AdminRequest) -> AdminResponse) {
         while true {
             let fd = accept(listenFd, nil, nil)
             if fd < 0 {
@@ -180,6 +185,7 @@ struct AdminServer {
             }
             setNonBlockingCloexec(fd)
             connections[fd] = Connection(openedNs: nowNs)
+            service(fd: fd, revents: Int16(POLLIN), nowNs: nowNs, responder: responder)
         }
     }
 

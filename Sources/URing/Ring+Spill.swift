@@ -7,9 +7,9 @@ import Glibc
 //
 // When can it happen? The SQ fills when one loop iteration prepares more entries than the ring
 // holds (a sweep that times out thousands of connections at once); `sqe()` then submits to make
-// room. That submit can fail: -EBUSY while completions are overflowing (kernels before 5.19 with
-// IORING_FEAT_NODROP), -EAGAIN/-ENOMEM when the kernel cannot allocate requests. The old code
-// force-unwrapped the second `io_uring_get_sqe` and crashed the worker.
+// room. That submit can fail (io_uring_enter(2)): -EBUSY while overflowed completions cannot be
+// flushed to the CQ ring, -EAGAIN/-ENOMEM when the kernel cannot allocate requests. The old
+// code force-unwrapped the second `io_uring_get_sqe` and crashed the worker.
 //
 // What can a caller do with "no SQE"? Nothing good synchronously: every caller is in the middle
 // of a state transition that counts the operation as pending (`pendingOps`, `recvArmed`,

@@ -51,6 +51,39 @@ final class AdminLimitsTests: IntegrationTestCase {
         XCTAssertLessThanOrEqual(lines.count, 2, "once per interval and port, not per connection:\n\(gateway.outputTail)")
     }
 
+    /// Probes while another client opens idle connections as fast as it can: every probe is
+    /// answered (new connections are read as soon as they are accepted, so a probe is served
+    /// before the burst around it could make it the oldest waiting one and evict it).
+    func testProbesAreAnsweredDuringAConnectionBurst() throws {
+        let gateway = try startGateway()
+        let port = gateway.adminPort
+        let script = try harness.write("burst.py", """
+            import socket, sys, time
+            held, end = [], time.time() + float(sys.argv[2])
+            while time.time() < end:
+                try:
+                    held.append(socket.create_connection(("127.0.0.1", int(sys.argv[1]))))
+                except OSError:
+                    pass
+                if len(held) > 400:
+                    for s in held[:200]: s.close()
+                    del held[:200]
+
+            """)
+        let bursts = try (0..<3).map { k in
+            try harness.spawn("burst-\(k)", Paths.which("python3") ?? "/usr/bin/python3", [script, String(port), "4"])
+        }
+        usleep(500_000)
+        var statuses: [Int] = []
+        for _ in 0..<50 {
+            statuses.append(get(port, "/ready").status)
+            usleep(10_000)
+        }
+        XCTAssertTrue(bursts.allSatisfy { $0.isRunning }, "the bursts lasted through the probes")
+        for b in bursts { b.wait(timeout: 10) }
+        XCTAssertEqual(statuses.filter { $0 != 200 }.count, 0, "every probe answered: \(statuses)")
+    }
+
     /// A request head that trickles in byte by byte is cut off after the head timeout (3 s).
     func testSlowLorisAdminConnectionIsClosedAfterTheHeadTimeout() throws {
         let gateway = try startGateway()
