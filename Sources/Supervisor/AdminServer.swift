@@ -161,15 +161,17 @@ struct AdminServer {
         logLimits(nowNs: nowNs)
     }
 
-    /// Accepts what is queued. Each new connection is read at once: a probe's request is
-    /// usually there already and is answered before a burst of other connections could make it
-    /// the oldest one waiting (and evict it).
+    /// Accepts what is queued, at most `maxConnections` per call so that a client connecting
+    /// without pause cannot keep the supervisor's loop (signals, heartbeats, the watchdog) from
+    /// its other work. Each new connection is read at once: a probe's request is usually there
+    /// already and is answered before a burst of other connections could make it the oldest one
+    /// waiting (and evict it).
     private mutating func acceptAll(nowNs: UInt64, responder: (AdminRequest) -> AdminResponse) {
-        while true {
+        for _ in 0..<Self.maxConnections {
             let fd = accept(listenFd, nil, nil)
             if fd < 0 {
                 let e = ing_errno()
-                if e == EINTR { continue }
+                if e == EINTR { return }   // the listener is still readable: next poll
                 if e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM {
                     // The connection stays queued; the listener stays readable: stop polling it.
                     acceptPausedUntilNs = nowNs + Self.acceptPauseNs
