@@ -50,6 +50,7 @@ let package = Package(
         .executableTarget(name: "Microbench", dependencies: ["HTTP1", "RouteTable"], swiftSettings: releaseFast),
 
         // Tests mirror the source targets; IntegrationTests run the real binary.
+        .testTarget(name: "URingTests", dependencies: ["URing", "CURing"]),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
         .testTarget(name: "RouteTableTests", dependencies: ["RouteTable", "HTTP1"]),
         .testTarget(name: "SharedMemoryTests", dependencies: ["SharedMemory", "CSupport"]),

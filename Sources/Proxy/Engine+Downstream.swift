@@ -13,7 +13,11 @@ import Glibc
 extension ProxyEngine {
     mutating func onAccept(listener l: Int, result: Int32, flags: UInt32) {
         if flags & ING_CQE_F_MORE == 0 && !draining && l < listenerCount && listenerFds[l] >= 0 {
-            ring.prepMultishotAccept(fd: listenerFds[l], userData: packUserData(.accept, Int32(l), 0))
+            if result < 0 && AcceptPause.pauses(result) {
+                pauseAccepting(listener: l, errno: -result)   // re-armed later (Engine+AcceptPause.swift)
+            } else {
+                ring.prepMultishotAccept(fd: listenerFds[l], userData: packUserData(.accept, Int32(l), 0))
+            }
         }
         guard result >= 0 else { return }
         let fd = result

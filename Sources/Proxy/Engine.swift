@@ -79,6 +79,8 @@ public struct ProxyEngine: ~Copyable {
     let listenerPorts: UnsafeMutablePointer<UInt16>
     let listenerCount: Int
     public internal(set) var draining = false
+    /// Accepting paused after running out of descriptors (Engine+AcceptPause.swift).
+    var acceptPause = AcceptPause()
 
     // Routing.
     var table = ActiveTable()

@@ -27,6 +27,13 @@ struct AdminResponse {
 /// The admin endpoint's HTTP/1.1 server (DESIGN.md §7), driven by the supervisor's poll loop:
 /// non-blocking sockets, one request per connection, `Connection: close`. It is for probes,
 /// operators and scrapers on loopback, not for load: small limits, no keep-alive, no pipelining.
+/// The `--readiness` listener is a second instance whose responder knows one path.
+///
+/// Nobody can hold it down by keeping connections open (any local user can connect): at the
+/// connection limit the oldest connection still waiting for its request head is closed to make
+/// room (a probe sends its request at once, so it is answered before it could become the oldest),
+/// a head must arrive within `headTimeoutNs`, and accepting pauses briefly when the process is
+/// out of descriptors instead of polling a listener it cannot accept from.
 ///
 /// Owns the listening socket and every accepted connection. The responder passed to `service`
 /// runs synchronously inside it.
@@ -34,14 +41,34 @@ struct AdminServer {
     let listenFd: Int32
     let address: IPAddress
     let port: UInt16
+    /// "admin" or "readiness", for log lines.
+    let name: String
     private var connections: [Int32: Connection] = [:]
+    /// Accepting is paused until then (EMFILE/ENFILE); 0 = accepting.
+    private var acceptPausedUntilNs: UInt64 = 0
+    /// What happened since the last log line about it (`logLimits`, at most one per interval).
+    private var evicted = 0
+    private var refused = 0
+    private var timedOut = 0
+    private var acceptFailures = 0
+    private var lastAcceptErrno: Int32 = 0
+    private var nextLimitLogNs: UInt64 = 0
 
     /// Request heads larger than this get 431 (our paths are short; anything bigger is junk).
     static let maxRequestBytes = 8 * 1024
-    /// Connections beyond this are closed at once: a stuck scraper must not eat descriptors.
+    /// Open connections at most; at the limit the oldest one still waiting for its head is
+    /// evicted for a new one (a stuck scraper must not eat descriptors, nor lock probes out).
     static let maxConnections = 64
-    /// A connection that has not completed its exchange in this time is closed.
-    static let timeoutNs: UInt64 = 5_000_000_000
+    /// 3 s for the request head: probes and scrapers send theirs at once (kubelet's probe
+    /// timeout defaults to 1 s); a slow-loris connection is closed after this.
+    static let headTimeoutNs: UInt64 = 3_000_000_000
+    /// A connection that has not completed its whole exchange (head and response) in this time
+    /// is closed: a scraper that stops reading a big /stats/prometheus.
+    static let timeoutNs: UInt64 = 10_000_000_000
+    /// How long accepting pauses when the process is out of descriptors.
+    static let acceptPauseNs: UInt64 = 250_000_000
+    /// One log line per this about evictions, refusals, timeouts and accept failures.
+    static let limitLogIntervalNs: UInt64 = 10_000_000_000
 
     private struct Connection {
         var input: [UInt8] = []
@@ -51,25 +78,33 @@ struct AdminServer {
         var responding: Bool { !output.isEmpty }
     }
 
-    static func open(_ address: IPAddress, port: UInt16) -> Result<AdminServer, StartupError> {
+    /// `name` ("admin", "readiness") names the port in errors and log lines.
+    static func open(_ address: IPAddress, port: UInt16, name: String = "admin") -> Result<AdminServer, StartupError> {
         switch makeListeningSocket(address, port: port, ListenOptions(reusePort: false, v6Only: true, backlog: 128)) {
         case .success(let fd):
-            return .success(AdminServer(listenFd: fd, address: address, port: boundPort(fd)))
+            return .success(AdminServer(listenFd: fd, address: address, port: boundPort(fd), name: name))
         case .failure(let e):
             let why = e.errno == EADDRINUSE ? "address already in use" : "\(e.call): \(errnoText(e.errno))"
-            return .failure(StartupError(description: "cannot listen on admin port \(port) (\(address.withPort(port))): \(why)"))
+            return .failure(StartupError(description: "cannot listen on \(name) port \(port) (\(address.withPort(port))): \(why)"))
         }
     }
 
-    /// Descriptors and the events the loop must poll for.
+    /// Descriptors and the events the loop must poll for (not the listener while accepting is
+    /// paused: it stays readable, and polling it would spin). The listener comes last: the loop
+    /// services in this order, so requests that arrived are read before new connections are
+    /// accepted (and could evict them).
     var pollInterest: [(fd: Int32, events: Int16)] {
-        [(listenFd, Int16(POLLIN))] + connections.map { ($0.key, Int16($0.value.responding ? POLLOUT : POLLIN)) }
+        let conns = connections.map { ($0.key, Int16($0.value.responding ? POLLOUT : POLLIN)) }
+        return acceptPausedUntilNs != 0 ? conns : conns + [(listenFd, Int16(POLLIN))]
     }
+
+    /// Whether `fd` is this server's listener or one of its connections.
+    func owns(_ fd: Int32) -> Bool { fd == listenFd || connections[fd] != nil }
 
     /// Handles readiness of one of our descriptors; `responder` builds the answer.
     mutating func service(fd: Int32, revents: Int16, nowNs: UInt64, responder: (AdminRequest) -> AdminResponse) {
         if fd == listenFd {
-            acceptAll(nowNs: nowNs)
+            acceptAll(nowNs: nowNs, responder: responder)
             return
         }
         guard var c = connections[fd] else { return }
@@ -112,26 +147,80 @@ struct AdminServer {
         drop(fd)
     }
 
-    /// Closes connections that have been open too long.
+    /// Timers, every loop tick: closes connections past their head or exchange timeout, ends
+    /// an accept pause, and logs what the limits did (at most once per interval).
     mutating func expire(nowNs: UInt64) {
-        for (fd, c) in connections where nowNs &- c.openedNs > Self.timeoutNs { drop(fd) }
+        for (fd, c) in connections {
+            let age = nowNs &- c.openedNs
+            if age > Self.timeoutNs || (!c.responding && age > Self.headTimeoutNs) {
+                drop(fd)
+                timedOut += 1
+            }
+        }
+        if acceptPausedUntilNs != 0 && nowNs >= acceptPausedUntilNs { acceptPausedUntilNs = 0 }
+        logLimits(nowNs: nowNs)
     }
 
-    private mutating func acceptAll(nowNs: UInt64) {
-        while true {
+    /// Accepts what is queued, at most `maxConnections` per call so that a client connecting
+    /// without pause cannot keep the supervisor's loop (signals, heartbeats, the watchdog) from
+    /// its other work. Each new connection is read at once: a probe's request is usually there
+    /// already and is answered before a burst of other connections could make it the oldest one
+    /// waiting (and evict it).
+    private mutating func acceptAll(nowNs: UInt64, responder: (AdminRequest) -> AdminResponse) {
+        for _ in 0..<Self.maxConnections {
             let fd = accept(listenFd, nil, nil)
             if fd < 0 {
-                if ing_errno() == EINTR { continue }
-                return   // EAGAIN, or a transient error (EMFILE, ECONNABORTED): retry on next poll
+                let e = ing_errno()
+                if e == EINTR { return }   // the listener is still readable: next poll
+                if e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM {
+                    // The connection stays queued; the listener stays readable: stop polling it.
+                    acceptPausedUntilNs = nowNs + Self.acceptPauseNs
+                    acceptFailures += 1
+                    lastAcceptErrno = e
+                }
+                return   // EAGAIN, or a per-connection error (ECONNABORTED): next poll
             }
-            guard connections.count < Self.maxConnections else {
-                close(fd)
-                Log.warning("admin: too many connections, refusing one")
+            if connections.count >= Self.maxConnections && !evictOldestWaiting() {
+                close(fd)   // every connection is busy answering: this one waits for none
+                refused += 1
                 continue
             }
             setNonBlockingCloexec(fd)
             connections[fd] = Connection(openedNs: nowNs)
+            service(fd: fd, revents: Int16(POLLIN), nowNs: nowNs, responder: responder)
         }
+    }
+
+    /// Closes the oldest connection that has not sent a complete request head; false when all
+    /// are being answered (they finish on their own, within `timeoutNs`).
+    private mutating func evictOldestWaiting() -> Bool {
+        var oldest: (fd: Int32, openedNs: UInt64)?
+        for (fd, c) in connections where !c.responding && c.openedNs < (oldest?.openedNs ?? .max) {
+            oldest = (fd, c.openedNs)
+        }
+        guard let victim = oldest else { return false }
+        drop(victim.fd)
+        evicted += 1
+        return true
+    }
+
+    private mutating func logLimits(nowNs: UInt64) {
+        guard evicted + refused + timedOut + acceptFailures > 0, nowNs >= nextLimitLogNs else { return }
+        var parts: [String] = []
+        if evicted > 0 { parts.append("\(evicted) idle connection(s) closed to make room (limit \(Self.maxConnections))") }
+        if refused > 0 { parts.append("\(refused) connection(s) refused (\(Self.maxConnections) busy)") }
+        if timedOut > 0 { parts.append("\(timedOut) connection(s) timed out") }
+        if acceptFailures > 0 {
+            parts.append("accept failed \(acceptFailures) time(s): \(errnoText(lastAcceptErrno)), pausing accepts \(Self.acceptPauseNs / 1_000_000) ms at a time")
+        }
+        // Timeouts alone are routine (a client that connected and went away): debug level.
+        let line = "\(name) port \(port): " + parts.joined(separator: "; ")
+        if evicted + refused + acceptFailures > 0 { Log.warning(line) } else { Log.debug(line) }
+        evicted = 0
+        refused = 0
+        timedOut = 0
+        acceptFailures = 0
+        nextLimitLogNs = nowNs + Self.limitLogIntervalNs
     }
 
     private mutating func drop(_ fd: Int32) {

@@ -28,6 +28,12 @@ extension Supervisor {
         }
     }
 
+    /// The `--readiness` listener: `/healthz/ready` (Istio's path on port 15021) and nothing else.
+    func respondReadiness(to request: AdminRequest) -> AdminResponse {
+        guard request.path == "/healthz/ready" else { return .text("not found\n", status: 404) }
+        return respond(to: request, nowNs: 0)
+    }
+
     func workersJSON(nowNs: UInt64) -> String {
         let rows = records.compactMap { $0 }.sorted { ($0.logical, $0.slot) < ($1.logical, $1.slot) }.map { r -> String in
             let ws = region.workerSlot(r.slot)

@@ -23,6 +23,8 @@ public final class Supervisor {
     let signals: SignalSource
     var watcher: ConfigWatcher?
     var admin: AdminServer
+    /// `--readiness`: its own listener, so that nothing on the admin port can starve it.
+    var readiness: AdminServer?
     let systemd = SystemdNotifier()
 
     /// Indexed by shared-memory slot; nil = free slot.
@@ -78,8 +80,9 @@ public final class Supervisor {
     static let tickMs: Int32 = 100
 
     private init(options: SupervisorOptions, region: SharedRegion, sharedMemoryFd: Int32, listeners: ListenerSet,
-                 signals: SignalSource, admin: AdminServer, config: LoadedConfig, endpointIds: EndpointIds,
-                 dnsCache: NameCache) {
+                 signals: SignalSource, admin: AdminServer, readiness: AdminServer?, config: LoadedConfig,
+                 endpointIds: EndpointIds, dnsCache: NameCache) {
+        self.readiness = readiness
         self.endpointIds = endpointIds
         self.dnsCache = dnsCache
         self.options = options
@@ -99,6 +102,12 @@ public final class Supervisor {
     /// 0 after a drain, 1 for an invalid configuration, 3 when something cannot start.
     public static func run(_ options: SupervisorOptions) -> Int32 {
         Log.level = options.logLevel
+        // Before any worker starts: they inherit it.
+        let fileLimit = FileLimit.raiseToHard()
+        guard fileLimit >= FileLimit.minimum else {
+            Log.error("the open-file limit is \(fileLimit) (hard limit); ingressd needs at least \(FileLimit.minimum): raise LimitNOFILE= or ulimit -Hn")
+            return ExitStatus.cannotStart
+        }
         let config: LoadedConfig
         let endpointIds = EndpointIds()
         // Resolved here, blocking: nothing is served yet, systemd's watchdog starts at READY=1
@@ -156,10 +165,18 @@ public final class Supervisor {
         case .failure(let e): Log.error(e.description); return ExitStatus.cannotStart
         }
         Log.info("admin endpoint on http://\(admin.address.withPort(admin.port))/")
+        var readiness: AdminServer?
+        if let r = options.readiness {
+            switch AdminServer.open(r.address, port: r.port, name: "readiness") {
+            case .success(let server): readiness = server
+            case .failure(let e): Log.error(e.description); return ExitStatus.cannotStart
+            }
+            Log.info("readiness endpoint on http://\(readiness!.address.withPort(readiness!.port))/healthz/ready")
+        }
 
         let s = Supervisor(options: options, region: region, sharedMemoryFd: shmFd, listeners: listeners,
-                           signals: signals, admin: admin, config: config, endpointIds: endpointIds,
-                           dnsCache: dnsCache)
+                           signals: signals, admin: admin, readiness: readiness, config: config,
+                           endpointIds: endpointIds, dnsCache: dnsCache)
         return s.start()
     }
 
@@ -207,6 +224,7 @@ public final class Supervisor {
             var fds: [pollfd] = [pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)]
             if let w = watcher { fds.append(pollfd(fd: w.fd, events: Int16(POLLIN), revents: 0)) }
             for (fd, events) in admin.pollInterest { fds.append(pollfd(fd: fd, events: events, revents: 0)) }
+            for (fd, events) in readiness?.pollInterest ?? [] { fds.append(pollfd(fd: fd, events: events, revents: 0)) }
             for (fd, events) in checker.pollInterest { fds.append(pollfd(fd: fd, events: events, revents: 0)) }
             for (fd, events) in resolver.pollInterest { fds.append(pollfd(fd: fd, events: events, revents: 0)) }
 
@@ -225,6 +243,8 @@ public final class Supervisor {
                         if checker.service(id: id, revents: p.revents, nowNs: now) { healthDirty = true }
                     } else if resolver.owns(p.fd) {
                         resolver.service(fd: p.fd, nowNs: now)
+                    } else if readiness?.owns(p.fd) == true {
+                        readiness?.service(fd: p.fd, revents: p.revents, nowNs: now) { respondReadiness(to: $0) }
                     } else {
                         admin.service(fd: p.fd, revents: p.revents, nowNs: now) { respond(to: $0, nowNs: now) }
                     }
@@ -255,6 +275,7 @@ public final class Supervisor {
             nextWatchdogPingNs = nowNs + w
         }
         admin.expire(nowNs: nowNs)
+        readiness?.expire(nowNs: nowNs)
         if drainDeadlineNs != nil { return drainTick(nowNs: nowNs) }
 
         if watcher?.takeDue(nowNs: nowNs) == true { reload(reason: "configuration files changed", nowNs: nowNs) }

@@ -8,6 +8,8 @@ public struct SupervisorOptions: Sendable {
     public var bind: IPAddress?
     public var adminAddress: IPAddress
     public var adminPort: UInt16
+    /// `--readiness ADDR:PORT`: `GET /healthz/ready` alone on its own listener; nil = `off`.
+    public var readiness: (address: IPAddress, port: UInt16)?
     public var watch: Bool
     /// `--access-log`: a path, `-` (stdout) or `off`.
     public var accessLog: String
@@ -20,7 +22,9 @@ public struct SupervisorOptions: Sendable {
     public init(configPaths: [String], namespace: String = "default", workers: Int, bind: IPAddress? = nil,
                 adminAddress: IPAddress = .v4([127, 0, 0, 1]), adminPort: UInt16 = 15000, watch: Bool = false,
                 accessLog: String = "off", logLevel: LogLevel = .info, drainTimeoutMs: UInt64 = 30_000,
-                headerTimeoutMs: UInt64 = 10_000, idleTimeoutMs: UInt64 = 60_000) {
+                headerTimeoutMs: UInt64 = 10_000, idleTimeoutMs: UInt64 = 60_000,
+                readiness: (address: IPAddress, port: UInt16)? = nil) {
+        self.readiness = readiness
         self.headerTimeoutMs = headerTimeoutMs
         self.idleTimeoutMs = idleTimeoutMs
         self.configPaths = configPaths

@@ -25,6 +25,9 @@ struct WorkerLaunch {
     var accessLog: String = "off"
     var headerTimeoutMs: UInt64 = 10_000
     var idleTimeoutMs: UInt64 = 60_000
+    /// The supervisor's pid: a worker whose parent is no longer this pid when it starts exits
+    /// (PR_SET_PDEATHSIG cannot fire for a parent that died before it was set).
+    var supervisorPid: pid_t = getpid()
 
     /// The worker's argv after the executable name; listeners become 4, 5, … in order.
     var arguments: [String] {
@@ -33,6 +36,7 @@ struct WorkerLaunch {
             a += ["--listener", "\(WorkerDescriptors.firstListener + Int32(i)):\(l.port)"]
         }
         a += ["--drain-timeout-ms", String(drainTimeoutMs), "--log-level", logLevel.name]
+        a += ["--supervisor-pid", String(supervisorPid)]
         if accessLog != "off" { a += ["--access-log", accessLog] }
         if headerTimeoutMs != 10_000 { a += ["--header-timeout-ms", String(headerTimeoutMs)] }
         if idleTimeoutMs != 60_000 { a += ["--idle-timeout-ms", String(idleTimeoutMs)] }

@@ -7,7 +7,9 @@
 //    table, arms accept on every listener and sets its slot state to `.accepting`;
 //  * SIGTERM: stop accepting, finish in-flight requests, close idle connections, exit 0
 //    (the supervisor SIGKILLs it after the drain timeout);
-//  * it asks the kernel for SIGKILL if the supervisor dies (PR_SET_PDEATHSIG).
+//  * it asks the kernel for SIGKILL if the supervisor dies (PR_SET_PDEATHSIG), then checks that
+//    its parent is still the supervisor (`--supervisor-pid`) and exits if not: a supervisor
+//    that died between spawning it and the prctl would never send that signal.
 
 import CSupport
 import CURing
@@ -43,9 +45,13 @@ public struct WorkerOptions: Sendable {
     /// Request-head and idle keep-alive timeouts (`ProxyLimits`).
     public var headerTimeoutMs: UInt64
     public var idleTimeoutMs: UInt64
+    /// The supervisor that spawned this worker; 0 = do not check (a worker started by hand).
+    public var supervisorPid: Int32
 
     public init(index: Int, shmFd: Int32, listeners: [WorkerListener], drainTimeoutMs: UInt64 = 30_000, logLevel: Int = 2,
-                accessLog: String = "off", headerTimeoutMs: UInt64 = 10_000, idleTimeoutMs: UInt64 = 60_000) {
+                accessLog: String = "off", headerTimeoutMs: UInt64 = 10_000, idleTimeoutMs: UInt64 = 60_000,
+                supervisorPid: Int32 = 0) {
+        self.supervisorPid = supervisorPid
         self.accessLog = accessLog
         self.headerTimeoutMs = headerTimeoutMs
         self.idleTimeoutMs = idleTimeoutMs
@@ -62,6 +68,13 @@ public enum WorkerMain {
     /// (0 after a drain, 3 when it cannot start: region attach or io_uring setup failed).
     public static func run(_ options: WorkerOptions) -> Int32 {
         _ = ing_set_pdeathsig(SIGKILL)
+        // After the prctl, not before: a supervisor that dies from here on kills us; one that
+        // died earlier left us reparented (to init or a subreaper), holding its listening
+        // sockets with nobody to stop us.
+        if options.supervisorPid > 0 && getppid() != options.supervisorPid {
+            workerLog(options, "the supervisor (pid \(options.supervisorPid)) is gone; exiting")
+            return 3
+        }
         signal(SIGPIPE, SIG_IGN)
         signal(SIGTERM) { _ in terminationRequested = 1 }
         signal(SIGINT, SIG_IGN)   // the supervisor turns ^C into SIGTERM for us
@@ -123,6 +136,8 @@ public enum WorkerMain {
         let cqes = UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>.allocate(capacity: batch)
         var lastSweepNs = ing_monotonic_ns()
         var drainDeadlineNs: UInt64 = 0
+        var loggedSubmitFailures: UInt64 = 0
+        var acceptLog = AcceptFailureLog()
         while true {
             let now = ing_monotonic_ns()
             slot.heartbeatNs = now
@@ -131,6 +146,7 @@ public enum WorkerMain {
                 engine.requestAccessLogReopen()
             }
             engine.tick(nowNs: now)
+            engine.resumeAcceptingIfDue(nowNs: now)
             _ = engine.refreshTable()
             if terminationRequested != 0 && !engine.draining {
                 engine.beginDrain()
@@ -143,10 +159,18 @@ public enum WorkerMain {
             if now &- lastSweepNs >= 1_000_000_000 {
                 lastSweepNs = now
                 engine.sweep()
+                acceptLog.report(engine.acceptResourceFailures, errno: engine.lastAcceptErrno, nowNs: now, options)
+                if engine.ring.submitFailures != loggedSubmitFailures {
+                    // Ring.sqe() kept the entries (Ring+Spill.swift); at most one line a second.
+                    loggedSubmitFailures = engine.ring.submitFailures
+                    workerLog(options, "io_uring submit refused \(loggedSubmitFailures) time(s) so far (last: errno \(engine.ring.lastSubmitErrno)); \(engine.ring.spilledEntries) entries waited for a later submit")
+                }
             }
             // One io_uring_enter: submit everything queued and wait for work, the next timer,
-            // or the 1 s tick that keeps the heartbeat going.
-            _ = engine.ring.submitAndWait(1, timeoutNs: engine.waitTimeoutNs(limitNs: 1_000_000_000))
+            // or the 1 s tick that keeps the heartbeat going (sooner when accepting resumes).
+            var waitNs = engine.waitTimeoutNs(limitNs: 1_000_000_000)
+            if let resume = engine.acceptResumeAtNs { waitNs = min(waitNs, max(1_000_000, resume &- now)) }
+            _ = engine.ring.submitAndWait(1, timeoutNs: waitNs)
             while true {
                 let n = engine.ring.peekBatch(cqes, max: UInt32(batch))
                 if n == 0 { break }
@@ -161,6 +185,24 @@ public enum WorkerMain {
         _ = engine.ring.submit()
         engine.finishAccessLog()
         return 0
+    }
+}
+
+/// Rate-limits the line about accepts that failed for lack of descriptors (EMFILE/ENFILE):
+/// a worker at its limit retries four times a second, and says so once per `intervalNs`.
+struct AcceptFailureLog {
+    static let intervalNs: UInt64 = 10_000_000_000
+    var logged: UInt64 = 0
+    var nextNs: UInt64 = 0
+
+    mutating func report(_ failures: UInt64, errno: Int32, nowNs: UInt64, _ options: WorkerOptions) {
+        guard failures != logged, nowNs >= nextNs else { return }
+        var rl = rlimit()
+        let limit = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &rl) == 0 ? String(rl.rlim_cur) : "?"
+        workerLog(options, "accept failed: \(String(cString: strerror(errno))) (errno \(errno), open-file limit \(limit)); "
+                  + "pausing accepts \(AcceptPause.pauseMs) ms at a time, open connections are still served (\(failures - logged) failure(s) since the last line)")
+        logged = failures
+        nextNs = nowNs + Self.intervalNs
     }
 }
 

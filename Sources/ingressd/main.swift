@@ -53,6 +53,9 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("Admin endpoint.", valueName: "addr:port"))
     var admin: String = "127.0.0.1:15000"
 
+    @Option(help: ArgumentHelp("GET /healthz/ready alone on its own listener (Istio: 0.0.0.0:15021), or off.", valueName: "addr:port|off"))
+    var readiness: String = "off"
+
     @Flag(help: "Reload when the configuration files change.")
     var watch = false
 
@@ -78,6 +81,11 @@ struct Run: ParsableCommand {
         }
         guard parseHostPort(admin) != nil else {
             throw ValidationError("--admin \(admin): expected ADDR:PORT (127.0.0.1:15000, [::1]:15000, localhost:15000)")
+        }
+        if readiness != "off" {
+            guard parseHostPort(readiness) != nil else {
+                throw ValidationError("--readiness \(readiness): expected ADDR:PORT (0.0.0.0:15021, [::]:15021) or off")
+            }
         }
         guard LogLevel(parsing: logLevel) != nil else {
             throw ValidationError("--log-level \(logLevel): expected error, warning, info or debug")
@@ -109,7 +117,8 @@ struct Run: ParsableCommand {
             bind: bind.flatMap(IPAddress.init(parsing:)), adminAddress: adminAddress, adminPort: adminPort,
             watch: watch, accessLog: accessLog, logLevel: LogLevel(parsing: logLevel)!,
             drainTimeoutMs: parseDurationMs(drainTimeout)!,
-            headerTimeoutMs: parseDurationMs(headerTimeout)!, idleTimeoutMs: parseDurationMs(idleTimeout)!)
+            headerTimeoutMs: parseDurationMs(headerTimeout)!, idleTimeoutMs: parseDurationMs(idleTimeout)!,
+            readiness: readiness == "off" ? nil : parseHostPort(readiness))
         let code = Supervisor.run(options)
         if code != 0 { throw ExitCode(code) }
     }
@@ -207,6 +216,8 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .customLong("access-log")) var accessLog: String = "off"
     @Option(name: .customLong("header-timeout-ms")) var headerTimeoutMs: UInt64 = 10_000
     @Option(name: .customLong("idle-timeout-ms")) var idleTimeoutMs: UInt64 = 60_000
+    /// 0: started by hand, no parent check.
+    @Option(name: .customLong("supervisor-pid")) var supervisorPid: Int32 = 0
 
     func validate() throws {
         guard index >= 0 else { throw ValidationError("--index must be ≥ 0") }
@@ -226,7 +237,8 @@ struct WorkerCommand: ParsableCommand {
     func run() throws {
         let options = WorkerOptions(index: index, shmFd: shmFd, listeners: listeners.compactMap(parsedListener),
                                     drainTimeoutMs: drainTimeoutMs, logLevel: LogLevel(parsing: logLevel)!.rawValue,
-                                    accessLog: accessLog, headerTimeoutMs: headerTimeoutMs, idleTimeoutMs: idleTimeoutMs)
+                                    accessLog: accessLog, headerTimeoutMs: headerTimeoutMs, idleTimeoutMs: idleTimeoutMs,
+                                    supervisorPid: supervisorPid)
         let code = WorkerMain.run(options)
         if code != 0 { throw ExitCode(code) }
     }

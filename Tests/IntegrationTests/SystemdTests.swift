@@ -84,7 +84,8 @@ final class DeployTests: IntegrationTestCase {
         XCTAssertEqual(r.output.trimmingCharacters(in: .whitespacesAndNewlines), "", "no warnings: \(r.output)")
         for line in ["Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "User=ingressd",
                      "AmbientCapabilities=CAP_NET_BIND_SERVICE", "LimitNOFILE=", "LimitMEMLOCK=", "NoNewPrivileges=yes",
-                     "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "SystemCallFilter=@system-service @aio"] {
+                     "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "SystemCallFilter=@system-service @aio",
+                     "--readiness 0.0.0.0:15021"] {
             XCTAssertTrue(unit.contains(line), "the unit sets \(line)")
         }
         // The syscall filter must still allow io_uring.

@@ -77,10 +77,12 @@ final class SupervisorUnitTests: XCTestCase {
     }
 
     func testWorkerCommandLine() {
-        let launch = WorkerLaunch(slot: 5, sharedMemoryFd: 101, listeners: [(110, 80), (111, 8080)],
+        var launch = WorkerLaunch(slot: 5, sharedMemoryFd: 101, listeners: [(110, 80), (111, 8080)],
                                   drainTimeoutMs: 30_000, logLevel: .info)
+        XCTAssertEqual(launch.supervisorPid, getpid(), "the spawning process by default")
+        launch.supervisorPid = 4242
         XCTAssertEqual(launch.arguments.joined(separator: " "),
-                       "worker --index 5 --shm-fd 3 --listener 4:80 --listener 5:8080 --drain-timeout-ms 30000 --log-level info")
+                       "worker --index 5 --shm-fd 3 --listener 4:80 --listener 5:8080 --drain-timeout-ms 30000 --log-level info --supervisor-pid 4242")
     }
 
     func testLogLevels() {
