@@ -27,6 +27,7 @@ let package = Package(
         .systemLibrary(name: "CURing", path: "Sources/CURing"),
         .systemLibrary(name: "CPCRE2", path: "Sources/CPCRE2"),
         .systemLibrary(name: "CSupport", path: "Sources/CSupport"),
+        .target(name: "CRE2", linkerSettings: [.linkedLibrary("re2")]),
 
         // Data plane: no Foundation, Yams or Dispatch (checked by Tests/IntegrationTests/LayeringTests).
         .target(name: "URing", dependencies: ["CURing", "CSupport"], swiftSettings: releaseFast),
@@ -45,7 +46,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: releaseFast),
         // perf/profile's callgrind driver: N parses / N route lookups (not a product, not installed).
-        .executableTarget(name: "Microbench", dependencies: ["HTTP1", "RouteTable"], swiftSettings: releaseFast),
+        .executableTarget(name: "Microbench", dependencies: ["HTTP1", "RouteTable", "CRE2", "CPCRE2"], swiftSettings: releaseFast),
 
         // Tests mirror the source targets; IntegrationTests run the real binary.
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
