@@ -16,10 +16,10 @@ RELEASE_BIN  := .build/release/ingressd
 DEBUG_BIN    := .build/debug/ingressd
 DEMO         := examples/upstreams/run_demo.sh
 
-# Debian packages. Build: liburing and PCRE2 headers (Sources/CURing, Sources/CPCRE2).
+# Debian packages. Build: liburing and RE2 headers (Sources/CURing, Sources/CRE2).
 # Run: curl to try the gateway, python3 for the demo upstreams.
 # Test: also nginx, HAProxy and wrk (integration tests and perf/bench).
-BUILD_PKGS   := liburing-dev libpcre2-dev
+BUILD_PKGS   := liburing-dev libre2-dev
 RUN_PKGS     := $(BUILD_PKGS) curl python3 procps
 TEST_PKGS    := $(RUN_PKGS) nginx haproxy wrk python3-pip
 
