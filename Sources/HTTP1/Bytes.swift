@@ -21,6 +21,26 @@ func isTchar(_ b: UInt8) -> Bool {
     b < 0x80 && UnsafeRawPointer(tcharTable.utf8Start).load(fromByteOffset: Int(b), as: UInt8.self) != 0
 }
 
+/// The bytes an authority (`uri-host [":" port]`, RFC 3986 §3.2.2) can hold: ALPHA DIGIT
+/// `-._~` `%` sub-delims `:` `[` `]` — the set Envoy checks Host against (nghttp2's
+/// `check_authority`). Bit b of `authorityLow` / `authorityHigh` is byte b / b + 64.
+@usableFromInline let authorityLow: UInt64 = 0x2FFF_7FF2_0000_0000
+@usableFromInline let authorityHigh: UInt64 = 0x47FF_FFFE_AFFF_FFFE
+
+/// True when every byte of `p[start..<end]` may appear in an authority (empty is valid: an
+/// HTTP/1.1 request whose target has no authority sends `Host:` empty, RFC 9112 §3.2).
+@inlinable
+func isValidAuthority(_ p: UnsafeRawPointer, _ start: Int, _ end: Int) -> Bool {
+    var i = start
+    while i < end {
+        let b = byte(p, i)
+        let ok = b < 64 ? (authorityLow >> UInt64(b)) & 1 : b < 128 ? (authorityHigh >> UInt64(b &- 64)) & 1 : 0
+        if ok == 0 { return false }
+        i &+= 1
+    }
+    return true
+}
+
 @inlinable @inline(__always)
 func isOWS(_ b: UInt8) -> Bool { b == asciiSP || b == asciiHTAB }
 
