@@ -1,6 +1,7 @@
 // Ambiguous framing and authority through the real binary (hardening issue, items 13 and 6):
 // a transfer coding other than `chunked` is 501, a Host no authority can hold and a repeated
-// Content-Length are 400, and none of them reaches an upstream.
+// Content-Length are 400, and none of them reaches an upstream; an absolute-form request is
+// forwarded for the authority it was routed by.
 
 import Foundation
 import XCTest
@@ -37,5 +38,18 @@ final class FramingTests: IntegrationTestCase {
         for upstream in [shop.frontendV1, shop.frontendV2, shop.tracing] {
             XCTAssertEqual(upstream.requests, [], "\(upstream.name) saw a refused request")
         }
+    }
+
+    /// RFC 9112 §3.2.2: routed by the target's authority, forwarded with that Host and an
+    /// origin-form target, whatever Host the client sent.
+    func testAbsoluteFormIsForwardedForItsAuthority() throws {
+        let shop = try Workshop.start(harness)
+        let (status, text) = try exchange(shop, "GET http://dashboard.example.com/kiali/abs?q=1 HTTP/1.1\r\n"
+            + "Host: hipster.example.com\r\nConnection: close\r\n\r\n")
+        XCTAssertEqual(status, 200, text)
+        XCTAssertTrue(text.contains("upstream: kiali "), text)
+        XCTAssertTrue(text.contains("request: GET /kiali/abs?q=1 HTTP/1.1\n"), text)
+        XCTAssertTrue(text.contains("\n  host: dashboard.example.com\n"), text)
+        XCTAssertFalse(text.lowercased().contains("hipster.example.com"), text)
     }
 }
