@@ -23,19 +23,20 @@ func isTchar(_ b: UInt8) -> Bool {
 
 /// The bytes an authority (`uri-host [":" port]`, RFC 3986 §3.2.2) can hold: ALPHA DIGIT
 /// `-._~` `%` sub-delims `:` `[` `]` — the set Envoy checks Host against (nghttp2's
-/// `check_authority`). Bit b of `authorityLow` / `authorityHigh` is byte b / b + 64.
-@usableFromInline let authorityLow: UInt64 = 0x2FFF_7FF2_0000_0000
-@usableFromInline let authorityHigh: UInt64 = 0x47FF_FFFE_AFFF_FFFE
+/// `check_authority`). A 128-byte table like `tcharTable` (one load per byte; a two-word bit set
+/// cost 15 instructions per byte here).
+@usableFromInline let authorityTable: StaticString =
+    "\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{1}\u{0}\u{0}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{0}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{0}\u{1}\u{0}\u{0}\u{0}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{0}\u{1}\u{0}\u{1}\u{0}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{0}\u{0}\u{0}\u{1}\u{0}"
 
 /// True when every byte of `p[start..<end]` may appear in an authority (empty is valid: an
 /// HTTP/1.1 request whose target has no authority sends `Host:` empty, RFC 9112 §3.2).
 @inlinable
 func isValidAuthority(_ p: UnsafeRawPointer, _ start: Int, _ end: Int) -> Bool {
+    let table = UnsafeRawPointer(authorityTable.utf8Start)
     var i = start
     while i < end {
         let b = byte(p, i)
-        let ok = b < 64 ? (authorityLow >> UInt64(b)) & 1 : b < 128 ? (authorityHigh >> UInt64(b &- 64)) & 1 : 0
-        if ok == 0 { return false }
+        if b >= 0x80 || table.load(fromByteOffset: Int(b), as: UInt8.self) == 0 { return false }
         i &+= 1
     }
     return true
