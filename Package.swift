@@ -5,7 +5,9 @@
 //  * Yams — YAML with source marks (line numbers) for FILE:LINE diagnostics; control plane only.
 //  * swift-argument-parser — the CLI contract (run/check/routes/version).
 //  * liburing (Debian liburing-dev) — the io_uring data plane.
-//  * PCRE2 (Debian libpcre2-dev) — regex matches with JIT, compiled once per route table.
+//  * RE2 (Debian libre2-dev), through the C++ shim Sources/CRE2 — route regexes. It is the engine
+//    Envoy's safe_regex (so Istio) uses: same syntax and UTF-8 semantics, linear time, no match
+//    limit that a crafted request could hit (PCRE2 before: its failures read as "no match").
 import PackageDescription
 
 let releaseFast: [SwiftSetting] = [
@@ -25,15 +27,15 @@ let package = Package(
     targets: [
         // C boundary
         .systemLibrary(name: "CURing", path: "Sources/CURing"),
-        .systemLibrary(name: "CPCRE2", path: "Sources/CPCRE2"),
         .systemLibrary(name: "CSupport", path: "Sources/CSupport"),
+        .target(name: "CRE2", linkerSettings: [.linkedLibrary("re2")]),
 
         // Data plane: no Foundation, Yams or Dispatch (checked by Tests/IntegrationTests/LayeringTests).
         // HTTPCore holds the types HTTP1 (and HTTP/2 later) and RouteTable share.
         .target(name: "URing", dependencies: ["CURing", "CSupport"], swiftSettings: releaseFast),
         .target(name: "HTTPCore", swiftSettings: releaseFast),
         .target(name: "HTTP1", dependencies: ["HTTPCore"], swiftSettings: releaseFast),
-        .target(name: "RouteTable", dependencies: ["HTTPCore", "CPCRE2"], swiftSettings: releaseFast),
+        .target(name: "RouteTable", dependencies: ["HTTPCore", "CRE2"], swiftSettings: releaseFast),
         .target(name: "SharedMemory", dependencies: ["CSupport"], swiftSettings: releaseFast),
         .target(name: "Proxy", dependencies: ["URing", "HTTP1", "RouteTable", "SharedMemory", "CSupport"], swiftSettings: releaseFast),
         .target(name: "Worker", dependencies: ["Proxy", "URing", "CURing", "RouteTable", "SharedMemory", "CSupport"], swiftSettings: releaseFast),
@@ -47,7 +49,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: releaseFast),
         // perf/profile's callgrind driver: N parses / N route lookups (not a product, not installed).
-        .executableTarget(name: "Microbench", dependencies: ["HTTP1", "RouteTable"], swiftSettings: releaseFast),
+        .executableTarget(name: "Microbench", dependencies: ["HTTP1", "RouteTable", "CRE2"], swiftSettings: releaseFast),
 
         // Tests mirror the source targets; IntegrationTests run the real binary.
         .testTarget(name: "URingTests", dependencies: ["URing", "CURing"]),

@@ -4,7 +4,7 @@
 #   perf/device-run.sh prepare   HERE: static release build of ingressd (Swift runtime and
 #                                Foundation linked in) plus nginx, wrk, taskset and the perf/tools
 #                                C helpers, with every shared library they need besides glibc
-#                                (liburing, PCRE2, OpenSSL, LuaJIT, libstdc++ ...), into
+#                                (liburing, RE2, OpenSSL, LuaJIT, libstdc++ ...), into
 #                                perf/device/bundle/ (69 MiB) and perf/device/bundle.tar.xz
 #                                (19 MiB: the one path to carry; both git-ignored)
 #   perf/device-run.sh run       THERE: perf/scaling pinned at 1, 2 and 4 workers, ingressd and

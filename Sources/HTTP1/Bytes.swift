@@ -21,6 +21,27 @@ func isTchar(_ b: UInt8) -> Bool {
     b < 0x80 && UnsafeRawPointer(tcharTable.utf8Start).load(fromByteOffset: Int(b), as: UInt8.self) != 0
 }
 
+/// The bytes an authority (`uri-host [":" port]`, RFC 3986 §3.2.2) can hold: ALPHA DIGIT
+/// `-._~` `%` sub-delims `:` `[` `]` — the set Envoy checks Host against (nghttp2's
+/// `check_authority`). A 128-byte table like `tcharTable` (one load per byte; a two-word bit set
+/// cost 15 instructions per byte here).
+@usableFromInline let authorityTable: StaticString =
+    "\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{1}\u{0}\u{0}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{0}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{0}\u{1}\u{0}\u{0}\u{0}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{0}\u{1}\u{0}\u{1}\u{0}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{1}\u{0}\u{0}\u{0}\u{1}\u{0}"
+
+/// True when every byte of `p[start..<end]` may appear in an authority (empty is valid: an
+/// HTTP/1.1 request whose target has no authority sends `Host:` empty, RFC 9112 §3.2).
+@inlinable
+func isValidAuthority(_ p: UnsafeRawPointer, _ start: Int, _ end: Int) -> Bool {
+    let table = UnsafeRawPointer(authorityTable.utf8Start)
+    var i = start
+    while i < end {
+        let b = byte(p, i)
+        if b >= 0x80 || table.load(fromByteOffset: Int(b), as: UInt8.self) == 0 { return false }
+        i &+= 1
+    }
+    return true
+}
+
 @inlinable @inline(__always)
 func isOWS(_ b: UInt8) -> Bool { b == asciiSP || b == asciiHTAB }
 

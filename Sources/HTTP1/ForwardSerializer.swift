@@ -28,7 +28,12 @@ public enum ConnectionDirective: UInt8, Sendable {
 ///   made of it (`headers` holds at least `head.headerCount` fields).
 /// - Output: the request line as received (or `method SP target SP version` when `target` is
 ///   given: a rewritten request-target), every field not flagged `.hopByHop` or `.rewritten`
-///   (and no Host when `authority` is given; `host: <authority>` is written instead), then
+///   (and no Host when `authority` is given; `host: <authority>` is written instead).
+///   An absolute-form request (`GET http://a.example/x HTTP/1.1`) is routed by its target's
+///   authority, so it is forwarded for that authority too (RFC 9112 §3.2.2: the proxy replaces
+///   Host with it): unless `target` / `authority` are given, the target becomes origin-form
+///   (`/x`, `/` for an empty path, `*` for an OPTIONS without path, the query kept) and
+///   `host: <the target's authority>` replaces the received Host. Then come
 ///   `x-forwarded-for: <received values joined by ", ">, <clientAddress>` (just the address
 ///   when none was received), `x-forwarded-proto`, `x-request-id` (the first received value,
 ///   else `generatedRequestId`), `connection: upgrade` for an upgrade, and the blank line.
@@ -47,11 +52,19 @@ public func serializeForwardedRequestHead(
           Int(head.headLength) <= source.count, Int(head.headerCount) <= headers.count
     else { return nil }
     var w = ByteWriter(out)
+    let absolute = head.targetForm == .absolute
 
-    if let target {
+    if target != nil || absolute {
         w.append(head.methodRange, of: src)
         w.append(" ")
-        w.append(target)
+        if let target {
+            w.append(target)
+        } else {
+            // Origin-form of an absolute target: path (from its start, so the query follows).
+            let rest = Int(head.target.end) - Int(head.path.start)
+            if head.path.isEmpty { w.append(head.method == .options && rest == 0 ? "*" : "/") }
+            w.append(src + Int(head.path.start), rest)
+        }
         w.append(" ")
         w.append(src + Int(head.requestLine.end) - 8, 8)  // "HTTP/1.x"
     } else {
@@ -61,6 +74,8 @@ public func serializeForwardedRequestHead(
 
     let count = Int(head.headerCount)
     let skip: HeaderFlags = [.hopByHop, .rewritten]
+    let authority = authority ?? (absolute
+        ? UnsafeRawBufferPointer(start: src + Int(head.host.start), count: Int(head.host.count)) : nil)
     let replaceHost = authority != nil
     copyFieldRuns(&w, src, headers, count: count, fieldsEnd: Int(head.headLength) - 2) { field in
         field.flags.isDisjoint(with: skip)

@@ -54,8 +54,9 @@ public enum HTTPError: UInt8, Error, Equatable, Sendable {
     /// Transfer-Encoding whose final coding is not `chunked`, that applies `chunked` twice or
     /// with parameters, is empty, or appears in an HTTP/1.0 request (400).
     case invalidTransferEncoding
-    /// A transfer coding before the final `chunked` that is not a registered one (501,
-    /// RFC 9112 §6.1: "a transfer coding it does not understand").
+    /// A transfer coding other than `chunked` before the final `chunked` (`gzip, chunked`, or
+    /// `gzip` and `chunked` in two fields): 501, as Envoy answers; the proxy does not decode
+    /// codings and will not forward one (RFC 9112 §6.1).
     case unknownTransferCoding
 
     // Chunked body (RFC 9112 §7.1).
@@ -67,6 +68,14 @@ public enum HTTPError: UInt8, Error, Equatable, Sendable {
     case invalidChunkDelimiter
     /// A malformed trailer field, or a trailer section longer than the scanner allows (400).
     case invalidTrailer
+
+    // Added later; kept at the end so earlier raw values do not move.
+    /// Content-Length as a list or in more than one field, even with identical values
+    /// (`Content-Length: 3, 3`): 400, as Envoy answers (see `parseContentLength`).
+    case repeatedContentLength
+    /// A Host value (or the authority of an absolute-form or CONNECT target) with a byte that
+    /// cannot appear in an authority, such as SP (400, as Envoy's authority check).
+    case invalidHost
 
     /// The status code to answer a downstream client with.
     @inlinable
@@ -108,6 +117,8 @@ public enum HTTPError: UInt8, Error, Equatable, Sendable {
         case .invalidChunkExtension: return "invalid chunk extension"
         case .invalidChunkDelimiter: return "missing CRLF after chunk data"
         case .invalidTrailer: return "invalid trailer section"
+        case .repeatedContentLength: return "repeated Content-Length"
+        case .invalidHost: return "invalid Host"
         }
     }
 }

@@ -7,13 +7,15 @@
 struct FieldSemantics {
     @usableFromInline var hostCount: Int32 = 0
     @usableFromInline var host: ByteRange = .empty
-    /// Merged Content-Length, -1 when absent.
+    /// Content-Length, -1 when absent.
     @usableFromInline var contentLength: Int64 = -1
+    /// Content-Length values seen, over every list element of every field (only 1 is accepted).
+    @usableFromInline var contentLengthCount: Int32 = 0
     @usableFromInline var hasTransferEncoding = false
     /// `chunked` was seen; any coding after it is an error, so at the end this means
     /// "the final coding is chunked".
     @usableFromInline var chunkedSeen = false
-    /// A coding other than the registered ones appeared (before `chunked`).
+    /// A coding other than `chunked` appeared (before `chunked`): gzip, deflate, anything.
     @usableFromInline var unknownCoding = false
     @usableFromInline var connectionClose = false
     @usableFromInline var connectionKeepAlive = false
@@ -169,8 +171,11 @@ func classify(_ p: UnsafeRawPointer, _ f: inout HeaderField, index: Int32, isReq
     return nil
 }
 
-/// Content-Length = 1*DIGIT, possibly repeated as a list or in several fields (RFC 9110 §8.6):
-/// identical values are merged, anything else is refused.
+/// Content-Length = 1*DIGIT. RFC 9110 §8.6 lets a recipient merge a list or repeated fields of
+/// identical values, but the proxy forwards heads as received, and the next hop may not merge
+/// them; so, like Envoy, exactly one value in one field is accepted: differing values are
+/// `conflictingContentLength`, identical repeats `repeatedContentLength` (found once the whole
+/// head is known, in `checkFraming`).
 @usableFromInline
 func parseContentLength(_ p: UnsafeRawPointer, _ start: Int, _ end: Int,
                         _ s: inout FieldSemantics) -> HTTPError? {
@@ -190,6 +195,7 @@ func parseContentLength(_ p: UnsafeRawPointer, _ start: Int, _ end: Int,
         if i == digitsStart { return .invalidContentLength }
         if s.contentLength >= 0 && s.contentLength != value { return .conflictingContentLength }
         s.contentLength = value
+        s.contentLengthCount &+= 1
         while i < end && isOWS(byte(p, i)) { i &+= 1 }
         if i == end { return nil }
         if byte(p, i) != asciiComma { return .invalidContentLength }
@@ -198,7 +204,10 @@ func parseContentLength(_ p: UnsafeRawPointer, _ start: Int, _ end: Int,
 }
 
 /// Transfer-Encoding = #transfer-coding (RFC 9112 §6.1). Only a final `chunked` frames a
-/// request; `chunked` must appear once, last, without parameters. Empty list elements are
+/// message; `chunked` must appear once, last, without parameters. Any other coding (gzip,
+/// deflate, ...) is not applied or removed by the proxy, so forwarding it would hand the next
+/// hop a framing it may read differently: like Envoy, only `chunked` alone is served and any
+/// other coding is `unknownTransferCoding` (501; 502 from an upstream). Empty list elements are
 /// skipped (RFC 9110 §5.6.1.2) but an empty field value is refused.
 @usableFromInline
 func parseTransferEncoding(_ p: UnsafeRawPointer, _ start: Int, _ end: Int,
@@ -226,11 +235,7 @@ func parseTransferEncoding(_ p: UnsafeRawPointer, _ start: Int, _ end: Int,
         if equalsLowercase(p, tokenStart, tokenLength, "chunked") {
             if hasParameters { return .invalidTransferEncoding }
             s.chunkedSeen = true
-        } else if !(equalsLowercase(p, tokenStart, tokenLength, "gzip")
-                    || equalsLowercase(p, tokenStart, tokenLength, "deflate")
-                    || equalsLowercase(p, tokenStart, tokenLength, "compress")
-                    || equalsLowercase(p, tokenStart, tokenLength, "x-gzip")
-                    || equalsLowercase(p, tokenStart, tokenLength, "x-compress")) {
+        } else {
             s.unknownCoding = true
         }
     }
@@ -270,6 +275,7 @@ func checkFraming(_ s: FieldSemantics) -> HTTPError? {
         if !s.chunkedSeen { return .invalidTransferEncoding }
         if s.unknownCoding { return .unknownTransferCoding }
     }
+    if s.contentLengthCount > 1 { return .repeatedContentLength }
     return nil
 }
 

@@ -76,6 +76,11 @@ func parseRequest(_ p: UnsafeRawPointer, start: Int, firstLF: Int, end: Int, _ l
     let http11 = head.version == .http11
     if s.hostCount > 1 { return .error(.multipleHost) }
     if s.hostCount == 0 && http11 { return .error(.missingHost) }
+    // Envoy answers 400 to a Host (or target authority) no authority can hold, such as
+    // `Host: a b`; forwarding it would let the next hop pick its own reading.
+    if !isValidAuthority(p, Int(s.host.start), Int(s.host.end)) { return .error(.invalidHost) }
+    if head.targetForm == .absolute || head.targetForm == .authority,
+       !isValidAuthority(p, Int(head.host.start), Int(head.host.end)) { return .error(.invalidHost) }
     if let error = checkFraming(s) { return .error(error) }
     // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 request is faulty framing; refuse it
     // rather than guess what the next hop would make of it.

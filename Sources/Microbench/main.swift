@@ -200,6 +200,11 @@ case "noop":
     for _ in 0..<n { sum &+= Int(bitPattern: opaque(input.bytes.baseAddress!)) & 1 }
     sink(sum)
     print("noop x\(n): checksum \(sum)")
+case "regex":
+    guard args.count == 5, let n = Int(args[4]), n >= 0 else { usage() }
+    let sum = runRegex(engine: args[2], caseName: args[3], n: n)
+    sink(sum)
+    print("regex \(args[2]) \(args[3]) x\(n): checksum \(sum)")
 case "check":
     check()
 default:

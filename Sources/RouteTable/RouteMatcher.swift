@@ -1,10 +1,11 @@
-import CPCRE2
+import CRE2
 import HTTPCore
 
 // Request → route (istio-semantics.md §1.2–1.3). Per worker, built once per table generation:
-// init compiles every regex of the image with PCRE2 and JIT and allocates the match data and a
-// scratch buffer; `route(_:)` then allocates nothing, makes no String, calls through no
-// existential or closure, and compares bytes through pointers.
+// init compiles every regex of the image with RE2 (Regex.swift) and allocates a scratch buffer;
+// `route(_:)` then makes no String, calls through no existential or closure, and compares bytes
+// through pointers. It allocates nothing itself; RE2 allocates only while its lazily built DFA
+// meets states it has not cached yet (warm-up, bounded by RE2's per-pattern memory budget).
 
 /// The outcome of a lookup.
 public enum RouteLookup: Equatable, Sendable {
@@ -21,8 +22,7 @@ public enum RouteLookup: Equatable, Sendable {
     case matched(route: Int32, virtualHost: Int32)
 }
 
-/// The image holds a regex this PCRE2 cannot compile (an image built elsewhere), or PCRE2 ran
-/// out of memory.
+/// The image holds a regex this RE2 cannot compile (an image built elsewhere), or memory ran out.
 public enum RouteMatcherError: Error, Equatable {
     case regexDoesNotCompile(index: Int32, offset: Int)
     case outOfMemory
@@ -33,24 +33,17 @@ public enum RouteMatcherError: Error, Equatable {
 /// Why a `~Copyable` struct and not a class: the worker keeps exactly one matcher per table
 /// generation in its loop state; a class reference would be retained and released around
 /// calls in the hot loop (≈14 ns a pair, STYLE.md) and could be shared by accident, while a
-/// non-copyable value has one owner, no reference count, and frees its PCRE2 memory in `deinit`
+/// non-copyable value has one owner, no reference count, and frees its RE2 programs in `deinit`
 /// exactly when the worker replaces it (`matcher = try RouteMatcher(newTable)`) or drops it.
 ///
 /// The image memory belongs to the caller and must stay mapped while the matcher exists.
-/// Not thread-safe: the match data and scratch buffer are reused by every lookup.
+/// Not thread-safe: the scratch buffer is reused by every lookup.
 public struct RouteMatcher: ~Copyable {
     public let table: TableReader
-    /// Compiled code per regex index of the image.
+    /// Compiled RE2 program per regex index of the image.
     let codes: UnsafeMutablePointer<OpaquePointer>
-    /// 1 where JIT compilation succeeded (then `pcre2_jit_match_8` is used).
-    let jitted: UnsafeMutablePointer<UInt8>
     let regexCount: Int
-    /// One match-data block for every match (one ovector pair: only success matters).
-    let matchData: OpaquePointer
-    /// Match and depth limits (PCRE2Options).
-    let matchContext: OpaquePointer
-    /// Joins repeated header fields ("a,b", as Envoy does) for matching; also the non-null
-    /// pointer handed to PCRE2 for an empty subject.
+    /// Joins repeated header fields ("a,b", as Envoy does) for matching.
     let scratch: UnsafeMutablePointer<UInt8>
 
     /// Size of the header-join buffer. Above the 60 KiB request-head default (DESIGN.md §8),
@@ -62,47 +55,27 @@ public struct RouteMatcher: ~Copyable {
     public init(_ table: TableReader) throws(RouteMatcherError) {
         let n = Int(table.regexCount)
         let codes = UnsafeMutablePointer<OpaquePointer>.allocate(capacity: max(n, 1))
-        let jitted = UnsafeMutablePointer<UInt8>.allocate(capacity: max(n, 1))
         var compiled = 0
-        func cleanUp() {
-            for i in 0..<compiled { pcre2_code_free_8(codes[i]) }
-            codes.deallocate()
-            jitted.deallocate()
-        }
         while compiled < n {
-            switch pcre2Compile(table.regexPattern(Int32(compiled))) {
+            switch regexCompile(table.regexPattern(Int32(compiled))) {
             case .success(let code):
                 codes[compiled] = code
-                // JIT can be unavailable (e.g. W^X policies); the interpreter then serves, which
-                // may grow the match data's frame memory once on a deep match.
-                jitted[compiled] = pcre2_jit_compile_8(code, PCRE2_JIT_COMPLETE) == 0 ? 1 : 0
                 compiled += 1
             case .failure(let f):
-                cleanUp()
+                for i in 0..<compiled { ingressd_re2_free(codes[i]) }
+                codes.deallocate()
                 throw .regexDoesNotCompile(index: Int32(compiled), offset: f.offset)
             }
         }
-        guard let md = pcre2_match_data_create_8(1, nil) else { cleanUp(); throw .outOfMemory }
-        guard let mc = pcre2_match_context_create_8(nil) else {
-            pcre2_match_data_free_8(md); cleanUp(); throw .outOfMemory
-        }
-        pcre2_set_match_limit_8(mc, PCRE2Options.matchLimit)
-        pcre2_set_depth_limit_8(mc, PCRE2Options.depthLimit)
         self.table = table
         self.codes = codes
-        self.jitted = jitted
         self.regexCount = n
-        self.matchData = md
-        self.matchContext = mc
         self.scratch = .allocate(capacity: Self.scratchBytes)
     }
 
     deinit {
-        for i in 0..<regexCount { pcre2_code_free_8(codes[i]) }
+        for i in 0..<regexCount { ingressd_re2_free(codes[i]) }
         codes.deallocate()
-        jitted.deallocate()
-        pcre2_match_data_free_8(matchData)
-        pcre2_match_context_free_8(matchContext)
         scratch.deallocate()
     }
 
@@ -195,17 +168,9 @@ public struct RouteMatcher: ~Copyable {
 
     @inline(__always)
     func regexMatches(_ i: Int, _ subject: UnsafeRawBufferPointer) -> Bool {
-        // SAFETY: PCRE2 reads `subject.count` bytes from a non-null pointer; for an empty
-        // subject the scratch buffer stands in (nothing is read from it).
-        let p = subject.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(scratch)
-        let rc: Int32
-        if jitted[i] != 0 {
-            rc = pcre2_jit_match_8(codes[i], p, subject.count, 0, 0, matchData, matchContext)
-        } else {
-            rc = pcre2_match_8(codes[i], p, subject.count, 0, 0, matchData, matchContext)
-        }
-        // rc 0: matched, ovector too small for the captures, which are not needed.
-        return rc >= 0
+        // SAFETY: RE2 reads `subject.count` bytes; the shim accepts NULL for an empty subject.
+        // RE2 has no error outcome: 0 is "does not match", decided in linear time.
+        ingressd_re2_full_match(codes[i], subject.baseAddress?.assumingMemoryBound(to: CChar.self), subject.count) != 0
     }
 
     // MARK: request fields

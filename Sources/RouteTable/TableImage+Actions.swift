@@ -1,4 +1,4 @@
-import CPCRE2
+import CRE2
 
 // Builder side of route actions and cluster traffic policies (layout: TableLayout.swift,
 // Route bytes 72–167, HeaderOp, RetryStatus, Mirror, Cors, Origin, Cluster bytes 20–71).
@@ -54,8 +54,8 @@ extension ImageBuilder {
             rewriteAuthority = optionalString(rw.authority)
             if let rx = rw.uriRegex {
                 // Compiled here only to reject a bad pattern; the engine compiles it for searching.
-                switch pcre2Compile(rx.pattern) {
-                case .success(let code): pcre2_code_free_8(code)
+                switch regexCompile(rx.pattern) {
+                case .success(let code): ingressd_re2_free(code)
                 case .failure(let f):
                     throw .regexDoesNotCompile(pattern: rx.pattern, route: route, offset: f.offset, message: f.message)
                 }

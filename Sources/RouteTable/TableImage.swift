@@ -1,4 +1,4 @@
-import CPCRE2
+import CRE2
 
 // Builder side of the route-table image (layout: TableLayout.swift). Control plane only: it
 // allocates freely and runs in the supervisor (and in `ingressd check`/`routes`).
@@ -6,7 +6,8 @@ import CPCRE2
 /// Why a `TableSpec` could not become an image. Messages name the offending value so that the
 /// supervisor can report a reload error a person can act on.
 public enum TableBuildError: Error, Equatable, CustomStringConvertible {
-    /// PCRE2 rejected a regex; `offset` is the byte offset in the pattern where it gave up.
+    /// RE2 rejected a regex; `offset` is the byte offset in the pattern of the fragment it
+    /// names (-1 when it names none).
     case regexDoesNotCompile(pattern: String, route: String, offset: Int, message: String)
     /// The image would not fit the slot the caller has.
     case imageTooLarge(bytes: Int, limit: Int)
@@ -39,7 +40,8 @@ public enum TableBuildError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .regexDoesNotCompile(pattern, route, offset, message):
-            return "route \(route): regex \"\(pattern)\" does not compile at offset \(offset): \(message)"
+            return "route \(route): regex \"\(pattern)\" does not compile"
+                + (offset >= 0 ? " at offset \(offset)" : "") + ": \(message)"
         case let .imageTooLarge(bytes, limit):
             return "route table needs \(bytes) bytes, more than the \(limit)-byte table slot; raise the slot size"
         case let .invalidDomain(domain, vhost):
@@ -136,8 +138,8 @@ struct ImageBuilder {
 
     mutating func regex(_ pattern: String, route: String) throws(TableBuildError) -> Int32 {
         if let i = regexIndex[pattern] { return i }
-        switch pcre2Compile(pattern) {
-        case .success(let code): pcre2_code_free_8(code)
+        switch regexCompile(pattern) {
+        case .success(let code): ingressd_re2_free(code)
         case .failure(let f):
             throw .regexDoesNotCompile(pattern: pattern, route: route, offset: f.offset, message: f.message)
         }

@@ -2,8 +2,8 @@ import HTTP1
 import XCTest
 
 /// Fuzz-style robustness: mutations of valid messages never crash the parsers, and every
-/// `.complete` result only points inside the buffer. (The libFuzzer target of STYLE.md is
-/// future work; this runs in every `swift test` with a fixed seed so failures reproduce.)
+/// `.complete` result only points inside the buffer. (The libFuzzer targets of STYLE.md are
+/// Tests/Fuzz; this runs in every `swift test` with a fixed seed so failures reproduce.)
 final class FuzzTests: XCTestCase {
     static let seeds = [
         "GET /a/b?c=d HTTP/1.1\r\nHost: example.com\r\nUser-Agent: x\r\nAccept: */*\r\n\r\n",

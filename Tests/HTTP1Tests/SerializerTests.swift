@@ -68,6 +68,25 @@ final class SerializerTests: XCTestCase {
             + "x-forwarded-for: 10.0.0.7\r\nx-forwarded-proto: http\r\nx-request-id: gen-id\r\n\r\n")
     }
 
+    /// RFC 9112 §3.2.2: an absolute-form request is routed by its target's authority, so the
+    /// proxy forwards it for that authority: origin-form target, Host replaced.
+    func testForwardedAbsoluteFormCarriesTheTargetsAuthority() {
+        let tail = "x-forwarded-for: 10.0.0.7\r\nx-forwarded-proto: http\r\nx-request-id: gen-id\r\n\r\n"
+        XCTAssertEqual(forward("GET http://a.example.com/x HTTP/1.1\r\nHost: b.example.com\r\nAccept: */*\r\n\r\n"),
+            "GET /x HTTP/1.1\r\nAccept: */*\r\nhost: a.example.com\r\n" + tail)
+        XCTAssertEqual(forward("GET HTTPS://a.example.com:8443/x/y?q=1&r HTTP/1.1\r\nHost: b\r\n\r\n"),
+            "GET /x/y?q=1&r HTTP/1.1\r\nhost: a.example.com:8443\r\n" + tail)
+        XCTAssertEqual(forward("GET http://a.example.com HTTP/1.0\r\n\r\n"),
+            "GET / HTTP/1.0\r\nhost: a.example.com\r\n" + tail)
+        XCTAssertEqual(forward("GET http://a.example.com?q HTTP/1.1\r\nHost: a.example.com\r\n\r\n"),
+            "GET /?q HTTP/1.1\r\nhost: a.example.com\r\n" + tail)
+        XCTAssertEqual(forward("OPTIONS http://a.example.com HTTP/1.1\r\nHost: a.example.com\r\n\r\n"),
+            "OPTIONS * HTTP/1.1\r\nhost: a.example.com\r\n" + tail)
+        // A route rewrite still wins over both.
+        XCTAssertEqual(forward("GET http://a.example.com/x HTTP/1.1\r\nHost: b\r\n\r\n", target: "/y", authority: "c"),
+            "GET /y HTTP/1.1\r\nhost: c\r\n" + tail)
+    }
+
     func testForwardedRequestThatDoesNotFit() {
         let text = "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
         let full = forward(text)!

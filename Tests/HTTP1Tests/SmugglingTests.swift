@@ -27,6 +27,18 @@ final class SmugglingTests: XCTestCase {
         ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n", .invalidTransferEncoding),
         ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", .invalidTransferEncoding),
         ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo, chunked\r\n\r\n", .unknownTransferCoding),
+        // Only `chunked` alone is served (Envoy: 501 otherwise); the proxy applies no coding.
+        ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", .unknownTransferCoding),
+        ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", .unknownTransferCoding),
+        ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: deflate,chunked\r\n\r\n", .unknownTransferCoding),
+        ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n", .unknownTransferCoding),
+        ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip;q=1, chunked\r\n\r\n", .unknownTransferCoding),
+        ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", .invalidTransferEncoding),
+        // Content-Length once, one value: identical repeats are not merged either.
+        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\n", .repeatedContentLength),
+        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n", .repeatedContentLength),
+        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3,3\r\nContent-Length: 3\r\n\r\n", .repeatedContentLength),
+        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\nTransfer-Encoding: chunked\r\n\r\n", .contentLengthAndTransferEncoding),
         // Field syntax.
         ("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", .obsFold),
         ("GET / HTTP/1.1\r\nHost: a\r\n\tX-A: b\r\n\r\n", .obsFold),
@@ -50,6 +62,16 @@ final class SmugglingTests: XCTestCase {
         ("GET http://a/ HTTP/1.1\r\n\r\n", .missingHost),
         ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", .multipleHost),
         ("GET / HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n", .multipleHost),
+        ("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", .invalidHost),
+        ("GET / HTTP/1.1\r\nHost: a\tb\r\n\r\n", .invalidHost),
+        ("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", .invalidHost),
+        ("GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", .invalidHost),
+        ("GET / HTTP/1.1\r\nHost: a\"b\r\n\r\n", .invalidHost),
+        ("GET / HTTP/1.1\r\nHost: caf\u{e9}\r\n\r\n", .invalidHost),
+        ("GET / HTTP/1.0\r\nHost: a,b c\r\n\r\n", .invalidHost),
+        ("GET http://a{b}/x HTTP/1.1\r\nHost: a\r\n\r\n", .invalidHost),
+        ("GET http://a\u{e9}/x HTTP/1.1\r\nHost: a\r\n\r\n", .invalidHost),
+        ("CONNECT a\"b:443 HTTP/1.1\r\nHost: a\r\n\r\n", .invalidHost),
         // Request line and target.
         ("GET  / HTTP/1.1\r\nHost: a\r\n\r\n", .invalidTarget),
         ("GET /  HTTP/1.1\r\nHost: a\r\n\r\n", .invalidVersion),
@@ -90,6 +112,8 @@ final class SmugglingTests: XCTestCase {
         XCTAssertEqual(HTTPError.tooManyHeaders.status, 431)
         XCTAssertEqual(HTTPError.unsupportedVersion.status, 505)
         XCTAssertEqual(HTTPError.unknownTransferCoding.status, 501)
+        XCTAssertEqual(HTTPError.repeatedContentLength.status, 400)
+        XCTAssertEqual(HTTPError.invalidHost.status, 400)
         XCTAssertEqual("\(HTTPError.obsFold.reason)", "obsolete line folding")
     }
 }
