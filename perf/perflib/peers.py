@@ -13,6 +13,10 @@ from .common import (Service, build_c_tool, fd_limit, free_port, http_get, log, 
 
 BODY = "hello from upstream\n"  # 20 bytes
 ALL_PROXIES = ["ingressd", "nginx", "haproxy"]
+# A second ingressd binary (perf/bench --baseline PATH, e.g. the build of the commit before a
+# change), measured as one more proxy with the very same configuration as "ingressd".
+BASELINE = "ingressd-base"
+KNOWN_PROXIES = ["ingressd", BASELINE, "nginx", "haproxy"]
 
 
 def nginx_common(workdir, name, workers=1):
@@ -180,12 +184,12 @@ def start_haproxy(workdir, port, upstream_port, workers=1, cpus=None):
     return svc
 
 
-def start_ingressd(binary, workdir, port, upstream_port, workers=1, cpus=None):
-    conf = os.path.join(workdir, "ingressd.yaml")
+def start_ingressd(binary, workdir, port, upstream_port, workers=1, cpus=None, name="ingressd"):
+    conf = os.path.join(workdir, name + ".yaml")
     with open(conf, "w") as f:
         f.write(ingressd_conf(port, upstream_port))
     admin = free_port()
-    svc = Service("ingressd", [binary, "run", "-c", conf, "--workers", str(workers), "--bind", "127.0.0.1",
+    svc = Service(name, [binary, "run", "-c", conf, "--workers", str(workers), "--bind", "127.0.0.1",
                                "--admin", "127.0.0.1:%d" % admin, "--access-log", "off"],
                   workdir, port, cpus)
     svc.admin = admin
@@ -197,7 +201,7 @@ def start_ingressd(binary, workdir, port, upstream_port, workers=1, cpus=None):
             return svc
         time.sleep(0.1)
     svc.stop()
-    raise RuntimeError("ingressd did not become ready (exit %s):\n%s" % (svc.proc.returncode, svc.log_tail()))
+    raise RuntimeError("%s did not become ready (exit %s):\n%s" % (name, svc.proc.returncode, svc.log_tail()))
 
 
 def worker_pids(svc, expect, timeout=5.0):
@@ -227,13 +231,15 @@ class Peers:
     """The upstream plus the HTTP proxies, started once and stopped together.
 
     `targets` maps a proxy name to its Service (port, pid). A proxy that does not start, or does
-    not answer with the upstream's body, is left out and named in `skipped`."""
+    not answer with the upstream's body, is left out and named in `skipped`. `baseline` is the
+    binary of the proxy named BASELINE ("ingressd-base"), configured exactly like "ingressd"."""
 
     def __init__(self, workdir, proxies, binary, workers=1, upstream_workers=1, keepalive=1024,
-                 proxy_cpus=None, load_cpus=None):
+                 proxy_cpus=None, load_cpus=None, baseline=None):
         self.workdir = workdir
         self.proxies = proxies
         self.binary = binary
+        self.baseline = baseline
         self.workers = workers
         self.upstream_workers = upstream_workers
         self.keepalive = keepalive
@@ -277,6 +283,9 @@ class Peers:
                 elif name == "haproxy":
                     svc = start_haproxy(self.workdir, port, self.upstream_port, self.workers,
                                         cpus=self.proxy_cpus)
+                elif name == BASELINE:
+                    svc = start_ingressd(self.baseline, self.workdir, port, self.upstream_port,
+                                         self.workers, cpus=self.proxy_cpus, name=BASELINE)
                 else:
                     svc = start_ingressd(self.binary, self.workdir, port, self.upstream_port,
                                          self.workers, cpus=self.proxy_cpus)
@@ -317,4 +326,5 @@ class Peers:
             "haproxy": version_of([tool("haproxy"), "-v"]),
             "wrk": version_of(["wrk", "-v"]),
             "ingressd": version_of([self.binary, "version"]) if "ingressd" in self.targets else None,
+            BASELINE: version_of([self.baseline, "version"]) if BASELINE in self.targets else None,
         }
