@@ -13,6 +13,10 @@ from .common import (Service, build_c_tool, fd_limit, free_port, http_get, log, 
 
 BODY = "hello from upstream\n"  # 20 bytes
 ALL_PROXIES = ["ingressd", "nginx", "haproxy"]
+# A second ingressd binary (perf/bench --baseline PATH, e.g. the build of the commit before a
+# change), measured as one more proxy with the very same configuration as "ingressd".
+BASELINE = "ingressd-base"
+KNOWN_PROXIES = ["ingressd", BASELINE, "nginx", "haproxy"]
 
 
 def nginx_common(workdir, name, workers=1):
@@ -34,17 +38,43 @@ def nginx_temp_paths(workdir, name):
     )
 
 
+# The `actions` scenario (perf/scenarios/actions.py): clients ask for ACTIONS_PATH; each proxy
+# must rewrite the /api/ prefix to / and set both ACTIONS_HEADERS. The upstream answers the
+# usual body only to /items carrying both headers with these values, and 404 with what it saw
+# otherwise (the scenario's validity check reads that body).
+ACTIONS_PATH = "/api/items"
+ACTIONS_REWRITTEN = "/items"
+ACTIONS_HEADERS = (("x-bench-a", "one"), ("x-bench-b", "two"))
+
+
+def actions_upstream_maps():
+    """http-level maps of the upstream: $bench_X_ok is 1 when header X has its value. Evaluated
+    only on /items, so the other scenarios' requests do not pay for them."""
+    return "".join(
+        "  map $http_%s $bench_%s_ok { \"%s\" 1; default 0; }\n"
+        % (name.replace("-", "_"), name.replace("-", "_"), value) for name, value in ACTIONS_HEADERS)
+
+
+def actions_upstream_locations():
+    checks = "".join(
+        "      if ($bench_%s_ok = 0) { return 404 \"missing header %s\\n\"; }\n"
+        % (name.replace("-", "_"), name) for name, _ in ACTIONS_HEADERS)
+    return ("    location = %s {\n      default_type text/plain;\n%s      return 200 \"%s\";\n    }\n"
+            "    location /api/ { default_type text/plain; return 404 \"unrewritten path $request_uri\\n\"; }\n"
+            % (ACTIONS_REWRITTEN, checks, BODY.replace("\n", "\\n")))
+
+
 def upstream_conf(workdir, port, workers=1, sink_port=None):
     return nginx_common(workdir, "upstream", workers) + (
         "http {\n  access_log off;\n%s"
         "  keepalive_requests 10000000;\n  keepalive_timeout 300s;\n"
-        "  client_max_body_size 0;\n"
+        "  client_max_body_size 0;\n%s"
         "  server {\n    listen 127.0.0.1:%d backlog=4096;\n"
         "    location = /1m { alias %s/1m.bin; default_type application/octet-stream; }\n"
-        "%s"
+        "%s%s"
         "    location / { default_type text/plain; return 200 \"%s\"; }\n  }\n}\n"
-        % (nginx_temp_paths(workdir, "upstream"), port, workdir, upload_location(sink_port),
-           BODY.replace("\n", "\\n"))
+        % (nginx_temp_paths(workdir, "upstream"), actions_upstream_maps(), port, workdir,
+           upload_location(sink_port), actions_upstream_locations(), BODY.replace("\n", "\\n"))
     )
 
 
@@ -58,17 +88,20 @@ def upload_location(sink_port):
             "      proxy_buffering off;\n    }\n" % sink_port)
 
 
-def nginx_proxy_conf(workdir, port, upstream_port, keepalive, workers=1):
+def nginx_proxy_conf(workdir, port, upstream_port, keepalive, workers=1, name="nginx", location="/",
+                     location_extra="", servers=1):
     # The same request decoration ingressd does (x-forwarded-for, -proto, x-request-id), so the
     # comparison is like for like. Request bodies are streamed (proxy_request_buffering off), as
-    # ingressd and HAProxy do, instead of being spooled to a temp file first.
-    return nginx_common(workdir, "nginx", workers) + (
+    # ingressd and HAProxy do, instead of being spooled to a temp file first. `location_extra`
+    # (directives, each line indented by 6) and `servers` (the upstream listed that many times)
+    # are for the actions scenario.
+    return nginx_common(workdir, name, workers) + (
         "http {\n  access_log off;\n%s"
         "  keepalive_requests 10000000;\n  keepalive_timeout 300s;\n"
         "  client_max_body_size 0;\n"
-        "  upstream backend {\n    server 127.0.0.1:%d;\n    keepalive %d;\n"
+        "  upstream backend {\n%s    keepalive %d;\n"
         "    keepalive_requests 10000000;\n    keepalive_timeout 300s;\n  }\n"
-        "  server {\n    listen 127.0.0.1:%d backlog=4096%s;\n    location / {\n"
+        "  server {\n    listen 127.0.0.1:%d backlog=4096%s;\n    location %s {\n%s"
         "      proxy_pass http://backend;\n      proxy_http_version 1.1;\n"
         "      proxy_set_header Connection \"\";\n      proxy_set_header Host $http_host;\n"
         "      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
@@ -76,12 +109,12 @@ def nginx_proxy_conf(workdir, port, upstream_port, keepalive, workers=1):
         "      proxy_set_header X-Request-Id $request_id;\n"
         "      proxy_request_buffering off;\n"
         "      proxy_buffering on;\n    }\n  }\n}\n"
-        % (nginx_temp_paths(workdir, "nginx"), upstream_port, keepalive, port,
-           " reuseport" if workers > 1 else "")
+        % (nginx_temp_paths(workdir, name), "    server 127.0.0.1:%d;\n" % upstream_port * servers,
+           keepalive, port, " reuseport" if workers > 1 else "", location, location_extra)
     )
 
 
-def haproxy_conf(port, upstream_port, workers=1):
+def haproxy_conf(port, upstream_port, workers=1, frontend_extra="", backend_extra="", use_backend="default_backend be"):
     # maxconn high enough for the idle scenario's 10 000 connections; an explicit ulimit-n at
     # the limit we have (HAProxy would otherwise refuse to start when it cannot raise it to
     # 2 x maxconn, which it only needs when every connection also has a server connection).
@@ -95,10 +128,10 @@ def haproxy_conf(port, upstream_port, workers=1):
         "frontend fe\n  bind 127.0.0.1:%d\n  option forwardfor\n"
         "  http-request set-header X-Forwarded-Proto http\n"
         "  unique-id-format %%{+X}o%%ci%%cp%%fi%%fp%%Ts%%rt%%pid\n"
-        "  unique-id-header X-Request-Id\n"
-        "  default_backend be\n\n"
-        "backend be\n  server up 127.0.0.1:%d maxconn 4096\n"
-        % (workers, maxconn, limit, port, upstream_port)
+        "  unique-id-header X-Request-Id\n%s"
+        "  %s\n\n"
+        "backend be\n%s  server up 127.0.0.1:%d maxconn 4096\n"
+        % (workers, maxconn, limit, port, frontend_extra, use_backend, backend_extra, upstream_port)
     )
 
 
@@ -169,23 +202,23 @@ def start_nginx(name, conf_text, workdir, port, cpus=None):
     return svc
 
 
-def start_haproxy(workdir, port, upstream_port, workers=1, cpus=None):
-    conf = os.path.join(workdir, "haproxy.cfg")
+def start_haproxy(workdir, port, upstream_port, workers=1, cpus=None, name="haproxy", conf_text=None):
+    conf = os.path.join(workdir, name + ".cfg")
     with open(conf, "w") as f:
-        f.write(haproxy_conf(port, upstream_port, workers))
-    svc = Service("haproxy", [tool("haproxy"), "-db", "-f", conf], workdir, port, cpus)
+        f.write(conf_text or haproxy_conf(port, upstream_port, workers))
+    svc = Service(name, [tool("haproxy"), "-db", "-f", conf], workdir, port, cpus)
     if not wait_port(port, svc.proc):
         svc.stop()
-        raise RuntimeError("haproxy did not start:\n" + svc.log_tail())
+        raise RuntimeError("%s did not start:\n%s" % (name, svc.log_tail()))
     return svc
 
 
-def start_ingressd(binary, workdir, port, upstream_port, workers=1, cpus=None):
-    conf = os.path.join(workdir, "ingressd.yaml")
+def start_ingressd(binary, workdir, port, upstream_port, workers=1, cpus=None, name="ingressd", conf_text=None):
+    conf = os.path.join(workdir, name + ".yaml")
     with open(conf, "w") as f:
-        f.write(ingressd_conf(port, upstream_port))
+        f.write(conf_text or ingressd_conf(port, upstream_port))
     admin = free_port()
-    svc = Service("ingressd", [binary, "run", "-c", conf, "--workers", str(workers), "--bind", "127.0.0.1",
+    svc = Service(name, [binary, "run", "-c", conf, "--workers", str(workers), "--bind", "127.0.0.1",
                                "--admin", "127.0.0.1:%d" % admin, "--access-log", "off"],
                   workdir, port, cpus)
     svc.admin = admin
@@ -197,7 +230,7 @@ def start_ingressd(binary, workdir, port, upstream_port, workers=1, cpus=None):
             return svc
         time.sleep(0.1)
     svc.stop()
-    raise RuntimeError("ingressd did not become ready (exit %s):\n%s" % (svc.proc.returncode, svc.log_tail()))
+    raise RuntimeError("%s did not become ready (exit %s):\n%s" % (name, svc.proc.returncode, svc.log_tail()))
 
 
 def worker_pids(svc, expect, timeout=5.0):
@@ -227,13 +260,15 @@ class Peers:
     """The upstream plus the HTTP proxies, started once and stopped together.
 
     `targets` maps a proxy name to its Service (port, pid). A proxy that does not start, or does
-    not answer with the upstream's body, is left out and named in `skipped`."""
+    not answer with the upstream's body, is left out and named in `skipped`. `baseline` is the
+    binary of the proxy named BASELINE ("ingressd-base"), configured exactly like "ingressd"."""
 
     def __init__(self, workdir, proxies, binary, workers=1, upstream_workers=1, keepalive=1024,
-                 proxy_cpus=None, load_cpus=None):
+                 proxy_cpus=None, load_cpus=None, baseline=None):
         self.workdir = workdir
         self.proxies = proxies
         self.binary = binary
+        self.baseline = baseline
         self.workers = workers
         self.upstream_workers = upstream_workers
         self.keepalive = keepalive
@@ -277,6 +312,9 @@ class Peers:
                 elif name == "haproxy":
                     svc = start_haproxy(self.workdir, port, self.upstream_port, self.workers,
                                         cpus=self.proxy_cpus)
+                elif name == BASELINE:
+                    svc = start_ingressd(self.baseline, self.workdir, port, self.upstream_port,
+                                         self.workers, cpus=self.proxy_cpus, name=BASELINE)
                 else:
                     svc = start_ingressd(self.binary, self.workdir, port, self.upstream_port,
                                          self.workers, cpus=self.proxy_cpus)
@@ -317,4 +355,5 @@ class Peers:
             "haproxy": version_of([tool("haproxy"), "-v"]),
             "wrk": version_of(["wrk", "-v"]),
             "ingressd": version_of([self.binary, "version"]) if "ingressd" in self.targets else None,
+            BASELINE: version_of([self.baseline, "version"]) if BASELINE in self.targets else None,
         }

@@ -17,6 +17,8 @@ of the per-round ratios) and writes everything to the JSON file.
 Contract of `run(ctx, target, variant)`: measure one proxy (`target`: .name, .port, .pid) once
 and return a dict of numbers; include `requests` (operations completed) so CPU per request can
 be derived, `errors` (failed operations; shown in the table), and `bytes` for bulk scenarios.
+A run whose proxy did not do the work asked (the upstream saw the wrong request) carries
+`invalid` = the reason: it stays in that proxy's medians, flagged, and out of every ratio.
 Raise `ScenarioSkip("why")` from `setup` when the scenario cannot run here; it is then listed as
 skipped with the reason and the others go on.
 """

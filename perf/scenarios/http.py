@@ -45,7 +45,7 @@ class KeepAlive(Scenario):
         print("medians of %d rounds, %ds each, wrk -t%d, path %s, %s per proxy, %s CPUs shared"
               % (args.rounds, args.duration, ctx.threads, args.path,
                  "one worker" if args.workers == 1 else "%d workers" % args.workers, ctx.meta["cpus"]))
-        header = "%5s  %-18s %10s %12s %11s %13s %8s %8s" % (
+        header = "%5s  %-22s %10s %12s %11s %13s %8s %8s" % (
             "conns", "proxy", "req/s", "user us/req", "sys us/req", "total us/req", "p50 ms", "p99 ms")
         print(header)
         print("-" * len(header))
@@ -53,14 +53,14 @@ class KeepAlive(Scenario):
             entry = summary[str(conns)]
             for name in order:
                 e = entry[name]
-                print("%5d  %-18s %10s %12s %11s %13s %8s %8s%s" % (
+                print("%5d  %-22s %10s %12s %11s %13s %8s %8s%s" % (
                     conns, name, fmt(e["rps"], 0), fmt(e["user_us_per_req"]), fmt(e["sys_us_per_req"]),
                     fmt(e["total_us_per_req"]), fmt(e["p50_ms"]), fmt(e["p99_ms"]),
                     "  (%d errors)" % e["errors"] if e["errors"] else ""))
-            for key in ("ingressd/nginx", "ingressd/haproxy"):
+            for key in ("ingressd/ingressd-base", "ingressd/nginx", "ingressd/haproxy"):
                 if key in entry:
                     r = entry[key]
-                    print("%5d  %-18s %10s %12s %11s %13s" % (
+                    print("%5d  %-22s %10s %12s %11s %13s" % (
                         conns, key, fmt(r["rps"]), fmt(r["user_us_per_req"]), fmt(r["sys_us_per_req"]),
                         fmt(r["total_us_per_req"])))
             print()

@@ -109,8 +109,9 @@ class Procs:
                 p.kill()
 
 
-def setup(tmp, procs, binary, env_extra):
-    """Starts the upstream and the three proxies; returns {name: (pid, {scenario: port})}."""
+def setup(tmp, procs, binary, env_extra, baseline=None):
+    """Starts the upstream and the three proxies (and "ingressd-base", the `baseline` binary with
+    ingressd's configuration, when given); returns {name: (pid, {scenario: port})}."""
     www = os.path.join(tmp, "www")
     os.makedirs(www)
     os.chmod(tmp, 0o755)   # nginx workers run as another user
@@ -131,9 +132,11 @@ http { access_log off; keepalive_requests 1000000; client_max_body_size 0;
     wait_port(up)
     out = {}
     # ingressd: an HTTP server and a TCP server on one Gateway.
-    if binary:
+    for name, exe in (("ingressd", binary), ("ingressd-base", baseline)):
+        if not exe:
+            continue
         h, t = free_port(), free_port()
-        open(os.path.join(tmp, "ingressd.yaml"), "w").write("""
+        open(os.path.join(tmp, name + ".yaml"), "w").write("""
 apiVersion: networking.istio.io/v1beta1
 kind: Gateway
 metadata: {name: gw}
@@ -164,10 +167,10 @@ spec:
   tcp: [{route: [{destination: {host: up, port: {number: 80}}}]}]
 """ % (h, t, up))
         env = dict(os.environ, **env_extra)
-        p = procs.start([binary, "run", "-c", os.path.join(tmp, "ingressd.yaml"), "--workers", "1",
+        p = procs.start([exe, "run", "-c", os.path.join(tmp, name + ".yaml"), "--workers", "1",
                          "--bind", "127.0.0.1", "--admin", "127.0.0.1:%d" % free_port(), "--access-log", "off"], env=env)
         if wait_port(h) and wait_port(t):
-            out["ingressd"] = (p.pid, {"http": h, "tcp": t})
+            out[name] = (p.pid, {"http": h, "tcp": t})
     h, t = free_port(), free_port()
     open(os.path.join(tmp, "nginx.conf"), "w").write("""
 load_module /usr/lib/nginx/modules/ngx_stream_module.so;

@@ -49,7 +49,8 @@ class TCPRoute(Scenario):
         os.chmod(self.tmp, 0o755)
         self.procs = tcpbench.Procs()
         binary = ctx.args.binary if "ingressd" in ctx.args.proxies else None
-        started = tcpbench.setup(self.tmp, self.procs, binary, {})
+        baseline = ctx.args.baseline if "ingressd-base" in ctx.args.proxies else None
+        started = tcpbench.setup(self.tmp, self.procs, binary, {}, baseline=baseline)
         self.targets_ = {}
         for name, (pid, ports) in started.items():
             if name not in ctx.args.proxies:
