@@ -167,6 +167,23 @@ extension ProxyEngine {
             }
             target = UnsafeRawBufferPointer(start: targetScratch, count: n)
         }
+        if target == nil, let rx = reader.rewriteRegex(route: route) {
+            // rewrite.uriRegexRewrite: every match in the path replaced; the query is kept.
+            let path = slice(source, head.path)
+            if var n = table.rewriteRegexes.rewrite(route: route, path: path, substitution: rx.substitution,
+                                                    into: targetScratch, capacity: targetScratchBytes - 1) {
+                let queryCount = head.query.count > 0 ? Int(head.query.count) + 1 : 0
+                if n + queryCount <= targetScratchBytes {
+                    if queryCount > 0 {
+                        (targetScratch + n).storeBytes(of: UInt8(ascii: "?"), as: UInt8.self)
+                        (targetScratch + n + 1).copyMemory(from: source.baseAddress! + Int(head.query.start),
+                                                           byteCount: queryCount - 1)
+                        n += queryCount
+                    }
+                    target = UnsafeRawBufferPointer(start: targetScratch, count: n)
+                }
+            }
+        }
         let authority = reader.rewriteAuthority(route: route)
 
         // Heads up to ~3.5 KiB (nearly all) fit the small class; the rest the large one.

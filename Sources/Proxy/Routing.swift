@@ -33,6 +33,8 @@ struct ActiveTable: ~Copyable {
     var endpointPool = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
     /// Round-robin cursor per cluster of the current table.
     var clusterCursor = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
+    /// `uriRegexRewrite` programs of the current table.
+    var rewriteRegexes = RewriteRegexes()
 }
 
 extension ProxyEngine {
@@ -72,6 +74,7 @@ extension ProxyEngine {
 
         table.reader = reader
         table.matcher = consume newMatcher   // the old matcher frees its regex code here
+        table.rewriteRegexes = RewriteRegexes(reader)
         table.endpointPool.deallocate()
         table.endpointPool = newPools
         table.clusterCursor.deallocate()

@@ -81,6 +81,24 @@ final class RouteActionTests: IntegrationTestCase {
         XCTAssertEqual(requestsSeen().last, "app GET /v2/items?q=1 body=0")
     }
 
+    /// `uriRegexRewrite` (RE2, every match replaced, `\\1` captures; the query is kept), the
+    /// example of Istio's reference.
+    func testRegexRewrite() throws {
+        try start([(host: "regex.actions.test", http: """
+          - match:
+            - uri: {prefix: /service/}
+            rewrite:
+              uriRegexRewrite:
+                match: ^/service/([^/]+)(/.*)$
+                rewrite: \\2/instance/\\1
+            route:
+            - destination: {host: app, port: {number: 80}}
+        """)])
+        let r = try harness.curl(gateway.url + "/service/foo/v1/api?x=1", host: "regex.actions.test")
+        XCTAssertEqual(r.status, 200, r.text)
+        XCTAssertEqual(requestsSeen().last, "app GET /v1/api/instance/foo?x=1 body=0")
+    }
+
     func testFaultAbortAnswersWithoutReachingTheUpstream() throws {
         try start([(host: "abort.actions.test", http: """
           - fault:

@@ -172,7 +172,6 @@ extension Checks {
                     error("\(p).rewrite.uriRegexRewrite.match", e)
                 }
             }
-            if rw.uriRegexRewrite != nil { unsupported("\(p).rewrite.uriRegexRewrite") }
         }
         duration("\(p).timeout", r.timeout)
         if let retry = r.retries {
