@@ -22,6 +22,8 @@ public enum LocalReplyBody {
     public static let faultAbort: StaticString = "fault filter abort"
     public static let badRequest: StaticString = "Bad Request"
     public static let requestTimeout: StaticString = "request timeout"
+    /// Envoy's body for a stream idle timeout.
+    public static let streamTimeout: StaticString = "stream timeout"
     public static let payloadTooLarge: StaticString = "Payload Too Large"
     public static let uriTooLong: StaticString = "URI Too Long"
     public static let headersTooLarge: StaticString = "Request Header Fields Too Large"
