@@ -266,6 +266,7 @@ extension ProxyEngine {
         appendBodyFromAccum(downstream: d, upstream: u)
         // The whole request is in `out` now, or the rest of the body will come from elsewhere.
         ex(d).pointee.replayable = conns[Int(d)].requestDone
+        mirrorRequest(conns[Int(d)].exchange, from: u)
         if conns[Int(u)].connected && !conns[Int(u)].sendArmed {
             send(u, UnsafeRawPointer(conns[Int(u)].out!), conns[Int(u)].outLen, release: .none)
         }

@@ -93,8 +93,8 @@ extension ProxyEngine {
         } else if !c.pointee.connected {
             stats.add(WorkerSlotField.upstreamConnectFailures)
             upstreamFailed(i)   // connect timeout
-        } else if c.pointee.rx == .pooled {
-            closeConn(i)   // idle in its pool for upstreamIdleTimeoutMs
+        } else if c.pointee.rx == .pooled || c.pointee.mirror {
+            closeConn(i)   // idle in its pool for upstreamIdleTimeoutMs, or a mirror gave up
         }
     }
 

@@ -78,6 +78,10 @@ extension ProxyEngine {
         statConnect(u, ok: true)
         uc.pointee.connected = true
         setDeadline(u, 0)
+        if uc.pointee.mirror {
+            mirrorConnected(u)
+            return
+        }
         let d = peerOf(u)
         guard d >= 0 else {
             closeConn(u)

@@ -154,10 +154,11 @@ final class ValidationTests: XCTestCase {
                   request:
                     set: {x-a: b}
                 mirror: {host: a}
+                corsPolicy: {allowOrigins: [{exact: "https://a.example"}]}
             """))
         XCTAssertFalse(r.hasErrors, "\(r.diagnostics)")
         XCTAssertEqual(r.diagnostics.warnings.map { "\($0.path): \($0.message)" }, [
-            "spec.http[0].mirror: not supported by ingressd yet; ignored",
+            "spec.http[0].corsPolicy: not supported by ingressd yet; ignored",
         ])
     }
 

@@ -196,7 +196,6 @@ extension Checks {
         }
         if let m = r.mirror {
             destination(m, path: "\(p).mirror")
-            unsupported("\(p).mirror")
         }
         if let mp = r.mirrorPercent {
             warning("\(p).mirrorPercent", "using deprecated setting \"mirrorPercent\", use \"mirrorPercentage\" instead")
@@ -211,7 +210,6 @@ extension Checks {
                 error(mp, "destination is required for mirrors")
             }
             if let pc = m.percentage { percentageBounds(pc.value, path: "\(mp).percentage") }
-            unsupported(mp)
         }
         if let cors = r.corsPolicy {
             let cp = "\(p).corsPolicy"
