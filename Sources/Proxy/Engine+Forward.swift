@@ -46,6 +46,7 @@ extension ProxyEngine {
         e.pointee.cluster = cluster
         e.pointee.timeoutMs = reader.routeTimeoutMs(route)
         statRoute(x, cluster: cluster)
+        if applyCors(i, x, reader: reader, route: route, source: source, head: head) { return }
         var delayMs: UInt32 = 0
         if let delay = reader.faultDelay(route: route), fires(delay.ppm) { delayMs = max(delay.fixedDelayMs, 1) }
         if delayMs == 0 && abortIfFaulted(i, x, reader: reader, route: route) { return }
@@ -292,6 +293,7 @@ extension ProxyEngine {
                 n += 1
             }
         }
+        if e.pointee.corsOrigin != nil { n = corsResponseEdits(x, reader: reader, at: n) }
         return UnsafeBufferPointer(start: edits, count: n)
     }
 }

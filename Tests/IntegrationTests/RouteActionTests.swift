@@ -311,3 +311,99 @@ final class MirrorTests: IntegrationTestCase {
         XCTAssertEqual(heads(recorder.dir), [])
     }
 }
+
+/// `corsPolicy` as Envoy's CORS filter applies it.
+final class CORSTests: IntegrationTestCase {
+    private func start() throws -> (Ingressd, DemoUpstream) {
+        let app = try harness.startUpstream("app")
+        let port = try freeTCPPort()
+        let config = WorkshopConfig.documents([
+            WorkshopConfig.httpGateway(port: port, hosts: ["cors.test", "ignore.cors.test"]),
+            WorkshopConfig.serviceEntry(name: "app", servicePort: 80, endpoints: [(app.port, [:])]),
+            """
+            apiVersion: networking.istio.io/v1beta1
+            kind: VirtualService
+            metadata:
+              name: cors
+            spec:
+              hosts: ["cors.test"]
+              gateways: ["gw"]
+              http:
+              - route:
+                - destination: {host: app, port: {number: 80}}
+                corsPolicy:
+                  allowOrigins:
+                  - exact: https://shop.example
+                  - prefix: https://admin.
+                  - regex: "https://[a-z]+\\\\.partner\\\\.example"
+                  allowMethods: [GET, POST]
+                  allowHeaders: [x-custom, authorization]
+                  exposeHeaders: [x-demo-upstream]
+                  maxAge: 3600s
+                  allowCredentials: true
+            ---
+            apiVersion: networking.istio.io/v1beta1
+            kind: VirtualService
+            metadata:
+              name: ignore
+            spec:
+              hosts: ["ignore.cors.test"]
+              gateways: ["gw"]
+              http:
+              - route:
+                - destination: {host: app, port: {number: 80}}
+                corsPolicy:
+                  allowOrigins: [{exact: https://shop.example}]
+                  unmatchedPreflights: IGNORE
+            """,
+        ])
+        let path = try harness.write("cors.yaml", config)
+        return (try harness.startIngressd(configs: [path], listenPort: port, workers: 1), app)
+    }
+
+    private func preflight(_ gw: Ingressd, host: String, origin: String) throws -> HTTPResponse {
+        try harness.curl(gw.url + "/api", host: host, ["-X", "OPTIONS", "-H", "Origin: \(origin)",
+                                                       "-H", "Access-Control-Request-Method: POST"])
+    }
+
+    func testAllowedPreflightIsAnsweredByTheGateway() throws {
+        let (gw, app) = try start()
+        for origin in ["https://shop.example", "https://admin.example.org", "https://eu.partner.example"] {
+            let r = try preflight(gw, host: "cors.test", origin: origin)
+            XCTAssertEqual(r.status, 200)
+            XCTAssertEqual(r.header("access-control-allow-origin"), origin)
+            XCTAssertEqual(r.header("access-control-allow-methods"), "GET,POST")
+            XCTAssertEqual(r.header("access-control-allow-headers"), "x-custom,authorization")
+            XCTAssertEqual(r.header("access-control-max-age"), "3600")
+            XCTAssertEqual(r.header("access-control-allow-credentials"), "true")
+        }
+        usleep(100_000)
+        XCTAssertEqual(app.requests, [], "allowed preflights never reach the upstream")
+    }
+
+    func testUnmatchedPreflightIsForwardedOrIgnored() throws {
+        let (gw, app) = try start()
+        let forwarded = try preflight(gw, host: "cors.test", origin: "https://evil.example")
+        XCTAssertNil(forwarded.header("access-control-allow-origin"))
+        XCTAssertEqual(forwarded.header("x-demo-upstream"), "app", "FORWARD (the default) passes it on")
+        let ignored = try preflight(gw, host: "ignore.cors.test", origin: "https://evil.example")
+        XCTAssertEqual(ignored.status, 200)
+        XCTAssertNil(ignored.header("access-control-allow-origin"))
+        XCTAssertNil(ignored.header("x-demo-upstream"), "IGNORE answers at the gateway")
+        XCTAssertEqual(app.requests, ["app OPTIONS /api body=0"])
+    }
+
+    func testActualRequestsGetTheHeadersOnlyForAllowedOrigins() throws {
+        let (gw, _) = try start()
+        let ok = try harness.curl(gw.url + "/api", host: "cors.test", ["-H", "Origin: https://shop.example"])
+        XCTAssertEqual(ok.status, 200)
+        XCTAssertEqual(ok.header("access-control-allow-origin"), "https://shop.example")
+        XCTAssertEqual(ok.header("access-control-allow-credentials"), "true")
+        XCTAssertEqual(ok.header("access-control-expose-headers"), "x-demo-upstream")
+        let other = try harness.curl(gw.url + "/api", host: "cors.test", ["-H", "Origin: https://evil.example"])
+        XCTAssertEqual(other.status, 200)
+        XCTAssertNil(other.header("access-control-allow-origin"))
+        let none = try harness.curl(gw.url + "/api", host: "cors.test")
+        XCTAssertNil(none.header("access-control-allow-origin"))
+    }
+}

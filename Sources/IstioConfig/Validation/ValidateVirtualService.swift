@@ -232,7 +232,6 @@ extension Checks {
             if let u = cors.unmatchedPreflights, !["UNSPECIFIED", "FORWARD", "IGNORE"].contains(u.uppercased()) {
                 error("\(cp).unmatchedPreflights", "invalid unmatchedPreflights \"\(u)\" (use UNSPECIFIED, FORWARD or IGNORE)")
             }
-            unsupported(cp)
         }
     }
 
