@@ -138,10 +138,11 @@ extension ProxyEngine {
                 closeConn(i)
             }
         default:
-            // Bytes while not expecting any (cannot happen: receive is armed only when
-            // expecting); keep them for the next request.
-            _ = appendAccum(i, data, n)
+            // Bytes while the response is awaited (watchForClose): a pipelined request, kept
+            // for when this exchange ends. The buffer was empty, so one receive's worth fits.
+            let kept = appendAccum(i, data, n)
             rx.recycle(bid)
+            if !kept { downstreamGone(i) }
         }
     }
 

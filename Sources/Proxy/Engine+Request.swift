@@ -66,6 +66,7 @@ extension ProxyEngine {
             _ = appendAccum(i, base + Int(head.headLength), count - Int(head.headLength))
         }
         startUpstreamSend(i)
+        if c.pointee.rx == .none { watchForClose(i) }
     }
 
     /// Moves request-body bytes buffered on the downstream into the upstream's output buffer
@@ -114,6 +115,21 @@ extension ProxyEngine {
     mutating func requestBodyDone(_ d: Int32) {
         conns[Int(d)].rx = .none
         conns[Int(d)].requestDone = true
+        watchForClose(d)
+    }
+
+    /// The request is read; while its response is awaited, keep a receive armed (polled first:
+    /// nothing is expected) so that a client closing its connection is noticed at once, as
+    /// Envoy does: the exchange ends (flag DC) and its upstream connection is closed instead of
+    /// working for nobody. Only with nothing buffered: bytes that arrive (a pipelined request)
+    /// fill the empty head buffer once and wait there, and no further receive is armed until
+    /// the next request.
+    @inline(__always)
+    mutating func watchForClose(_ d: Int32) {
+        let c = conns + Int(d)
+        guard !c.pointee.recvArmed, !c.pointee.closing, c.pointee.exchange >= 0,
+              c.pointee.accum == nil || c.pointee.accumEnd == c.pointee.accumStart else { return }
+        armRecv(d, idle: true)
     }
 
     /// A malformed request body (bad chunk framing): 400 if nothing was answered yet, and
