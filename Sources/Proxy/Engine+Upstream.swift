@@ -139,8 +139,7 @@ extension ProxyEngine {
         let uc = conns + Int(u)
         guard result > 0 else {
             if result == -ENOBUFS {
-                starved[starvedCount] = u
-                starvedCount += 1
+                receiveStarved(u)
                 return
             }
             switch uc.pointee.rx {
