@@ -12,8 +12,6 @@ public struct ProxyLimits: Sendable {
     public var maxConnections: Int = 65_536
     public var idleTimeoutMs: UInt64 = 60_000
     public var headerTimeoutMs: UInt64 = 10_000
-    /// Provided receive buffers of the worker's ring (a power of two). INGRESSD_RECEIVE_BUFFERS
-    /// overrides it (tests of an exhausted ring).
     public var receiveBuffers: Int = 1024
     public var receiveBufferBytes: Int = 16 * 1024
     /// HTTP bodies with a known length of at least this many bytes still to forward (after the
