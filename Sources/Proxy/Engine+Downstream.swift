@@ -114,8 +114,7 @@ extension ProxyEngine {
         let c = conns + Int(i)
         guard result > 0 else {
             if result == -ENOBUFS {
-                starved[starvedCount] = i
-                starvedCount += 1
+                receiveStarved(i)
                 return
             }
             downstreamGone(i)

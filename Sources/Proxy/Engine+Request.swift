@@ -19,6 +19,7 @@ extension ProxyEngine {
         let e = exchanges.slots + Int(x)
         e.pointee.method = head.method
         e.pointee.upgrade = head.isUpgrade
+        e.pointee.expectContinue = head.expectContinue
         statBegin(x, source: UnsafeRawBufferPointer(start: base, count: count), head: head)
         c.pointee.keepAlive = head.keepAlive && !draining
         setDeadline(i, limits.streamIdleTimeoutMs == 0 ? 0 : nowMs + limits.streamIdleTimeoutMs)
@@ -40,10 +41,14 @@ extension ProxyEngine {
                                authority: head.host, isHTTPS: false, listenerPort: c.pointee.listenerPort,
                                headers: UnsafeBufferPointer(start: headers, count: Int(head.headerCount)))
         let lookup = table.matcher?.route(req) ?? .noListener
-        switch lookup {
+        switch head.method == .connect ? .noRoute : lookup {
         case .noListener, .noVirtualHost, .noRoute:
+            // CONNECT too: routes match paths and a CONNECT has none, so Envoy finds no route
+            // and answers 404 (its FAQ "Why is Envoy sending 404s to CONNECT requests?");
+            // forwarding it would turn a pooled upstream connection into a client's tunnel.
+            // The connection closes after it: tunnel bytes may follow a CONNECT at once.
             e.pointee.stats.flags = ResponseFlags.nr
-            sendLocalReply(i, status: 404, body: nil, close: false)
+            sendLocalReply(i, status: 404, body: nil, close: head.method == .connect)
         case .httpsRedirect:
             sendHTTPSRedirect(i, source: source, head: head)
         case .matched(let route, _):

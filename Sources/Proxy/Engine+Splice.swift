@@ -213,6 +213,11 @@ extension ProxyLimits {
         if let v = getenv("INGRESSD_TCP_IDLE_TIMEOUT_MS"), let n = UInt64(String(cString: v)), n > 0 {
             tcpIdleTimeoutMs = n
         }
+        // `receiveBuffers` (a power of two): tests of an exhausted buffer ring.
+        if let v = getenv("INGRESSD_RECEIVE_BUFFERS"), let n = Int(String(cString: v)),
+           n >= 2, n <= 32_768, n & (n - 1) == 0 {
+            receiveBuffers = n
+        }
         if let v = getenv("INGRESSD_UPSTREAM_IDLE_TIMEOUT_MS"), let n = UInt64(String(cString: v)), n > 0 {
             upstreamIdleTimeoutMs = n
         }

@@ -143,8 +143,7 @@ extension ProxyEngine {
         let uc = conns + Int(u)
         guard result > 0 else {
             if result == -ENOBUFS {
-                starved[starvedCount] = u
-                starvedCount += 1
+                receiveStarved(u)
                 return
             }
             switch uc.pointee.rx {
@@ -278,10 +277,29 @@ extension ProxyEngine {
                 statRetrySucceeded(x)
             }
         }
+        if head.status < 200 && !(head.status == 101 && e.pointee.upgrade) {
+            // Interim response (RFC 9110 §15.2): at most one 100, to a client that asked.
+            e.pointee.informational &+= 1
+            switch informationalAction(status: head.status, seen: e.pointee.informational,
+                                       expectContinue: e.pointee.expectContinue,
+                                       continueForwarded: e.pointee.continueForwarded) {
+            case .forward:
+                e.pointee.continueForwarded = true
+            case .drop:
+                skipResponseHead(u, base: base, count: count, headLength: Int(head.headLength), bid: bid)
+                return
+            case .reject:
+                if bid >= 0 { rx.recycle(UInt16(bid)) }
+                badUpstreamResponse(u)
+                return
+            }
+        }
         e.pointee.responseStarted = true
         setStageTimer(x, ms: 0)   // the per-try timeout covers the wait for a response head
         e.pointee.stats.status = head.status
-        if !head.keepAlive { uc.pointee.reusable = false }
+        if !head.keepAlive || !responseAllowsReuse(status: head.status, requestMethod: e.pointee.method) {
+            uc.pointee.reusable = false   // a 101 or a CONNECT tunnel never goes back to the pool
+        }
         let headLen = Int(head.headLength)
         let avail = count - headLen
         var bodyBytes = 0
@@ -296,7 +314,6 @@ extension ProxyEngine {
         } else if head.status < 200 {
             informational = true   // forward it; the final head follows
         } else {
-            countResponse(head.status)
             switch responseBodyFraming(head, requestMethod: e.pointee.method) {
             case .none:
                 done = true
@@ -312,6 +329,9 @@ extension ProxyEngine {
                 case .needMore: bodyBytes = avail
                 case .done(let k): bodyBytes = k; done = true
                 case .error:
+                    // Nothing of this response was sent yet (a forwarded 100 Continue may
+                    // precede a final response): the client gets a 502, not an empty reply.
+                    e.pointee.responseStarted = false
                     if bid >= 0 { rx.recycle(UInt16(bid)) }
                     badUpstreamResponse(u)
                     return
@@ -322,6 +342,7 @@ extension ProxyEngine {
                 dc.pointee.keepAlive = false
                 bodyBytes = avail
             }
+            countResponse(head.status)
         }
         let extra = avail - bodyBytes
         if extra > 0 && !informational { uc.pointee.reusable = false }   // bytes past the response
@@ -384,6 +405,20 @@ extension ProxyEngine {
         send(d, UnsafeRawPointer(out), Int32(w), release: .out)
     }
 
+    /// Reads past an interim head that is not forwarded: the bytes after it (the next head) are
+    /// kept in the accumulation buffer and parsed at once. Recursion is bounded by
+    /// `maxInformationalResponses`.
+    mutating func skipResponseHead(_ u: Int32, base: UnsafeRawPointer, count: Int, headLength: Int, bid: Int32) {
+        if bid >= 0 {
+            // Only parsed in place when nothing was accumulated, so this cannot overflow.
+            if count > headLength { _ = appendAccum(u, base + headLength, count - headLength) }
+            rx.recycle(UInt16(bid))
+        } else {
+            consumeAccum(u, headLength)
+        }
+        parseAccumulatedResponse(u)
+    }
+
     /// When a rewritten head plus body did not fit the output buffer, the unsent body bytes
     /// are re-scanned as if just received: reset the framing state to "after `alreadyForwarded`
     /// body bytes".
@@ -425,9 +460,9 @@ extension ProxyEngine {
                 k = c
                 uc.pointee.responseDone = true
             case .error:
+                // The head went out already: the client connection closes (flag UPE).
                 rx.recycle(bid)
-                closeConn(u)
-                closeConn(d)
+                badUpstreamResponse(u)
                 return
             }
         default:

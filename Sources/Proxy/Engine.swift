@@ -98,18 +98,27 @@ public struct ProxyEngine: ~Copyable {
     let region: SharedRegion
     /// "Fri, 27 Nov 2026 04:00:00 GMT" for local replies, refreshed once a second.
     var date = DateCache()
-    /// Downstreams whose receive hit ENOBUFS; re-armed on the next iteration.
+    /// Connections whose receive hit ENOBUFS (the provided-buffer ring was empty), each once
+    /// (`Conn.starved`); re-armed together by `tick` at most every `starvedRetryMs`.
     var starved: UnsafeMutablePointer<Int32>
     var starvedCount = 0
+    /// When `tick` may re-arm the starved receives next (monotonic ms).
+    var starvedRetryAtMs: UInt64 = 0
+    /// Buffers come back only as sends to slow readers complete, and a receive re-armed into
+    /// an empty ring fails at once: re-arming on every loop iteration spun the worker at 100%
+    /// CPU for as long as the ring stayed empty. 2 ms bounds that to ~500 re-arm rounds a
+    /// second while adding at most 2 ms to a receive that was starved anyway.
+    static let starvedRetryMs: UInt64 = 2
     /// Stats records of the current table and the access log (Engine+Stats.swift).
     var recorder = StatsRecorder()
 
     public init(ring: consuming Ring, listeners: [(fd: Int32, port: UInt16)], region: SharedRegion,
                 slot: WorkerSlot, limits: ProxyLimits = ProxyLimits()) throws(RingError) {
+        var limits = limits
+        limits.applyEnvironment()
         self.rx = try BufferRing(ring: ring, groupID: 0, count: limits.receiveBuffers, size: limits.receiveBufferBytes)
         self.ring = ring
         self.limits = limits
-        self.limits.applyEnvironment()
         pipes = PipePool(capacity: limits.maxConnections)
         capacity = Int32(limits.maxConnections)
         // The slab is reserved, not touched: anonymous pages are backed only when a slot is
@@ -207,16 +216,40 @@ public struct ProxyEngine: ~Copyable {
         nowMs = nowNs / 1_000_000
         runTimers()
         flushAccessLog()
-        if starvedCount > 0 {
+        if starvedCount > 0 && nowMs >= starvedRetryAtMs {
+            starvedRetryAtMs = nowMs + ProxyEngine.starvedRetryMs
             let n = starvedCount
             starvedCount = 0
             for k in 0..<n {
+                // An entry whose flag is clear is stale: its slot was closed (and maybe reused).
                 let i = starved[k]
+                guard conns[Int(i)].starved else { continue }
+                conns[Int(i)].starved = false
                 if conns[Int(i)].role != .free && !conns[Int(i)].closing && !conns[Int(i)].recvArmed {
                     armRecv(i)
                 }
             }
         }
+    }
+
+    /// The receive of connection `i` found the buffer ring empty: `tick` re-arms it later.
+    /// A connection pins at most `SendQueue.capacity` receive buffers (its peer's bytes queued
+    /// for it), so the ring empties only when many slow readers each hold their two.
+    @inline(__always)
+    mutating func receiveStarved(_ i: Int32) {
+        guard !conns[Int(i)].starved else { return }
+        guard starvedCount < Int(capacity) else {
+            armRecv(i)   // only stale entries can fill the list: retry now rather than overflow
+            return
+        }
+        conns[Int(i)].starved = true
+        starved[starvedCount] = i
+        starvedCount += 1
+    }
+
+    /// When the worker must wake to re-arm starved receives (nil: none are waiting).
+    public var starvedRetryAtNs: UInt64? {
+        starvedCount > 0 ? starvedRetryAtMs * 1_000_000 : nil
     }
 
     // MARK: slots

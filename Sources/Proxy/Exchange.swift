@@ -64,6 +64,12 @@ struct Exchange {
     var upgrade = false
     /// A response head reached the downstream: after that a failure can only close it.
     var responseStarted = false
+    /// The client sent `Expect: 100-continue` (HTTP/1.1 only): one upstream `100` may go to it.
+    var expectContinue = false
+    /// A `100 Continue` went to the client (the next ones are dropped).
+    var continueForwarded = false
+    /// Interim (1xx) response heads received (HTTP1 `informationalAction`).
+    var informational: UInt8 = 0
 
     // Routing (Engine+Forward.swift). Route, destination and cluster are indices into the
     // table of generation `tableGeneration`; after a reload they no longer mean anything, so

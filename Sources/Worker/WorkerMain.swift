@@ -174,6 +174,7 @@ public enum WorkerMain {
             // or the 1 s tick that keeps the heartbeat going (sooner when accepting resumes).
             var waitNs = engine.waitTimeoutNs(limitNs: 1_000_000_000)
             if let resume = engine.acceptResumeAtNs { waitNs = min(waitNs, max(1_000_000, resume &- now)) }
+            if let retry = engine.starvedRetryAtNs { waitNs = min(waitNs, retry > now ? retry - now : 0) }
             _ = engine.ring.submitAndWait(1, timeoutNs: waitNs)
             while true {
                 let n = engine.ring.peekBatch(cqes, max: UInt32(batch))
