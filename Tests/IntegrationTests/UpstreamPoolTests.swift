@@ -76,8 +76,24 @@ final class UpstreamPoolTests: IntegrationTestCase {
 
     func testABurstLeavesAtMostTheIdleCapOpen() throws {
         let (gw, upstream) = try startGateway(environment: [:])
-        // 300 concurrent slow requests need 300 upstream connections at once.
-        try runWrk(gw, connections: 300, path: "/delay/300", seconds: 3)
+        // 300 concurrent slow requests, each read to its end (a load generator stopping with
+        // requests in flight would close them: the gateway then closes their upstreams too).
+        let script = try harness.write("burst.py", """
+        import http.client, sys, threading
+        port, n = int(sys.argv[1]), int(sys.argv[2])
+        ok = []
+        def one():
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+            c.request("GET", "/delay/300", headers={"Host": "pool.test"})
+            r = c.getresponse(); r.read()
+            if r.status == 200: ok.append(1)
+            c.close()
+        ts = [threading.Thread(target=one) for _ in range(n)]
+        [t.start() for t in ts]; [t.join() for t in ts]
+        print(len(ok))
+        """)
+        let burst = try harness.run("/usr/bin/env", ["python3", script, String(gw.listenPort), "300"], timeout: 60)
+        XCTAssertEqual(burst.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "300", burst.output)
         usleep(300_000)
         let idle = establishedConnections(toPort: upstream.port)
         XCTAssertLessThanOrEqual(idle, 256, "at most 256 idle connections per endpoint per worker")
