@@ -4,7 +4,7 @@
 #               Istio workshop (examples/) on port 80 in the foreground; Ctrl-C stops everything
 #   make test   install what the tests need, build, run every test target (unit + integration)
 #
-# Others: make build | release | bench | profile | scaling | clean | run-canary | deps-run | deps-test | install | uninstall
+# Others: make build | release | bench | profile | scaling | soak | clean | run-canary | deps-run | deps-test | install | uninstall
 # Works from a fresh clone on Debian 12 as root (or with sudo); Swift must be on PATH.
 
 SHELL        := /bin/bash
@@ -34,6 +34,7 @@ RUN_FLAGS    ?=
 BENCH_ARGS   ?=
 PROFILE_ARGS ?=
 SCALING_ARGS ?=
+SOAK_ARGS    ?=
 
 # Installs the Debian packages named in $(1) that are not installed yet (a command of the same
 # name on PATH, such as a pyenv python3, counts as installed). apt-get update runs
@@ -61,7 +62,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: help run run-canary test build release bench profile scaling clean deps-run deps-test install uninstall
+.PHONY: help run run-canary test build release bench profile scaling soak clean deps-run deps-test install uninstall
 
 help:
 	@sed -n '2,9p' Makefile | sed 's/^# \{0,1\}//'
@@ -130,6 +131,10 @@ profile: deps-test release
 
 scaling: deps-test release
 	perf/scaling --binary $(RELEASE_BIN) $(SCALING_ARGS)
+
+# Mixed traffic + worker kills, reloads, a flaky upstream; fails on RSS/fd growth (perf/README.md).
+soak: deps-run release
+	perf/soak --binary $(RELEASE_BIN) $(SOAK_ARGS)
 
 clean:
 	rm -rf .build
