@@ -34,7 +34,6 @@ RUN_FLAGS    ?=
 BENCH_ARGS   ?=
 PROFILE_ARGS ?=
 SCALING_ARGS ?=
-SOAK_ARGS    ?=
 
 # Installs the Debian packages named in $(1) that are not installed yet (a command of the same
 # name on PATH, such as a pyenv python3, counts as installed). apt-get update runs
@@ -133,6 +132,7 @@ scaling: deps-test release
 	perf/scaling --binary $(RELEASE_BIN) $(SCALING_ARGS)
 
 # Mixed traffic + worker kills, reloads, a flaky upstream; fails on RSS/fd growth (perf/README.md).
+SOAK_ARGS ?=
 soak: deps-run release
 	perf/soak --binary $(RELEASE_BIN) $(SOAK_ARGS)
 
