@@ -5,7 +5,7 @@
 #   make test   install what the tests need, build, run every test target (unit + integration),
 #               then fuzz the HTTP/1 codec for FUZZ_SECONDS (24)
 #
-# Others: make build | release | bench | profile | scaling | clean | run-canary | deps-run | deps-test | install | uninstall
+# Others: make build | release | bench | profile | scaling | soak | clean | run-canary | deps-run | deps-test | install | uninstall
 # Works from a fresh clone on Debian 12 as root (or with sudo); Swift must be on PATH.
 
 SHELL        := /bin/bash
@@ -63,7 +63,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: help run run-canary test build release bench profile scaling clean deps-run deps-test install uninstall
+.PHONY: help run run-canary test build release bench profile scaling soak clean deps-run deps-test install uninstall
 
 help:
 	@sed -n '2,10p' Makefile | sed 's/^# \{0,1\}//'
@@ -134,6 +134,11 @@ profile: deps-test release
 
 scaling: deps-test release
 	perf/scaling --binary $(RELEASE_BIN) $(SCALING_ARGS)
+
+# Mixed traffic + worker kills, reloads, a flaky upstream; fails on RSS/fd growth (perf/README.md).
+SOAK_ARGS ?=
+soak: deps-run release
+	perf/soak --binary $(RELEASE_BIN) $(SOAK_ARGS)
 
 clean:
 	rm -rf .build
