@@ -45,6 +45,17 @@ extension ProxyEngine {
         e.pointee.destination = dest
         e.pointee.cluster = cluster
         e.pointee.timeoutMs = reader.routeTimeoutMs(route)
+        let policy = reader.retryPolicy(route: route)
+        e.pointee.perTryTimeoutMs = policy.perTryTimeoutMs
+        var features: UInt8 = 0
+        if !reader.responseHeaderOps(route: route).isEmpty
+            || (dest >= 0 && !reader.destinationResponseHeaderOps(dest).isEmpty) { features |= RouteFeature.responseEdits }
+        if policy.attempts > 0 && (!policy.retryOn.isDisjoint(with: [.status5xx, .gatewayError, .retriable4xx])
+                                   || (policy.retryOn.contains(.retriableStatusCodes) && !policy.statusCodes.isEmpty)) {
+            features |= RouteFeature.statusRetries
+        }
+        if !reader.routeMirrors(route: route).isEmpty { features |= RouteFeature.mirrors }
+        e.pointee.features = features
         statRoute(x, cluster: cluster)
         if applyCors(i, x, reader: reader, route: route, source: source, head: head) { return }
         var delayMs: UInt32 = 0
@@ -63,7 +74,7 @@ extension ProxyEngine {
             setStageTimer(x, ms: UInt64(delayMs))
             return
         }
-        dispatch(x)
+        dispatch(x, reader: reader)
     }
 
     /// `fault.abort`: answers the configured status (`fault filter abort`, flag FI) to the share
@@ -92,7 +103,7 @@ extension ProxyEngine {
             failForward(x, status: 503, flag: ResponseFlags.nc, body: nil)
             return
         }
-        dispatch(x)
+        dispatch(x, reader: reader)
         startUpstreamSend(d)
     }
 
@@ -225,12 +236,9 @@ extension ProxyEngine {
     /// connection; the buffer becomes that connection's `out`. Answers the client itself when
     /// no endpoint is healthy (503 UH) or no connection can be had (503 UO). The caller starts
     /// the send (`startUpstreamSend`) once the bytes that follow the head are accounted for.
-    mutating func dispatch(_ x: Int32) {
+    /// `reader` is the current table's (the caller checked that the exchange was routed on it).
+    mutating func dispatch(_ x: Int32, reader: TableReader) {
         let e = exchanges.slots + Int(x)
-        guard let reader = table.reader, e.pointee.tableGeneration == table.generation else {
-            failForward(x, status: 503, flag: ResponseFlags.uh, body: LocalReplyBody.noHealthyUpstream)
-            return
-        }
         guard let ep = chooseEndpoint(reader, cluster: e.pointee.cluster, avoiding: e.pointee.lastEndpoint) else {
             failForward(x, status: 503, flag: ResponseFlags.uh, body: LocalReplyBody.noHealthyUpstream)
             return
@@ -254,8 +262,7 @@ extension ProxyEngine {
         e.pointee.tries &+= 1
         e.pointee.lastEndpoint = ep.id
         if e.pointee.tries == 1 && e.pointee.timeoutMs > 0 { setRouteTimeout(x, ms: UInt64(e.pointee.timeoutMs)) }
-        let perTry = reader.retryPolicy(route: e.pointee.route).perTryTimeoutMs
-        if perTry > 0 { setStageTimer(x, ms: UInt64(perTry)) }
+        if e.pointee.perTryTimeoutMs > 0 { setStageTimer(x, ms: UInt64(e.pointee.perTryTimeoutMs)) }
         if !uc.pointee.recvArmed && uc.pointee.connected { armRecv(u) }
     }
 
@@ -266,8 +273,9 @@ extension ProxyEngine {
         guard u >= 0, !conns[Int(u)].closing else { return }
         appendBodyFromAccum(downstream: d, upstream: u)
         // The whole request is in `out` now, or the rest of the body will come from elsewhere.
-        ex(d).pointee.replayable = conns[Int(d)].requestDone
-        mirrorRequest(conns[Int(d)].exchange, from: u)
+        let e = ex(d)
+        e.pointee.replayable = conns[Int(d)].requestDone
+        if e.pointee.features & RouteFeature.mirrors != 0 { mirrorRequest(conns[Int(d)].exchange, from: u) }
         if conns[Int(u)].connected && !conns[Int(u)].sendArmed {
             send(u, UnsafeRawPointer(conns[Int(u)].out!), conns[Int(u)].outLen, release: .none)
         }
@@ -277,7 +285,8 @@ extension ProxyEngine {
     /// none after a reload (the indices belong to the old table).
     mutating func responseEdits(_ x: Int32) -> UnsafeBufferPointer<HeaderEdit> {
         let e = exchanges.slots + Int(x)
-        guard e.pointee.route >= 0, e.pointee.tableGeneration == table.generation, let reader = table.reader else {
+        guard e.pointee.features & RouteFeature.responseEdits != 0 || e.pointee.corsOrigin != nil,
+              e.pointee.route >= 0, e.pointee.tableGeneration == table.generation, let reader = table.reader else {
             return UnsafeBufferPointer(start: nil, count: 0)
         }
         var n = 0

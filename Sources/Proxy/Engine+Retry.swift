@@ -76,7 +76,11 @@ extension ProxyEngine {
         let d = e.pointee.down
         guard d >= 0, !conns[Int(d)].closing else { return }
         e.pointee.stage = .routing
-        dispatch(x)
+        guard e.pointee.tableGeneration == table.generation, let reader = table.reader else {
+            failForward(x, status: 503, flag: ResponseFlags.uh, body: LocalReplyBody.noHealthyUpstream)
+            return
+        }
+        dispatch(x, reader: reader)
         startUpstreamSend(d)
     }
 

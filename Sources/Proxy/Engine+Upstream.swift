@@ -261,7 +261,8 @@ extension ProxyEngine {
         let dc = conns + Int(d)
         let x = uc.pointee.exchange
         let e = ex(u)
-        if head.status >= 200 && !(head.status == 101 && e.pointee.upgrade) && mayRetry(x, .status(head.status)) {
+        if head.status >= 200 && e.pointee.features & RouteFeature.statusRetries != 0
+            && !(head.status == 101 && e.pointee.upgrade) && mayRetry(x, .status(head.status)) {
             // A retriable answer (retryOn 5xx, gateway-error, retriable-4xx or a listed code):
             // not forwarded; the connection is closed rather than drained.
             if bid >= 0 { rx.recycle(UInt16(bid)) }
@@ -270,8 +271,8 @@ extension ProxyEngine {
         }
         if head.status >= 200 && e.pointee.tries > 1 {
             // The last try's answer goes to the client, retriable or not.
-            if table.reader.map({ $0.retriesOnStatus(route: e.pointee.route, status: head.status) }) == true
-                && e.pointee.tableGeneration == table.generation {
+            if e.pointee.features & RouteFeature.statusRetries != 0 && e.pointee.tableGeneration == table.generation
+                && table.reader!.retriesOnStatus(route: e.pointee.route, status: head.status) {
                 statRetryExhausted(x)
             } else {
                 statRetrySucceeded(x)

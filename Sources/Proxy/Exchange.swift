@@ -36,6 +36,17 @@ import Glibc
 // In HTTP/1.1 a downstream has at most one exchange at a time, so the slab has one slot per
 // connection slot and allocation cannot fail; HTTP/2 will give a session many.
 
+/// `Exchange.features` bits.
+enum RouteFeature {
+    /// Response header edits at route or destination level.
+    static let responseEdits: UInt8 = 1 << 0
+    /// The retry policy may retry on a response status (5xx, gateway-error, retriable-4xx,
+    /// listed codes).
+    static let statusRetries: UInt8 = 1 << 1
+    /// The route has mirrors.
+    static let mirrors: UInt8 = 1 << 2
+}
+
 /// Where a forwarded exchange stands.
 enum ExchangeStage: UInt8 {
     /// Being routed (or answered locally).
@@ -96,6 +107,12 @@ struct Exchange {
     var tries: UInt8 = 0
     /// Stable id of the endpoint of the last try (a retry prefers another one).
     var lastEndpoint: UInt32 = .max
+    /// What the route asks for beyond forwarding (`RouteFeature` bits), read once from the
+    /// table when the request is routed, so that the response path and the send path touch
+    /// the table only when there is something to do.
+    var features: UInt8 = 0
+    /// The route's per-try timeout (0 = none).
+    var perTryTimeoutMs: UInt32 = 0
     /// The request's Origin when the route's CORS policy allows it (a pooled small buffer):
     /// the response gets the access-control-* headers (Engine+CORS.swift).
     var corsOrigin: UnsafeMutableRawPointer? = nil
