@@ -159,8 +159,13 @@ extension ProxyEngine {
                 startRequest(i, base: UnsafeRawPointer(data), count: n, head: head, inAccum: false)
                 rx.recycle(bid)
             case .incomplete:
-                _ = appendAccum(i, data, n)
+                let kept = appendAccum(i, data, n)
                 rx.recycle(bid)
+                guard kept else {
+                    stats.add(WorkerSlotField.badRequests)
+                    sendLocalReply(i, status: 431, body: nil, close: true)
+                    return
+                }
                 setDeadline(i, nowMs + limits.headerTimeoutMs)
                 armRecv(i)
             case .error(let e):
@@ -215,12 +220,17 @@ extension ProxyEngine {
     /// every split head fits) and moves to the large class only when it must, so ten thousand
     /// slow clients trickling heads hold 4 KiB each, not 80 KiB.
     @inline(__always)
-    mutating func appendAccum(_ i: Int32, _ data: UnsafeRawPointer, _ n: Int) -> Bool {
+    /// `shed`: the bytes are part of a head and may be refused under overload
+    /// (`maxLargeHeadBuffers`); bytes that must be kept (a body's, a pipelined request's after
+    /// a body) pass false.
+    mutating func appendAccum(_ i: Int32, _ data: UnsafeRawPointer, _ n: Int, shed: Bool = true) -> Bool {
         let c = conns + Int(i)
         if c.pointee.accum == nil {
             let big = n > small.size
+            if big && shed && largeHeadBuffers >= limits.maxLargeHeadBuffers { return false }   // shed
             c.pointee.accum = big ? large.get() : small.get()
             c.pointee.accumLarge = big
+            if big { largeHeadBuffers += 1 }
             c.pointee.accumStart = 0
             c.pointee.accumEnd = 0
         }
@@ -233,6 +243,10 @@ extension ProxyEngine {
             c.pointee.accumEnd = Int32(len)
         }
         if Int(c.pointee.accumEnd) + n > cap && !c.pointee.accumLarge {
+            // Overload: past the worker's budget of large head buffers, a head that needs one
+            // is refused (431 for a client, 502 for an upstream) rather than held.
+            if shed && largeHeadBuffers >= limits.maxLargeHeadBuffers { return false }
+            largeHeadBuffers += 1
             let big = large.get()
             big.copyMemory(from: c.pointee.accum!, byteCount: Int(c.pointee.accumEnd))
             small.put(c.pointee.accum!)
@@ -259,7 +273,12 @@ extension ProxyEngine {
     mutating func releaseAccum(_ i: Int32) {
         let c = conns + Int(i)
         if let a = c.pointee.accum {
-            if c.pointee.accumLarge { large.put(a) } else { small.put(a) }
+            if c.pointee.accumLarge {
+                large.put(a)
+                largeHeadBuffers -= 1
+            } else {
+                small.put(a)
+            }
         }
         c.pointee.accum = nil
         c.pointee.accumStart = 0

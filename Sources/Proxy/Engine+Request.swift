@@ -68,7 +68,7 @@ extension ProxyEngine {
         if inAccum {
             consumeAccum(i, Int(head.headLength))
         } else if count > Int(head.headLength) {
-            _ = appendAccum(i, base + Int(head.headLength), count - Int(head.headLength))
+            _ = appendAccum(i, base + Int(head.headLength), count - Int(head.headLength), shed: false)
         }
         startUpstreamSend(i)
         if c.pointee.rx == .none { watchForClose(i) }
@@ -169,7 +169,7 @@ extension ProxyEngine {
         }
         if n > k {
             // A pipelined request follows the body: keep it for later.
-            _ = appendAccum(d, data + k, n - k)
+            _ = appendAccum(d, data + k, n - k, shed: false)
         }
         if done { requestBodyDone(d) }
         if k > 0 {

@@ -221,5 +221,8 @@ extension ProxyLimits {
         if let v = getenv("INGRESSD_UPSTREAM_IDLE_TIMEOUT_MS"), let n = UInt64(String(cString: v)), n > 0 {
             upstreamIdleTimeoutMs = n
         }
+        if let v = getenv("INGRESSD_MAX_LARGE_HEAD_BUFFERS"), let n = Int(String(cString: v)), n >= 0 {
+            maxLargeHeadBuffers = n
+        }
     }
 }

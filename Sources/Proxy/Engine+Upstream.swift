@@ -202,8 +202,12 @@ extension ProxyEngine {
             case .complete:
                 handleResponseHead(u, base: UnsafeRawPointer(data), count: n, head: head, bid: Int32(bid))
             case .incomplete:
-                _ = appendAccum(u, data, n)
+                let kept = appendAccum(u, data, n)
                 rx.recycle(bid)
+                guard kept else {
+                    badUpstreamResponse(u)
+                    return
+                }
                 armRecv(u)
             case .error:
                 rx.recycle(bid)
@@ -395,7 +399,7 @@ extension ProxyEngine {
         }
         if bid >= 0 {
             if count > keepFrom && (informational || copyBody < bodyBytes) {
-                _ = appendAccum(u, base + keepFrom, count - keepFrom)
+                _ = appendAccum(u, base + keepFrom, count - keepFrom, shed: false)
             }
             rx.recycle(UInt16(bid))
         } else {
@@ -412,7 +416,7 @@ extension ProxyEngine {
     mutating func skipResponseHead(_ u: Int32, base: UnsafeRawPointer, count: Int, headLength: Int, bid: Int32) {
         if bid >= 0 {
             // Only parsed in place when nothing was accumulated, so this cannot overflow.
-            if count > headLength { _ = appendAccum(u, base + headLength, count - headLength) }
+            if count > headLength { _ = appendAccum(u, base + headLength, count - headLength, shed: false) }
             rx.recycle(UInt16(bid))
         } else {
             consumeAccum(u, headLength)

@@ -32,6 +32,12 @@ public struct ProxyLimits: Sendable {
     /// connectionPool.http.idleTimeout default: 1 h). INGRESSD_UPSTREAM_IDLE_TIMEOUT_MS
     /// overrides it (tests).
     public var upstreamIdleTimeoutMs: UInt64 = 3_600_000
+    /// Overload protection (Envoy's overload manager, for the one resource a slow client can
+    /// pile up here): at most this many 80 KiB buffers hold partial heads (a head past 4 KiB
+    /// split over several reads) per worker, 160 MiB. Past it a head that needs one gets 431
+    /// and its connection closes, instead of 65,536 slow clients pinning 5 GiB.
+    /// INGRESSD_MAX_LARGE_HEAD_BUFFERS overrides it (tests).
+    public var maxLargeHeadBuffers = 2048
     public init() {}
 }
 
@@ -66,6 +72,8 @@ public struct ProxyEngine: ~Copyable {
 
     var small = BufferPool(size: 4096)
     var large = BufferPool(size: 80 * 1024)
+    /// Large (80 KiB) buffers holding partial heads now (`ProxyLimits.maxLargeHeadBuffers`).
+    var largeHeadBuffers = 0
     /// Scratch header array for the head being parsed (used synchronously, never kept).
     let headers: UnsafeMutablePointer<HeaderField>
     static let maxHeaders = 101

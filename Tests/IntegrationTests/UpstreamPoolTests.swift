@@ -52,16 +52,31 @@ final class UpstreamPoolTests: IntegrationTestCase {
         return count
     }
 
-    private func runWrk(_ gw: Ingressd, connections: Int, path: String, seconds: Int) throws {
-        let wrk = try Harness.requireTool("wrk", for: "a burst of concurrent requests")
-        let load = try harness.spawn("wrk", wrk, ["-t1", "-c\(connections)", "-d\(seconds)s", "-H", "Host: pool.test",
-                                                 "http://127.0.0.1:\(gw.listenPort)\(path)"])
-        XCTAssertTrue(load.wait(timeout: TimeInterval(seconds + 20)), "wrk finishes")
+
+    /// `requests` concurrent GETs, each read to its end (a load generator stopping with
+    /// requests in flight would close them, and the gateway then closes their upstreams too).
+    private func burst(_ gw: Ingressd, requests: Int, path: String) throws {
+        let script = try harness.write("burst.py", """
+        import http.client, sys, threading
+        port, n, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+        ok = []
+        def one():
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+            c.request("GET", path, headers={"Host": "pool.test"})
+            r = c.getresponse(); r.read()
+            if r.status == 200: ok.append(1)
+            c.close()
+        ts = [threading.Thread(target=one) for _ in range(n)]
+        [t.start() for t in ts]; [t.join() for t in ts]
+        print(len(ok))
+        """)
+        let run = try harness.run("/usr/bin/env", ["python3", script, String(gw.listenPort), String(requests), path], timeout: 60)
+        XCTAssertEqual(run.stdout.trimmingCharacters(in: .whitespacesAndNewlines), String(requests), run.output)
     }
 
     func testIdleUpstreamConnectionsCloseAfterTheIdleTimeout() throws {
         let (gw, upstream) = try startGateway(environment: ["INGRESSD_UPSTREAM_IDLE_TIMEOUT_MS": "1500"])
-        try runWrk(gw, connections: 20, path: "/delay/20", seconds: 1)
+        try burst(gw, requests: 20, path: "/delay/100")
         let pooled = establishedConnections(toPort: upstream.port)
         XCTAssertGreaterThan(pooled, 1, "the burst left pooled upstream connections")
         var left = pooled
@@ -76,24 +91,8 @@ final class UpstreamPoolTests: IntegrationTestCase {
 
     func testABurstLeavesAtMostTheIdleCapOpen() throws {
         let (gw, upstream) = try startGateway(environment: [:])
-        // 300 concurrent slow requests, each read to its end (a load generator stopping with
-        // requests in flight would close them: the gateway then closes their upstreams too).
-        let script = try harness.write("burst.py", """
-        import http.client, sys, threading
-        port, n = int(sys.argv[1]), int(sys.argv[2])
-        ok = []
-        def one():
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-            c.request("GET", "/delay/300", headers={"Host": "pool.test"})
-            r = c.getresponse(); r.read()
-            if r.status == 200: ok.append(1)
-            c.close()
-        ts = [threading.Thread(target=one) for _ in range(n)]
-        [t.start() for t in ts]; [t.join() for t in ts]
-        print(len(ok))
-        """)
-        let burst = try harness.run("/usr/bin/env", ["python3", script, String(gw.listenPort), "300"], timeout: 60)
-        XCTAssertEqual(burst.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "300", burst.output)
+        // 300 concurrent slow requests need 300 upstream connections at once.
+        try burst(gw, requests: 300, path: "/delay/300")
         usleep(300_000)
         let idle = establishedConnections(toPort: upstream.port)
         XCTAssertLessThanOrEqual(idle, 256, "at most 256 idle connections per endpoint per worker")

@@ -98,7 +98,7 @@ struct Workshop {
     /// `canary: false`: frontend-ingress.yaml + addons-ingress.yaml + services.
     /// `canary: true`: canary/app-gateway.yaml + frontend-canary.yaml + addons-ingress.yaml + services.
     static func start(_ harness: Harness, canary: Bool = false, workers: Int = 2,
-                      extraArgs: [String] = []) throws -> Workshop {
+                      extraArgs: [String] = [], environment: [String: String] = [:]) throws -> Workshop {
         let v1 = try harness.startUpstream("frontend-v1")
         let v2 = try harness.startUpstream("frontend-v2")
         let kiali = try harness.startUpstream("kiali")
@@ -125,7 +125,7 @@ struct Workshop {
             WorkshopConfig.serviceEntry(name: "tracing", servicePort: 80, endpoints: [(tracing.port, [:])]),
         ])))
         let ingressd = try harness.startIngressd(configs: configs, listenPort: port, workers: workers,
-                                                 extraArgs: extraArgs)
+                                                 extraArgs: extraArgs, environment: environment)
         return Workshop(frontendV1: v1, frontendV2: v2, kiali: kiali, tracing: tracing,
                         listenPort: port, configs: configs, ingressd: ingressd)
     }
