@@ -63,6 +63,7 @@ extension ProxyEngine {
             timers.cancel(exchangeTimer(x))
             timers.cancel(stageTimer(x))
             releasePending(x)
+            trafficExchangeEnded(x)   // CircuitBreakers.swift
             exchanges.release(x)
         }
     }

@@ -44,6 +44,7 @@ extension ProxyEngine {
         e.pointee.route = route
         e.pointee.destination = dest
         e.pointee.cluster = cluster
+        computeHashKey(i, x, reader: reader, cluster: cluster, source: source, head: head)   // LoadBalancer.swift
         e.pointee.timeoutMs = reader.routeTimeoutMs(route)
         statRoute(x, cluster: cluster)
         var delayMs: UInt32 = 0
@@ -213,12 +214,14 @@ extension ProxyEngine {
             failForward(x, status: 503, flag: ResponseFlags.uh, body: LocalReplyBody.noHealthyUpstream)
             return
         }
-        guard let ep = chooseEndpoint(reader, cluster: e.pointee.cluster, avoiding: e.pointee.lastEndpoint) else {
+        guard let ep = chooseEndpoint(reader, cluster: e.pointee.cluster, avoiding: e.pointee.lastEndpoint,
+                                      hash: e.pointee.lbHash, hasHash: e.pointee.lbHasHash) else {
             failForward(x, status: 503, flag: ResponseFlags.uh, body: LocalReplyBody.noHealthyUpstream)
             return
         }
-        let u = acquireUpstream(ep)
+        let u = acquireUpstream(ep, for: x)
         guard u >= 0 else {
+            if u == -2 { return }   // circuit breaker: waiting, or answered 503 UO (CircuitBreakers.swift)
             failForward(x, status: 503, flag: ResponseFlags.uo, body: LocalReplyBody.upstreamConnectFailure)
             return
         }
@@ -274,6 +277,7 @@ extension ProxyEngine {
                 n += 1
             }
         }
+        n = appendHashCookie(x, n)   // consistentHash.httpCookie generated (LoadBalancer.swift)
         return UnsafeBufferPointer(start: edits, count: n)
     }
 }

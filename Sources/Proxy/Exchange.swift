@@ -92,6 +92,21 @@ struct Exchange {
     var lastEndpoint: UInt32 = .max
     /// Stats and access-log fields (Engine+Stats.swift).
     var stats = ExchangeStats()
+
+    // Load balancing and circuit breakers (LoadBalancer.swift, CircuitBreakers.swift).
+    /// Consistent-hash key, computed at routing (`lbHasHash` false: the request has none).
+    var lbHash: UInt64 = 0
+    var lbHasHash = false
+    /// A hash cookie was generated (value `lbCookie` in hex): the response sets it.
+    var lbSetCookie = false
+    var lbCookie: UInt64 = 0
+    /// The response is a circuit-breaker overflow (x-envoy-overloaded: true).
+    var overloaded = false
+    /// Breaker record whose pending count / retry count this exchange holds (-1: none).
+    var breakerPending: Int32 = -1
+    var breakerRetry: Int32 = -1
+    /// Endpoint id whose active-request count this exchange's try holds (.max: none).
+    var activeEndpoint: UInt32 = .max
 }
 
 /// The exchange slab: reserved untouched like the connection slab, slots initialized on first
