@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
         .testTarget(name: "RouteTableTests", dependencies: ["RouteTable", "HTTP1"]),
         .testTarget(name: "SharedMemoryTests", dependencies: ["SharedMemory", "CSupport"]),
-        .testTarget(name: "ProxyTests", dependencies: ["Proxy"]),
+        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "RouteTable"]),
         .testTarget(name: "IstioConfigTests", dependencies: ["IstioConfig"]),
         .testTarget(name: "ConfigCompilerTests", dependencies: ["ConfigCompiler", "IstioConfig", "RouteTable"], exclude: ["Fixtures"]),
         .testTarget(name: "SupervisorTests", dependencies: ["Supervisor", "ConfigCompiler"], exclude: ["Fixtures"]),
