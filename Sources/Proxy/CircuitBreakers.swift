@@ -195,7 +195,7 @@ extension ProxyEngine {
     }
 
     /// finishExchange: whether upstream `u`, which just carried exchange `x`, may be pooled
-    /// (maxRequestsPerConnection), and its idle timeout (idleTimeout; 0 = none).
+    /// (maxRequestsPerConnection), and its idle timeout (idleTimeout, at most the worker's).
     @inline(__always)
     func poolPolicy(_ x: Int32, _ u: Int32) -> (reuse: Bool, idleMs: UInt64) {
         let e = exchanges.slots + Int(x)
@@ -204,7 +204,9 @@ extension ProxyEngine {
         }
         let p = reader.clusterConnectionPool(e.pointee.cluster)
         let reuse = p.maxRequestsPerConnection == 0 || conns[Int(u)].requestsSent < p.maxRequestsPerConnection
-        return (reuse, UInt64(p.idleTimeoutMs))
+        // The worker's limit (INGRESSD_UPSTREAM_IDLE_TIMEOUT_MS, default 1 h) caps it; 0 = none.
+        let global = limits.upstreamIdleTimeoutMs
+        return (reuse, p.idleTimeoutMs == 0 ? global : min(UInt64(p.idleTimeoutMs), global))
     }
 
     /// sendLocalReply: an overflow reply gets `x-envoy-overloaded: true` after its status
