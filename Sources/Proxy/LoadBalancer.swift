@@ -532,3 +532,38 @@ func cookieValue(_ header: UnsafeRawBufferPointer, _ name: UnsafeRawBufferPointe
     }
     return nil
 }
+
+// MARK: measurement
+
+/// For Sources/Microbench (callgrind instruction counts per endpoint choice): `n` choices in
+/// cluster `cluster` of `reader` as the request path makes them: two xorshift randoms, `pick`
+/// with a health-array load per endpoint tried, and the active-request count taken and given
+/// back (LEAST_REQUEST bookkeeping, done for every kind). Returns a checksum.
+public enum BalancerBench {
+    public static func run(_ reader: TableReader, cluster: Int32, n: Int, hashed: Bool) -> Int {
+        let b = Balancers(reader)
+        defer { b.deallocate() }
+        let capacity = 1024
+        let active = UnsafeMutablePointer<UInt32>.allocate(capacity: capacity)
+        active.initialize(repeating: 0, count: capacity)
+        let health = UnsafeMutablePointer<UInt64>.allocate(capacity: capacity)
+        health.initialize(repeating: 0, count: capacity)
+        defer { active.deallocate(); health.deallocate() }
+        var rng: UInt64 = 0x2545_F491_4F6C_DD1D
+        var sum = 0
+        for k in 0..<n {
+            rng ^= rng << 13
+            rng ^= rng >> 7
+            rng ^= rng << 17
+            let e = b.pick(reader, cluster: cluster, hash: mix(UInt64(k & 1023)), hasHash: hashed, random: rng, random2: mix(rng),
+                           active: UnsafePointer(active), activeCapacity: capacity, avoiding: .max,
+                           healthy: { Int($0) >= capacity || health[Int($0)] == 0 })
+            let id = Int(reader.endpoint(e).id)
+            if id < capacity { active[id] &+= 1 }
+            sum &+= id
+            // The previous choice's request ends (one in flight per endpoint on average).
+            if k > 0 && active[(id &+ 1) % capacity] > 0 { active[(id &+ 1) % capacity] -= 1 }
+        }
+        return sum
+    }
+}
