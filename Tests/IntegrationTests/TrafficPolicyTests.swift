@@ -150,4 +150,34 @@ final class TrafficPolicyTests: IntegrationTestCase {
         let values = try harness.prometheusValues(gw)
         XCTAssertEqual(values["envoy_cluster_upstream_cx_total|\(Self.cluster)|||"], 5)
     }
+
+    func testIdleTimeoutClosesPooledConnectionsOfTheCluster() throws {
+        let (gw, upstreams) = try startGateway(upstreams: ["a"], policy: """
+                connectionPool:
+                  http:
+                    idleTimeout: 1s
+            """, workers: 1)
+        XCTAssertEqual(try harness.curl(gw.url + "/", host: "tp.test").status, 200)
+        XCTAssertEqual(establishedConnections(toPort: upstreams[0].port), 1, "the connection is pooled")
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline && establishedConnections(toPort: upstreams[0].port) > 0 { usleep(100_000) }
+        XCTAssertEqual(establishedConnections(toPort: upstreams[0].port), 0, "closed after the cluster's idleTimeout")
+    }
+
+    /// Established TCP connections to 127.0.0.1:`port` (from /proc/net/tcp and tcp6).
+    private func establishedConnections(toPort port: UInt16) -> Int {
+        var count = 0
+        for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            guard let handle = FileHandle(forReadingAtPath: file) else { continue }
+            let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+            handle.closeFile()
+            for line in text.split(separator: "\n").dropFirst() {
+                let cols = line.split(separator: " ", omittingEmptySubsequences: true)
+                guard cols.count > 3, cols[3] == "01" else { continue }
+                let remote = cols[2].split(separator: ":")
+                if remote.count == 2, UInt16(remote[1], radix: 16) == port { count += 1 }
+            }
+        }
+        return count
+    }
 }
