@@ -11,7 +11,9 @@ final class TrafficPolicyTests: IntegrationTestCase {
 
     /// A gateway for host tp.test routing to service `tp` (one endpoint per upstream) with a
     /// DestinationRule whose trafficPolicy is `policy` (YAML indented for `trafficPolicy:`).
-    private func startGateway(upstreams names: [String], policy: String, workers: Int = 2) throws -> (Ingressd, [DemoUpstream]) {
+    /// `retries`: the rule's `retries` block (flow style), if any.
+    private func startGateway(upstreams names: [String], policy: String, workers: Int = 2,
+                              retries: String? = nil) throws -> (Ingressd, [DemoUpstream]) {
         let upstreams = try names.map { try harness.startUpstream($0) }
         let port = try freeTCPPort()
         let config = WorkshopConfig.documents([
@@ -30,7 +32,7 @@ final class TrafficPolicyTests: IntegrationTestCase {
                     host: tp
                     port:
                       number: 80
-            """,
+            """ + (retries.map { "\n    retries: \($0)\n" } ?? ""),
             WorkshopConfig.serviceEntry(name: "tp", servicePort: 80, endpoints: upstreams.map { ($0.port, [:]) }),
             """
             apiVersion: networking.istio.io/v1beta1
@@ -149,6 +151,33 @@ final class TrafficPolicyTests: IntegrationTestCase {
         }
         let values = try harness.prometheusValues(gw)
         XCTAssertEqual(values["envoy_cluster_upstream_cx_total|\(Self.cluster)|||"], 5)
+    }
+
+    func testMaxRetriesBoundsConcurrentRetries() throws {
+        let (gw, _) = try startGateway(upstreams: ["slow"], policy: """
+                connectionPool:
+                  http:
+                    maxRetries: 1
+            """, workers: 1, retries: "{attempts: 2, perTryTimeout: 150ms, retryOn: 5xx}")
+        // Two concurrent requests whose tries all time out: the first retry decision takes the
+        // only retry, the second is refused (and answered 504 at once).
+        let script = try harness.write("two.py", """
+            import http.client, sys, threading
+            port = int(sys.argv[1])
+            def go():
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+                c.request("GET", "/delay/2000", headers={"Host": "tp.test"})
+                print(c.getresponse().status, flush=True)
+            ts = [threading.Thread(target=go) for _ in range(2)]
+            for t in ts: t.start()
+            for t in ts: t.join()
+            """)
+        let run = try harness.run("python3", [script, String(gw.listenPort)], timeout: 30)
+        XCTAssertEqual(run.stdout.split(separator: "\n").sorted(), ["504", "504"], run.stderr)
+        let values = try harness.prometheusValues(gw)
+        XCTAssertEqual(values["envoy_cluster_upstream_rq_retry_overflow_total|\(Self.cluster)|||"], 1)
+        XCTAssertEqual(values["envoy_cluster_upstream_rq_retry_total|\(Self.cluster)|||"], 2,
+                       "only the request holding the retry retried (twice)")
     }
 
     func testIdleTimeoutClosesPooledConnectionsOfTheCluster() throws {
