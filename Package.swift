@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "HTTP1", dependencies: ["HTTPCore"], swiftSettings: releaseFast),
         .target(name: "RouteTable", dependencies: ["HTTPCore", "CRE2"], swiftSettings: releaseFast),
         .target(name: "SharedMemory", dependencies: ["CSupport"], swiftSettings: releaseFast),
-        .target(name: "Proxy", dependencies: ["URing", "HTTP1", "RouteTable", "SharedMemory", "CSupport"], swiftSettings: releaseFast),
+        .target(name: "Proxy", dependencies: ["URing", "HTTP1", "RouteTable", "SharedMemory", "CSupport", "CRE2"], swiftSettings: releaseFast),
         .target(name: "Worker", dependencies: ["Proxy", "URing", "CURing", "RouteTable", "SharedMemory", "CSupport"], swiftSettings: releaseFast),
 
         // Control plane

@@ -49,6 +49,22 @@ extern "C" int ingressd_re2_full_match(const ingressd_re2 *r, const char *subjec
                        re2::RE2::ANCHOR_BOTH, nullptr, 0) ? 1 : 0;
 }
 
+extern "C" long ingressd_re2_global_replace(const ingressd_re2 *r, const char *subject, size_t length,
+                                            const char *rewrite, size_t rewrite_length, char *out, size_t capacity) {
+    try {
+        std::string s(length ? subject : "", length);
+        re2::StringPiece rw(rewrite_length ? rewrite : "", rewrite_length);
+        std::string why;
+        if (!r->re.CheckRewriteString(rw, &why)) return -1;
+        re2::RE2::GlobalReplace(&s, r->re, rw);
+        if (s.size() > capacity) return -1;
+        std::memcpy(out, s.data(), s.size());
+        return static_cast<long>(s.size());
+    } catch (...) {
+        return -1;   // std::bad_alloc: never let an exception cross into Swift
+    }
+}
+
 extern "C" void ingressd_re2_free(ingressd_re2 *r) {
     delete r;
 }

@@ -22,6 +22,8 @@ public enum LocalReplyBody {
     public static let faultAbort: StaticString = "fault filter abort"
     public static let badRequest: StaticString = "Bad Request"
     public static let requestTimeout: StaticString = "request timeout"
+    /// Envoy's body for a stream idle timeout.
+    public static let streamTimeout: StaticString = "stream timeout"
     public static let payloadTooLarge: StaticString = "Payload Too Large"
     public static let uriTooLong: StaticString = "URI Too Long"
     public static let headersTooLarge: StaticString = "Request Header Fields Too Large"
@@ -38,9 +40,17 @@ public enum LocalReplyBody {
 public func serializeLocalResponse(status: UInt16, body: UnsafeRawBufferPointer,
                                    date: UnsafeRawBufferPointer, closeConnection: Bool,
                                    omitBody: Bool = false,
+                                   fields: UnsafeBufferPointer<HeaderEdit> = UnsafeBufferPointer(start: nil, count: 0),
                                    into out: UnsafeMutableRawBufferPointer) -> Int? {
     var w = ByteWriter(out)
     writeStatusLine(&w, status)
+    // Extra fields (a CORS preflight answer): written as `name: value`, whatever their kind.
+    for k in 0..<fields.count {
+        w.append(fields[k].name)
+        w.append(": ")
+        w.append(fields[k].value)
+        w.append("\r\n")
+    }
     writeLocalFields(&w, bodyCount: body.count, date: date, closeConnection: closeConnection)
     if !omitBody { w.append(body) }
     return w.result

@@ -280,8 +280,8 @@ extension ProxyEngine {
         c.pointee.stats.logLen = c.pointee.stats.logMark + Int32(w.len)
     }
 
-    /// Longest "CODE FLAGS BYTES BYTES MS - " tail: 5 + 1 + 44 (all thirteen flags) + 3 × 21 + 3.
-    static let logTailMax = 116
+    /// Longest "CODE FLAGS BYTES BYTES MS - " tail: 5 + 1 + 47 (all fourteen flags) + 3 × 21 + 3.
+    static let logTailMax = 119
 
     /// Completes the line straight into the fill buffer (or drops it when that is full).
     mutating func accessLogFinish(_ x: Int32, durationUs: UInt64) {
@@ -423,7 +423,8 @@ struct LogWriter {
         case 9: text("DPE")
         case 10: text("DI")
         case 11: text("FI")
-        default: text("URX")
+        case 12: text("URX")
+        default: text("SI")
         }
     }
 

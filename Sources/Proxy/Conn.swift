@@ -88,6 +88,8 @@ struct Conn {
     var responseDone = false
     /// Upstream: the connection may go back to the pool after the response.
     var reusable = true
+    /// Upstream: carries a mirrored copy of a request (Engine+Mirror.swift), no exchange.
+    var mirror = false
 
     // The connection's deadline (idle, head, connect, TCP idle) is its timer in the worker's
     // wheel, by slot index (Engine+Timers.swift).

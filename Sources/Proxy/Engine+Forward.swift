@@ -47,6 +47,7 @@ extension ProxyEngine {
         computeHashKey(i, x, reader: reader, cluster: cluster, source: source, head: head)   // LoadBalancer.swift
         e.pointee.timeoutMs = reader.routeTimeoutMs(route)
         statRoute(x, cluster: cluster)
+        if applyCors(i, x, reader: reader, route: route, source: source, head: head) { return }
         var delayMs: UInt32 = 0
         if let delay = reader.faultDelay(route: route), fires(delay.ppm) { delayMs = max(delay.fixedDelayMs, 1) }
         if delayMs == 0 && abortIfFaulted(i, x, reader: reader, route: route) { return }
@@ -168,6 +169,23 @@ extension ProxyEngine {
             }
             target = UnsafeRawBufferPointer(start: targetScratch, count: n)
         }
+        if target == nil, let rx = reader.rewriteRegex(route: route) {
+            // rewrite.uriRegexRewrite: every match in the path replaced; the query is kept.
+            let path = slice(source, head.path)
+            if var n = table.rewriteRegexes.rewrite(route: route, path: path, substitution: rx.substitution,
+                                                    into: targetScratch, capacity: targetScratchBytes - 1) {
+                let queryCount = head.query.count > 0 ? Int(head.query.count) + 1 : 0
+                if n + queryCount <= targetScratchBytes {
+                    if queryCount > 0 {
+                        (targetScratch + n).storeBytes(of: UInt8(ascii: "?"), as: UInt8.self)
+                        (targetScratch + n + 1).copyMemory(from: source.baseAddress! + Int(head.query.start),
+                                                           byteCount: queryCount - 1)
+                        n += queryCount
+                    }
+                    target = UnsafeRawBufferPointer(start: targetScratch, count: n)
+                }
+            }
+        }
         let authority = reader.rewriteAuthority(route: route)
 
         // Heads up to ~3.5 KiB (nearly all) fit the small class; the rest the large one.
@@ -252,6 +270,7 @@ extension ProxyEngine {
         appendBodyFromAccum(downstream: d, upstream: u)
         // The whole request is in `out` now, or the rest of the body will come from elsewhere.
         ex(d).pointee.replayable = conns[Int(d)].requestDone
+        mirrorRequest(conns[Int(d)].exchange, from: u)
         if conns[Int(u)].connected && !conns[Int(u)].sendArmed {
             send(u, UnsafeRawPointer(conns[Int(u)].out!), conns[Int(u)].outLen, release: .none)
         }
@@ -277,6 +296,7 @@ extension ProxyEngine {
                 n += 1
             }
         }
+        if e.pointee.corsOrigin != nil { n = corsResponseEdits(x, reader: reader, at: n) }
         n = appendHashCookie(x, n)   // consistentHash.httpCookie generated (LoadBalancer.swift)
         return UnsafeBufferPointer(start: edits, count: n)
     }

@@ -11,7 +11,8 @@ import Glibc
 extension ProxyEngine {
     /// Sends a local reply on downstream `i`. `close`: end the connection afterwards (also
     /// forced when a request body was not read, as it would otherwise be taken for a request).
-    mutating func sendLocalReply(_ i: Int32, status: UInt16, body: UnsafeRawBufferPointer?, close: Bool) {
+    mutating func sendLocalReply(_ i: Int32, status: UInt16, body: UnsafeRawBufferPointer?, close: Bool,
+                                 fields: UnsafeBufferPointer<HeaderEdit> = UnsafeBufferPointer(start: nil, count: 0)) {
         let c = conns + Int(i)
         if close || !c.pointee.requestDone || draining { c.pointee.keepAlive = false }
         if c.pointee.rx == .head { c.pointee.keepAlive = false }   // a parse error: the stream is lost
@@ -39,7 +40,7 @@ extension ProxyEngine {
         var n = withUnsafeBytes(of: &date.bytes) { d in
             serializeLocalResponse(status: status, body: body ?? UnsafeRawBufferPointer(start: nil, count: 0),
                                    date: UnsafeRawBufferPointer(rebasing: d[0..<DateCache.count]),
-                                   closeConnection: !c.pointee.keepAlive, omitBody: omit,
+                                   closeConnection: !c.pointee.keepAlive, omitBody: omit, fields: fields,
                                    into: UnsafeMutableRawBufferPointer(start: out, count: cap)) ?? 0
         }
         n = insertOverloadedHeader(x, out, n, cap)   // x-envoy-overloaded (CircuitBreakers.swift)

@@ -21,7 +21,7 @@ extension ProxyEngine {
         e.pointee.upgrade = head.isUpgrade
         statBegin(x, source: UnsafeRawBufferPointer(start: base, count: count), head: head)
         c.pointee.keepAlive = head.keepAlive && !draining
-        setDeadline(i, 0)
+        setDeadline(i, limits.streamIdleTimeoutMs == 0 ? 0 : nowMs + limits.streamIdleTimeoutMs)
         c.pointee.requestDone = false
         switch requestBodyFraming(head) {
         case .none, .untilClose:

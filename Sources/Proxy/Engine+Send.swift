@@ -226,7 +226,8 @@ extension ProxyEngine {
     mutating func afterUpSend(_ u: Int32) {
         let d = peerOf(u)
         guard d >= 0 else {
-            if conns[Int(u)].rx != .pooled { closeConn(u) }
+            // A mirror waits for its response head; a pooled connection for its next request.
+            if conns[Int(u)].rx != .pooled && !conns[Int(u)].mirror { closeConn(u) }
             return
         }
         if conns[Int(d)].rx == .tunnel {

@@ -8,7 +8,8 @@ import Glibc
 // connection and every exchange has one timer in the worker's millisecond wheel
 // (TimerWheel.swift), identified by its slot index (exchanges after the connections).
 //
-//   connection timer  downstream: idle keep-alive (60 s) or the rest of a head (10 s, 408);
+//   connection timer  downstream: idle keep-alive (60 s), the rest of a head (10 s, 408), or
+//                     while an exchange is open its stream idle timeout (5 min, 408/reset);
 //                     upstream: connect timeout, or idle in its pool (1 h);
 //                     TCP-route pair: idle timeout
 //   exchange timers   the route timeout (504 before the response starts, else close), and
@@ -80,18 +81,50 @@ extension ProxyEngine {
         if c.pointee.spliceFlags & SpliceFlag.tcp != 0 {
             tcpIdleTimeout(i)
         } else if c.pointee.role == .downstream {
-            if c.pointee.accum != nil && c.pointee.accumEnd > c.pointee.accumStart && !c.pointee.sendArmed {
+            if c.pointee.exchange >= 0 {
+                streamIdleTimedOut(c.pointee.exchange)
+            } else if c.pointee.accum != nil && c.pointee.accumEnd > c.pointee.accumStart && !c.pointee.sendArmed {
                 // Part of a head, then silence: 408 (header timeout).
                 c.pointee.rx = .none
                 sendLocalReply(i, status: 408, body: nil, close: true)
-            } else if c.pointee.exchange < 0 && !c.pointee.sendArmed {
+            } else if !c.pointee.sendArmed {
                 closeConn(i)   // idle keep-alive timeout
             }
         } else if !c.pointee.connected {
             stats.add(WorkerSlotField.upstreamConnectFailures)
             upstreamFailed(i)   // connect timeout
-        } else if c.pointee.rx == .pooled {
-            closeConn(i)   // idle in its pool for upstreamIdleTimeoutMs
+        } else if c.pointee.rx == .pooled || c.pointee.mirror {
+            closeConn(i)   // idle in its pool for upstreamIdleTimeoutMs, or a mirror gave up
+        }
+    }
+
+    /// Bytes moved on one of exchange `x`'s connections: push its stream idle timeout back
+    /// (the downstream's connection timer; a store in the wheel when it only moves later).
+    /// TCP-route pairs keep their own idle timeout (Engine+Splice.swift).
+    @inline(__always)
+    mutating func streamActive(_ x: Int32) {
+        let d = exchanges.slots[Int(x)].down
+        guard d >= 0, limits.streamIdleTimeoutMs > 0, conns[Int(d)].spliceFlags & SpliceFlag.tcp == 0 else { return }
+        timers.schedule(d, at: nowMs + limits.streamIdleTimeoutMs)
+    }
+
+    /// No byte moved on exchange `x` for streamIdleTimeoutMs (a stalled request body, a silent
+    /// upstream, a client that stopped reading): Envoy answers 408 when no response started,
+    /// else resets; flag SI either way.
+    mutating func streamIdleTimedOut(_ x: Int32) {
+        let e = exchanges.slots + Int(x)
+        let d = e.pointee.down
+        guard d >= 0, !conns[Int(d)].closing, conns[Int(d)].spliceFlags & SpliceFlag.tcp == 0 else { return }
+        e.pointee.stats.flags |= ResponseFlags.si
+        let u = e.pointee.up
+        if u >= 0 { closeConn(u) }
+        setStageTimer(x, ms: 0)
+        releasePending(x)
+        if e.pointee.responseStarted || conns[Int(d)].sendArmed {
+            closeConn(d)
+        } else {
+            setRouteTimeout(x, ms: 0)
+            sendLocalReply(d, status: 408, body: LocalReplyBody.streamTimeout, close: true)
         }
     }
 

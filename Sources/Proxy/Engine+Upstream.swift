@@ -23,6 +23,14 @@ extension ProxyEngine {
         return u
     }
 
+    /// A connection that carries no exchange (a mirror's copy): outside the circuit breakers.
+    mutating func acquireUpstream(_ ep: ChosenEndpoint) -> Int32 {
+        var ep = ep
+        ep.breaker = -1
+        return openUpstream(ep, for: -1)
+    }
+
+    /// `x` may be -1 only when `ep.breaker` is -1.
     mutating func openUpstream(_ ep: ChosenEndpoint, for x: Int32) -> Int32 {
         if ep.pool >= 0 {
             let u = pools.idleHead(ep.pool)
@@ -91,6 +99,10 @@ extension ProxyEngine {
         statConnect(u, ok: true)
         uc.pointee.connected = true
         setDeadline(u, 0)
+        if uc.pointee.mirror {
+            mirrorConnected(u)
+            return
+        }
         let d = peerOf(u)
         guard d >= 0 else {
             closeConn(u)

@@ -12,6 +12,10 @@ public struct ProxyLimits: Sendable {
     public var maxConnections: Int = 65_536
     public var idleTimeoutMs: UInt64 = 60_000
     public var headerTimeoutMs: UInt64 = 10_000
+    /// Envoy's stream_idle_timeout: an exchange with no byte moving on either of its
+    /// connections for this long ends (408 before the response started, else both close);
+    /// 0 = none. Every completion on an exchange's connections pushes it back.
+    public var streamIdleTimeoutMs: UInt64 = 300_000
     public var receiveBuffers: Int = 1024
     public var receiveBufferBytes: Int = 16 * 1024
     /// HTTP bodies with a known length of at least this many bytes still to forward (after the
@@ -163,6 +167,7 @@ public struct ProxyEngine: ~Copyable {
             return
         }
         c.pointee.pendingOps -= 1
+        if c.pointee.exchange >= 0 { streamActive(c.pointee.exchange) }
         switch op {
         case Op.downRecv.rawValue, Op.upRecv.rawValue:
             c.pointee.recvArmed = false

@@ -90,6 +90,10 @@ struct Exchange {
     var tries: UInt8 = 0
     /// Stable id of the endpoint of the last try (a retry prefers another one).
     var lastEndpoint: UInt32 = .max
+    /// The request's Origin when the route's CORS policy allows it (a pooled small buffer):
+    /// the response gets the access-control-* headers (Engine+CORS.swift).
+    var corsOrigin: UnsafeMutableRawPointer? = nil
+    var corsOriginLen: Int32 = 0
     /// Stats and access-log fields (Engine+Stats.swift).
     var stats = ExchangeStats()
 

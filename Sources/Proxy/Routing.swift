@@ -40,6 +40,8 @@ struct ActiveTable: ~Copyable {
     var balancers = Balancers.empty
     /// Circuit-breaker records per cluster, active requests per endpoint (CircuitBreakers.swift).
     var breakers = BreakerTable()
+    /// `uriRegexRewrite` programs of the current table.
+    var rewriteRegexes = RewriteRegexes()
 }
 
 extension ProxyEngine {
@@ -77,6 +79,7 @@ extension ProxyEngine {
 
         table.reader = reader
         table.matcher = consume newMatcher   // the old matcher frees its regex code here
+        table.rewriteRegexes = RewriteRegexes(reader)
         table.endpointPool.deallocate()
         table.endpointPool = newPools
         table.balancers.deallocate()

@@ -166,6 +166,13 @@ public struct RouteMatcher: ~Copyable {
         }
     }
 
+    /// Whether regex `index` of the table (a CORS origin's, `OriginMatchView.regex`) matches
+    /// all of `subject`.
+    @inline(__always)
+    public func regexMatches(_ index: Int32, _ subject: UnsafeRawBufferPointer) -> Bool {
+        regexMatches(Int(index), subject)
+    }
+
     @inline(__always)
     func regexMatches(_ i: Int, _ subject: UnsafeRawBufferPointer) -> Bool {
         // SAFETY: RE2 reads `subject.count` bytes; the shim accepts NULL for an empty subject.

@@ -249,12 +249,14 @@ public enum ResponseFlags {
     public static let fi: UInt16 = 1 << 11
     /// Upstream retry limit exceeded (the last try's failure is what the client got).
     public static let urx: UInt16 = 1 << 12
+    /// Stream idle timeout (no byte moved for --stream-idle-timeout).
+    public static let si: UInt16 = 1 << 13
 
     /// Number of flag bits.
-    public static let count = 13
+    public static let count = 14
 
     /// Names in bit order, as Envoy prints them.
-    public static let names: [String] = ["NR", "UH", "UF", "UT", "UO", "DC", "NC", "UC", "UPE", "DPE", "DI", "FI", "URX"]
+    public static let names: [String] = ["NR", "UH", "UF", "UT", "UO", "DC", "NC", "UC", "UPE", "DPE", "DI", "FI", "URX", "SI"]
 
     /// "UF,UH" or "-".
     public static func text(_ flags: UInt16) -> String {

@@ -15,7 +15,8 @@ extension Supervisor {
                                   listeners: listeners.descriptors(worker: r.logical, ports: r.ports),
                                   drainTimeoutMs: options.drainTimeoutMs, logLevel: options.logLevel,
                                   accessLog: options.accessLog, headerTimeoutMs: options.headerTimeoutMs,
-                                  idleTimeoutMs: options.idleTimeoutMs)
+                                  idleTimeoutMs: options.idleTimeoutMs,
+                                  streamIdleTimeoutMs: options.streamIdleTimeoutMs)
         // Reset before the process exists so it can never observe its predecessor's state;
         // the pid is filled in right after (workers do not read it).
         region.workerSlot(slot).reset(pid: 0)

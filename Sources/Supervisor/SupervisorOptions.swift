@@ -18,15 +18,18 @@ public struct SupervisorOptions: Sendable {
     /// `--header-timeout`, `--idle-timeout` (DESIGN.md §8 limits; defaults 10 s and 60 s).
     public var headerTimeoutMs: UInt64
     public var idleTimeoutMs: UInt64
+    /// `--stream-idle-timeout` (Envoy's stream_idle_timeout, default 5 min; 0 = none).
+    public var streamIdleTimeoutMs: UInt64
 
     public init(configPaths: [String], namespace: String = "default", workers: Int, bind: IPAddress? = nil,
                 adminAddress: IPAddress = .v4([127, 0, 0, 1]), adminPort: UInt16 = 15000, watch: Bool = false,
                 accessLog: String = "off", logLevel: LogLevel = .info, drainTimeoutMs: UInt64 = 30_000,
-                headerTimeoutMs: UInt64 = 10_000, idleTimeoutMs: UInt64 = 60_000,
+                headerTimeoutMs: UInt64 = 10_000, idleTimeoutMs: UInt64 = 60_000, streamIdleTimeoutMs: UInt64 = 300_000,
                 readiness: (address: IPAddress, port: UInt16)? = nil) {
         self.readiness = readiness
         self.headerTimeoutMs = headerTimeoutMs
         self.idleTimeoutMs = idleTimeoutMs
+        self.streamIdleTimeoutMs = streamIdleTimeoutMs
         self.configPaths = configPaths
         self.namespace = namespace
         self.workers = workers

@@ -74,6 +74,9 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Idle keep-alive connections close after this.", valueName: "duration"))
     var idleTimeout: String = "60s"
 
+    @Option(name: .customLong("stream-idle-timeout"), help: ArgumentHelp("A request with no byte moving either way for this long ends (Envoy's stream_idle_timeout: 408 before the response, else reset); 0 = never.", valueName: "duration"))
+    var streamIdleTimeout: String = "5m"
+
     func validate() throws {
         _ = try parsedWorkers()
         if let b = bind, IPAddress(parsing: b) == nil {
@@ -99,6 +102,9 @@ struct Run: ParsableCommand {
                 throw ValidationError("\(flag) \(value): expected a positive duration like 10s, 500ms or 1m")
             }
         }
+        guard parseDurationMs(streamIdleTimeout) != nil else {
+            throw ValidationError("--stream-idle-timeout \(streamIdleTimeout): expected a duration like 5m, 30s or 0 (never)")
+        }
     }
 
     func parsedWorkers() throws -> Int {
@@ -118,6 +124,7 @@ struct Run: ParsableCommand {
             watch: watch, accessLog: accessLog, logLevel: LogLevel(parsing: logLevel)!,
             drainTimeoutMs: parseDurationMs(drainTimeout)!,
             headerTimeoutMs: parseDurationMs(headerTimeout)!, idleTimeoutMs: parseDurationMs(idleTimeout)!,
+            streamIdleTimeoutMs: parseDurationMs(streamIdleTimeout)!,
             readiness: readiness == "off" ? nil : parseHostPort(readiness))
         let code = Supervisor.run(options)
         if code != 0 { throw ExitCode(code) }
@@ -216,6 +223,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .customLong("access-log")) var accessLog: String = "off"
     @Option(name: .customLong("header-timeout-ms")) var headerTimeoutMs: UInt64 = 10_000
     @Option(name: .customLong("idle-timeout-ms")) var idleTimeoutMs: UInt64 = 60_000
+    @Option(name: .customLong("stream-idle-timeout-ms")) var streamIdleTimeoutMs: UInt64 = 300_000
     /// 0: started by hand, no parent check.
     @Option(name: .customLong("supervisor-pid")) var supervisorPid: Int32 = 0
 
@@ -238,6 +246,7 @@ struct WorkerCommand: ParsableCommand {
         let options = WorkerOptions(index: index, shmFd: shmFd, listeners: listeners.compactMap(parsedListener),
                                     drainTimeoutMs: drainTimeoutMs, logLevel: LogLevel(parsing: logLevel)!.rawValue,
                                     accessLog: accessLog, headerTimeoutMs: headerTimeoutMs, idleTimeoutMs: idleTimeoutMs,
+                                    streamIdleTimeoutMs: streamIdleTimeoutMs,
                                     supervisorPid: supervisorPid)
         let code = WorkerMain.run(options)
         if code != 0 { throw ExitCode(code) }

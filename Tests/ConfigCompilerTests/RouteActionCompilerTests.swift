@@ -110,10 +110,10 @@ final class RouteActionCompilerTests: XCTestCase {
                                           retriableStatusCodes: [429, 503], retryRemoteLocalities: true))
         XCTAssertEqual(a.fault, FaultSpec(delay: FaultDelaySpec(fixedDelayMs: 5000, ppm: 1000),
                                           abort: FaultAbortSpec(httpStatus: 418, ppm: 1_000_000)))
-        // Served by the data plane now: no "not supported" warning; mirrors still have one.
+        // Served by the data plane now: no "not supported" warning; a delegate still has one.
         XCTAssertFalse(build(gatewayYAML(http: "  - route: [{destination: {host: frontend}}]\n    fault: {abort: {httpStatus: 500}}")).0
                         .diagnostics.contains { $0.message.contains(unsupportedMessage) })
-        XCTAssertTrue(build(gatewayYAML(http: "  - route: [{destination: {host: frontend}}]\n    mirror: {host: frontend}")).0
+        XCTAssertTrue(build(gatewayYAML(http: "  - route: [{destination: {host: frontend}}]\n    delegate: {name: other}")).0
                         .diagnostics.contains { $0.message.contains(unsupportedMessage) })
         XCTAssertEqual(diags.errors, [])
     }

@@ -26,6 +26,14 @@ ingressd_re2 *ingressd_re2_compile(const char *pattern, size_t length,
 /// in linear time). Never fails.
 int ingressd_re2_full_match(const ingressd_re2 *re, const char *subject, size_t length);
 
+/// Replaces every non-overlapping match of `re` in `subject[0..<length]` with `rewrite`
+/// (`\1`…`\9` are capture groups; RE2::GlobalReplace, Envoy's `regex_rewrite`) and writes the
+/// result to `out`. Returns its length, or -1 when it would not fit in `capacity` bytes (nothing
+/// usable was written) or the rewrite names a group the pattern does not have. Allocates (RE2
+/// builds the result in a std::string): only routes with `uriRegexRewrite` call it.
+long ingressd_re2_global_replace(const ingressd_re2 *re, const char *subject, size_t length,
+                                 const char *rewrite, size_t rewrite_length, char *out, size_t capacity);
+
 /// Frees a pattern from `ingressd_re2_compile`. NULL is allowed.
 void ingressd_re2_free(ingressd_re2 *re);
 

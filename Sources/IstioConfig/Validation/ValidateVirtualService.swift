@@ -172,7 +172,6 @@ extension Checks {
                     error("\(p).rewrite.uriRegexRewrite.match", e)
                 }
             }
-            if rw.uriRegexRewrite != nil { unsupported("\(p).rewrite.uriRegexRewrite") }
         }
         duration("\(p).timeout", r.timeout)
         if let retry = r.retries {
@@ -197,7 +196,6 @@ extension Checks {
         }
         if let m = r.mirror {
             destination(m, path: "\(p).mirror")
-            unsupported("\(p).mirror")
         }
         if let mp = r.mirrorPercent {
             warning("\(p).mirrorPercent", "using deprecated setting \"mirrorPercent\", use \"mirrorPercentage\" instead")
@@ -212,7 +210,6 @@ extension Checks {
                 error(mp, "destination is required for mirrors")
             }
             if let pc = m.percentage { percentageBounds(pc.value, path: "\(mp).percentage") }
-            unsupported(mp)
         }
         if let cors = r.corsPolicy {
             let cp = "\(p).corsPolicy"
@@ -235,7 +232,6 @@ extension Checks {
             if let u = cors.unmatchedPreflights, !["UNSPECIFIED", "FORWARD", "IGNORE"].contains(u.uppercased()) {
                 error("\(cp).unmatchedPreflights", "invalid unmatchedPreflights \"\(u)\" (use UNSPECIFIED, FORWARD or IGNORE)")
             }
-            unsupported(cp)
         }
     }
 
