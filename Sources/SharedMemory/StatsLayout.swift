@@ -34,7 +34,7 @@ public enum ClusterStats {
     /// Records per slot. A worker whose tables named more distinct clusters than this (over
     /// its whole life) counts the excess in record `overflowRecord`.
     public static let capacity = 256
-    public static let recordBytes = 768
+    public static let recordBytes = 832
     /// Record 0: requests that reached no cluster (404 NR, 503 NC, local replies, codec errors);
     /// Istio reports them with destination_service="unknown".
     public static let unknownRecord = 0
