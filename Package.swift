@@ -49,7 +49,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: releaseFast),
         // perf/profile's callgrind driver: N parses / N route lookups (not a product, not installed).
-        .executableTarget(name: "Microbench", dependencies: ["HTTP1", "RouteTable", "CRE2"], swiftSettings: releaseFast),
+        .executableTarget(name: "Microbench", dependencies: ["HTTP1", "RouteTable", "CRE2", "Proxy"], swiftSettings: releaseFast),
 
         // Tests mirror the source targets; IntegrationTests run the real binary.
         .testTarget(name: "URingTests", dependencies: ["URing", "CURing"]),

@@ -23,6 +23,8 @@ static inline void ing_store_relaxed_u64(void *p, uint64_t v) { __atomic_store_n
 static inline uint32_t ing_load_acquire_u32(const void *p) { return __atomic_load_n((const uint32_t *)p, __ATOMIC_ACQUIRE); }
 static inline void ing_store_release_u32(void *p, uint32_t v) { __atomic_store_n((uint32_t *)p, v, __ATOMIC_RELEASE); }
 static inline uint64_t ing_fetch_add_u64(void *p, uint64_t v) { return __atomic_fetch_add((uint64_t *)p, v, __ATOMIC_RELAXED); }
+/// Compare-and-swap (acq_rel); returns the value found (== expected: it was swapped).
+static inline uint64_t ing_cas_u64(void *p, uint64_t expected, uint64_t desired) { __atomic_compare_exchange_n((uint64_t *)p, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE); return expected; }
 
 static inline int ing_memfd_create(const char *name, unsigned int flags) { return memfd_create(name, flags); }
 static inline int ing_set_pdeathsig(int sig) { return prctl(ING_PR_SET_PDEATHSIG, sig, 0, 0, 0); }

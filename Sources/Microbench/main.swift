@@ -1,13 +1,16 @@
 // microbench: runs the HTTP/1 request parser or the route matcher N times on a fixed request, so
 // perf/profile can count instructions per operation under callgrind (runs with N = 1 and
 // N = 1001; the difference divided by 1000 is the cost of one operation, setup subtracted).
-// Not installed, not a test; imports the two data-plane modules it measures and nothing else.
+// Not installed, not a test; imports the data-plane modules it measures and nothing else.
 //
 //   microbench parse small|typical N        N parses of a wrk-like (2 fields) or browser-like
 //                                           (9 fields) request head
 //   microbench lookup H N [exact|wildcard]  N lookups against a table of H virtual hosts: the
 //                                           Host is the last host's exact domain, or a name
 //                                           under its suffix wildcard
+//   microbench balance KIND E N            N endpoint choices (Proxy's balancers) in a cluster of
+//                                           E endpoints; KIND round_robin, least_request, random,
+//                                           ring_hash, maglev (hash keys vary over 1024 values)
 //   microbench noop N                       the loop alone (its cost is subtracted by nobody;
 //                                           perf/profile shows it so the reader can)
 //   microbench check                        correctness of the above at 10/1000/10000 hosts
@@ -16,6 +19,7 @@
 // printed, so the optimizer can neither hoist the work out of the loop nor drop it.
 
 import HTTP1
+import Proxy
 import RouteTable
 #if canImport(Glibc)
 import Glibc
@@ -166,7 +170,7 @@ func check() {
 }
 
 func usage() -> Never {
-    fail("usage: microbench parse small|typical N | lookup HOSTS N [exact|wildcard] | noop N | check")
+    fail("usage: microbench parse small|typical N | lookup HOSTS N [exact|wildcard] | balance KIND E N | noop N | check")
 }
 
 let args = CommandLine.arguments
@@ -193,6 +197,23 @@ case "lookup":
     let sum = runLookup(hosts: hosts, n: n, wildcard: wildcard)
     sink(sum)
     print("lookup \(hosts) hosts \(wildcard ? "wildcard" : "exact") x\(n): checksum \(sum)")
+case "balance":
+    guard args.count == 5, let e = Int(args[3]), e > 0, e < 1000, let n = Int(args[4]), n >= 0 else { usage() }
+    let kinds: [String: LoadBalancerKind] = ["round_robin": .roundRobin, "least_request": .leastRequest, "random": .random,
+                                             "ring_hash": .ringHash, "maglev": .maglev]
+    guard let kind = kinds[args[2]] else { usage() }
+    let hashed = kind == .ringHash || kind == .maglev
+    let endpoints = (0..<e).map { EndpointSpec(address: [10, 0, UInt8($0 >> 8), UInt8($0 & 255)], port: 80, id: UInt32($0)) }
+    let spec = TableSpec(clusters: [ClusterSpec(name: "c", endpoints: endpoints, loadBalancer: LoadBalancerSpec(
+        kind: kind, hashKey: hashed ? .header("x-user") : nil,
+        tableSize: kind == .ringHash ? 1024 : kind == .maglev ? 65537 : 0))])
+    guard let image = try? TableImage.build(spec) else { fail("balance: table build failed") }
+    let sum = image.withUnsafeBytes { raw -> Int in
+        guard let reader = try? TableReader(validating: raw.baseAddress!, count: raw.count) else { fail("balance: bad image") }
+        return BalancerBench.run(reader, cluster: 0, n: n, hashed: hashed)
+    }
+    sink(sum)
+    print("balance \(args[2]) \(e) endpoints x\(n): checksum \(sum)")
 case "noop":
     guard args.count == 3, let n = Int(args[2]), n >= 0 else { usage() }
     let input = Input(smallRequest)

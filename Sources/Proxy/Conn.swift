@@ -118,4 +118,8 @@ struct Conn {
     /// Connection-level stats (Engine+Stats.swift): the cluster record an upstream's
     /// upstream_cx_* count in (a pooled connection keeps the cluster it was opened for).
     var cxRecord: Int32 = Int32(ClusterStats.unknownRecord)
+    /// Upstream: circuit-breaker record it counts in (-1: none) and requests it carried
+    /// (CircuitBreakers.swift).
+    var breaker: Int32 = -1
+    var requestsSent: UInt32 = 0
 }

@@ -64,6 +64,7 @@ extension ProxyEngine {
             timers.cancel(stageTimer(x))
             releasePending(x)
             if let o = e.pointee.corsOrigin { small.put(o) }
+            trafficExchangeEnded(x)   // CircuitBreakers.swift
             exchanges.release(x)
         }
     }

@@ -44,6 +44,7 @@ extension ProxyEngine {
         e.pointee.route = route
         e.pointee.destination = dest
         e.pointee.cluster = cluster
+        computeHashKey(i, x, reader: reader, cluster: cluster, source: source, head: head)   // LoadBalancer.swift
         e.pointee.timeoutMs = reader.routeTimeoutMs(route)
         let policy = reader.retryPolicy(route: route)
         e.pointee.perTryTimeoutMs = policy.perTryTimeoutMs
@@ -56,6 +57,11 @@ extension ProxyEngine {
         }
         if !reader.routeMirrors(route: route).isEmpty { features |= RouteFeature.mirrors }
         e.pointee.features = features
+        if cluster >= 0 {
+            let pool = reader.clusterConnectionPool(cluster)
+            e.pointee.maxRequestsPerConnection = pool.maxRequestsPerConnection
+            e.pointee.poolIdleTimeoutMs = pool.idleTimeoutMs
+        }
         statRoute(x, cluster: cluster)
         if applyCors(i, x, reader: reader, route: route, source: source, head: head) { return }
         var delayMs: UInt32 = 0
@@ -239,12 +245,14 @@ extension ProxyEngine {
     /// `reader` is the current table's (the caller checked that the exchange was routed on it).
     mutating func dispatch(_ x: Int32, reader: TableReader) {
         let e = exchanges.slots + Int(x)
-        guard let ep = chooseEndpoint(reader, cluster: e.pointee.cluster, avoiding: e.pointee.lastEndpoint) else {
+        guard let ep = chooseEndpoint(reader, cluster: e.pointee.cluster, avoiding: e.pointee.lastEndpoint,
+                                      hash: e.pointee.lbHash, hasHash: e.pointee.lbHasHash) else {
             failForward(x, status: 503, flag: ResponseFlags.uh, body: LocalReplyBody.noHealthyUpstream)
             return
         }
-        let u = acquireUpstream(ep)
+        let u = acquireUpstream(ep, for: x)
         guard u >= 0 else {
+            if u == -2 { return }   // circuit breaker: waiting, or answered 503 UO (CircuitBreakers.swift)
             failForward(x, status: 503, flag: ResponseFlags.uo, body: LocalReplyBody.upstreamConnectFailure)
             return
         }
@@ -285,7 +293,7 @@ extension ProxyEngine {
     /// none after a reload (the indices belong to the old table).
     mutating func responseEdits(_ x: Int32) -> UnsafeBufferPointer<HeaderEdit> {
         let e = exchanges.slots + Int(x)
-        guard e.pointee.features & RouteFeature.responseEdits != 0 || e.pointee.corsOrigin != nil,
+        guard e.pointee.features & RouteFeature.responseEdits != 0 || e.pointee.corsOrigin != nil || e.pointee.lbSetCookie,
               e.pointee.route >= 0, e.pointee.tableGeneration == table.generation, let reader = table.reader else {
             return UnsafeBufferPointer(start: nil, count: 0)
         }
@@ -303,6 +311,7 @@ extension ProxyEngine {
             }
         }
         if e.pointee.corsOrigin != nil { n = corsResponseEdits(x, reader: reader, at: n) }
+        n = appendHashCookie(x, n)   // consistentHash.httpCookie generated (LoadBalancer.swift)
         return UnsafeBufferPointer(start: edits, count: n)
     }
 }

@@ -38,14 +38,16 @@ extension ProxyEngine {
         guard d >= 0, !conns[Int(d)].closing, !draining else { return false }
         let p = reader.retryPolicy(route: e.pointee.route)
         guard p.attempts > 0, UInt32(e.pointee.tries) <= p.attempts else { return false }
+        let wanted: Bool
         switch reason {
         case .connectFailure:
-            return !p.retryOn.isDisjoint(with: [.connectFailure, .status5xx, .gatewayError, .reset])
+            wanted = !p.retryOn.isDisjoint(with: [.connectFailure, .status5xx, .gatewayError, .reset])
         case .reset, .perTryTimeout:
-            return !p.retryOn.isDisjoint(with: [.reset, .status5xx, .gatewayError])
+            wanted = !p.retryOn.isDisjoint(with: [.reset, .status5xx, .gatewayError])
         case .status(let s):
-            return reader.retriesOnStatus(route: e.pointee.route, status: s)
+            wanted = reader.retriesOnStatus(route: e.pointee.route, status: s)
         }
+        return wanted && retryBudgetAvailable(x)   // connectionPool.http.maxRetries (CircuitBreakers.swift)
     }
 
     /// Takes exchange `x`'s request back from upstream `u` (which is closed) and dispatches it

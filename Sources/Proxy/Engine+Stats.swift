@@ -136,6 +136,7 @@ extension ProxyEngine {
     /// Upstream `u` is being finalized.
     @inline(__always)
     func statUpstreamClosed(_ u: Int32) {
+        breakerConnectionClosed(u)   // CircuitBreakers.swift
         guard ProxyEngine.statsCompiledIn else { return }
         if conns[Int(u)].connected {
             statAdd(stats.clusterRecord(Int(conns[Int(u)].cxRecord)), ClusterStats.cxActive, UInt64.max)   // -1

@@ -57,7 +57,8 @@ extension ProxyEngine {
         }
         statTCPOpened(x, cluster: cluster)
         ep.pool = -1   // a TCP-route upstream belongs to its client connection only
-        let u = acquireUpstream(ep)
+        ep.tcp = true   // tcp.maxConnections: no waiting, UO (CircuitBreakers.swift)
+        let u = acquireUpstream(ep, for: x)
         guard u >= 0 else {
             exchanges.slots[Int(x)].stats.flags = ResponseFlags.uo
             closeConn(d)

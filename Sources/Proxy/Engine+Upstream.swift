@@ -10,9 +10,28 @@ import Glibc
 // Upstream side: per-endpoint connection pools, connect, responses.
 
 extension ProxyEngine {
-    /// An idle pooled connection to `ep`, or a new one (connect submitted). -1 when no slot
-    /// or socket is available.
+    /// An idle pooled connection to `ep` for exchange `x`, or a new one (connect submitted).
+    /// -1 when no slot or socket is available; -2 when the cluster's circuit breaker holds the
+    /// request back (it waits, or was answered 503 UO: CircuitBreakers.swift).
+    mutating func acquireUpstream(_ ep: ChosenEndpoint, for x: Int32) -> Int32 {
+        let u = openUpstream(ep, for: x)
+        if u >= 0 {
+            breakerPendingDone(x)
+            beginActiveRequest(x, endpoint: ep.id)
+            conns[Int(u)].requestsSent &+= 1
+        }
+        return u
+    }
+
+    /// A connection that carries no exchange (a mirror's copy): outside the circuit breakers.
     mutating func acquireUpstream(_ ep: ChosenEndpoint) -> Int32 {
+        var ep = ep
+        ep.breaker = -1
+        return openUpstream(ep, for: -1)
+    }
+
+    /// `x` may be -1 only when `ep.breaker` is -1.
+    mutating func openUpstream(_ ep: ChosenEndpoint, for x: Int32) -> Int32 {
         if ep.pool >= 0 {
             let u = pools.idleHead(ep.pool)
             if u >= 0 {
@@ -21,6 +40,7 @@ extension ProxyEngine {
                 return u
             }
         }
+        guard mayOpenConnection(ep, for: x) else { return -2 }
         let u = allocSlot()
         guard u >= 0 else { return -1 }
         let family = ep.family == 6 ? AF_INET6 : AF_INET
@@ -36,6 +56,7 @@ extension ProxyEngine {
         uc.pointee.role = .upstream
         uc.pointee.pool = ep.pool
         uc.pointee.reusable = true
+        breakerConnectionOpened(u, ep)
         setDeadline(u, nowMs + UInt64(ep.connectTimeoutMs == 0 ? 10_000 : ep.connectTimeoutMs))
         var address = ep.address
         if ep.family == 6 {
@@ -498,12 +519,13 @@ extension ProxyEngine {
             uc.pointee.reusable = false
             dc.pointee.keepAlive = false
         }
-        if uc.pointee.reusable && !draining && uc.pointee.pool >= 0 && !uc.pointee.sendArmed && !uc.pointee.closing
+        let policy = poolPolicy(x, u)   // connectionPool.http: maxRequestsPerConnection, idleTimeout
+        if uc.pointee.reusable && policy.reuse && !draining && uc.pointee.pool >= 0 && !uc.pointee.sendArmed && !uc.pointee.closing
             && pools.hasRoom(uc.pointee.pool) {
             releaseOut(u)
             uc.pointee.rx = .pooled
             pools.push(u, conns: conns)
-            setDeadline(u, nowMs + limits.upstreamIdleTimeoutMs)
+            setDeadline(u, policy.idleMs == 0 ? 0 : nowMs + policy.idleMs)
             if !uc.pointee.recvArmed { armRecv(u, idle: true) }   // notices the upstream closing it
         } else {
             closeConn(u)

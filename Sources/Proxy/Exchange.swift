@@ -113,12 +113,31 @@ struct Exchange {
     var features: UInt8 = 0
     /// The route's per-try timeout (0 = none).
     var perTryTimeoutMs: UInt32 = 0
+    /// The cluster's connectionPool.http.maxRequestsPerConnection (0 = unlimited) and
+    /// idleTimeout (ms, 0 = none), read at routing so that pooling needs no table lookup.
+    var maxRequestsPerConnection: UInt32 = 0
+    var poolIdleTimeoutMs: UInt32 = 0
     /// The request's Origin when the route's CORS policy allows it (a pooled small buffer):
     /// the response gets the access-control-* headers (Engine+CORS.swift).
     var corsOrigin: UnsafeMutableRawPointer? = nil
     var corsOriginLen: Int32 = 0
     /// Stats and access-log fields (Engine+Stats.swift).
     var stats = ExchangeStats()
+
+    // Load balancing and circuit breakers (LoadBalancer.swift, CircuitBreakers.swift).
+    /// Consistent-hash key, computed at routing (`lbHasHash` false: the request has none).
+    var lbHash: UInt64 = 0
+    var lbHasHash = false
+    /// A hash cookie was generated (value `lbCookie` in hex): the response sets it.
+    var lbSetCookie = false
+    var lbCookie: UInt64 = 0
+    /// The response is a circuit-breaker overflow (x-envoy-overloaded: true).
+    var overloaded = false
+    /// Breaker record whose pending count / retry count this exchange holds (-1: none).
+    var breakerPending: Int32 = -1
+    var breakerRetry: Int32 = -1
+    /// Endpoint id whose active-request count this exchange's try holds (.max: none).
+    var activeEndpoint: UInt32 = .max
 }
 
 /// The exchange slab: reserved untouched like the connection slab, slots initialized on first

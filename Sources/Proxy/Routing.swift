@@ -15,6 +15,11 @@ struct ChosenEndpoint {
     var connectTimeoutMs: UInt32
     /// Stable endpoint id (health array and per-endpoint stats index).
     var id: UInt32 = .max
+    /// The cluster's circuit-breaker record (-1: none) and tcp.maxConnections.
+    var breaker: Int32 = -1
+    var maxConnections: UInt32 = .max
+    /// For a TCP route: at maxConnections the connection fails at once (no waiting).
+    var tcp = false
 }
 
 /// The route table this worker uses: a private copy of the published image, its matcher, and
@@ -31,8 +36,10 @@ struct ActiveTable: ~Copyable {
     /// Upstream pool index per endpoint index of the current table (UpstreamPools.swift; -1:
     /// past the pool limit, connections are not reused).
     var endpointPool = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
-    /// Round-robin cursor per cluster of the current table.
-    var clusterCursor = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
+    /// Load-balancing state per cluster of the current table (LoadBalancer.swift).
+    var balancers = Balancers.empty
+    /// Circuit-breaker records per cluster, active requests per endpoint (CircuitBreakers.swift).
+    var breakers = BreakerTable()
     /// `uriRegexRewrite` programs of the current table.
     var rewriteRegexes = RewriteRegexes()
 }
@@ -68,45 +75,40 @@ extension ProxyEngine {
             let v = reader.endpoint(e)
             newPools[Int(e)] = pools.pool(family: v.family, address: v.address, port: v.port)
         }
-        let clusterCount = Int(reader.clusters.upperBound)
-        let newCursors = UnsafeMutablePointer<UInt32>.allocate(capacity: max(1, clusterCount))
-        newCursors.initialize(repeating: 0, count: max(1, clusterCount))
+        let newBalancers = Balancers(reader)
 
         table.reader = reader
         table.matcher = consume newMatcher   // the old matcher frees its regex code here
         table.rewriteRegexes = RewriteRegexes(reader)
         table.endpointPool.deallocate()
         table.endpointPool = newPools
-        table.clusterCursor.deallocate()
-        table.clusterCursor = newCursors
+        table.balancers.deallocate()
+        table.balancers = newBalancers
         swap(&table.image, &table.spare)
         table.generation = gen
         statsTableLoaded(reader)
+        breakersTableLoaded(reader)
         return true
     }
 
-    /// Picks a healthy endpoint of `cluster` round-robin, other than `avoiding` (the endpoint
-    /// of a previous try, Envoy's previous-hosts predicate) unless it is the only healthy one.
-    /// nil = no healthy endpoint.
+    /// Picks a healthy endpoint of `cluster` by its load-balancing policy (LoadBalancer.swift),
+    /// other than `avoiding` (the endpoint of a previous try, Envoy's previous-hosts predicate)
+    /// unless it is the only healthy one. `hash` is the exchange's consistent-hash key
+    /// (`hasHash` false: none). nil = no healthy endpoint.
     @inline(__always)
-    mutating func chooseEndpoint(_ reader: TableReader, cluster: Int32, avoiding: UInt32 = .max) -> ChosenEndpoint? {
-        let eps = reader.clusterEndpoints(cluster)
-        let count = UInt32(eps.count)
-        guard count > 0 else { return nil }
-        let start = table.clusterCursor[Int(cluster)]
-        table.clusterCursor[Int(cluster)] = start &+ 1
-        var fallback: Int32 = -1
-        for k in 0..<count {
-            let e = eps.lowerBound + Int32((start &+ k) % count)
-            let v = reader.endpoint(e)
-            if region.endpointHealth(v.id) != 0 { continue }
-            if v.id == avoiding && avoiding != .max {
-                fallback = e
-                continue
-            }
-            return chosen(reader, cluster: cluster, endpoint: e)
-        }
-        return fallback >= 0 ? chosen(reader, cluster: cluster, endpoint: fallback) : nil
+    mutating func chooseEndpoint(_ reader: TableReader, cluster: Int32, avoiding: UInt32 = .max,
+                                 hash: UInt64 = 0, hasHash: Bool = false) -> ChosenEndpoint? {
+        let r1 = nextRandom()
+        let r2 = mix(r1)
+        let region = self.region
+        let e = table.balancers.pick(reader, cluster: cluster, hash: hash, hasHash: hasHash, random: r1, random2: r2,
+                                     active: UnsafePointer(table.breakers.active), activeCapacity: EndpointStats.capacity,
+                                     avoiding: avoiding, healthy: { region.endpointHealth($0) == 0 })
+        guard e >= 0 else { return nil }
+        var ep = chosen(reader, cluster: cluster, endpoint: e)
+        ep.breaker = table.breakers.clusterBreaker[Int(cluster)]
+        if ep.breaker >= 0 { ep.maxConnections = reader.clusterConnectionPool(cluster).maxConnections }
+        return ep
     }
 
     @inline(__always)

@@ -9,8 +9,8 @@
 //
 // Limits (hardening: a burst used to leave a thousand idle sockets open forever):
 //  * at most `maxIdlePerPool` idle connections per pool; one more is closed instead of pooled;
-//  * an idle connection is closed after `idleTimeoutMs` (Istio's connectionPool.http.idleTimeout
-//    default, 1 h) by its connection timer, or as soon as the upstream closes it (the receive
+//  * an idle connection is closed after its cluster's connectionPool.http.idleTimeout (Istio's
+//    default 1 h; CircuitBreakers.swift `poolPolicy`) by its connection timer, or as soon as the upstream closes it (the receive
 //    armed on idle connections sees the EOF).
 
 struct UpstreamPools: ~Copyable {
@@ -25,6 +25,9 @@ struct UpstreamPools: ~Copyable {
         /// First idle connection, -1 when none.
         var idleHead: Int32 = -1
         var idleCount: Int32 = 0
+        /// Connections of this worker to the address, open or connecting, pooled or busy
+        /// (CircuitBreakers.swift: a pool with none may open one past tcp.maxConnections).
+        var open: Int32 = 0
     }
 
     /// At most this many pools (distinct endpoint addresses) per worker; endpoints past it get

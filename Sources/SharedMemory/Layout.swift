@@ -4,7 +4,7 @@ import CSupport
 // One memfd, mapped MAP_SHARED by the supervisor before the first worker starts and by every
 // worker (inherited fd). Fixed-width fields at fixed offsets, never pointers.
 //
-//   offset 0                    Header (one page)
+//   offset 0                    Header (one page; circuit-breaker keys from `breakerKeys`)
 //   workerSlotsOffset           maxWorkers × WorkerSlot (WorkerSlotLayout.bytes each; one writer:
 //                               that worker; stats tables in StatsLayout.swift)
 //   healthOffset                healthCapacity × UInt64 endpoint health words (writer: supervisor)
@@ -41,6 +41,10 @@ public enum RegionHeader {
     public static let publishedGeneration = 128
     /// UInt32 (own cache line): 1 while the supervisor drains (SIGTERM); workers stop accepting.
     public static let draining = 192
+    /// UInt64 × `BreakerLayout.capacity`: cluster-name hashes (`StatKey.hash`) of the circuit
+    /// breaker records, 0 = free. Claimed by workers with compare-and-swap when they load a
+    /// table, never released (CircuitBreakers in StatsLayout.swift).
+    public static let breakerKeys = 2048
 }
 
 /// Field offsets inside one table slot. The image follows the slot header.

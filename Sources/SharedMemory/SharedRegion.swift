@@ -14,7 +14,7 @@ public struct SharedRegion: @unchecked Sendable {
     /// "INGRSHM1" little-endian.
     public static let magic: UInt64 = 0x314D_4853_5247_4E49
     /// Bumped whenever an offset or meaning in Layout.swift changes.
-    public static let layoutVersion: UInt32 = 3
+    public static let layoutVersion: UInt32 = 4
     static let pageBytes = 4096
 
     // SAFETY: `base` points at a MAP_SHARED mapping of `byteCount` bytes that stays mapped for

@@ -10,6 +10,8 @@ import CSupport
 //   clusterStatsOffset   ClusterStats.capacity × ClusterStats.recordBytes
 //   endpointStatsOffset  EndpointStats.capacity × EndpointStats.recordBytes, indexed by the
 //                        endpoint's stable id (the same index as the health array)
+//   breakerOffset        BreakerLayout.capacity × BreakerLayout.recordBytes: this worker's
+//                        share of the circuit-breaker counts (see "circuit breakers" below)
 //
 // Identity across reloads. Table generations renumber clusters, so a worker's cluster record
 // is keyed by a 64-bit hash of the cluster's name (`StatKey.hash`), claimed in an
@@ -32,7 +34,7 @@ public enum ClusterStats {
     /// Records per slot. A worker whose tables named more distinct clusters than this (over
     /// its whole life) counts the excess in record `overflowRecord`.
     public static let capacity = 256
-    public static let recordBytes = 768
+    public static let recordBytes = 832
     /// Record 0: requests that reached no cluster (404 NR, 503 NC, local replies, codec errors);
     /// Istio reports them with destination_service="unknown".
     public static let unknownRecord = 0
@@ -84,7 +86,15 @@ public enum ClusterStats {
     public static let rqRetrySuccess = rqRetry + 8
     /// Requests that failed after using up their retries (upstream_rq_retry_limit_exceeded).
     public static let rqRetryLimitExceeded = rqRetrySuccess + 8
-    public static let end = rqRetryLimitExceeded + 8
+
+    // Circuit-breaker overflows (CircuitBreakers.swift; Envoy's names).
+    /// A new connection was wanted at tcp.maxConnections (upstream_cx_overflow).
+    public static let cxOverflow = rqRetryLimitExceeded + 8
+    /// A request found http1MaxPendingRequests waiting and got 503 UO (upstream_rq_pending_overflow).
+    public static let rqPendingOverflow = cxOverflow + 8
+    /// A retry was refused at http.maxRetries (upstream_rq_retry_overflow).
+    public static let rqRetryOverflow = rqPendingOverflow + 8
+    public static let end = rqRetryOverflow + 8
 
     /// Slot of `tcpClosed` for `flags` (its lowest bit).
     @inline(__always)
@@ -257,3 +267,86 @@ public enum ResponseFlags {
     }
 }
 
+
+// MARK: circuit breakers
+
+// Envoy's circuit breakers count per cluster across the whole gateway instance (all workers):
+// connections open, requests waiting for a connection, retries in flight. Where the counts live
+// and who writes what:
+//
+//  * Header `breakerKeys[b]` names breaker record b by cluster-name hash. Any worker claims a
+//    free record with compare-and-swap when a table is loaded; records are never released
+//    (like stats records; past `capacity` names a cluster gets no circuit breaker).
+//  * Each worker counts only its own share, in its own slot at `WorkerSlotLayout.breakerOffset
+//    + b × recordBytes` (single writer, relaxed stores, no locked instruction per request).
+//  * A worker checking a limit sums the share of every worker slot (`breakerCount`). The sum is
+//    read without a lock, so concurrent workers can each pass a check at the same time and
+//    overshoot a limit by at most (workers − 1), as with Envoy's relaxed atomic counts.
+//  * A worker that dies leaks nothing: the supervisor zeroes its slot when it reaps it
+//    (`foldSlot` → `zeroStats`, before anyone reuses the slot), so its share stops counting at
+//    once. Its connections died with it.
+public enum BreakerLayout {
+    /// Breaker records (header bytes 2048..<4088).
+    public static let capacity = 255
+    public static let recordBytes = 32
+    /// UInt64 gauges of one worker's share.
+    /// Upstream connections open or connecting (tcp.maxConnections).
+    public static let connections = 0
+    /// Requests waiting for a connection (http.http1MaxPendingRequests).
+    public static let pending = 8
+    /// Retries in flight (http.maxRetries).
+    public static let retries = 16
+}
+
+extension WorkerSlotLayout {
+    /// This worker's circuit-breaker shares: `BreakerLayout.capacity` records.
+    public static let breakerOffset = endpointStatsOffset + EndpointStats.capacity * EndpointStats.recordBytes
+}
+
+extension WorkerSlot {
+    /// This worker's share of breaker record `b`.
+    @inline(__always)
+    public func breakerShare(_ b: Int) -> UnsafeMutableRawPointer {
+        base + WorkerSlotLayout.breakerOffset + b * BreakerLayout.recordBytes
+    }
+}
+
+extension SharedRegion {
+    /// Worker, at table load: the breaker record of cluster-name hash `key`, claiming a free
+    /// one (compare-and-swap, open addressing); -1 when all are taken by other names.
+    public func claimBreaker(key: UInt64) -> Int {
+        let n = BreakerLayout.capacity
+        var i = Int(key % UInt64(n))
+        for _ in 0..<n {
+            let p = base + RegionHeader.breakerKeys + i * 8
+            var k = ing_load_acquire_u64(p)
+            if k == 0 { k = ing_cas_u64(p, 0, key); if k == 0 { return i } }
+            if k == key { return i }
+            i = (i + 1) % n
+        }
+        return -1
+    }
+
+    /// The breaker record of `key` if some worker claimed it (supervisor, for display); -1.
+    public func findBreaker(key: UInt64) -> Int {
+        let n = BreakerLayout.capacity
+        var i = Int(key % UInt64(n))
+        for _ in 0..<n {
+            let k = ing_load_acquire_u64(base + RegionHeader.breakerKeys + i * 8)
+            if k == key { return i }
+            if k == 0 { return -1 }
+            i = (i + 1) % n
+        }
+        return -1
+    }
+
+    /// Gateway-wide count of `field` of breaker record `b`: the sum of every worker's share.
+    @inline(__always)
+    public func breakerCount(_ b: Int, _ field: Int) -> UInt64 {
+        var sum: UInt64 = 0
+        for w in 0..<maxWorkers {
+            sum &+= ing_load_relaxed_u64(workerSlot(w).breakerShare(b) + field)
+        }
+        return sum
+    }
+}

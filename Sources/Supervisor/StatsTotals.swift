@@ -48,6 +48,9 @@ struct ClusterTotals {
     var rqRetry: UInt64 = 0
     var rqRetrySuccess: UInt64 = 0
     var rqRetryLimitExceeded: UInt64 = 0
+    var cxOverflow: UInt64 = 0
+    var rqPendingOverflow: UInt64 = 0
+    var rqRetryOverflow: UInt64 = 0
     /// Key `status << 16 | flags` (0xFFFF_FFFF: other) → responses.
     var responses: [UInt32: UInt64] = [:]
     var durationUs = Histogram(bucketCount: StatBuckets.durationBoundsUs.count + 1)
@@ -71,6 +74,9 @@ struct ClusterTotals {
         rqRetry &+= statLoad(p, ClusterStats.rqRetry)
         rqRetrySuccess &+= statLoad(p, ClusterStats.rqRetrySuccess)
         rqRetryLimitExceeded &+= statLoad(p, ClusterStats.rqRetryLimitExceeded)
+        cxOverflow &+= statLoad(p, ClusterStats.cxOverflow)
+        rqPendingOverflow &+= statLoad(p, ClusterStats.rqPendingOverflow)
+        rqRetryOverflow &+= statLoad(p, ClusterStats.rqRetryOverflow)
         for k in 0..<ClusterStats.codeSlots {
             let key = p.load(fromByteOffset: ClusterStats.codeKeys + k * 4, as: UInt32.self)
             guard key != 0 else { continue }
@@ -94,6 +100,9 @@ struct ClusterTotals {
         rqRetry &+= o.rqRetry
         rqRetrySuccess &+= o.rqRetrySuccess
         rqRetryLimitExceeded &+= o.rqRetryLimitExceeded
+        cxOverflow &+= o.cxOverflow
+        rqPendingOverflow &+= o.rqPendingOverflow
+        rqRetryOverflow &+= o.rqRetryOverflow
         for (k, v) in o.responses { responses[k, default: 0] &+= v }
         durationUs.add(o.durationUs)
         requestBytes.add(o.requestBytes)

@@ -1,4 +1,5 @@
 import ConfigCompiler
+import RouteTable
 import SharedMemory
 
 // Statistics for the admin endpoint (DESIGN.md §7): `/stats/prometheus`, `/stats`, `/clusters`.
@@ -96,6 +97,16 @@ extension Supervisor {
         clusterCounter("envoy_cluster_upstream_rq_retry", "Retries dispatched.") { $0.rqRetry }
         clusterCounter("envoy_cluster_upstream_rq_retry_success", "Requests answered after a retry.") { $0.rqRetrySuccess }
         clusterCounter("envoy_cluster_upstream_rq_retry_limit_exceeded", "Requests that failed with no retries left.") { $0.rqRetryLimitExceeded }
+        clusterCounter("envoy_cluster_upstream_cx_overflow", "New connections wanted at connectionPool.tcp.maxConnections.") { $0.cxOverflow }
+        clusterCounter("envoy_cluster_upstream_rq_pending_overflow", "Requests refused (503 UO) at http1MaxPendingRequests.") { $0.rqPendingOverflow }
+        clusterCounter("envoy_cluster_upstream_rq_retry_overflow", "Retries not made at connectionPool.http.maxRetries.") { $0.rqRetryOverflow }
+        // Circuit-breaker state now (1 = at the limit), for clusters with limits.
+        let breakers = breakerStates()
+        for (field, name, help) in [(0, "cx_open", "connections"), (1, "rq_pending_open", "pending requests"), (2, "rq_retry_open", "retries")] {
+            let family = "envoy_cluster_circuit_breakers_default_" + name
+            out.family(family, "gauge", "1 while the cluster's \(help) are at their circuit-breaker limit.")
+            for b in breakers { out.sample(family, [("cluster_name", b.name)], b.open[field] ? 1 : 0) }
+        }
         out.family("envoy_cluster_upstream_rq_time", "histogram", "Request time as seen by the gateway, per cluster.")
         for c in upstream where c.totals.durationUs.count > 0 {
             out.histogram("envoy_cluster_upstream_rq_time", [("cluster_name", c.name)], c.totals.durationUs,
@@ -157,6 +168,22 @@ extension Supervisor {
         var ejectionsTotal: UInt64
     }
 
+    /// Clusters with connectionPool limits: whether each breaker is at its limit (gateway-wide
+    /// counts summed over the worker slots, StatsLayout.swift "circuit breakers").
+    func breakerStates() -> [(name: String, open: [Bool])] {
+        config.spec.clusters.compactMap { c -> (name: String, open: [Bool])? in
+            let p = c.connectionPool
+            let limits = [p.maxConnections, p.maxPendingRequests, p.maxRetries]
+            guard limits.contains(where: { $0 != ConnectionPoolSpec.unlimited }) else { return nil }
+            let b = region.findBreaker(key: StatKey.hash(c.name))
+            let fields = [BreakerLayout.connections, BreakerLayout.pending, BreakerLayout.retries]
+            let open = (0..<3).map { k in
+                limits[k] != ConnectionPoolSpec.unlimited && b >= 0 && region.breakerCount(b, fields[k]) >= UInt64(limits[k])
+            }
+            return (c.name, open)
+        }.sorted { $0.name < $1.name }
+    }
+
     func clusterMembership() -> [Membership] {
         config.spec.clusters.map { c in
             var m = Membership(name: c.name, total: c.endpoints.count, healthy: 0, ejected: 0, ejectionsTotal: 0)
@@ -210,6 +237,9 @@ extension Supervisor {
                 ("upstream_rq_retry", String(c.totals.rqRetry)),
                 ("upstream_rq_retry_success", String(c.totals.rqRetrySuccess)),
                 ("upstream_rq_retry_limit_exceeded", String(c.totals.rqRetryLimitExceeded)),
+                ("upstream_cx_overflow", String(c.totals.cxOverflow)),
+                ("upstream_rq_pending_overflow", String(c.totals.rqPendingOverflow)),
+                ("upstream_rq_retry_overflow", String(c.totals.rqRetryOverflow)),
                 ("responses", JSONText.array(responses)),
                 ("request_duration_us", hist(c.totals.durationUs, StatBuckets.durationBoundsUs.map(String.init))),
                 ("request_bytes", hist(c.totals.requestBytes, StatBuckets.bytesBounds.map(String.init))),

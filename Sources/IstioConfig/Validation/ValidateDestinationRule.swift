@@ -83,6 +83,7 @@ extension Checks {
                 for a in c.attributes where !seen.insert(a.name).inserted {
                     error("\(hp).httpCookie.attributes", "duplicate cookie attribute name: \(a.name)")
                 }
+                if !c.attributes.isEmpty { unsupported("\(hp).httpCookie.attributes") }
             }
             if h.minimumRingSize != nil && (h.ringHashMinimumRingSize != nil || h.maglevTableSize != nil) {
                 error(hp, "only one of MinimumRingSize or Maglev/Ringhash can be specified")
@@ -103,7 +104,11 @@ extension Checks {
             if let a = w.aggression, a <= 0 { error("\(p).warmup.aggression", "aggression should be greater than 0") }
         }
         duration("\(p).warmupDurationSecs", lb.warmupDurationSecs)
-        warning(p, "loadBalancer is \(unsupportedMessage) (ingressd balances by endpoint weight, round robin)")
+        // simple and consistentHash are served (Proxy/LoadBalancer.swift); these are not.
+        if lb.localityLbSetting != nil { unsupported("\(p).localityLbSetting") }
+        if lb.zoneAwareLbSetting != nil { unsupported("\(p).zoneAwareLbSetting") }
+        if lb.warmup != nil { unsupported("\(p).warmup") }
+        if lb.warmupDurationSecs != nil { unsupported("\(p).warmupDurationSecs") }
     }
 
     mutating func connectionPool(_ cp: ConnectionPoolSettings, path p: String) {
@@ -117,9 +122,10 @@ extension Checks {
                 duration("\(p).tcp.tcpKeepalive.time", ka.time)
                 duration("\(p).tcp.tcpKeepalive.interval", ka.interval)
             }
-            if t.maxConnections != nil || t.tcpKeepalive != nil || t.maxConnectionDuration != nil || t.idleTimeout != nil {
-                warning("\(p).tcp", "connectionPool.tcp settings other than connectTimeout are \(unsupportedMessage)")
-            }
+            // connectTimeout and maxConnections are served (Proxy/CircuitBreakers.swift).
+            if t.tcpKeepalive != nil { unsupported("\(p).tcp.tcpKeepalive") }
+            if t.maxConnectionDuration != nil { unsupported("\(p).tcp.maxConnectionDuration") }
+            if t.idleTimeout != nil { unsupported("\(p).tcp.idleTimeout") }
         }
         if let h = cp.http {
             let hp = "\(p).http"
@@ -139,7 +145,13 @@ extension Checks {
                 if h.http2KeepAliveTimeout == nil { error("\(hp).http2KeepAlive", "http2 keepalive timeout is required") }
             }
             if let idle = h.idleTimeout, idle.nanoseconds != 0 { duration("\(hp).idleTimeout", idle) }
-            unsupported(hp)
+            // http1MaxPendingRequests, maxRequestsPerConnection, maxRetries and idleTimeout are
+            // served (Proxy/CircuitBreakers.swift); the HTTP/2 settings are not.
+            if h.http2MaxRequests != nil { unsupported("\(hp).http2MaxRequests") }
+            if h.maxConcurrentStreams != nil { unsupported("\(hp).maxConcurrentStreams") }
+            if h.h2UpgradePolicy != nil { unsupported("\(hp).h2UpgradePolicy") }
+            if h.useClientProtocol != nil { unsupported("\(hp).useClientProtocol") }
+            if h.hasHTTP2KeepAlive { unsupported("\(hp).http2KeepAlive") }
         }
     }
 
