@@ -97,13 +97,7 @@ extension ProxyEngine {
     /// delay leaves the exchange's route and cluster indices meaningless: 503 (UH).
     mutating func resumeAfterDelay(_ x: Int32) {
         let e = exchanges.slots + Int(x)
-        let d = e.pointee.down
-        guard d >= 0, !conns[Int(d)].closing else { return }
-        e.pointee.stage = .routing
-        guard e.pointee.tableGeneration == table.generation, let reader = table.reader else {
-            failForward(x, status: 503, flag: ResponseFlags.uh, body: LocalReplyBody.noHealthyUpstream)
-            return
-        }
+        guard let (d, reader) = resumeParked(x) else { return }
         if abortIfFaulted(d, x, reader: reader, route: e.pointee.route) { return }
         if e.pointee.cluster < 0 {
             failForward(x, status: 503, flag: ResponseFlags.nc, body: nil)
@@ -111,6 +105,21 @@ extension ProxyEngine {
         }
         dispatch(x, reader: reader)
         startUpstreamSend(d)
+    }
+
+    /// An exchange parked on its stage timer (fault delay, retry back-off) goes on: its client
+    /// and the table it was routed on, or nil when the client is gone or a reload replaced the
+    /// table (then the client got 503 UH: the route's indices mean nothing in the new table).
+    mutating func resumeParked(_ x: Int32) -> (Int32, TableReader)? {
+        let e = exchanges.slots + Int(x)
+        let d = e.pointee.down
+        guard d >= 0, !conns[Int(d)].closing else { return nil }
+        e.pointee.stage = .routing
+        guard e.pointee.tableGeneration == table.generation, let reader = table.reader else {
+            failForward(x, status: 503, flag: ResponseFlags.uh, body: LocalReplyBody.noHealthyUpstream)
+            return nil
+        }
+        return (d, reader)
     }
 
     /// Answers exchange `x` locally instead of forwarding it (its pending buffer is dropped).

@@ -74,14 +74,7 @@ extension ProxyEngine {
 
     /// The back-off of exchange `x` ended: try again.
     mutating func retryNow(_ x: Int32) {
-        let e = exchanges.slots + Int(x)
-        let d = e.pointee.down
-        guard d >= 0, !conns[Int(d)].closing else { return }
-        e.pointee.stage = .routing
-        guard e.pointee.tableGeneration == table.generation, let reader = table.reader else {
-            failForward(x, status: 503, flag: ResponseFlags.uh, body: LocalReplyBody.noHealthyUpstream)
-            return
-        }
+        guard let (d, reader) = resumeParked(x) else { return }
         dispatch(x, reader: reader)
         startUpstreamSend(d)
     }

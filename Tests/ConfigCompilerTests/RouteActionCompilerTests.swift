@@ -7,14 +7,7 @@ import XCTest
 /// A Gateway on port 80 for every host and ServiceEntries `frontend` (port 80) and `shadow`
 /// (port 8080), in front of `http` rules given as YAML (indented for `spec.http`).
 func gatewayYAML(http: String) -> String {
-    """
-    apiVersion: networking.istio.io/v1
-    kind: Gateway
-    metadata: {name: gw}
-    spec:
-      servers:
-      - port: {number: 80, name: http, protocol: HTTP}
-        hosts: ["*"]
+    catchAllGateway + """
     ---
     apiVersion: networking.istio.io/v1
     kind: ServiceEntry
@@ -289,3 +282,15 @@ final class RouteActionCompilerTests: XCTestCase {
                        ["retries: 2 attempts on connect-failure,refused-stream,retriable-status-codes,cancelled,unavailable (Istio default)"])
     }
 }
+
+/// A Gateway `gw` on port 80 for every host: the start of the compiler tests' configurations.
+let catchAllGateway = """
+    apiVersion: networking.istio.io/v1
+    kind: Gateway
+    metadata: {name: gw}
+    spec:
+      servers:
+      - port: {number: 80, name: http, protocol: HTTP}
+        hosts: ["*"]
+
+    """

@@ -11,14 +11,7 @@ final class TrafficPolicyCompilerTests: XCTestCase {
         let http = routes.map { prefix, dest in
             "  - match: [{uri: {prefix: \(prefix)}}]\n    route: [{destination: \(dest)}]"
         }.joined(separator: "\n")
-        let (loaded, table, diags) = build("""
-            apiVersion: networking.istio.io/v1
-            kind: Gateway
-            metadata: {name: gw}
-            spec:
-              servers:
-              - port: {number: 80, name: http, protocol: HTTP}
-                hosts: ["*"]
+        let (loaded, table, diags) = build(catchAllGateway + """
             ---
             apiVersion: networking.istio.io/v1
             kind: ServiceEntry
