@@ -86,9 +86,10 @@ release: deps-run
 
 test: deps-test
 	$(SWIFT) build --build-tests
-	INGRESSD_BIN="$${INGRESSD_BIN:-$(CURDIR)/$(DEBUG_BIN)}" $(SWIFT) test
-	@# A short libFuzzer pass over the HTTP/1 codec (skips, saying why, without the toolchain).
+	@# A short libFuzzer pass over the HTTP/1 codec (skips, saying why, without the toolchain);
+	@# first, so that the test runner's summary is the last thing printed.
 	Tests/Fuzz/run.sh $(FUZZ_SECONDS)
+	INGRESSD_BIN="$${INGRESSD_BIN:-$(CURDIR)/$(DEBUG_BIN)}" $(SWIFT) test
 
 # The workshop on port 80. ingressd drains and exits on Ctrl-C (SIGINT); the trap stops the
 # demo upstreams whatever way it ends.
