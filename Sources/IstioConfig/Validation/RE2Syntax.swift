@@ -1,7 +1,8 @@
 // RE2 syntax check with Go regexp/syntax's error texts. Istio validates match regexes with Go's
 // `regexp.Compile`, which implements RE2: no backreferences, lookaround, atomic groups,
-// possessive quantifiers or `\C`. The data plane may use an engine that accepts more (PCRE2),
-// so whatever it would accept beyond RE2 is rejected here, with the message Istio gives.
+// possessive quantifiers or `\C`. The data plane runs RE2 itself (Sources/CRE2), which is a
+// little more permissive than Go's parser (it accepts `\C`), so what Go would refuse is rejected
+// here, with the message Istio gives.
 
 enum RE2Syntax {
     /// Nil when `re` is valid RE2, else Go's error text: `error parsing regexp: CODE: `ARG``.
