@@ -249,6 +249,12 @@ struct Balancers {
         let len = Int(schedLen[ci])
         guard len > 0 else { return -1 }
         let sched = schedule + Int(schedStart[ci])
+        if len == 1 {
+            // One endpoint (a common cluster): every policy picks it, if it is healthy (a
+            // retry's `avoiding` falls back to it anyway).
+            let e = sched[0]
+            return healthy(reader.endpoint(e).id) ? e : -1
+        }
         switch kinds[ci] {
         case .roundRobin, .passthrough:
             let start = cursors[ci]
