@@ -141,7 +141,23 @@ enum ProcFS {
 }
 
 /// A TCP port that was free a moment ago (bound to port 0 on 127.0.0.1, then closed).
+/// Ports handed out recently by `freeTCPPort` in this process: the kernel may offer a port
+/// that was just probed again (it is free until someone binds it), and a test that asks for a
+/// listener port and then an admin port must not get the same one twice.
+nonisolated(unsafe) private var recentFreePorts: [UInt16] = []
+
 func freeTCPPort() throws -> UInt16 {
+    for _ in 0..<64 {
+        let port = try probeFreeTCPPort()
+        if recentFreePorts.contains(port) { continue }
+        recentFreePorts.append(port)
+        if recentFreePorts.count > 256 { recentFreePorts.removeFirst(recentFreePorts.count - 256) }
+        return port
+    }
+    throw HarnessError("no fresh free port after 64 tries")
+}
+
+private func probeFreeTCPPort() throws -> UInt16 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw HarnessError("socket: errno \(errno)") }
     defer { close(fd) }
