@@ -20,8 +20,8 @@ DEMO         := examples/upstreams/run_demo.sh
 # Debian packages. Build: liburing and RE2 headers (Sources/CURing, Sources/CRE2).
 # Run: curl to try the gateway, python3 for the demo upstreams.
 # Test: also nginx, HAProxy and wrk (integration tests and perf/bench).
-BUILD_PKGS   := liburing-dev libre2-dev
-RUN_PKGS     := $(BUILD_PKGS) curl python3 procps
+BUILD_PKGS   := liburing-dev libre2-dev libssl-dev
+RUN_PKGS     := $(BUILD_PKGS) curl python3 procps openssl
 TEST_PKGS    := $(RUN_PKGS) nginx haproxy wrk python3-pip
 
 WORKSHOP_CONFIG := -c examples/workshop/frontend-ingress.yaml \

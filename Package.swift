@@ -8,6 +8,8 @@
 //  * RE2 (Debian libre2-dev), through the C++ shim Sources/CRE2 — route regexes. It is the engine
 //    Envoy's safe_regex (so Istio) uses: same syntax and UTF-8 semantics, linear time, no match
 //    limit that a crafted request could hit (PCRE2 before: its failures read as "no match").
+//  * OpenSSL 3 (Debian libssl-dev), through Sources/COpenSSL — TLS termination, driven sans-I/O
+//    through memory BIOs by the worker's ring (Sources/TLS), and certificate checks in `check`.
 import PackageDescription
 
 let releaseFast: [SwiftSetting] = [
@@ -29,6 +31,7 @@ let package = Package(
         .systemLibrary(name: "CURing", path: "Sources/CURing"),
         .systemLibrary(name: "CSupport", path: "Sources/CSupport"),
         .target(name: "CRE2", linkerSettings: [.linkedLibrary("re2")]),
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL"),
 
         // Data plane: no Foundation, Yams or Dispatch (checked by Tests/IntegrationTests/LayeringTests).
         // HTTPCore holds the types HTTP1 (and HTTP/2 later) and RouteTable share.

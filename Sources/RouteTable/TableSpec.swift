@@ -36,13 +36,21 @@ public struct ListenerSpec: Sendable, Equatable {
     /// (Istio gateway.go picks the first VirtualService `tcp` block whose L4 match fits the
     /// server, so the compiler writes at most one today). Empty: connections are closed.
     public var tcpRoutes: [TCPRouteSpec]
+    /// `.https` / `.tls` listeners: the Gateway servers, chosen by SNI (TLSSpec.swift). An HTTPS
+    /// listener whose terminating servers match serves `virtualHosts`; a TLS listener's
+    /// terminated connections take `tcpRoutes`; passthrough SNIs take `tlsRoutes`.
+    public var tlsServers: [TLSServerSpec]
+    /// VirtualService `tls[]` routes for the passthrough servers, in VirtualService order.
+    public var tlsRoutes: [TLSRouteSpec]
 
     public init(port: UInt16, proto: ListenerProtocol = .http, virtualHosts: [VirtualHostSpec] = [],
-                tcpRoutes: [TCPRouteSpec] = []) {
+                tcpRoutes: [TCPRouteSpec] = [], tlsServers: [TLSServerSpec] = [], tlsRoutes: [TLSRouteSpec] = []) {
         self.port = port
         self.proto = proto
         self.virtualHosts = virtualHosts
         self.tcpRoutes = tcpRoutes
+        self.tlsServers = tlsServers
+        self.tlsRoutes = tlsRoutes
     }
 }
 

@@ -1,0 +1,92 @@
+// TLS on a listener as the control plane compiles it (Gateway servers with `protocol: HTTPS`
+// or `TLS`, istio-semantics.md §1.3 and §3.3). Every connection on an HTTPS/TLS listener starts
+// with the worker reading the ClientHello's SNI itself (Sources/TLS/ClientHello.swift); the SNI
+// then picks one `TLSServerSpec` the way Envoy picks a filter chain (`TableReader.tlsServer`):
+//   * a terminating server (SIMPLE, MUTUAL, OPTIONAL_MUTUAL): the worker completes the handshake
+//     with that server's certificate and serves the listener's virtual hosts (HTTPS) or its TCP
+//     routes (TLS protocol, terminated);
+//   * a PASSTHROUGH server: the connection is not terminated; `TableReader.tlsRoute` picks the
+//     VirtualService `tls[]` route by SNI and the bytes (ClientHello first) are spliced to it.
+// No server matches (or no route for a passthrough SNI): the connection is closed (flag NR).
+// Certificates travel inside the table as PEM bytes: the supervisor reads the files when it
+// compiles, so a reload (SIGHUP, --watch) that changed only a certificate file publishes it,
+// and a table always carries a certificate that was valid when it was checked.
+
+/// `ServerTLSSettings.mode` as served. ISTIO_MUTUAL / AUTO_PASSTHROUGH are mesh-only: rejected.
+public enum TLSServerMode: UInt8, Sendable, Equatable {
+    case simple = 1
+    case mutual = 2
+    case optionalMutual = 3
+    case passthrough = 4
+}
+
+/// `tls.minProtocolVersion` / `maxProtocolVersion`. `.auto`: the default (minimum TLS 1.2,
+/// maximum TLS 1.3, as Envoy's server defaults).
+public enum TLSVersionSpec: UInt8, Sendable, Equatable {
+    case auto = 0
+    case v1_0 = 10
+    case v1_1 = 11
+    case v1_2 = 12
+    case v1_3 = 13
+}
+
+/// One Gateway server on a TLS-carrying listener.
+public struct TLSServerSpec: Sendable, Equatable {
+    /// For logs, `routes` and stats: "<namespace>/<gateway> servers[<index>]" (+ " port.name").
+    public var name: String
+    /// Lower-case SNI names this server answers: "a.example.com", "*.example.com" (one or more
+    /// labels in front), or "*" (every SNI, and a ClientHello without SNI).
+    public var hosts: [String]
+    public var mode: TLSServerMode
+    /// PEM bytes: the certificate chain (leaf first) and its private key. Empty for passthrough.
+    public var certificateChainPEM: [UInt8]
+    public var privateKeyPEM: [UInt8]
+    /// PEM bytes of the CA bundle that verifies client certificates (MUTUAL, OPTIONAL_MUTUAL);
+    /// empty otherwise.
+    public var caCertificatesPEM: [UInt8]
+    public var minVersion: TLSVersionSpec
+    public var maxVersion: TLSVersionSpec
+    /// OpenSSL cipher list for TLS ≤ 1.2, names joined with ":" (`tls.cipherSuites`, invalid and
+    /// duplicate names already dropped with a warning); empty = the default list.
+    public var cipherSuites: String
+    /// MUTUAL: the client certificate must carry one of these SANs (empty: any).
+    public var subjectAltNames: [String]
+    /// MUTUAL: base64 SHA-256 of the client certificate's SPKI / hex SHA-256 of its DER
+    /// (either list matching is enough; both empty: no pinning).
+    public var verifyCertificateSpki: [String]
+    public var verifyCertificateHash: [String]
+
+    public init(name: String, hosts: [String], mode: TLSServerMode, certificateChainPEM: [UInt8] = [],
+                privateKeyPEM: [UInt8] = [], caCertificatesPEM: [UInt8] = [], minVersion: TLSVersionSpec = .auto,
+                maxVersion: TLSVersionSpec = .auto, cipherSuites: String = "", subjectAltNames: [String] = [],
+                verifyCertificateSpki: [String] = [], verifyCertificateHash: [String] = []) {
+        self.name = name
+        self.hosts = hosts
+        self.mode = mode
+        self.certificateChainPEM = certificateChainPEM
+        self.privateKeyPEM = privateKeyPEM
+        self.caCertificatesPEM = caCertificatesPEM
+        self.minVersion = minVersion
+        self.maxVersion = maxVersion
+        self.cipherSuites = cipherSuites
+        self.subjectAltNames = subjectAltNames
+        self.verifyCertificateSpki = verifyCertificateSpki
+        self.verifyCertificateHash = verifyCertificateHash
+    }
+}
+
+/// A VirtualService `tls[]` block (one per match, SNI hosts already intersected with the
+/// Gateway server's hosts) on a passthrough listener.
+public struct TLSRouteSpec: Sendable, Equatable {
+    /// "<namespace>/<virtualservice>/tls[<index>]".
+    public var name: String
+    /// Lower-case SNI names: exact, "*.suffix" or "*".
+    public var sniHosts: [String]
+    public var destinations: [WeightedClusterSpec]
+
+    public init(name: String, sniHosts: [String], destinations: [WeightedClusterSpec]) {
+        self.name = name
+        self.sniHosts = sniHosts
+        self.destinations = destinations
+    }
+}
