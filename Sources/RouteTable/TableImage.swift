@@ -36,6 +36,13 @@ public enum TableBuildError: Error, Equatable, CustomStringConvertible {
     case invalidStatusCode(route: String, code: UInt16)
     /// A CORS origin match that is `.present`, or a load balancer whose hash key does not fit it.
     case invalidPolicy(owner: String, what: String)
+    /// The same SNI name on two TLS servers of one listener (Envoy rejects overlapping filter
+    /// chain matches; the compiler skips such servers first).
+    case duplicateServerName(name: String, port: UInt16)
+    /// A TLS server whose certificate material does not fit its mode (a terminating server
+    /// without a certificate chain or key, a passthrough server with one), or whose minimum
+    /// version is above its maximum.
+    case invalidTLSServer(server: String, what: String)
 
     public var description: String {
         switch self {
@@ -68,6 +75,10 @@ public enum TableBuildError: Error, Equatable, CustomStringConvertible {
             return "route \(route): retriable status code \(code) is not in 100..599"
         case let .invalidPolicy(owner, what):
             return "\(owner): \(what)"
+        case let .duplicateServerName(name, port):
+            return "listener \(port): SNI name \"\(name)\" appears in more than one TLS server"
+        case let .invalidTLSServer(server, what):
+            return "TLS server \(server): \(what)"
         }
     }
 }
@@ -204,6 +215,7 @@ struct ImageBuilder {
             }
         }
         let tcpRouteCount = count(.tcpRoutes) - firstTCPRoute
+        let tls = try addTLS(l, clusterCount: clusterCount)
         let exactTable = hostTable(exact, hash: HostHash.forward)
         let suffixTable = hostTable(suffix, hash: HostHash.backward)
         let prefixTable = hostTable(prefix, hash: HostHash.forward)
@@ -216,6 +228,7 @@ struct ImageBuilder {
             w.u32(suffixTable.first); w.u32(suffixTable.count)
             w.u32(prefixTable.first); w.u32(prefixTable.count)
             w.u32(firstTCPRoute); w.u32(tcpRouteCount)
+            w.bytes.append(contentsOf: tls)
         }
     }
 
@@ -374,6 +387,7 @@ struct ImageBuilder {
             out.u32(UInt32(counts[Int(s.rawValue)]))
             offset += sections[Int(s.rawValue)].bytes.count
         }
+        out.zeros(Layout.headerBytes - out.bytes.count)
         assert(out.bytes.count == Layout.headerBytes)
         for s in sections { out.bytes.append(contentsOf: s.bytes) }
         return out.bytes

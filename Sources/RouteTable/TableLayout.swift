@@ -7,17 +7,18 @@
 //
 // Image
 // ─────
-//   [Header: 160 bytes] [section] [section] ... [strings] [tcpRoutes] [headerOps] ...
+//   [Header: 192 bytes] [section] [section] ... [strings] [tcpRoutes] [headerOps] ... [tlsNames]
 //   (sections in `Section` order)
 //
 // Header (offset: field)
 //     0: magicU32          0x42545249, the bytes "IRTB" (ingressd route table, binary)
 //     4: versionU16        `Layout.version`; a reader rejects any other value
-//     6: headerBytesU16    160; room for growth, a reader rejects a smaller value
+//     6: headerBytesU16    192 (16 + 21 section entries = 184, then 8 spare); a reader rejects a
+//                          smaller value
 //     8: totalBytesU32     size of the whole image, header included; at most the bytes readable
 //                          (a slot may be larger than the image it holds)
 //    12: reservedU32       0
-//    16: section table, 18 entries of (offsetU32, countU32), in `Section` order:
+//    16: section table, 21 entries of (offsetU32, countU32), in `Section` order:
 //        offset = bytes from the image start to the first record; count = number of records
 //        (for `strings`, number of bytes). A section with count 0 may have any offset ≤ total.
 //
@@ -26,7 +27,7 @@
 //     4: lengthU32   bytes
 //   `Layout.absent` (0xFFFF_FFFF) in offsetU32 means "no value" (an optional spec field that is nil).
 //
-// Listener (48 bytes), one per port, in `TableSpec.listeners` order:
+// Listener (104 bytes), one per port, in `TableSpec.listeners` order:
 //     0: portU16            listening port
 //     2: protoU8            `ListenerProtocol.rawValue`
 //     3: padU8
@@ -41,6 +42,23 @@
 //    36: prefixCountU32     0 or a power of two
 //    40: firstTcpRouteU32   `.tcp` listeners: TCPRoute records, contiguous, in match order
 //    44: tcpRouteCountU32   0 for other protocols (and for a TCP port no VirtualService binds)
+//   `.https` / `.tls` listeners (TLSSpec.swift; the compiler writes none for others). Both the
+//   servers and the routes are chosen by SNI through HostSlots (exact, then suffix wildcard) in
+//   the `hostSlots` section, whose vhostI32 then holds a global TLSServer / TLSRoute index:
+//    48: firstTLSServerU32        TLSServer records of this listener, contiguous, spec order
+//    52: tlsServerCountU32
+//    56: tlsAnyServerI32          the server with host "*" (also takes a hello without SNI), or -1
+//    60: tlsServerExactFirstU32   HostSlots keyed by the exact server names
+//    64: tlsServerExactCountU32   0 or a power of two
+//    68: tlsServerSuffixFirstU32  HostSlots for "*.foo.com" keyed ".foo.com" (backward hash)
+//    72: tlsServerSuffixCountU32  0 or a power of two
+//    76: firstTLSRouteU32         TLSRoute records of this listener, contiguous, spec order
+//    80: tlsRouteCountU32
+//    84: tlsAnyRouteI32           the first route with SNI host "*", or -1
+//    88: tlsRouteExactFirstU32    as for servers; a name several routes share is keyed to the
+//    92: tlsRouteExactCountU32    first of them (ties go to the earlier route)
+//    96: tlsRouteSuffixFirstU32
+//   100: tlsRouteSuffixCountU32
 //
 // VirtualHost (28 bytes):
 //     0: name StrRef
@@ -159,6 +177,36 @@
 //    16: totalWeightU32     sum of the weights (build rejects overflow)
 //    20: padU32
 //
+// TLSServer (76 bytes), one Gateway server of an HTTPS/TLS listener (TLSServerSpec):
+//     0: name StrRef
+//     8: modeU8             `TLSServerMode.rawValue` (simple, mutual, optionalMutual, passthrough)
+//     9: minVersionU8       `TLSVersionSpec.rawValue` (0 = auto)
+//    10: maxVersionU8       `TLSVersionSpec.rawValue` (0 = auto); min ≤ max when both are set
+//    11: padU8
+//    12: firstHostU32       TLSName records: the SNI names, lower-case, spec order
+//    16: hostCountU32
+//    20: certificateChain StrRef   PEM, leaf first; non-empty exactly when the mode terminates
+//    28: privateKey StrRef         PEM; non-empty exactly when the mode terminates
+//    36: caCertificates StrRef     PEM client CA bundle; empty = none (always empty for passthrough)
+//    44: cipherSuites StrRef       OpenSSL list joined with ":"; empty = the default list
+//    52: firstSanU32        TLSName records: subjectAltNames
+//    56: sanCountU32
+//    60: firstSpkiU32       TLSName records: verifyCertificateSpki (base64)
+//    64: spkiCountU32
+//    68: firstHashU32       TLSName records: verifyCertificateHash (hex)
+//    72: hashCountU32
+//
+// TLSRoute (32 bytes), a VirtualService `tls[]` block on a passthrough server (TLSRouteSpec):
+//     0: name StrRef
+//     8: firstSniU32        TLSName records: the SNI hosts, lower-case, spec order
+//    12: sniCountU32
+//    16: firstWeightedU32   WeightedCluster entries (shared with HTTP and TCP routes)
+//    20: weightedCountU32
+//    24: totalWeightU32     sum of the weights (build rejects overflow)
+//    28: padU32
+//
+// TLSName (8 bytes): a StrRef; the string lists of TLSServer and TLSRoute records.
+//
 // Cluster (72 bytes):
 //     0: name StrRef
 //     8: connectTimeoutMsU32
@@ -195,7 +243,8 @@
 // match). Match conditions and CORS origins share them; `uriRegexRewrite` patterns are not here
 // (they are searched, not fully matched) but in the route record.
 // Domains: StrRef per virtual-host domain.
-// Strings: raw bytes, deduplicated, no terminators.
+// Strings: raw bytes, deduplicated, no terminators. They include the TLS servers' PEM
+// certificates and private keys: the image is as secret as the key files it was built from.
 
 /// Constants of the image format. Offsets and sizes are the ones documented above.
 public enum Layout {
@@ -205,13 +254,15 @@ public enum Layout {
     /// 2: listeners grew to 48 bytes (TCP routes), section `tcpRoutes` added.
     /// 3: route actions and cluster traffic policies: routes 168 bytes, weighted clusters 20,
     ///    clusters 72; sections headerOps, retryStatuses, mirrors, cors, origins; header 160.
-    public static let version: UInt16 = 3
-    static let headerBytes = 160
+    /// 4: TLS: listeners grew to 104 bytes (TLS servers and routes, their SNI tables); sections
+    ///    tlsServers, tlsRoutes, tlsNames; header 192.
+    public static let version: UInt16 = 4
+    static let headerBytes = 192
     static let sectionTableOffset = 16
     /// Marks a nil optional string.
     static let absent: UInt32 = 0xFFFF_FFFF
 
-    static let listenerBytes = 48
+    static let listenerBytes = 104
     static let vhostBytes = 28
     static let strRefBytes = 8
     static let hostSlotBytes = 16
@@ -227,19 +278,22 @@ public enum Layout {
     static let mirrorBytes = 8
     static let corsBytes = 40
     static let originBytes = 16
+    static let tlsServerBytes = 76
+    static let tlsRouteBytes = 32
 }
 
 /// Sections of the image, in the order of the header's section table.
 public enum Section: UInt8, Sendable, CaseIterable {
     case listeners = 0, virtualHosts, domains, hostSlots, routes, matches, conditions, weighted,
-         clusters, endpoints, regexes, strings, tcpRoutes, headerOps, retryStatuses, mirrors, cors, origins
+         clusters, endpoints, regexes, strings, tcpRoutes, headerOps, retryStatuses, mirrors, cors, origins,
+         tlsServers, tlsRoutes, tlsNames
 
     /// Bytes per record (1 for the string bytes).
     var recordBytes: Int {
         switch self {
         case .listeners: return Layout.listenerBytes
         case .virtualHosts: return Layout.vhostBytes
-        case .domains, .regexes: return Layout.strRefBytes
+        case .domains, .regexes, .tlsNames: return Layout.strRefBytes
         case .hostSlots: return Layout.hostSlotBytes
         case .routes: return Layout.routeBytes
         case .matches: return Layout.matchBytes
@@ -254,6 +308,8 @@ public enum Section: UInt8, Sendable, CaseIterable {
         case .mirrors: return Layout.mirrorBytes
         case .cors: return Layout.corsBytes
         case .origins: return Layout.originBytes
+        case .tlsServers: return Layout.tlsServerBytes
+        case .tlsRoutes: return Layout.tlsRouteBytes
         }
     }
 }

@@ -14,7 +14,34 @@ extension TableReader {
     func decodeListener(_ l: Int32) -> ListenerSpec {
         ListenerSpec(port: listenerPort(l), proto: listenerProtocol(l),
                      virtualHosts: listenerVirtualHosts(l).map(decodeVirtualHost),
-                     tcpRoutes: listenerTCPRoutes(l).map(decodeTCPRoute))
+                     tcpRoutes: listenerTCPRoutes(l).map(decodeTCPRoute),
+                     tlsServers: listenerTLSServers(l).map(decodeTLSServer),
+                     tlsRoutes: listenerTLSRoutes(l).map(decodeTLSRoute))
+    }
+
+    /// TLS server `s` as a spec, private key included: callers that show it must drop the key.
+    public func decodeTLSServer(_ s: Int32) -> TLSServerSpec {
+        func list(_ n: Int32, _ name: (Int32, Int32) -> UnsafeRawBufferPointer) -> [String] {
+            (0..<n).map { Self.string(name(s, $0)) }
+        }
+        let v = tlsServerVersions(s)
+        return TLSServerSpec(name: Self.string(tlsServerName(s)), hosts: list(tlsServerHostCount(s), tlsServerHost),
+                             mode: tlsServerMode(s), certificateChainPEM: Array(tlsServerCertificateChain(s)),
+                             privateKeyPEM: Array(tlsServerPrivateKey(s)),
+                             caCertificatesPEM: Array(tlsServerCACertificates(s)), minVersion: v.min, maxVersion: v.max,
+                             cipherSuites: Self.string(tlsServerCipherSuites(s)),
+                             subjectAltNames: list(tlsServerSubjectAltNameCount(s), tlsServerSubjectAltName),
+                             verifyCertificateSpki: list(tlsServerSpkiCount(s), tlsServerSpki),
+                             verifyCertificateHash: list(tlsServerHashCount(s), tlsServerHash))
+    }
+
+    func decodeTLSRoute(_ r: Int32) -> TLSRouteSpec {
+        TLSRouteSpec(name: Self.string(tlsRouteName(r)),
+                     sniHosts: (0..<tlsRouteSniHostCount(r)).map { Self.string(tlsRouteSniHost(r, $0)) },
+                     destinations: (0..<tlsWeightedClusterCount(route: r)).map {
+                         let w = tlsWeightedCluster(route: r, $0)
+                         return WeightedClusterSpec(cluster: w.cluster, weight: w.weight)
+                     })
     }
 
     func decodeTCPRoute(_ r: Int32) -> TCPRouteSpec {

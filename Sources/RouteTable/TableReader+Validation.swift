@@ -108,6 +108,7 @@ extension TableReader {
             }
         }
         try validateActionRecords()
+        try validateTLSRecords()
         for e in 0..<endpointCount {
             let family = u8(endpointOff(e))
             guard family == 4 || family == 6 else { throw .badRecord(.endpoints, index: Int(e)) }
@@ -195,6 +196,67 @@ extension TableReader {
                   kind == .regex ? (rx >= 0 && rx < regexCount) : rx == -1 else {
                 throw .badRecord(.origins, index: Int(o))
             }
+        }
+    }
+}
+
+// TLS servers, TLS routes and their names (TableLayout.swift, listener bytes 48–103).
+extension TableReader {
+    /// The SNI fields of a listener at `at` (anyI32, exact table, suffix table) name only
+    /// records in `owned`, and the tables are power-of-two ranges of valid HostSlots.
+    func sniTablesValid(_ at: Int, owned: Range<Int64>) -> Bool {
+        let any = i32(at)
+        guard any == -1 || owned.contains(Int64(any)) else { return false }
+        for table in [at + 4, at + 12] {
+            let first = Int64(u32(table)), n = Int64(u32(table + 4))
+            guard first + n <= Int64(slotCount), n == 0 || n & (n - 1) == 0 else { return false }
+            for s in first..<(first + n) {
+                let sAt = slotOff(Int32(s))
+                let v = i32(sAt + 12)
+                guard strRefValid(sAt + 4), v == -1 || owned.contains(Int64(v)) else { return false }
+            }
+        }
+        return true
+    }
+
+    func validateTLSRecords() throws(TableReadError) {
+        func owned(_ at: Int) -> Range<Int64> {
+            let first = Int64(u32(at))
+            return first..<(first + Int64(u32(at + 4)))
+        }
+        for l in 0..<listenerCount {
+            let at = listenerOff(l)
+            guard rangeValid(at + 48, tlsServerCount), sniTablesValid(at + 56, owned: owned(at + 48)),
+                  rangeValid(at + 76, tlsRouteCount), sniTablesValid(at + 84, owned: owned(at + 76)) else {
+                throw .badRecord(.listeners, index: Int(l))
+            }
+        }
+        for s in 0..<tlsServerCount {
+            let at = tlsServerOff(s)
+            guard strRefValid(at), let mode = TLSServerMode(rawValue: u8(at + 8)),
+                  let lo = TLSVersionSpec(rawValue: u8(at + 9)), let hi = TLSVersionSpec(rawValue: u8(at + 10)),
+                  lo == .auto || hi == .auto || lo.rawValue <= hi.rawValue,
+                  rangeValid(at + 12, tlsNameCount), rangeValid(at + 52, tlsNameCount),
+                  rangeValid(at + 60, tlsNameCount), rangeValid(at + 68, tlsNameCount),
+                  strRefValid(at + 20), strRefValid(at + 28), strRefValid(at + 36), strRefValid(at + 44) else {
+                throw .badRecord(.tlsServers, index: Int(s))
+            }
+            let chain = u32(at + 24), key = u32(at + 32), ca = u32(at + 40)
+            let fits = mode == .passthrough ? chain == 0 && key == 0 && ca == 0 : chain > 0 && key > 0
+            guard fits else { throw .badRecord(.tlsServers, index: Int(s)) }
+        }
+        for r in 0..<tlsRouteCount {
+            let at = tlsRouteOff(r)
+            guard strRefValid(at), rangeValid(at + 8, tlsNameCount), rangeValid(at + 16, weightedCount) else {
+                throw .badRecord(.tlsRoutes, index: Int(r))
+            }
+            var sum: Int64 = 0
+            let first = Int64(u32(at + 16))
+            for w in first..<(first + Int64(u32(at + 20))) { sum += Int64(u32(weightedOff(Int32(w)) + 4)) }
+            guard sum == Int64(u32(at + 24)) else { throw .badRecord(.tlsRoutes, index: Int(r)) }
+        }
+        for n in 0..<tlsNameCount where !strRefValid(tlsNameOff(n)) {
+            throw .badRecord(.tlsNames, index: Int(n))
         }
     }
 }

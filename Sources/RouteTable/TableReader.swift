@@ -66,6 +66,9 @@ public struct TableReader {
     @usableFromInline let mirrorsAt: Int, mirrorCount: Int32
     @usableFromInline let corsAt: Int, corsCount: Int32
     @usableFromInline let originsAt: Int, originCount: Int32
+    @usableFromInline let tlsServersAt: Int, tlsServerCount: Int32
+    @usableFromInline let tlsRoutesAt: Int, tlsRouteCount: Int32
+    @usableFromInline let tlsNamesAt: Int, tlsNameCount: Int32
 
     /// Checks magic, version, sizes and every reference of the image at `base` (`count` bytes
     /// readable, e.g. the whole shared-memory slot). Accepts exactly what `TableImage.build`
@@ -113,6 +116,9 @@ public struct TableReader {
         (mirrorsAt, mirrorCount) = sec(.mirrors)
         (corsAt, corsCount) = sec(.cors)
         (originsAt, originCount) = sec(.origins)
+        (tlsServersAt, tlsServerCount) = sec(.tlsServers)
+        (tlsRoutesAt, tlsRouteCount) = sec(.tlsRoutes)
+        (tlsNamesAt, tlsNameCount) = sec(.tlsNames)
         let (sAt, sBytes) = sec(.strings)
         stringsAt = sAt
         stringBytes = Int(sBytes)
@@ -157,6 +163,9 @@ public struct TableReader {
     func mirrorOff(_ m: Int32) -> Int { mirrorsAt + Int(m) * Layout.mirrorBytes }
     func corsOff(_ c: Int32) -> Int { corsAt + Int(c) * Layout.corsBytes }
     func originOff(_ o: Int32) -> Int { originsAt + Int(o) * Layout.originBytes }
+    func tlsServerOff(_ s: Int32) -> Int { tlsServersAt + Int(s) * Layout.tlsServerBytes }
+    func tlsRouteOff(_ r: Int32) -> Int { tlsRoutesAt + Int(r) * Layout.tlsRouteBytes }
+    func tlsNameOff(_ n: Int32) -> Int { tlsNamesAt + Int(n) * Layout.strRefBytes }
 
     func range(_ at: Int) -> Range<Int32> {
         let first = Int32(truncatingIfNeeded: u32(at))

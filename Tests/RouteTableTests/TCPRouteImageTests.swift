@@ -87,7 +87,7 @@ final class TCPRouteImageTests: XCTestCase {
         // Total weight that does not match the records.
         reject { tcpSet32(&$0, tcpAt + 24 + 16, 99) }
         // A listener whose TCP route range runs past the section.
-        reject { tcpSet32(&$0, listenersAt + 48 + 44, 50) }
+        reject { tcpSet32(&$0, listenersAt + listenerBytes + 44, 50) }
         // The section itself past the image.
         reject { tcpSet32(&$0, 16 + 8 * section + 4, 1_000_000) }
     }
