@@ -3,7 +3,7 @@ import TLS
 import XCTest
 
 /// Properties every result must have, whatever the bytes: checked over seeded random mutations
-/// of real hellos.
+/// of real hellos here, and over the libFuzzer corpus and crash reproducers (Tests/Fuzz).
 final class ClientHelloFuzzTests: XCTestCase {
 
     /// 200 000 mutations of the captured hellos (one or several records): random bytes, bit
@@ -44,10 +44,30 @@ final class ClientHelloFuzzTests: XCTestCase {
             XCTAssertGreaterThan(seen[k, default: 0], 1000, "\(k): \(seen)")
         }
     }
+
+    /// The libFuzzer seed corpus and any crash reproducer (Tests/Fuzz/corpus/hello,
+    /// Tests/Fuzz/crashes/hello), replayed in every `swift test`.
+    func testFuzzCorpus() {
+        let fuzz = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fuzz")
+        var count = 0
+        for dir in ["corpus", "crashes"] {
+            let d = fuzz.appendingPathComponent(dir).appendingPathComponent("hello")
+            for name in ((try? FileManager.default.contentsOfDirectory(atPath: d.path)) ?? []).sorted() {
+                guard let data = FileManager.default.contents(atPath: d.appendingPathComponent(name).path) else { continue }
+                let b = Array(data)
+                for cut in [0, b.count / 2, b.count] {
+                    if let failure = checkProperties(b, cut: cut) { XCTFail("\(dir)/hello/\(name): \(failure)") }
+                }
+                count += 1
+            }
+        }
+        XCTAssertGreaterThan(count, 4, "the seed corpus is in Tests/Fuzz/corpus/hello")
+    }
 }
 
 /// nil when `bytes` (and `bytes[..<cut]`) parse with every property the callers rely on; else
-/// what failed.
+/// what failed. Tests/Fuzz/TLSFuzz.swift checks the same properties under libFuzzer.
 func checkProperties(_ bytes: [UInt8], cut: Int) -> String? {
     let status = parse(bytes)
     switch status {
