@@ -3,7 +3,7 @@
 #   make run    install what is missing, build release, start the demo upstreams and run the
 #               Istio workshop (examples/) on port 80 in the foreground; Ctrl-C stops everything
 #   make test   install what the tests need, build, run every test target (unit + integration),
-#               then fuzz the HTTP/1 codec for FUZZ_SECONDS (24)
+#               then fuzz the codecs (HTTP/1, TLS ClientHello) for FUZZ_SECONDS (24) in all
 #
 # Others: make build | release | bench | profile | scaling | soak | clean | run-canary | deps-run | deps-test | install | uninstall
 # Works from a fresh clone on Debian 12 as root (or with sudo); Swift must be on PATH.
@@ -86,7 +86,7 @@ release: deps-run
 
 test: deps-test
 	$(SWIFT) build --build-tests
-	@# A short libFuzzer pass over the HTTP/1 codec (skips, saying why, without the toolchain);
+	@# A short libFuzzer pass over the codecs (skips, saying why, without the toolchain);
 	@# first, so that the test runner's summary is the last thing printed.
 	Tests/Fuzz/run.sh $(FUZZ_SECONDS)
 	INGRESSD_BIN="$${INGRESSD_BIN:-$(CURDIR)/$(DEBUG_BIN)}" $(SWIFT) test

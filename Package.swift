@@ -38,6 +38,8 @@ let package = Package(
         .target(name: "URing", dependencies: ["CURing", "CSupport"], swiftSettings: releaseFast),
         .target(name: "HTTPCore", swiftSettings: releaseFast),
         .target(name: "HTTP1", dependencies: ["HTTPCore"], swiftSettings: releaseFast),
+        // TLS listeners: the ClientHello reader (SNI, ALPN) that runs before any TLS library.
+        .target(name: "TLS", swiftSettings: releaseFast),
         .target(name: "RouteTable", dependencies: ["HTTPCore", "CRE2"], swiftSettings: releaseFast),
         .target(name: "SharedMemory", dependencies: ["CSupport"], swiftSettings: releaseFast),
         .target(name: "Proxy", dependencies: ["URing", "HTTP1", "RouteTable", "SharedMemory", "CSupport", "CRE2"], swiftSettings: releaseFast),
@@ -57,6 +59,7 @@ let package = Package(
         // Tests mirror the source targets; IntegrationTests run the real binary.
         .testTarget(name: "URingTests", dependencies: ["URing", "CURing"]),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
+        .testTarget(name: "TLSTests", dependencies: ["TLS"]),
         .testTarget(name: "RouteTableTests", dependencies: ["RouteTable", "HTTP1"]),
         .testTarget(name: "SharedMemoryTests", dependencies: ["SharedMemory", "CSupport"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "RouteTable", "SharedMemory", "URing", "CURing", "CSupport"]),
