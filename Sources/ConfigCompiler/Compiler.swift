@@ -213,7 +213,9 @@ struct Compilation {
             // (validation warns "tls.httpsRedirect should only be used with http servers").
             let redirect = (bound.server.tls?.httpsRedirect ?? false)
                 && Compilation.listenerProtocol(bound.server.port?.proto ?? "") == .http
-            for (vsMeta, vs) in virtualServices where binds(vs, vsMeta, to: bound.gateway) {
+            // A VirtualService with only tcp/tls blocks (bound, say, through a tls match's
+            // gateways) has nothing for HTTP: it must not claim a virtual host with no routes.
+            for (vsMeta, vs) in virtualServices where !vs.http.isEmpty && binds(vs, vsMeta, to: bound.gateway) {
                 let serverHosts = GatewayReference.serverHosts(bound.server.hosts, gatewayNamespace: bound.gateway.namespace,
                                                                virtualServiceNamespace: vsMeta.namespace)
                 let domains = HostName.intersection(serverHosts, vs.hosts)

@@ -463,3 +463,48 @@ final class TLSCompilerTests: XCTestCase {
         XCTAssertNotNil(try? JSONSerialization.jsonObject(with: Data(json.utf8)), "config_dump stays valid JSON")
     }
 }
+
+extension TLSCompilerTests {
+    /// A VirtualService that only has tls routes binds through their match gateways, and does
+    /// not take a host away from the HTTP server of the same Gateway.
+    func testTLSOnlyVirtualServiceLeavesHTTPHostsAlone() throws {
+        let (_, result) = compileTLS(backends + """
+
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: Gateway
+            metadata: {name: gw}
+            spec:
+              servers:
+              - port: {number: 80, name: http, protocol: HTTP}
+                hosts: ["*"]
+              - port: {number: 443, name: pass, protocol: TLS}
+                hosts: ["*"]
+                tls: {mode: PASSTHROUGH}
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: web}
+            spec:
+              hosts: ["*"]
+              gateways: [gw]
+              http:
+              - route:
+                - destination: {host: frontend}
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: pass}
+            spec:
+              hosts: [a.example.com]
+              tls:
+              - match: [{sniHosts: [a.example.com], gateways: [gw]}]
+                route:
+                - destination: {host: b.internal, port: {number: 8443}}
+            """)
+        XCTAssertEqual(result.diagnostics.errors, [])
+        XCTAssertEqual(result.table.listeners.map(\.port), [80, 443])
+        XCTAssertEqual(result.table.listeners[0].virtualHosts.map(\.name), ["*:80"])
+        XCTAssertEqual(result.table.listeners[1].tlsRoutes.map(\.name), ["default/pass/tls[0]"])
+    }
+}
