@@ -47,7 +47,7 @@ let package = Package(
 
         // Control plane
         .target(name: "IstioConfig", dependencies: ["Yams"]),
-        .target(name: "ConfigCompiler", dependencies: ["IstioConfig", "RouteTable"]),
+        .target(name: "ConfigCompiler", dependencies: ["IstioConfig", "RouteTable", "COpenSSL"]),
         .target(name: "Supervisor", dependencies: ["ConfigCompiler", "IstioConfig", "RouteTable", "HTTP1", "SharedMemory", "CSupport"]),
         .executableTarget(name: "ingressd", dependencies: [
             "Supervisor", "Worker", "ConfigCompiler", "IstioConfig",

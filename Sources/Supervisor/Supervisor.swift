@@ -114,7 +114,8 @@ public final class Supervisor {
         // (TimeoutStartSec covers this), and a gateway should not start on endpoints it has not
         // looked up. Every later lookup runs in a child (Supervisor+DNS.swift).
         let dnsCache = NameCache()
-        switch ConfigPipeline.load(paths: options.configPaths, namespace: options.namespace, endpointIds: endpointIds,
+        switch ConfigPipeline.load(paths: options.configPaths, namespace: options.namespace,
+                                   credentialsDir: options.credentialsDir, endpointIds: endpointIds,
                                    resolve: dnsCache.resolveNow) {
         case .invalid(let diagnostics):
             for d in diagnostics { Log.writeLine(d) }
@@ -192,7 +193,10 @@ public final class Supervisor {
             return ExitStatus.invalidConfig
         }
         Log.info("configuration loaded: generation \(generation), \(portList(config.listenerPorts))")
-        if options.watch { watcher = ConfigWatcher(paths: options.configPaths) }
+        if options.watch {
+            watcher = ConfigWatcher(paths: options.configPaths)
+            watcher?.watch(files: config.certificateFiles)
+        }
         if options.accessLog != "off" && options.accessLog != "-" {
             // Workers open it themselves; fail here, once and clearly, when they could not.
             let fd = open(options.accessLog, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
