@@ -229,7 +229,7 @@ extension ProxyEngine {
                     source: source, head: head,
                     headers: UnsafeBufferPointer(start: headers, count: Int(head.headerCount)),
                     clientAddress: UnsafeRawBufferPointer(rebasing: peer[0..<Int(c.pointee.peerTextLen)]),
-                    proto: .http,
+                    proto: c.pointee.transport == .tls ? .https : .http,
                     generatedRequestId: UnsafeRawBufferPointer(rebasing: ridBytes[0..<ridLen]),
                     target: target, authority: authority,
                     edits: UnsafeBufferPointer(start: edits, count: editCount),

@@ -1,3 +1,4 @@
+import COpenSSL
 import HTTP1
 import SharedMemory
 #if canImport(Glibc)
@@ -81,7 +82,10 @@ extension ProxyEngine {
         if c.pointee.spliceFlags & SpliceFlag.tcp != 0 {
             tcpIdleTimeout(i)
         } else if c.pointee.role == .downstream {
-            if c.pointee.exchange >= 0 {
+            if c.pointee.transport == .hello || (c.pointee.transport == .tls && SSL_is_init_finished(c.pointee.ssl) != 1) {
+                stats.add(WorkerSlotField.tlsConnectionErrors)
+                closeConn(i)   // a ClientHello or handshake that stalled: closed, no bytes
+            } else if c.pointee.exchange >= 0 {
                 streamIdleTimedOut(c.pointee.exchange)
             } else if c.pointee.accum != nil && c.pointee.accumEnd > c.pointee.accumStart && !c.pointee.sendArmed {
                 // Part of a head, then silence: 408 (header timeout).

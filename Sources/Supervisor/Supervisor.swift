@@ -72,6 +72,8 @@ public final class Supervisor {
     var drainDeadlineNs: UInt64?
     var drainKillSent = false
     var nextWatchdogPingNs: UInt64 = 0
+    /// When the TLS session-ticket keys rotate next (Supervisor+TicketKeys.swift).
+    var nextTicketRotationNs: UInt64 = 0
 
     /// 10 s: a loop iteration that takes this long is a hung worker, not a busy one (an
     /// iteration is bounded by a batch of completions). Same value as the brief's contract.
@@ -183,6 +185,7 @@ public final class Supervisor {
 
     private func start() -> Int32 {
         let now = monotonicNs()
+        rotateTicketKeys(nowNs: now)   // before any worker exists
         do {
             switch try region.publish(image: config.image, liveWorkers: []) {
             case .published(let g): generation = g
@@ -274,6 +277,7 @@ public final class Supervisor {
     /// Timers; returns an exit code once a drain has finished.
     private func tick(nowNs: UInt64) -> Int32? {
         reap(nowNs: nowNs)   // SIGCHLD coalesces; a spare WNOHANG per tick costs nothing
+        if nowNs >= nextTicketRotationNs { rotateTicketKeys(nowNs: nowNs) }
         if let w = systemd.watchdogIntervalNs, nowNs >= nextWatchdogPingNs {
             systemd.notify("WATCHDOG=1")
             nextWatchdogPingNs = nowNs + w
