@@ -24,9 +24,14 @@ BUILD_PKGS   := liburing-dev libre2-dev libssl-dev
 RUN_PKGS     := $(BUILD_PKGS) curl python3 procps openssl
 TEST_PKGS    := $(RUN_PKGS) nginx haproxy wrk python3-pip
 
+# The demo's HTTPS certificate (self-signed, made on first `make run`; not committed).
+DEMO_CREDENTIALS := examples/https/credentials
+DEMO_CERT        := $(DEMO_CREDENTIALS)/hipster-example-com/tls.crt
 WORKSHOP_CONFIG := -c examples/workshop/frontend-ingress.yaml \
                    -c examples/workshop/addons-ingress.yaml \
-                   -c examples/services.yaml
+                   -c examples/https/https-gateway.yaml \
+                   -c examples/services.yaml \
+                   --credentials-dir $(DEMO_CREDENTIALS)
 CANARY_CONFIG   := -c examples/canary/app-gateway.yaml \
                    -c examples/workshop/frontend-canary.yaml \
                    -c examples/workshop/addons-ingress.yaml \
@@ -93,7 +98,7 @@ test: deps-test
 
 # The workshop on port 80. ingressd drains and exits on Ctrl-C (SIGINT); the trap stops the
 # demo upstreams whatever way it ends.
-run: release
+run: release $(DEMO_CERT)
 	@$(DEMO) start
 	@trap '$(DEMO) stop' EXIT; \
 	echo; \
@@ -103,10 +108,21 @@ run: release
 	echo "  curl -H 'Host: dashboard.example.com' http://127.0.0.1/jaeger   # tracing (Jaeger)"; \
 	echo "  curl -H 'Host: tracing.example.com'   http://127.0.0.1/         # tracing (Jaeger)"; \
 	echo "  curl -i -H 'Host: nowhere.example.com' http://127.0.0.1/        # 404, no such host"; \
+	echo "  curl --cacert $(DEMO_CERT) --resolve hipster.example.com:443:127.0.0.1 https://hipster.example.com/   # HTTPS"; \
 	echo "  curl http://127.0.0.1:15000/ready ;  curl http://127.0.0.1:15000/config_dump"; \
 	echo "Ctrl-C to stop."; \
 	echo; \
 	$(RELEASE_BIN) run $(WORKSHOP_CONFIG) $(RUN_FLAGS)
+
+# A self-signed ECDSA P-256 certificate for the HTTPS demo, in the layout of a Kubernetes TLS
+# secret (tls.crt, tls.key) under --credentials-dir.
+$(DEMO_CERT): | deps-run
+	@mkdir -p $(dir $@)
+	@openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 825 \
+	  -subj /CN=hipster.example.com -addext subjectAltName=DNS:hipster.example.com \
+	  -keyout $(dir $@)tls.key -out $@ 2>/dev/null
+	@chmod 600 $(dir $@)tls.key
+	@echo "made the demo certificate $@ (self-signed)"
 
 # The workshop's canary step: 80/20 between frontend v1 and v2 (see examples/README.md).
 run-canary: release
