@@ -87,6 +87,15 @@ extension ProxyEngine {
             closeTCPPair(u)
             return
         }
+        if conns[Int(d)].transport == .tls {
+            // TLS terminated here: the kernel cannot splice plaintext it never sees, so the pair
+            // is a tunnel of copies (one buffer in flight per direction, as an Upgrade's) whose
+            // idle timeout every completion pushes back (`streamActive`).
+            setDeadline(d, nowMs + limits.tcpIdleTimeoutMs)
+            armRecv(d)
+            armRecv(u)
+            return
+        }
         let p1 = pipes.acquire()
         let p2 = p1 >= 0 ? pipes.acquire() : -1
         guard p2 >= 0 else {

@@ -217,12 +217,6 @@ extension ProxyEngine {
 
     mutating func startTermination(_ i: Int32, reader: TableReader, server s: Int32, listener l: Int32) {
         let c = conns + Int(i)
-        guard reader.listenerProtocol(l) == .https else {
-            // A TLS-protocol server terminated to TCP routes needs the TCP path to run through
-            // the TLS transport (it splices today): refused until it does.
-            tlsRefused(i, flags: ResponseFlags.nr)
-            return
-        }
         guard let ctx = serverContext(reader, s), let ssl = SSL_new(ctx),
               let rbio = BIO_new(BIO_s_mem()), let wbio = BIO_new(BIO_s_mem()) else {
             tlsRefused(i, flags: 0)
@@ -310,6 +304,12 @@ extension ProxyEngine {
             if ing_ssl_session_reused(ssl) != 0 { stats.add(WorkerSlotField.tlsSessionReused) }
             setDeadline(i, nowMs + limits.idleTimeoutMs)
             tlsFlush(i)
+            if listenerProto(c.pointee.listenerPort)?.proto == .tls {
+                // A TLS-protocol server, terminated: the plaintext goes to its tcp route
+                // (Engine+TCP.swift, copied through the TLS transport instead of spliced).
+                startTCPRoute(i)
+                return
+            }
         }
         guard let (pid, buf) = plain.get() else {
             receiveStarved(i)

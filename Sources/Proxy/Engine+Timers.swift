@@ -108,7 +108,13 @@ extension ProxyEngine {
     @inline(__always)
     mutating func streamActive(_ x: Int32) {
         let d = exchanges.slots[Int(x)].down
-        guard d >= 0, limits.streamIdleTimeoutMs > 0, conns[Int(d)].spliceFlags & SpliceFlag.tcp == 0 else { return }
+        guard d >= 0 else { return }
+        if conns[Int(d)].spliceFlags & SpliceFlag.tcp != 0 {
+            // A TLS-terminated TCP pair copies instead of splicing: its traffic is seen here.
+            if conns[Int(d)].transport == .tls { timers.schedule(d, at: nowMs + limits.tcpIdleTimeoutMs) }
+            return
+        }
+        guard limits.streamIdleTimeoutMs > 0 else { return }
         timers.schedule(d, at: nowMs + limits.streamIdleTimeoutMs)
     }
 

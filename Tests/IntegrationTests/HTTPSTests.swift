@@ -179,6 +179,37 @@ final class HTTPSTests: IntegrationTestCase {
         XCTAssertTrue(alpn.stdout.contains("ALPN protocol: http/1.1"), alpn.stdout)
     }
 
+    // MARK: session resumption
+
+    func testSessionsResumeOnEveryWorkerWithTheSharedTicketKeys() throws {
+        let g = try startGateway(workers: 2)
+        // One full handshake, then 12 connections resuming with the latest ticket. With two
+        // workers behind SO_REUSEPORT, both accept some of them: every one must resume, which
+        // only works when both workers hold the same ticket keys (shared memory).
+        let script = """
+        import socket, ssl, sys
+        ctx = ssl.create_default_context(cafile=sys.argv[2])
+        def get(session):
+            s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))),
+                                server_hostname="a.example.com", session=session)
+            s.sendall(b"GET / HTTP/1.1\\r\\nHost: a.example.com\\r\\nConnection: close\\r\\n\\r\\n")
+            while s.recv(65536): pass
+            reused, sess = s.session_reused, s.session
+            s.close()
+            return reused, sess
+        _, sess = get(None)
+        reused = 0
+        for _ in range(12):
+            r, sess = get(sess)
+            reused += r
+        print(reused)
+        """
+        let r = try harness.run("python3", ["-c", script, String(g.httpsPort), g.pki.caPath], timeout: 60)
+        XCTAssertEqual(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "12", r.output)
+        let text = try harness.curl("http://127.0.0.1:\(g.ingressd.adminPort)/stats/prometheus").text
+        XCTAssertTrue(text.contains("envoy_listener_ssl_session_reused 12"), text)
+    }
+
     // MARK: mutual TLS
 
     func testMutualTLSRequiresAClientCertificateFromTheCA() throws {
@@ -213,7 +244,7 @@ final class HTTPSTests: IntegrationTestCase {
         // A client renegotiation attempt (TLS 1.2) is refused; the server stays up.
         let reneg = try harness.run("/bin/sh", ["-c", "(sleep 1; echo R; sleep 1) | openssl s_client -connect 127.0.0.1:\(g.httpsPort) -servername a.example.com -tls1_2 2>&1"], timeout: 20)
         XCTAssertTrue(reneg.stdout.contains("RENEGOTIATING"), reneg.stdout)
-        XCTAssertFalse(reneg.stdout.contains("Verify return code: 0 (ok)\n---\nRENEGOTIATING\n") && reneg.stdout.contains("read R BLOCK"), reneg.stdout)
+        XCTAssertTrue(reneg.stdout.contains("no renegotiation"), "the server answers a no_renegotiation alert: \(reneg.stdout)")
         // Everyone else is still served.
         let r = try curlHTTPS(g, host: "a.example.com")
         XCTAssertEqual(r.status, 200, r.curlStderr)

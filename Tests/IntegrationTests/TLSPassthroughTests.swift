@@ -105,4 +105,69 @@ final class TLSPassthroughTests: IntegrationTestCase {
         // Still serving after the refusals.
         XCTAssertEqual(try get("one.example.com").status, 200)
     }
+
+    /// A TLS-protocol server in SIMPLE mode terminates and forwards the plaintext to its `tcp`
+    /// route (here the bulk upstream's TCP echo): the transport copies instead of splicing.
+    func testTerminatedTLSServerForwardsPlaintextToItsTCPRoute() throws {
+        let pki = try TestPKI(harness)
+        let cert = try pki.issue("tcp", names: ["tcp.example.com"])
+        let echo = try harness.startBulkUpstream(["tcp"])
+        let port = try freeTCPPort()
+        let httpPort = try freeTCPPort()
+        let docs = [
+            """
+            apiVersion: networking.istio.io/v1beta1
+            kind: Gateway
+            metadata: {name: gw}
+            spec:
+              servers:
+              - port: {number: \(port), name: tls, protocol: TLS}
+                hosts: ["tcp.example.com"]
+                tls: {mode: SIMPLE, serverCertificate: \(cert.crt), privateKey: \(cert.key)}
+              - port: {number: \(httpPort), name: http, protocol: HTTP}
+                hosts: ["*"]
+            """,
+            """
+            apiVersion: networking.istio.io/v1beta1
+            kind: VirtualService
+            metadata: {name: echo}
+            spec:
+              hosts: ["tcp.example.com"]
+              gateways: ["gw"]
+              tcp:
+              - match: [{port: \(port)}]
+                route:
+                - destination: {host: echo, port: {number: 9000}}
+            """,
+            WorkshopConfig.serviceEntry(name: "echo", servicePort: 9000, endpoints: [(echo, [:])]),
+        ]
+        let path = try harness.write("tlstcp.yaml", WorkshopConfig.documents(docs))
+        let ingressd = try harness.startIngressd(configs: [path], listenPort: httpPort, workers: 1)
+        let script = """
+        import socket, ssl, sys, hashlib
+        ctx = ssl.create_default_context(cafile=sys.argv[2])
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))), server_hostname="tcp.example.com")
+        payload = bytes((i * 7) & 255 for i in range(3 << 20))
+        got = b""
+        sent = 0
+        s.setblocking(False)
+        import select
+        while len(got) < len(payload):
+            r, w, _ = select.select([s], [s] if sent < len(payload) else [], [], 10)
+            if not r and not w: break
+            if w:
+                try: sent += s.send(payload[sent:sent + 65536])
+                except ssl.SSLWantWriteError: pass
+            if r:
+                try:
+                    chunk = s.recv(65536)
+                    if not chunk: break
+                    got += chunk
+                except ssl.SSLWantReadError: pass
+        print(len(got), got == payload)
+        """
+        let r = try harness.run("python3", ["-c", script, String(port), pki.caPath], timeout: 60)
+        XCTAssertEqual(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "\(3 << 20) True", r.output)
+        XCTAssertTrue(ingressd.child.isRunning)
+    }
 }
