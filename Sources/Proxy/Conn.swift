@@ -136,4 +136,8 @@ struct Conn {
     var tlsOutLen: Int32 = 0
     var tlsOutSent: Int32 = 0
     var tlsPlain: Int32 = 0
+    /// The Gateway server that terminates this connection and the table it belongs to (low 32
+    /// bits of the generation): its client-certificate lists are checked after the handshake.
+    var tlsServer: Int32 = -1
+    var tlsTable: UInt32 = 0
 }

@@ -228,6 +228,8 @@ extension ProxyEngine {
         SSL_set_accept_state(ssl)
         c.pointee.ssl = ssl
         c.pointee.transport = .tls
+        c.pointee.tlsServer = s
+        c.pointee.tlsTable = UInt32(truncatingIfNeeded: table.generation)
         // The ClientHello (and whatever followed it) is the handshake's first input.
         let n = Int(c.pointee.accumEnd - c.pointee.accumStart)
         _ = BIO_write(rbio, c.pointee.accum! + Int(c.pointee.accumStart), Int32(n))
@@ -300,6 +302,13 @@ extension ProxyEngine {
                 }
                 return
             }
+            guard clientCertificatePasses(i, ssl) else {
+                stats.add(WorkerSlotField.tlsConnectionErrors)
+                stats.add(WorkerSlotField.tlsFailVerifyNoCert)
+                tlsFlush(i)
+                tlsCloseAfterFlush(i)
+                return
+            }
             stats.add(WorkerSlotField.tlsHandshakes)
             if ing_ssl_session_reused(ssl) != 0 { stats.add(WorkerSlotField.tlsSessionReused) }
             setDeadline(i, nowMs + limits.idleTimeoutMs)
@@ -330,6 +339,26 @@ extension ProxyEngine {
         ERR_clear_error()
         if err != SSL_ERROR_ZERO_RETURN { stats.add(WorkerSlotField.tlsConnectionErrors) }
         tlsGone(i)
+    }
+
+    /// MUTUAL / OPTIONAL_MUTUAL: the client certificate against the server's subjectAltNames,
+    /// SPKI and hash lists (TLS/PeerCertificate.swift). A reload between the ClientHello and
+    /// the end of the handshake leaves the lists unknown: the connection is refused.
+    func clientCertificatePasses(_ i: Int32, _ ssl: OpaquePointer) -> Bool {
+        let s = conns[Int(i)].tlsServer
+        guard let reader = table.reader else { return false }
+        guard conns[Int(i)].tlsTable == UInt32(truncatingIfNeeded: table.generation), reader.tlsServers.contains(s) else {
+            return false
+        }
+        switch reader.tlsServerMode(s) {
+        case .mutual, .optionalMutual:
+            return PeerCertificate.passes(
+                ssl, sanCount: reader.tlsServerSubjectAltNameCount(s), san: { reader.tlsServerSubjectAltName(s, $0) },
+                spkiCount: reader.tlsServerSpkiCount(s), spki: { reader.tlsServerSpki(s, $0) },
+                hashCount: reader.tlsServerHashCount(s), hash: { reader.tlsServerHash(s, $0) })
+        default:
+            return true
+        }
     }
 
     @inline(__always)

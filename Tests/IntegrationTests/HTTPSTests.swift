@@ -27,7 +27,7 @@ final class HTTPSTests: IntegrationTestCase {
         let a = try pki.issue("a", names: ["a.example.com"])
         let creds = harness.path("credentials")
         try pki.credential(in: creds, name: "b-cred", names: ["b.example.com", "*.b.example.com"])
-        let m = try pki.issue("m", names: ["m.example.com"])
+        let m = try pki.issue("m", names: ["m.example.com", "hash.example.com", "spki.example.com"])
         let upstream = try harness.startUpstream("web")
         let httpsPort = try freeTCPPort()
         let httpPort = try freeTCPPort()
@@ -43,10 +43,32 @@ final class HTTPSTests: IntegrationTestCase {
 
             """
         if mutual {
+            // Pins of the client certificate the mutual test presents: hex SHA-256 of its DER
+            // (written with colons, upper case) and base64 SHA-256 of its SPKI.
+            let client = try pki.issue("client", names: ["client.example.com"], client: true)
+            let hash = try harness.run("/bin/sh", ["-c", "openssl x509 -in \(client.crt) -outform DER | sha256sum"]).stdout.prefix(64)
+            let colons = stride(from: 0, to: 64, by: 2).map { i -> String in
+                let a = hash.index(hash.startIndex, offsetBy: i)
+                return String(hash[a..<hash.index(a, offsetBy: 2)]).uppercased()
+            }.joined(separator: ":")
+            let spki = try harness.run("/bin/sh", ["-c", "openssl x509 -in \(client.crt) -pubkey -noout | openssl pkey -pubin -outform DER | openssl dgst -sha256 -binary | base64"]).stdout
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            servers += """
+                  - port: {number: \(httpsPort), name: https-hash, protocol: HTTPS}
+                    hosts: ["hash.example.com"]
+                    tls: {mode: MUTUAL, serverCertificate: \(m.crt), privateKey: \(m.key), caCertificates: \(pki.caPath),
+                          verifyCertificateHash: ["\(colons)"]}
+                  - port: {number: \(httpsPort), name: https-spki, protocol: HTTPS}
+                    hosts: ["spki.example.com"]
+                    tls: {mode: MUTUAL, serverCertificate: \(m.crt), privateKey: \(m.key), caCertificates: \(pki.caPath),
+                          verifyCertificateSpki: ["\(spki)"]}
+
+                """
             servers += """
                   - port: {number: \(httpsPort), name: https-m, protocol: HTTPS}
                     hosts: ["m.example.com"]
-                    tls: {mode: MUTUAL, serverCertificate: \(m.crt), privateKey: \(m.key), caCertificates: \(pki.caPath)}
+                    tls: {mode: MUTUAL, serverCertificate: \(m.crt), privateKey: \(m.key), caCertificates: \(pki.caPath),
+                           subjectAltNames: ["client.example.com", "spiffe://cluster.local/ns/x/sa/y"]}
 
                 """
         }
@@ -214,7 +236,7 @@ final class HTTPSTests: IntegrationTestCase {
 
     func testMutualTLSRequiresAClientCertificateFromTheCA() throws {
         let g = try startGateway(mutual: true)
-        let client = try g.pki.issue("client", names: ["client.example.com"], client: true)
+        let client = (crt: g.pki.dir + "/client.crt", key: g.pki.dir + "/client.key")
         let ok = try curlHTTPS(g, host: "m.example.com", ["--cert", client.crt, "--key", client.key])
         XCTAssertEqual(ok.status, 200, ok.curlStderr)
         let none = try curlHTTPS(g, host: "m.example.com")
@@ -225,6 +247,19 @@ final class HTTPSTests: IntegrationTestCase {
         let stranger = try other.issue("stranger", names: ["stranger.example.com"], client: true)
         let bad = try curlHTTPS(g, host: "m.example.com", ["--cert", stranger.crt, "--key", stranger.key])
         XCTAssertEqual(bad.status, 0, "foreign client certificate refused")
+        // From the CA but without one of the server's subjectAltNames: refused after the handshake.
+        let wrongName = try g.pki.issue("wrong-name", names: ["intruder.example.com"], client: true)
+        let refused = try curlHTTPS(g, host: "m.example.com", ["--cert", wrongName.crt, "--key", wrongName.key])
+        XCTAssertEqual(refused.status, 0, "SAN not in subjectAltNames")
+        let text = try harness.curl("http://127.0.0.1:\(g.ingressd.adminPort)/stats/prometheus").text
+        XCTAssertFalse(text.contains("envoy_listener_ssl_fail_verify_no_cert 0\n"), text)
+        // Pinned by certificate hash and by SPKI: the pinned client passes, another does not.
+        for host in ["hash.example.com", "spki.example.com"] {
+            let pinned = try curlHTTPS(g, host: host, ["--cert", client.crt, "--key", client.key])
+            XCTAssertEqual(pinned.status, 200, "\(host): \(pinned.curlStderr)")
+            let other = try curlHTTPS(g, host: host, ["--cert", wrongName.crt, "--key", wrongName.key])
+            XCTAssertEqual(other.status, 0, "\(host): a certificate of the same CA that is not pinned")
+        }
         // SIMPLE servers on the same port still need none.
         XCTAssertEqual(try curlHTTPS(g, host: "a.example.com").status, 200)
     }
