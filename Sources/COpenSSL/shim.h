@@ -99,3 +99,6 @@ static inline int ing_ssl_ctx_use_shared_ticket_keys(SSL_CTX *ctx, void *shared)
     SSL_CTX_set_app_data(ctx, shared);
     return (int)SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ing_ticket_key_cb);
 }
+static inline long ing_bio_get_mem_data(BIO *b, char **p) { return BIO_get_mem_data(b, p); }
+static inline int ing_ssl_ctx_verify_mode(const SSL_CTX *c) { return SSL_CTX_get_verify_mode(c); }
+static inline unsigned long ing_xn_flag_rfc2253(void) { return XN_FLAG_RFC2253; }

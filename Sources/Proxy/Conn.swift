@@ -140,4 +140,8 @@ struct Conn {
     /// bits of the generation): its client-certificate lists are checked after the handshake.
     var tlsServer: Int32 = -1
     var tlsTable: UInt32 = 0
+    /// Mutual TLS: the x-forwarded-client-cert value for every request of the connection (a
+    /// small pooled buffer, made once after the handshake), nil without a client certificate.
+    var xfcc: UnsafeMutableRawPointer? = nil
+    var xfccLen: Int32 = 0
 }

@@ -311,6 +311,7 @@ extension ProxyEngine {
             }
             stats.add(WorkerSlotField.tlsHandshakes)
             if ing_ssl_session_reused(ssl) != 0 { stats.add(WorkerSlotField.tlsSessionReused) }
+            recordClientCertificate(i, ssl)
             setDeadline(i, nowMs + limits.idleTimeoutMs)
             tlsFlush(i)
             if listenerProto(c.pointee.listenerPort)?.proto == .tls {
@@ -358,6 +359,20 @@ extension ProxyEngine {
                 hashCount: reader.tlsServerHashCount(s), hash: { reader.tlsServerHash(s, $0) })
         default:
             return true
+        }
+    }
+
+    /// A client certificate (mutual TLS): its x-forwarded-client-cert value, made once.
+    mutating func recordClientCertificate(_ i: Int32, _ ssl: OpaquePointer) {
+        let c = conns + Int(i)
+        guard c.pointee.xfcc == nil, ing_ssl_ctx_verify_mode(SSL_get_SSL_CTX(ssl)) != 0 else { return }
+        let buf = small.get()
+        let n = PeerCertificate.forwardedClientCert(ssl, into: UnsafeMutableRawBufferPointer(start: buf, count: small.size))
+        if n > 0 {
+            c.pointee.xfcc = buf
+            c.pointee.xfccLen = Int32(n)
+        } else {
+            small.put(buf)
         }
     }
 
@@ -517,5 +532,9 @@ extension ProxyEngine {
             c.pointee.ssl = nil
         }
         releaseTLSOut(i)
+        if let x = c.pointee.xfcc {
+            small.put(x)
+            c.pointee.xfcc = nil
+        }
     }
 }

@@ -125,4 +125,47 @@ public enum PeerCertificate {
         _ = inet_ntop(AF_INET6, &a, &text, 64)
         return text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
     }
+
+    /// The x-forwarded-client-cert value Istio's gateways set for a client certificate
+    /// (Envoy's SANITIZE_SET with subject, URI and DNS): `Hash=<hex SHA-256 of the DER>;
+    /// Subject="<RFC 2253 subject>"` then `;URI=<uri SAN>` and `;DNS=<dns SAN>` for each one.
+    /// Returns the bytes written into `out`, 0 without a certificate or when it does not fit.
+    public static func forwardedClientCert(_ ssl: OpaquePointer, into out: UnsafeMutableRawBufferPointer) -> Int {
+        guard let cert = SSL_get1_peer_certificate(ssl) else { return 0 }
+        defer { X509_free(cert) }
+        var n = 0
+        func put(_ bytes: UnsafeRawBufferPointer) -> Bool {
+            guard n + bytes.count <= out.count else { return false }
+            out.baseAddress!.advanced(by: n).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            n += bytes.count
+            return true
+        }
+        func put(_ s: StaticString) -> Bool { put(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount)) }
+        guard let hash = certificateHashHex(cert), put("Hash="), hash.withUnsafeBytes({ put($0) }) else { return 0 }
+        // Subject, RFC 2253 (Envoy: X509_NAME_print_ex with XN_FLAG_RFC2253).
+        if let bio = BIO_new(BIO_s_mem()) {
+            defer { BIO_free(bio) }
+            if X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, ing_xn_flag_rfc2253()) >= 0 {
+                var p: UnsafeMutablePointer<CChar>? = nil
+                let len = Int(ing_bio_get_mem_data(bio, &p))
+                if len > 0, let p {
+                    guard put(";Subject=\""), put(UnsafeRawBufferPointer(start: p, count: len)), put("\"") else { return 0 }
+                }
+            }
+        }
+        if let raw = X509_get_ext_d2i(cert, NID_subject_alt_name, nil, nil) {
+            let names = OpaquePointer(raw)
+            defer { ing_general_names_free(names) }
+            for pass in 0..<2 {
+                for i in 0..<ing_sk_general_name_num(names) {
+                    guard let g = ing_sk_general_name_value(names, i),
+                          g.pointee.type == (pass == 0 ? GEN_URI : GEN_DNS),
+                          let s = g.pointee.d.ia5, let data = ASN1_STRING_get0_data(s) else { continue }
+                    guard put(pass == 0 ? ";URI=" : ";DNS="),
+                          put(UnsafeRawBufferPointer(start: data, count: Int(ASN1_STRING_length(s)))) else { return 0 }
+                }
+            }
+        }
+        return n
+    }
 }

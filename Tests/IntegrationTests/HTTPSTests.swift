@@ -237,8 +237,15 @@ final class HTTPSTests: IntegrationTestCase {
     func testMutualTLSRequiresAClientCertificateFromTheCA() throws {
         let g = try startGateway(mutual: true)
         let client = (crt: g.pki.dir + "/client.crt", key: g.pki.dir + "/client.key")
-        let ok = try curlHTTPS(g, host: "m.example.com", ["--cert", client.crt, "--key", client.key])
+        let ok = try curlHTTPS(g, host: "m.example.com", ["--cert", client.crt, "--key", client.key,
+                                                           "-H", "x-forwarded-client-cert: By=forged"])
         XCTAssertEqual(ok.status, 200, ok.curlStderr)
+        // Istio's gateway default (SANITIZE_SET): the client's own value is dropped, the proxy's set.
+        let hash = try harness.run("/bin/sh", ["-c", "openssl x509 -in \(client.crt) -outform DER | sha256sum"]).stdout.prefix(64)
+        XCTAssertTrue(ok.text.contains("x-forwarded-client-cert: Hash=\(hash);Subject=\"CN=client.example.com\";DNS=client.example.com\n"), ok.text)
+        XCTAssertFalse(ok.text.contains("By=forged"), ok.text)
+        let simple = try curlHTTPS(g, host: "a.example.com", ["-H", "x-forwarded-client-cert: By=forged"])
+        XCTAssertFalse(simple.text.lowercased().contains("x-forwarded-client-cert"), "sanitized without a client certificate: \(simple.text)")
         let none = try curlHTTPS(g, host: "m.example.com")
         XCTAssertNotEqual(none.curlExit, 0, "no client certificate: refused")
         XCTAssertEqual(none.status, 0)
