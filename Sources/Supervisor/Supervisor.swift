@@ -196,6 +196,7 @@ public final class Supervisor {
             return ExitStatus.invalidConfig
         }
         Log.info("configuration loaded: generation \(generation), \(portList(config.listenerPorts))")
+        logTLSPath()
         if options.watch {
             watcher = ConfigWatcher(paths: options.configPaths)
             watcher?.watch(files: config.certificateFiles)
