@@ -99,7 +99,7 @@ public enum ClusterTLSMode: UInt8, Sendable, Equatable {
     case mutual = 2
 }
 
-public struct ClusterTLSSpec: Sendable, Equatable {
+public struct ClusterTLSSpec: Sendable, Hashable {
     public var mode: ClusterTLSMode
     /// PEM CA bundle verifying the upstream's certificate; empty = the system's CAs
     /// (Istio's default when caCertificates is unset).
@@ -125,5 +125,14 @@ public struct ClusterTLSSpec: Sendable, Equatable {
         self.sni = sni
         self.subjectAltNames = subjectAltNames
         self.insecureSkipVerify = insecureSkipVerify
+    }
+
+    /// What `TableReader.clusterTLSIdentity` reads for a cluster with these settings: 0 for
+    /// `.disable`, else `ClusterTLSIdentity.of` the settings.
+    public var identity: UInt64 {
+        guard mode != .disable else { return 0 }
+        return ClusterTLSIdentity.of(mode: mode.rawValue, skipVerify: insecureSkipVerify, ca: caCertificatesPEM,
+                                     chain: clientCertificateChainPEM, key: clientPrivateKeyPEM,
+                                     sni: Array(sni.utf8), sans: subjectAltNames.map { Array($0.utf8) })
     }
 }

@@ -172,7 +172,7 @@ extension ImageBuilder {
         w.ref(name); w.ref(path); w.u32(ttl); w.u32(hashed ? lb.tableSize : 0)
         w.u32(pool.maxConnections); w.u32(pool.maxPendingRequests); w.u32(pool.maxRequests)
         w.u32(pool.maxRequestsPerConnection); w.u32(pool.maxRetries); w.u32(pool.idleTimeoutMs)
-        assert(w.bytes.count == Layout.clusterBytes - 20)
+        assert(w.bytes.count == 52)  // bytes 20–71 of the Cluster record
         return w.bytes
     }
 }

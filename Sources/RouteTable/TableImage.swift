@@ -43,6 +43,9 @@ public enum TableBuildError: Error, Equatable, CustomStringConvertible {
     /// without a certificate chain or key, a passthrough server with one), or whose minimum
     /// version is above its maximum.
     case invalidTLSServer(server: String, what: String)
+    /// A cluster's TLS settings that do not fit their mode (MUTUAL without a client certificate
+    /// or key, SIMPLE with one), or insecureSkipVerify together with a CA or SANs.
+    case invalidClusterTLS(cluster: String, what: String)
 
     public var description: String {
         switch self {
@@ -79,6 +82,8 @@ public enum TableBuildError: Error, Equatable, CustomStringConvertible {
             return "listener \(port): SNI name \"\(name)\" appears in more than one TLS server"
         case let .invalidTLSServer(server, what):
             return "TLS server \(server): \(what)"
+        case let .invalidClusterTLS(cluster, what):
+            return "cluster \(cluster): tls: \(what)"
         }
     }
 }
@@ -101,6 +106,7 @@ struct ByteWriter {
 
     mutating func u8(_ v: UInt8) { bytes.append(v) }
     mutating func u16(_ v: UInt16) { bytes.append(UInt8(v & 0xFF)); bytes.append(UInt8(v >> 8)) }
+    mutating func u64(_ v: UInt64) { u32(UInt32(truncatingIfNeeded: v)); u32(UInt32(truncatingIfNeeded: v >> 32)) }
     mutating func u32(_ v: UInt32) {
         for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8((v >> UInt32(shift)) & 0xFF)) }
     }
@@ -119,6 +125,8 @@ struct ImageBuilder {
     var stringIndex: [[UInt8]: UInt32] = [:]
     var regexIndex: [String: Int32] = [:]
     var vhostTotal = 0
+    /// ClusterTLS records written so far, so that equal settings share one.
+    var clusterTLSIndex: [ClusterTLSSpec: Int32] = [:]
 
     static let absentRef: (UInt32, UInt32) = (Layout.absent, 0)
 
@@ -362,9 +370,11 @@ struct ImageBuilder {
         let name = string(c.name)
         let n = count(.endpoints) - first
         let policy = try trafficPolicy(c)
+        let tls = try clusterTLS(c)
         record(.clusters) { w in
             w.ref(name); w.u32(c.connectTimeoutMs); w.u32(first); w.u32(n)
             w.bytes.append(contentsOf: policy)
+            w.i32(tls)
         }
     }
 

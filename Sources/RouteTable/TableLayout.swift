@@ -8,17 +8,18 @@
 // Image
 // ─────
 //   [Header: 192 bytes] [section] [section] ... [strings] [tcpRoutes] [headerOps] ... [tlsNames]
+//   [clusterTLS]
 //   (sections in `Section` order)
 //
 // Header (offset: field)
 //     0: magicU32          0x42545249, the bytes "IRTB" (ingressd route table, binary)
 //     4: versionU16        `Layout.version`; a reader rejects any other value
-//     6: headerBytesU16    192 (16 + 21 section entries = 184, then 8 spare); a reader rejects a
+//     6: headerBytesU16    192 (16 + 22 section entries = 192, no spare); a reader rejects a
 //                          smaller value
 //     8: totalBytesU32     size of the whole image, header included; at most the bytes readable
 //                          (a slot may be larger than the image it holds)
 //    12: reservedU32       0
-//    16: section table, 21 entries of (offsetU32, countU32), in `Section` order:
+//    16: section table, 22 entries of (offsetU32, countU32), in `Section` order:
 //        offset = bytes from the image start to the first record; count = number of records
 //        (for `strings`, number of bytes). A section with count 0 may have any offset ≤ total.
 //
@@ -205,9 +206,9 @@
 //    24: totalWeightU32     sum of the weights (build rejects overflow)
 //    28: padU32
 //
-// TLSName (8 bytes): a StrRef; the string lists of TLSServer and TLSRoute records.
+// TLSName (8 bytes): a StrRef; the string lists of TLSServer, TLSRoute and ClusterTLS records.
 //
-// Cluster (72 bytes):
+// Cluster (76 bytes):
 //     0: name StrRef
 //     8: connectTimeoutMsU32
 //    12: firstEndpointU32
@@ -229,6 +230,25 @@
 //    60: maxRequestsPerConnectionU32  0 = unlimited
 //    64: maxRetriesU32            concurrent retries (default 2^32-1)
 //    68: idleTimeoutMsU32         http.idleTimeout, 0 = none (default 1 h)
+//    72: tlsI32             index into `clusterTLS`, or -1: plain text (DestinationRule tls mode
+//                           DISABLE or none). Clusters with equal TLS settings share one record.
+//
+// ClusterTLS (52 bytes), DestinationRule `trafficPolicy.tls` of a cluster (ClusterTLSSpec,
+// TLSSpec.swift), after the top-level / port-level / subset merge. No two records are equal.
+//     0: modeU8             `ClusterTLSMode.rawValue`: simple or mutual (never disable: a plain-text
+//                           cluster has no record)
+//     1: flagsU8            bit 0: insecureSkipVerify; other bits 0
+//     2: padU16
+//     4: caCertificates StrRef     PEM bundle verifying the upstream; empty = the system's CAs
+//    12: certificateChain StrRef   PEM client certificate chain; non-empty exactly for mutual
+//    20: privateKey StrRef         PEM client key; non-empty exactly for mutual
+//    28: sni StrRef                empty = the request's Host (without its port)
+//    36: firstSanU32        TLSName records: subjectAltNames the upstream certificate must carry
+//    40: sanCountU32
+//    44: identityU64        `ClusterTLSIdentity` of the fields above (never 0): equal settings
+//                           give equal identities, in any image; a reader recomputes it and
+//                           rejects a record whose identity does not match
+//   insecureSkipVerify excludes a CA and SANs (Istio rejects the combination).
 //
 // Endpoint (32 bytes):
 //     0: familyU8           4 or 6
@@ -243,8 +263,9 @@
 // match). Match conditions and CORS origins share them; `uriRegexRewrite` patterns are not here
 // (they are searched, not fully matched) but in the route record.
 // Domains: StrRef per virtual-host domain.
-// Strings: raw bytes, deduplicated, no terminators. They include the TLS servers' PEM
-// certificates and private keys: the image is as secret as the key files it was built from.
+// Strings: raw bytes, deduplicated, no terminators. They include the TLS servers' and the
+// clusters' PEM certificates and private keys: the image is as secret as the key files it was
+// built from.
 
 /// Constants of the image format. Offsets and sizes are the ones documented above.
 public enum Layout {
@@ -256,7 +277,9 @@ public enum Layout {
     ///    clusters 72; sections headerOps, retryStatuses, mirrors, cors, origins; header 160.
     /// 4: TLS: listeners grew to 104 bytes (TLS servers and routes, their SNI tables); sections
     ///    tlsServers, tlsRoutes, tlsNames; header 192.
-    public static let version: UInt16 = 4
+    /// 5: TLS to upstreams: clusters 76 bytes (tlsI32), section clusterTLS; header 192 with 22
+    ///    sections.
+    public static let version: UInt16 = 5
     static let headerBytes = 192
     static let sectionTableOffset = 16
     /// Marks a nil optional string.
@@ -270,7 +293,7 @@ public enum Layout {
     static let matchBytes = 16
     static let conditionBytes = 24
     static let weightedBytes = 20
-    static let clusterBytes = 72
+    static let clusterBytes = 76
     static let endpointBytes = 32
     static let tcpRouteBytes = 24
     static let headerOpBytes = 20
@@ -280,13 +303,14 @@ public enum Layout {
     static let originBytes = 16
     static let tlsServerBytes = 76
     static let tlsRouteBytes = 32
+    static let clusterTLSBytes = 52
 }
 
 /// Sections of the image, in the order of the header's section table.
 public enum Section: UInt8, Sendable, CaseIterable {
     case listeners = 0, virtualHosts, domains, hostSlots, routes, matches, conditions, weighted,
          clusters, endpoints, regexes, strings, tcpRoutes, headerOps, retryStatuses, mirrors, cors, origins,
-         tlsServers, tlsRoutes, tlsNames
+         tlsServers, tlsRoutes, tlsNames, clusterTLS
 
     /// Bytes per record (1 for the string bytes).
     var recordBytes: Int {
@@ -310,6 +334,7 @@ public enum Section: UInt8, Sendable, CaseIterable {
         case .origins: return Layout.originBytes
         case .tlsServers: return Layout.tlsServerBytes
         case .tlsRoutes: return Layout.tlsRouteBytes
+        case .clusterTLS: return Layout.clusterTLSBytes
         }
     }
 }

@@ -156,13 +156,15 @@ extension TableReader {
     }
 
     public func decodeCluster(_ c: Int32) -> ClusterSpec {
-        ClusterSpec(name: Self.string(clusterName(c)),
+        var spec = ClusterSpec(name: Self.string(clusterName(c)),
                     endpoints: clusterEndpoints(c).map {
                         let e = endpoint($0)
                         return EndpointSpec(address: Array(e.address), port: e.port, weight: e.weight, id: e.id)
                     },
                     connectTimeoutMs: clusterConnectTimeoutMs(c), loadBalancer: decodeLoadBalancer(c),
                     connectionPool: clusterConnectionPool(c))
+        spec.tls = decodeClusterTLS(c)
+        return spec
     }
 
     func decodeLoadBalancer(_ c: Int32) -> LoadBalancerSpec {

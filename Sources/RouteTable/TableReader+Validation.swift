@@ -103,12 +103,15 @@ extension TableReader {
         }
         for c in 0..<clusterCount {
             let at = clusterOff(c)
-            guard ref(at), within(rng(at + 12), endpointCount), validateTrafficPolicy(at) else {
+            let tls = i32(at + 72)
+            guard ref(at), within(rng(at + 12), endpointCount), validateTrafficPolicy(at),
+                  index(tls, clusterTLSCount, allowMissing: true) else {
                 throw .badRecord(.clusters, index: Int(c))
             }
         }
         try validateActionRecords()
         try validateTLSRecords()
+        try validateClusterTLSRecords()
         for e in 0..<endpointCount {
             let family = u8(endpointOff(e))
             guard family == 4 || family == 6 else { throw .badRecord(.endpoints, index: Int(e)) }

@@ -69,6 +69,7 @@ public struct TableReader {
     @usableFromInline let tlsServersAt: Int, tlsServerCount: Int32
     @usableFromInline let tlsRoutesAt: Int, tlsRouteCount: Int32
     @usableFromInline let tlsNamesAt: Int, tlsNameCount: Int32
+    @usableFromInline let clusterTLSAt: Int, clusterTLSCount: Int32
 
     /// Checks magic, version, sizes and every reference of the image at `base` (`count` bytes
     /// readable, e.g. the whole shared-memory slot). Accepts exactly what `TableImage.build`
@@ -119,6 +120,7 @@ public struct TableReader {
         (tlsServersAt, tlsServerCount) = sec(.tlsServers)
         (tlsRoutesAt, tlsRouteCount) = sec(.tlsRoutes)
         (tlsNamesAt, tlsNameCount) = sec(.tlsNames)
+        (clusterTLSAt, clusterTLSCount) = sec(.clusterTLS)
         let (sAt, sBytes) = sec(.strings)
         stringsAt = sAt
         stringBytes = Int(sBytes)
@@ -166,6 +168,7 @@ public struct TableReader {
     func tlsServerOff(_ s: Int32) -> Int { tlsServersAt + Int(s) * Layout.tlsServerBytes }
     func tlsRouteOff(_ r: Int32) -> Int { tlsRoutesAt + Int(r) * Layout.tlsRouteBytes }
     func tlsNameOff(_ n: Int32) -> Int { tlsNamesAt + Int(n) * Layout.strRefBytes }
+    func clusterTLSOff(_ t: Int32) -> Int { clusterTLSAt + Int(t) * Layout.clusterTLSBytes }
 
     func range(_ at: Int) -> Range<Int32> {
         let first = Int32(truncatingIfNeeded: u32(at))
