@@ -144,4 +144,10 @@ struct Conn {
     /// small pooled buffer, made once after the handshake), nil without a client certificate.
     var xfcc: UnsafeMutableRawPointer? = nil
     var xfccLen: Int32 = 0
+    /// Upstream TLS (Engine+UpstreamTLS.swift): SNI from the Host (auto SNI) and its hash; the
+    /// certificate is checked against the SNI (auto SAN validation). `tlsServer` holds the
+    /// cluster for an upstream.
+    var tlsAutoSNI = false
+    var tlsVerifyHost = false
+    var sniHash: UInt32 = 0
 }

@@ -46,7 +46,7 @@ extension ProxyEngine {
         releaseOut(i)
         if c.pointee.pipe >= 0 { releasePipe(i) }
         releaseAccum(i)
-        if c.pointee.transport != .plain { releaseTLS(i) }
+        if c.pointee.transport != .plain || c.pointee.ssl != nil { releaseTLS(i) }
         if c.pointee.role == .upstream { statUpstreamClosed(i) }
         if c.pointee.role == .downstream {
             downstreamCount -= 1

@@ -56,14 +56,23 @@ struct TLSContexts {
     var count = 0
     /// Servers whose context failed to build (logged once per table).
     var failed: UnsafeMutablePointer<Bool>? = nil
+    /// Client contexts per cluster (TLS to upstreams), built on first use, and failures.
+    var clientContexts: UnsafeMutablePointer<OpaquePointer?>? = nil
+    var clientCount = 0
+    var clientFailed: UnsafeMutablePointer<Bool>? = nil
 
     /// Frees every context of the old table (connections keep theirs: SSL objects hold a
     /// reference) and makes room for `n` servers of the new one.
-    mutating func reset(servers n: Int) {
+    mutating func reset(servers n: Int, clusters m: Int) {
         if let c = contexts {
             for k in 0..<count { ServerContext.free(c[k]) }
             c.deallocate()
             failed?.deallocate()
+        }
+        if let c = clientContexts {
+            for k in 0..<clientCount { ServerContext.free(c[k]) }
+            c.deallocate()
+            clientFailed?.deallocate()
         }
         count = n
         contexts = n > 0 ? .allocate(capacity: n) : nil
@@ -71,6 +80,13 @@ struct TLSContexts {
         for k in 0..<n {
             contexts![k] = nil
             failed![k] = false
+        }
+        clientCount = m
+        clientContexts = m > 0 ? .allocate(capacity: m) : nil
+        clientFailed = m > 0 ? .allocate(capacity: m) : nil
+        for k in 0..<m {
+            clientContexts![k] = nil
+            clientFailed![k] = false
         }
     }
 }
@@ -292,6 +308,11 @@ extension ProxyEngine {
                 tlsFlush(i)   // the server's flight, or an alert
                 if err == SSL_ERROR_WANT_READ {
                     if !c.pointee.recvArmed { armTLSRecv(i) }
+                } else if c.pointee.role == .upstream {
+                    // The upstream's certificate did not verify, or its TLS is broken: a
+                    // connect failure (503 UF, retried as connect-failure).
+                    ERR_clear_error()
+                    upstreamFailed(i)
                 } else {
                     ERR_clear_error()
                     stats.add(WorkerSlotField.tlsConnectionErrors)
@@ -302,7 +323,7 @@ extension ProxyEngine {
                 }
                 return
             }
-            guard clientCertificatePasses(i, ssl) else {
+            guard c.pointee.role == .upstream || clientCertificatePasses(i, ssl) else {
                 stats.add(WorkerSlotField.tlsConnectionErrors)
                 stats.add(WorkerSlotField.tlsFailVerifyNoCert)
                 tlsFlush(i)
@@ -311,6 +332,11 @@ extension ProxyEngine {
             }
             stats.add(WorkerSlotField.tlsHandshakes)
             if ing_ssl_session_reused(ssl) != 0 { stats.add(WorkerSlotField.tlsSessionReused) }
+            if c.pointee.role == .upstream {
+                tlsFlush(i)
+                upstreamHandshakeDone(i)   // Engine+UpstreamTLS.swift
+                return
+            }
             recordClientCertificate(i, ssl)
             setDeadline(i, nowMs + limits.idleTimeoutMs)
             tlsFlush(i)
@@ -327,7 +353,11 @@ extension ProxyEngine {
         }
         let n = SSL_read(ssl, buf, Int32(plain.size))
         if n > 0 {
-            onDownData(i, buf, Int(n), pid)
+            if c.pointee.role == .downstream {
+                onDownData(i, buf, Int(n), pid)
+            } else {
+                onUpData(i, buf, Int(n), pid)
+            }
             return
         }
         plain.put(pid)
@@ -338,8 +368,9 @@ extension ProxyEngine {
             return
         }
         ERR_clear_error()
-        if err != SSL_ERROR_ZERO_RETURN { stats.add(WorkerSlotField.tlsConnectionErrors) }
-        tlsGone(i)
+        let failed = err != SSL_ERROR_ZERO_RETURN
+        if failed && c.pointee.role == .downstream { stats.add(WorkerSlotField.tlsConnectionErrors) }
+        tlsGone(i, error: failed)
     }
 
     /// MUTUAL / OPTIONAL_MUTUAL: the client certificate against the server's subjectAltNames,
@@ -384,9 +415,12 @@ extension ProxyEngine {
     }
 
     /// The client closed (close_notify or EOF) or the connection failed.
-    mutating func tlsGone(_ i: Int32) {
+    mutating func tlsGone(_ i: Int32, error: Bool = false) {
         if conns[Int(i)].transport == .hello {
             closeConn(i)
+        } else if conns[Int(i)].role == .upstream {
+            // As a plain upstream's EOF or reset (a response delimited by the close ends).
+            onUpRecv(i, result: error ? -ECONNRESET : 0, flags: 0)
         } else {
             downstreamGone(i)
         }

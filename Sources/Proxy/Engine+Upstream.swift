@@ -41,8 +41,14 @@ extension ProxyEngine {
             return
         }
         let bid = UInt16(flags >> ING_CQE_BUFFER_SHIFT)
-        let data = rx.buffer(bid)
-        let n = Int(result)
+        onUpData(u, rx.buffer(bid), Int(result), bid)
+    }
+
+    /// `n` bytes from the upstream in receive buffer `bid` (a ring buffer, or a TLS plaintext
+    /// buffer: Engine+UpstreamTLS.swift).
+    @inline(__always)
+    mutating func onUpData(_ u: Int32, _ data: UnsafeMutableRawPointer, _ n: Int, _ bid: UInt16) {
+        let uc = conns + Int(u)
         switch uc.pointee.rx {
         case .head:
             onUpHeadBytes(u, data, n, bid)

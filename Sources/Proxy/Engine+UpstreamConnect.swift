@@ -38,8 +38,11 @@ extension ProxyEngine {
             let u = pools.idleHead(ep.pool)
             if u >= 0 {
                 unlinkIdle(u)
-                setDeadline(u, 0)
-                return u
+                if ep.tlsCluster < 0 || pooledSNIMatches(u, for: x) {
+                    setDeadline(u, 0)
+                    return u
+                }
+                closeConn(u)   // auto SNI made for another Host: a new connection instead
             }
         }
         guard mayOpenConnection(ep, for: x) else { return -2 }
@@ -58,6 +61,13 @@ extension ProxyEngine {
         uc.pointee.role = .upstream
         uc.pointee.pool = ep.pool
         uc.pointee.reusable = true
+        if ep.tlsCluster >= 0 && !ep.tcp && !prepareUpstreamTLS(u, cluster: ep.tlsCluster) {
+            close(fd)
+            uc.pointee.fd = -1
+            uc.pointee.role = .free
+            freeSlot(u)
+            return -1
+        }
         breakerConnectionOpened(u, ep)
         setDeadline(u, nowMs + UInt64(ep.connectTimeoutMs == 0 ? 10_000 : ep.connectTimeoutMs))
         var address = ep.address
@@ -97,10 +107,20 @@ extension ProxyEngine {
             upstreamFailed(u)
             return
         }
+        if uc.pointee.ssl != nil {
+            startUpstreamHandshake(u)   // Engine+UpstreamTLS.swift; upstreamReady when done
+            return
+        }
         stats.add(WorkerSlotField.upstreamConnectionsOpened)
         statConnect(u, ok: true)
         uc.pointee.connected = true
         setDeadline(u, 0)
+        upstreamReady(u)
+    }
+
+    /// A new upstream connection can carry its request (connected, handshake done).
+    mutating func upstreamReady(_ u: Int32) {
+        let uc = conns + Int(u)
         if uc.pointee.mirror {
             mirrorConnected(u)
             return
@@ -115,7 +135,8 @@ extension ProxyEngine {
             return
         }
         armRecv(u, idle: true)
-        if uc.pointee.outLen > 0 && !uc.pointee.sendArmed {
+        // (A TLS connection may still be sending its last handshake bytes: the head queues.)
+        if uc.pointee.outLen > 0 && uc.pointee.sendQueue.isEmpty {
             send(u, UnsafeRawPointer(uc.pointee.out!), uc.pointee.outLen, release: .none)
         }
     }

@@ -20,6 +20,8 @@ struct ChosenEndpoint {
     var maxConnections: UInt32 = .max
     /// For a TCP route: at maxConnections the connection fails at once (no waiting).
     var tcp = false
+    /// The cluster (current table) whose DestinationRule TLS a new connection uses; -1: plain.
+    var tlsCluster: Int32 = -1
 }
 
 /// The route table this worker uses: a private copy of the published image, its matcher, and
@@ -71,9 +73,13 @@ extension ProxyEngine {
         // Load-balancing state for the new table.
         let endpointCount = Int(reader.endpoints.upperBound)
         let newPools = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, endpointCount))
-        for e in reader.endpoints {
-            let v = reader.endpoint(e)
-            newPools[Int(e)] = pools.pool(family: v.family, address: v.address, port: v.port)
+        for c in reader.clusters {
+            // TLS connections are pooled apart from plain ones, per set of TLS settings.
+            let identity = reader.clusterTLSIdentity(c)
+            for e in reader.clusterEndpoints(c) {
+                let v = reader.endpoint(e)
+                newPools[Int(e)] = pools.pool(family: v.family, address: v.address, port: v.port, tls: identity)
+            }
         }
         let newBalancers = Balancers(reader)
 
@@ -86,7 +92,7 @@ extension ProxyEngine {
         table.balancers = newBalancers
         swap(&table.image, &table.spare)
         table.generation = gen
-        tls.reset(servers: reader.tlsServers.count)   // contexts are built on first use
+        tls.reset(servers: reader.tlsServers.count, clusters: reader.clusters.count)   // contexts are built on first use
         statsTableLoaded(reader)
         breakersTableLoaded(reader)
         return true
@@ -121,6 +127,7 @@ extension ProxyEngine {
         withUnsafeMutableBytes(of: &chosen.address) { dst in
             dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: v.address[0..<min(16, v.address.count)]))
         }
+        if reader.clusterTLSMode(cluster) != .disable { chosen.tlsCluster = cluster }
         return chosen
     }
 }

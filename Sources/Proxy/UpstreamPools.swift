@@ -19,6 +19,8 @@ struct UpstreamPools: ~Copyable {
         var a: UInt64
         var b: UInt64
         var port: UInt16
+        /// `TableReader.clusterTLSIdentity` of the cluster (0: plain text).
+        var tls: UInt64
     }
 
     struct Pool {
@@ -46,8 +48,8 @@ struct UpstreamPools: ~Copyable {
 
     /// The pool of an endpoint address (16 address bytes, IPv4 in the first 4), created on
     /// first use; -1 past `maxPools`. Control path: called when a table is loaded.
-    mutating func pool(family: UInt8, address: UnsafeRawBufferPointer, port: UInt16) -> Int32 {
-        var key = Key(family: family, a: 0, b: 0, port: port)
+    mutating func pool(family: UInt8, address: UnsafeRawBufferPointer, port: UInt16, tls: UInt64 = 0) -> Int32 {
+        var key = Key(family: family, a: 0, b: 0, port: port, tls: tls)
         withUnsafeMutableBytes(of: &key.a) { a in
             withUnsafeMutableBytes(of: &key.b) { b in
                 for k in 0..<min(16, address.count) {

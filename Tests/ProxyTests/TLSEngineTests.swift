@@ -105,6 +105,76 @@ final class TLSTestClient {
     }
 }
 
+/// The test playing a TLS upstream on a connection the engine opened (accepted by the test).
+final class TLSTestServer {
+    let h: EngineHarness
+    let fd: Int32
+    let ctx: OpaquePointer
+    let ssl: OpaquePointer
+
+    init(_ h: EngineHarness, fd: Int32, pem: (cert: [UInt8], key: [UInt8])) {
+        self.h = h
+        self.fd = fd
+        let ctx = SSL_CTX_new(TLS_server_method())!
+        self.ctx = ctx
+        pem.cert.withUnsafeBytes { c in
+            let bio = BIO_new_mem_buf(c.baseAddress, Int32(c.count))
+            let x = PEM_read_bio_X509(bio, nil, nil, nil)
+            SSL_CTX_use_certificate(ctx, x)
+            X509_free(x)
+            BIO_free(bio)
+        }
+        pem.key.withUnsafeBytes { k in
+            let bio = BIO_new_mem_buf(k.baseAddress, Int32(k.count))
+            let key = PEM_read_bio_PrivateKey(bio, nil, nil, nil)
+            SSL_CTX_use_PrivateKey(ctx, key)
+            EVP_PKEY_free(key)
+            BIO_free(bio)
+        }
+        ssl = SSL_new(ctx)
+        SSL_set_fd(ssl, fd)
+        SSL_set_accept_state(ssl)
+    }
+
+    deinit {
+        SSL_free(ssl)
+        SSL_CTX_free(ctx)
+        close(fd)
+    }
+
+    /// The SNI the engine sent, once the handshake completed (nil: it failed).
+    func handshake() -> String? {
+        var ok = false
+        h.run(steps: 400) {
+            let r = SSL_do_handshake(ssl)
+            if r == 1 { ok = true; return true }
+            let e = SSL_get_error(ssl, r)
+            if e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE { return false }
+            ERR_clear_error()
+            return true
+        }
+        guard ok else { return nil }
+        return SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name).map { String(cString: $0) } ?? ""
+    }
+
+    func readHead() -> String {
+        var text = ""
+        var buf = [UInt8](repeating: 0, count: 65536)
+        h.run(steps: 400) {
+            let n = buf.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
+            if n > 0 { text += String(decoding: buf[..<Int(n)], as: UTF8.self) } else { ERR_clear_error() }
+            return text.contains("\r\n\r\n")
+        }
+        return text
+    }
+
+    func write(_ text: String) {
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { SSL_write(ssl, $0.baseAddress, Int32($0.count)) }
+        h.step()
+    }
+}
+
 final class TLSEngineTests: XCTestCase {
     private let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
 
@@ -195,6 +265,57 @@ final class TLSEngineTests: XCTestCase {
         }
         h.run { h.openConnections == 0 }
         XCTAssertEqual(h.openConnections, 0)
+        XCTAssertEqual(h.openExchanges, 0)
+    }
+
+    // MARK: TLS to upstreams
+
+    func testUpstreamTLSSendsSNIVerifiesAndPoolsTheConnection() throws {
+        let pem = try selfSignedPEM(["up.test"])
+        let h = try EngineHarness { ports in
+            var t = oneRouteTable(ports)
+            t.clusters[0].tls = ClusterTLSSpec(mode: .simple, caCertificatesPEM: pem.cert, sni: "up.test")
+            return t
+        }
+        let client = h.connectClient()
+        defer { close(client) }
+        h.send(client, "GET /a HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        let fd = h.acceptUpstream()
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        let up = TLSTestServer(h, fd: fd, pem: pem)
+        XCTAssertEqual(up.handshake(), "up.test", "the cluster's sni")
+        XCTAssertTrue(up.readHead().hasPrefix("GET /a HTTP/1.1\r\n"))
+        up.write(ok)
+        XCTAssertTrue(h.read(client) { $0.hasSuffix("\r\n\r\nok") }.text.hasPrefix("HTTP/1.1 200 OK"))
+        // The second request goes over the same (pooled) TLS connection: no new accept.
+        h.send(client, "GET /b HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        XCTAssertTrue(up.readHead().hasPrefix("GET /b HTTP/1.1\r\n"))
+        up.write(ok)
+        XCTAssertTrue(h.read(client) { $0.hasSuffix("\r\n\r\nok") }.text.hasPrefix("HTTP/1.1 200 OK"))
+        h.run(steps: 20) { h.openExchanges == 0 }
+        XCTAssertEqual(h.openConnections, 2)
+    }
+
+    func testUpstreamCertificateForAnotherNameIs503() throws {
+        let pem = try selfSignedPEM(["other.test"])
+        let h = try EngineHarness { ports in
+            var t = oneRouteTable(ports)
+            t.clusters[0].tls = ClusterTLSSpec(mode: .simple, caCertificatesPEM: pem.cert)   // auto SNI: app.test
+            return t
+        }
+        let client = h.connectClient()
+        defer { close(client) }
+        h.send(client, "GET /a HTTP/1.1\r\nHost: app.test:8080\r\n\r\n")
+        // Istio's default retry policy retries a connect failure twice: three handshakes fail.
+        for attempt in 1...3 {
+            let fd = h.acceptUpstream()
+            XCTAssertGreaterThanOrEqual(fd, 0, "attempt \(attempt)")
+            let up = TLSTestServer(h, fd: fd, pem: pem)
+            XCTAssertNil(up.handshake(), "the engine refuses a certificate that does not name app.test")
+        }
+        let reply = h.read(client) { $0.contains("\r\n\r\n") && $0.hasSuffix("connection failure") }
+        XCTAssertTrue(reply.text.hasPrefix("HTTP/1.1 503"), reply.text)
+        h.run { h.openConnections == 1 }
         XCTAssertEqual(h.openExchanges, 0)
     }
 }
