@@ -3,7 +3,7 @@
 #   make run    install what is missing, build release, start the demo upstreams and run the
 #               Istio workshop (examples/) on port 80 in the foreground; Ctrl-C stops everything
 #   make test   install what the tests need, build, run every test target (unit + integration),
-#               then fuzz the HTTP/1 codec for FUZZ_SECONDS (24)
+#               then fuzz the codecs (HTTP/1, TLS ClientHello) for FUZZ_SECONDS (24) in all
 #
 # Others: make build | release | bench | profile | scaling | soak | clean | run-canary | deps-run | deps-test | install | uninstall
 # Works from a fresh clone on Debian 12 as root (or with sudo); Swift must be on PATH.
@@ -24,9 +24,14 @@ BUILD_PKGS   := liburing-dev libre2-dev libssl-dev
 RUN_PKGS     := $(BUILD_PKGS) curl python3 procps openssl
 TEST_PKGS    := $(RUN_PKGS) nginx haproxy wrk python3-pip
 
+# The demo's HTTPS certificate (self-signed, made on first `make run`; not committed).
+DEMO_CREDENTIALS := examples/https/credentials
+DEMO_CERT        := $(DEMO_CREDENTIALS)/hipster-example-com/tls.crt
 WORKSHOP_CONFIG := -c examples/workshop/frontend-ingress.yaml \
                    -c examples/workshop/addons-ingress.yaml \
-                   -c examples/services.yaml
+                   -c examples/https/https-gateway.yaml \
+                   -c examples/services.yaml \
+                   --credentials-dir $(DEMO_CREDENTIALS)
 CANARY_CONFIG   := -c examples/canary/app-gateway.yaml \
                    -c examples/workshop/frontend-canary.yaml \
                    -c examples/workshop/addons-ingress.yaml \
@@ -86,14 +91,14 @@ release: deps-run
 
 test: deps-test
 	$(SWIFT) build --build-tests
-	@# A short libFuzzer pass over the HTTP/1 codec (skips, saying why, without the toolchain);
+	@# A short libFuzzer pass over the codecs (skips, saying why, without the toolchain);
 	@# first, so that the test runner's summary is the last thing printed.
 	Tests/Fuzz/run.sh $(FUZZ_SECONDS)
 	INGRESSD_BIN="$${INGRESSD_BIN:-$(CURDIR)/$(DEBUG_BIN)}" $(SWIFT) test
 
 # The workshop on port 80. ingressd drains and exits on Ctrl-C (SIGINT); the trap stops the
 # demo upstreams whatever way it ends.
-run: release
+run: release $(DEMO_CERT)
 	@$(DEMO) start
 	@trap '$(DEMO) stop' EXIT; \
 	echo; \
@@ -103,10 +108,21 @@ run: release
 	echo "  curl -H 'Host: dashboard.example.com' http://127.0.0.1/jaeger   # tracing (Jaeger)"; \
 	echo "  curl -H 'Host: tracing.example.com'   http://127.0.0.1/         # tracing (Jaeger)"; \
 	echo "  curl -i -H 'Host: nowhere.example.com' http://127.0.0.1/        # 404, no such host"; \
+	echo "  curl --cacert $(DEMO_CERT) --resolve hipster.example.com:443:127.0.0.1 https://hipster.example.com/   # HTTPS"; \
 	echo "  curl http://127.0.0.1:15000/ready ;  curl http://127.0.0.1:15000/config_dump"; \
 	echo "Ctrl-C to stop."; \
 	echo; \
 	$(RELEASE_BIN) run $(WORKSHOP_CONFIG) $(RUN_FLAGS)
+
+# A self-signed ECDSA P-256 certificate for the HTTPS demo, in the layout of a Kubernetes TLS
+# secret (tls.crt, tls.key) under --credentials-dir.
+$(DEMO_CERT): | deps-run
+	@mkdir -p $(dir $@)
+	@openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 825 \
+	  -subj /CN=hipster.example.com -addext subjectAltName=DNS:hipster.example.com \
+	  -keyout $(dir $@)tls.key -out $@ 2>/dev/null
+	@chmod 600 $(dir $@)tls.key
+	@echo "made the demo certificate $@ (self-signed)"
 
 # The workshop's canary step: 80/20 between frontend v1 and v2 (see examples/README.md).
 run-canary: release

@@ -38,15 +38,18 @@ let package = Package(
         .target(name: "URing", dependencies: ["CURing", "CSupport"], swiftSettings: releaseFast),
         .target(name: "HTTPCore", swiftSettings: releaseFast),
         .target(name: "HTTP1", dependencies: ["HTTPCore"], swiftSettings: releaseFast),
+        // TLS listeners: the ClientHello reader (SNI, ALPN) that runs before any TLS library,
+        // and OpenSSL server contexts built from the table's PEM bytes.
+        .target(name: "TLS", dependencies: ["COpenSSL"], swiftSettings: releaseFast),
         .target(name: "RouteTable", dependencies: ["HTTPCore", "CRE2"], swiftSettings: releaseFast),
         .target(name: "SharedMemory", dependencies: ["CSupport"], swiftSettings: releaseFast),
-        .target(name: "Proxy", dependencies: ["URing", "HTTP1", "RouteTable", "SharedMemory", "CSupport", "CRE2"], swiftSettings: releaseFast),
+        .target(name: "Proxy", dependencies: ["URing", "HTTP1", "TLS", "COpenSSL", "RouteTable", "SharedMemory", "CSupport", "CRE2"], swiftSettings: releaseFast),
         .target(name: "Worker", dependencies: ["Proxy", "URing", "CURing", "RouteTable", "SharedMemory", "CSupport"], swiftSettings: releaseFast),
 
         // Control plane
         .target(name: "IstioConfig", dependencies: ["Yams"]),
-        .target(name: "ConfigCompiler", dependencies: ["IstioConfig", "RouteTable"]),
-        .target(name: "Supervisor", dependencies: ["ConfigCompiler", "IstioConfig", "RouteTable", "HTTP1", "SharedMemory", "CSupport"]),
+        .target(name: "ConfigCompiler", dependencies: ["IstioConfig", "RouteTable", "COpenSSL"]),
+        .target(name: "Supervisor", dependencies: ["COpenSSL", "ConfigCompiler", "IstioConfig", "RouteTable", "HTTP1", "SharedMemory", "CSupport"]),
         .executableTarget(name: "ingressd", dependencies: [
             "Supervisor", "Worker", "ConfigCompiler", "IstioConfig",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -57,9 +60,10 @@ let package = Package(
         // Tests mirror the source targets; IntegrationTests run the real binary.
         .testTarget(name: "URingTests", dependencies: ["URing", "CURing"]),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
+        .testTarget(name: "TLSTests", dependencies: ["TLS"]),
         .testTarget(name: "RouteTableTests", dependencies: ["RouteTable", "HTTP1"]),
         .testTarget(name: "SharedMemoryTests", dependencies: ["SharedMemory", "CSupport"]),
-        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "RouteTable", "SharedMemory", "URing", "CURing", "CSupport"]),
+        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "COpenSSL", "RouteTable", "SharedMemory", "URing", "CURing", "CSupport"]),
         .testTarget(name: "IstioConfigTests", dependencies: ["IstioConfig"]),
         .testTarget(name: "ConfigCompilerTests", dependencies: ["ConfigCompiler", "IstioConfig", "RouteTable"], exclude: ["Fixtures"]),
         .testTarget(name: "SupervisorTests", dependencies: ["Supervisor", "ConfigCompiler"], exclude: ["Fixtures"]),

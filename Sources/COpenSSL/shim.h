@@ -21,10 +21,6 @@ static inline long ing_bio_pending(BIO *b) { return (long)BIO_ctrl_pending(b); }
 static inline long ing_bio_set_mem_eof_return(BIO *b, int v) { return BIO_set_mem_eof_return(b, v); }
 static inline long ing_ssl_ctx_set1_groups_list(SSL_CTX *c, const char *l) { return SSL_CTX_set1_groups_list(c, l); }
 static inline long ing_ssl_get_extms_support(SSL *s) { return SSL_get_extms_support(s); }
-static inline long ing_ssl_ctx_set_tlsext_ticket_key_evp_cb(SSL_CTX *c,
-    int (*cb)(SSL *, unsigned char *, unsigned char *, EVP_CIPHER_CTX *, EVP_MAC_CTX *, int)) {
-    return SSL_CTX_set_tlsext_ticket_key_evp_cb(c, cb);
-}
 static inline long ing_ssl_session_reused(SSL *s) { return SSL_session_reused(s); }
 static inline int ing_ssl_is_init_finished(const SSL *s) { return SSL_is_init_finished(s); }
 static inline STACK_OF(X509) *ing_ssl_ctx_get0_chain(SSL_CTX *c) { STACK_OF(X509) *sk = NULL; SSL_CTX_get0_chain_certs(c, &sk); return sk; }
@@ -34,3 +30,75 @@ static inline void ing_sk_x509_pop_free(STACK_OF(X509) *sk) { sk_X509_pop_free(s
 static inline int ing_sk_general_name_num(const GENERAL_NAMES *g) { return sk_GENERAL_NAME_num(g); }
 static inline const GENERAL_NAME *ing_sk_general_name_value(const GENERAL_NAMES *g, int i) { return sk_GENERAL_NAME_value(g, i); }
 static inline void ing_general_names_free(GENERAL_NAMES *g) { GENERAL_NAMES_free(g); }
+static inline uint64_t ing_ssl_server_options(void) {
+    return SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE;
+}
+static inline long ing_ssl_ctx_add1_chain_cert(SSL_CTX *c, X509 *x) { return SSL_CTX_add1_chain_cert(c, x); }
+
+// ---------------------------------------------------------------------------------------------
+// Session tickets shared by every worker (issue 8): the supervisor writes the keys into shared
+// memory (`ing_ticket_keys`, a seqlock: `sequence` is odd while it writes); each worker's
+// SSL_CTXs encrypt tickets with key[0] and accept key[0] and key[1] (the previous one, renewing
+// the ticket), so a client resumes on whichever worker accepts it, across reloads too.
+#include <openssl/core_names.h>
+#include <string.h>
+
+struct ing_ticket_key { unsigned char name[16]; unsigned char aes[32]; unsigned char hmac[32]; };
+struct ing_ticket_keys { uint64_t sequence; struct ing_ticket_key key[2]; };
+
+static inline int ing_ticket_keys_read(const struct ing_ticket_keys *shared, struct ing_ticket_key out[2]) {
+    for (int tries = 0; tries < 1000; tries++) {
+        uint64_t s1 = __atomic_load_n(&shared->sequence, __ATOMIC_ACQUIRE);
+        if (s1 & 1) continue;
+        memcpy(out, (const void *)shared->key, sizeof(struct ing_ticket_key) * 2);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&shared->sequence, __ATOMIC_RELAXED) == s1) return s1 != 0;
+    }
+    return 0;
+}
+
+static inline void ing_ticket_keys_write(struct ing_ticket_keys *shared, const struct ing_ticket_key keys[2]) {
+    uint64_t s = __atomic_load_n(&shared->sequence, __ATOMIC_RELAXED);
+    __atomic_store_n(&shared->sequence, s + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    memcpy((void *)shared->key, keys, sizeof(struct ing_ticket_key) * 2);
+    __atomic_store_n(&shared->sequence, s + 2, __ATOMIC_RELEASE);
+}
+
+static inline int ing_ticket_mac_init(EVP_MAC_CTX *hctx, unsigned char *hmac) {
+    OSSL_PARAM params[3];
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, hmac, 32);
+    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"sha256", 0);
+    params[2] = OSSL_PARAM_construct_end();
+    return EVP_MAC_CTX_set_params(hctx, params);
+}
+
+static inline int ing_ticket_key_cb(SSL *s, unsigned char key_name[16], unsigned char *iv,
+                                    EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc) {
+    const struct ing_ticket_keys *shared = SSL_CTX_get_app_data(SSL_get_SSL_CTX(s));
+    struct ing_ticket_key keys[2];
+    if (!shared || !ing_ticket_keys_read(shared, keys)) return 0;   /* no keys yet: no ticket, full handshakes */
+    if (enc) {
+        memcpy(key_name, keys[0].name, 16);
+        if (RAND_bytes(iv, 16) != 1) return -1;
+        if (EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, keys[0].aes, iv) != 1) return -1;
+        if (ing_ticket_mac_init(hctx, keys[0].hmac) != 1) return -1;
+        return 1;
+    }
+    for (int k = 0; k < 2; k++) {
+        if (memcmp(key_name, keys[k].name, 16) != 0) continue;
+        if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, keys[k].aes, iv) != 1) return -1;
+        if (ing_ticket_mac_init(hctx, keys[k].hmac) != 1) return -1;
+        return k == 0 ? 1 : 2;   // 2: decrypted with the previous key, issue a new ticket
+    }
+    return 0;   // unknown key: a full handshake
+}
+
+/// Makes `ctx` issue and accept tickets with the shared keys at `shared`.
+static inline int ing_ssl_ctx_use_shared_ticket_keys(SSL_CTX *ctx, void *shared) {
+    SSL_CTX_set_app_data(ctx, shared);
+    return (int)SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ing_ticket_key_cb);
+}
+static inline long ing_bio_get_mem_data(BIO *b, char **p) { return BIO_get_mem_data(b, p); }
+static inline int ing_ssl_ctx_verify_mode(const SSL_CTX *c) { return SSL_CTX_get_verify_mode(c); }
+static inline unsigned long ing_xn_flag_rfc2253(void) { return XN_FLAG_RFC2253; }

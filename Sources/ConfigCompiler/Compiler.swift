@@ -26,19 +26,43 @@ public struct CompileOptions: Sendable {
     /// Resolves a host name to addresses (4 or 16 bytes, IPv4 first). Called at compile time
     /// for DNS ServiceEntries and for destinations without a ServiceEntry; tests replace it.
     public var resolve: @Sendable (String) -> [[UInt8]]
+    /// `--credentials-dir`: where `tls.credentialName: NAME` is looked up (Credentials.swift).
+    public var credentialsDir: String
 
-    public init(resolve: @escaping @Sendable (String) -> [[UInt8]] = systemResolve) {
+    public init(resolve: @escaping @Sendable (String) -> [[UInt8]] = systemResolve,
+                credentialsDir: String = defaultCredentialsDir) {
         self.resolve = resolve
+        self.credentialsDir = credentialsDir
     }
 }
 
+/// What one compile produced.
+public struct CompileResult {
+    public var table: TableSpec
+    public var diagnostics: [Diagnostic]
+    /// Certificate, key and CA files the table depends on (read, or looked for: credential
+    /// candidates that do not exist are listed too), in first-use order, without duplicates.
+    /// `--watch` watches them; they are read again on every compile.
+    public var certificateFiles: [String]
+}
+
 /// Compiles loaded resources into a route table. Diagnostics are about binding and the
-/// registry (notes on what is ignored, warnings on destinations without endpoints); the
-/// per-resource and cross-resource checks come from `IstioConfig.load` and `analyze`.
+/// registry (notes on what is ignored, warnings on destinations without endpoints) and about
+/// certificates (errors for files that cannot serve); the per-resource and cross-resource
+/// checks come from `IstioConfig.load` and `analyze`.
 public func compile(_ resources: [Resource], options: CompileOptions = CompileOptions()) -> (table: TableSpec, diagnostics: [Diagnostic]) {
+    let r = compileResult(resources, options: options)
+    return (r.table, r.diagnostics)
+}
+
+/// `compile`, with the files the table was built from.
+public func compileResult(_ resources: [Resource], options: CompileOptions = CompileOptions()) -> CompileResult {
     var c = Compilation(resources: resources, options: options)
     c.run()
-    return (TableSpec(listeners: c.listeners, clusters: c.registry.clusters), c.diagnostics + c.registry.diagnostics)
+    var seen: Set<String> = []
+    return CompileResult(table: TableSpec(listeners: c.listeners, clusters: c.registry.clusters),
+                         diagnostics: c.diagnostics + c.registry.diagnostics,
+                         certificateFiles: c.certificateFiles.filter { seen.insert($0).inserted })
 }
 
 /// A Gateway server together with the Gateway it belongs to.
@@ -52,7 +76,10 @@ struct Compilation {
     let gateways: [(ResourceMeta, Gateway)]
     let virtualServices: [(ResourceMeta, VirtualService)]
     var registry: Registry
+    let options: CompileOptions
     var diagnostics: [Diagnostic] = []
+    /// Certificate files read or looked for (CompileResult.certificateFiles).
+    var certificateFiles: [String] = []
     var listeners: [ListenerSpec] = []
     /// Routes and virtual hosts placed so far (CompileLimits).
     var routeCount = 0
@@ -65,6 +92,7 @@ struct Compilation {
         virtualServices = resources.compactMap { r in r.virtualService.map { (r.meta, $0) } }
             .sorted { Compilation.mergeOrder($0.0, $1.0) }
         registry = Registry(resources: resources, options: options)
+        self.options = options
     }
 
     /// Istio sorts merged VirtualServices by creationTimestamp, then name, then namespace.
@@ -93,7 +121,9 @@ struct Compilation {
                                                "no gateways: the VirtualService applies to sidecars (mesh) only; ingressd ignores it"))
         }
 
-        // Listeners: one per port; the first server decides the protocol.
+        // Listeners: one per port; the first server decides the protocol. HTTP servers merge
+        // into one route table, HTTPS and TLS servers into one SNI-chosen list; a TCP port
+        // keeps its first server.
         var byPort: [UInt32: (proto: ListenerProtocol, first: BoundServer, servers: [BoundServer])] = [:]
         for (meta, gw) in gateways {
             for (i, server) in gw.servers.enumerated() {
@@ -101,7 +131,7 @@ struct Compilation {
                 let proto = Compilation.listenerProtocol(port.proto)
                 let bound = BoundServer(gateway: meta, server: server, index: i)
                 if let existing = byPort[port.number] {
-                    if existing.proto != proto || proto != .http {
+                    if existing.proto != proto || proto == .tcp {
                         let other = existing.first.server.port!
                         diagnostics.append(meta.diagnostic(.warning, "spec.servers[\(i)].port",
                             "skipping server on gateway \(meta.name) port \(port.name).\(port.number).\(port.proto): conflict with existing server \(other.number).\(other.proto)"))
@@ -116,10 +146,21 @@ struct Compilation {
         for port in byPort.keys.sorted() {
             let entry = byPort[port]!
             var listener = ListenerSpec(port: UInt16(port), proto: entry.proto)
-            if entry.proto == .http {
+            switch entry.proto {
+            case .http:
                 listener.virtualHosts = virtualHosts(port: port, servers: entry.servers)
-            } else if entry.proto == .tcp {
+            case .tcp:
                 listener.tcpRoutes = tcpRoutes(port: port, server: entry.first)
+            case .https, .tls:
+                let servers = tlsServers(port: port, servers: entry.servers)
+                listener.tlsServers = servers.map(\.1)
+                let terminated = servers.filter { $0.1.mode != .passthrough }.map(\.0)
+                if entry.proto == .https {
+                    listener.virtualHosts = virtualHosts(port: port, servers: terminated)
+                } else {
+                    listener.tcpRoutes = terminatedTCPRoutes(port: port, servers: terminated)
+                }
+                listener.tlsRoutes = tlsRoutes(port: port, servers: servers.filter { $0.1.mode == .passthrough }.map(\.0))
             }
             listeners.append(listener)
             if overLimit { return }
@@ -156,6 +197,7 @@ struct Compilation {
     /// Whether `vs` names the gateway at top level or in any match.
     func binds(_ vs: VirtualService, _ vsMeta: ResourceMeta, to gw: ResourceMeta) -> Bool {
         let refs = vs.gateways + vs.http.flatMap { $0.match.flatMap(\.gateways) } + vs.tcp.flatMap { $0.match.flatMap(\.gateways) }
+            + vs.tls.flatMap { $0.match.flatMap(\.gateways) }
         return refs.contains { ref in
             guard let r = GatewayReference.resolve(ref, virtualServiceNamespace: vsMeta.namespace) else { return false }
             return r.namespace == gw.namespace && r.name == gw.name
@@ -167,8 +209,13 @@ struct Compilation {
         var index: [String: Int] = [:]
         var merged: [String: Set<String>] = [:] // domain → VirtualServices already merged in
         for bound in servers {
-            let redirect = bound.server.tls?.httpsRedirect ?? false
-            for (vsMeta, vs) in virtualServices where binds(vs, vsMeta, to: bound.gateway) {
+            // httpsRedirect on an HTTPS server would redirect to itself: HTTP servers only
+            // (validation warns "tls.httpsRedirect should only be used with http servers").
+            let redirect = (bound.server.tls?.httpsRedirect ?? false)
+                && Compilation.listenerProtocol(bound.server.port?.proto ?? "") == .http
+            // A VirtualService with only tcp/tls blocks (bound, say, through a tls match's
+            // gateways) has nothing for HTTP: it must not claim a virtual host with no routes.
+            for (vsMeta, vs) in virtualServices where !vs.http.isEmpty && binds(vs, vsMeta, to: bound.gateway) {
                 let serverHosts = GatewayReference.serverHosts(bound.server.hosts, gatewayNamespace: bound.gateway.namespace,
                                                                virtualServiceNamespace: vsMeta.namespace)
                 let domains = HostName.intersection(serverHosts, vs.hosts)

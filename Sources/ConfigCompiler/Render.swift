@@ -11,16 +11,26 @@ public func renderRoutes(_ table: TableSpec) -> String {
     if table.listeners.isEmpty { out += "no listeners (no Gateway servers)\n" }
     for l in table.listeners {
         out += "listener \(l.port) \(protocolName(l.proto))\n"
+        if l.proto == .https || l.proto == .tls {
+            out += renderTLSListener(l, table)
+            // Terminated connections: HTTPS serves the virtual hosts below, TLS its tcp routes.
+            guard l.tlsServers.contains(where: { $0.mode != .passthrough }) else { continue }
+            if l.proto == .tls {
+                out += "  tcp routes (terminated)\n"
+                if l.tcpRoutes.isEmpty { out += "    no tcp routes: terminated connections are closed\n" }
+                for (n, r) in l.tcpRoutes.enumerated() {
+                    out += "    \(n + 1). \(r.name)\n"
+                    out += "       action: \(describe(.forward(r.destinations), table))\n"
+                }
+                continue
+            }
+        }
         if l.proto == .tcp {
             if l.tcpRoutes.isEmpty { out += "  no tcp routes: connections are closed\n" }
             for (n, r) in l.tcpRoutes.enumerated() {
                 out += "    \(n + 1). \(r.name)\n"
                 out += "       action: \(describe(.forward(r.destinations), table)) (spliced)\n"
             }
-            continue
-        }
-        if l.proto != .http {
-            out += "  (not served by ingressd yet)\n"
             continue
         }
         if l.virtualHosts.isEmpty { out += "  no virtual hosts: every request gets 404\n" }
@@ -204,7 +214,7 @@ public func renderConfigDumpJSON(_ table: TableSpec, generation: UInt64) -> Stri
             "{\"name\":\(jsonString(r.name)),\"action\":\(json(.forward(r.destinations), table))}"
         }
         return "{\"port\":\(l.port),\"protocol\":\"\(protocolName(l.proto))\",\"virtualHosts\":["
-            + hosts.joined(separator: ",") + "],\"tcpRoutes\":[" + tcp.joined(separator: ",") + "]}"
+            + hosts.joined(separator: ",") + "],\"tcpRoutes\":[" + tcp.joined(separator: ",") + "]," + jsonTLS(l, table) + "}"
     }
     let clusters = table.clusters.map { c -> String in
         let eps = c.endpoints.map { e in
@@ -226,7 +236,9 @@ public func renderCheckSummary(_ load: LoadResult, _ table: TableSpec) -> String
         return c == 0 ? nil : "\(c) \(k.rawValue)"
     }
     let hosts = table.listeners.reduce(0) { $0 + $1.virtualHosts.count }
-    let routes = table.listeners.reduce(0) { $0 + $1.tcpRoutes.count + $1.virtualHosts.reduce(0) { $0 + $1.routes.count } }
+    let routes = table.listeners.reduce(0) {
+        $0 + $1.tcpRoutes.count + $1.tlsRoutes.count + $1.virtualHosts.reduce(0) { $0 + $1.routes.count }
+    }
     var line = "ok: \(n(load.files.count, "file")), \(n(load.resources.count, "resource"))"
     if !kinds.isEmpty { line += " (\(kinds.joined(separator: ", ")))" }
     line += " → \(n(table.listeners.count, "listener")), \(n(hosts, "virtual host")), \(n(routes, "route")), \(n(table.clusters.count, "cluster"))"

@@ -164,6 +164,12 @@ func classify(_ p: UnsafeRawPointer, _ f: inout HeaderField, index: Int32, isReq
         if isRequest && equalsLowercase(p, n, len, "x-forwarded-proto") {
             f.flags.insert(.rewritten)
         }
+    case 23:
+        // Istio's gateways sanitize it (forward_client_cert_details SANITIZE_SET): a client
+        // cannot claim a certificate; the proxy sets it for mutual TLS connections.
+        if isRequest && equalsLowercase(p, n, len, "x-forwarded-client-cert") {
+            f.flags.insert(.rewritten)
+        }
     default:
         break
     }

@@ -26,12 +26,19 @@ public enum GatewayReference {
 }
 
 /// Cross-resource findings: missing gateways (IST0101, error), VirtualService hosts that no
-/// server of their gateway serves (IST0132), subsets that no DestinationRule defines.
-public func analyze(_ resources: [Resource]) -> [Diagnostic] {
+/// server of their gateway serves (IST0132), subsets that no DestinationRule defines, and — with
+/// `credentialsDir` — `tls.credentialName`s whose files are missing there (IST0101, error).
+public func analyze(_ resources: [Resource], credentialsDir: String? = nil) -> [Diagnostic] {
     var out: [Diagnostic] = []
     var gateways: [String: (ResourceMeta, Gateway)] = [:]
     for r in resources {
         if let g = r.gateway { gateways[r.meta.qualifiedName] = (r.meta, g) }
+    }
+    if let dir = credentialsDir {
+        for r in resources {
+            guard let g = r.gateway else { continue }
+            out += credentialFindings(g, r.meta, dir: dir)
+        }
     }
     let rules = resources.compactMap { r in r.destinationRule.map { (r.meta, $0) } }
 
@@ -86,6 +93,39 @@ public func analyze(_ resources: [Resource]) -> [Diagnostic] {
         }
         for (i, t) in vs.tcp.enumerated() {
             for (j, rd) in t.route.enumerated() { checkSubset(rd.destination, "spec.tcp[\(i)].route[\(j)].destination") }
+        }
+    }
+    return out
+}
+
+/// IST0101 for each credential of a terminating server whose files are not under `dir`
+/// (Credentials.swift); the message names the files looked for.
+func credentialFindings(_ g: Gateway, _ meta: ResourceMeta, dir: String) -> [Diagnostic] {
+    var out: [Diagnostic] = []
+    for (i, server) in g.servers.enumerated() {
+        guard let tls = server.tls, let proto = server.port?.proto.uppercased(), proto == "HTTPS" || proto == "TLS" else {
+            continue
+        }
+        let mode = (tls.mode ?? "PASSTHROUGH").uppercased()
+        guard ["SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL"].contains(mode) else { continue }
+        let p = "spec.servers[\(i)].tls"
+        func missing(_ path: String, _ name: String, _ looked: [String]) {
+            out.append(meta.diagnostic(.error, path,
+                "Referenced credentialName not found: \"\(name)\" (looked for \(looked.joined(separator: ", ")))",
+                code: "IST0101"))
+        }
+        let named: (String, String)? = tls.credentialName.map { ("\(p).credentialName", $0) }
+            ?? tls.credentialNames.first.map { ("\(p).credentialNames[0]", $0) }
+        if let (path, name) = named {
+            let files = CredentialFiles.resolve(name, in: dir)
+            if files.certificate == nil { missing(path, name, CredentialFiles.certificateCandidates(name, in: dir)) }
+            if files.privateKey == nil { missing(path, name, CredentialFiles.keyCandidates(name, in: dir)) }
+            if mode != "SIMPLE" && tls.caCertificates == nil && tls.caCertCredentialName == nil && files.caCertificates == nil {
+                missing(path, "\(name)-cacert", CredentialFiles.caCandidates(name, in: dir))
+            }
+        }
+        if mode != "SIMPLE", let ca = tls.caCertCredentialName, CredentialFiles.resolveCA(ca, in: dir) == nil {
+            missing("\(p).caCertCredentialName", ca, CredentialFiles.caCandidates(ca, in: dir, separate: false))
         }
     }
     return out

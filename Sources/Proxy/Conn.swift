@@ -122,4 +122,26 @@ struct Conn {
     /// (CircuitBreakers.swift).
     var breaker: Int32 = -1
     var requestsSent: UInt32 = 0
+
+    /// The transport under the session (Engine+TLS.swift): plain, reading a ClientHello, or TLS.
+    var transport: Transport = .plain
+    /// TLS close: the alert (or last bytes) being sent is the last thing on this connection.
+    var tlsCloseAfterSend = false
+    var tlsOutLarge = false
+    /// The OpenSSL connection (transport `.tls`), owned by the slot.
+    var ssl: OpaquePointer? = nil
+    /// Ciphertext being sent: tlsOut[tlsOutSent..<tlsOutLen], standing for `tlsPlain` bytes of
+    /// the first queued segment (0: handshake bytes, tickets or an alert).
+    var tlsOut: UnsafeMutableRawPointer? = nil
+    var tlsOutLen: Int32 = 0
+    var tlsOutSent: Int32 = 0
+    var tlsPlain: Int32 = 0
+    /// The Gateway server that terminates this connection and the table it belongs to (low 32
+    /// bits of the generation): its client-certificate lists are checked after the handshake.
+    var tlsServer: Int32 = -1
+    var tlsTable: UInt32 = 0
+    /// Mutual TLS: the x-forwarded-client-cert value for every request of the connection (a
+    /// small pooled buffer, made once after the handshake), nil without a client certificate.
+    var xfcc: UnsafeMutableRawPointer? = nil
+    var xfccLen: Int32 = 0
 }

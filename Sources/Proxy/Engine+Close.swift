@@ -24,6 +24,7 @@ extension ProxyEngine {
                 statFinish(x)   // unanswered or cut short: recorded once, here
             }
         }
+        if c.pointee.transport == .tls { tlsSendCloseNotify(i) }
         c.pointee.closing = true
         if c.pointee.role == .upstream { unlinkIdle(i) }
         // Leave the exchange: the other side no longer acts on this connection.
@@ -45,6 +46,7 @@ extension ProxyEngine {
         releaseOut(i)
         if c.pointee.pipe >= 0 { releasePipe(i) }
         releaseAccum(i)
+        if c.pointee.transport != .plain { releaseTLS(i) }
         if c.pointee.role == .upstream { statUpstreamClosed(i) }
         if c.pointee.role == .downstream {
             downstreamCount -= 1

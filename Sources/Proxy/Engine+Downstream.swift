@@ -42,11 +42,14 @@ extension ProxyEngine {
         downstreamCount += 1
         stats.add(WorkerSlotField.connectionsAccepted)
         stats.set(WorkerSlotField.connectionsActive, UInt64(downstreamCount))
-        if isTCPListener(c.pointee.listenerPort) {
+        switch listenerProto(c.pointee.listenerPort)?.proto {
+        case .tcp?:
             startTCPRoute(i)   // Engine+TCP.swift
-            return
+        case .https?, .tls?:
+            startHello(i)      // Engine+TLS.swift
+        default:
+            armRecv(i)
         }
-        armRecv(i)
     }
 
     /// Formats the client address once per connection for x-forwarded-for. IPv4-mapped IPv6
@@ -103,6 +106,10 @@ extension ProxyEngine {
     @inline(__always)
     mutating func armRecv(_ i: Int32, idle: Bool = false) {
         let c = conns + Int(i)
+        if c.pointee.transport == .tls {
+            armTLSRecv(i)
+            return
+        }
         ring.prepRecvSelect(fd: c.pointee.fd, group: rx.groupID,
                             userData: userData(c.pointee.role == .downstream ? .downRecv : .upRecv, i),
                             pollFirst: idle)
@@ -121,8 +128,14 @@ extension ProxyEngine {
             return
         }
         let bid = UInt16(flags >> ING_CQE_BUFFER_SHIFT)
-        let data = rx.buffer(bid)
-        let n = Int(result)
+        onDownData(i, rx.buffer(bid), Int(result), bid)
+    }
+
+    /// `n` bytes from the client in receive buffer `bid` (a ring buffer, or a TLS plaintext
+    /// buffer: Engine+TLS.swift).
+    @inline(__always)
+    mutating func onDownData(_ i: Int32, _ data: UnsafeMutableRawPointer, _ n: Int, _ bid: UInt16) {
+        let c = conns + Int(i)
         switch c.pointee.rx {
         case .head:
             onDownHeadBytes(i, data, n, bid)
@@ -133,14 +146,14 @@ extension ProxyEngine {
             if u >= 0 && !conns[Int(u)].closing {
                 send(u, UnsafeRawPointer(data), Int32(n), release: .recv(bid))
             } else {
-                rx.recycle(bid)
+                recycleRecv(bid)
                 closeConn(i)
             }
         default:
             // Bytes while the response is awaited (watchForClose): a pipelined request, kept
             // for when this exchange ends. The buffer was empty, so one receive's worth fits.
             let kept = appendAccum(i, data, n)
-            rx.recycle(bid)
+            recycleRecv(bid)
             if !kept { downstreamGone(i) }
         }
     }
@@ -157,10 +170,10 @@ extension ProxyEngine {
             switch status {
             case .complete:
                 startRequest(i, base: UnsafeRawPointer(data), count: n, head: head, inAccum: false)
-                rx.recycle(bid)
+                recycleRecv(bid)
             case .incomplete:
                 let kept = appendAccum(i, data, n)
-                rx.recycle(bid)
+                recycleRecv(bid)
                 guard kept else {
                     stats.add(WorkerSlotField.badRequests)
                     sendLocalReply(i, status: 431, body: nil, close: true)
@@ -169,14 +182,14 @@ extension ProxyEngine {
                 setDeadline(i, nowMs + limits.headerTimeoutMs)
                 armRecv(i)
             case .error(let e):
-                rx.recycle(bid)
+                recycleRecv(bid)
                 stats.add(WorkerSlotField.badRequests)
                 sendLocalReply(i, status: e.status, body: nil, close: true)
             }
             return
         }
         let fits = appendAccum(i, data, n)
-        rx.recycle(bid)
+        recycleRecv(bid)
         guard fits else {
             stats.add(WorkerSlotField.badRequests)
             sendLocalReply(i, status: 431, body: nil, close: true)

@@ -158,6 +158,14 @@ extension ProxyEngine {
         // Header edits: the route's, then the picked destination's.
         var editCount = 0
         var editBytes = 0
+        if let xfcc = c.pointee.xfcc {
+            // Mutual TLS: Istio's gateway sets x-forwarded-client-cert (the client's own was
+            // dropped by the codec); route header operations come after it and may change it.
+            edits[0] = HeaderEdit(kind: .add, name: UnsafeRawBufferPointer(start: StaticString("x-forwarded-client-cert").utf8Start, count: 23),
+                                  value: UnsafeRawBufferPointer(start: xfcc, count: Int(c.pointee.xfccLen)))
+            editCount = 1
+            editBytes = Int(c.pointee.xfccLen) + 27
+        }
         let destOps = e.pointee.destination >= 0 ? reader.destinationRequestHeaderOps(e.pointee.destination) : 0..<0
         for pass in 0..<2 {
             let ops = pass == 0 ? reader.requestHeaderOps(route: route) : destOps
@@ -229,7 +237,7 @@ extension ProxyEngine {
                     source: source, head: head,
                     headers: UnsafeBufferPointer(start: headers, count: Int(head.headerCount)),
                     clientAddress: UnsafeRawBufferPointer(rebasing: peer[0..<Int(c.pointee.peerTextLen)]),
-                    proto: .http,
+                    proto: c.pointee.transport == .tls ? .https : .http,
                     generatedRequestId: UnsafeRawBufferPointer(rebasing: ridBytes[0..<ridLen]),
                     target: target, authority: authority,
                     edits: UnsafeBufferPointer(start: edits, count: editCount),

@@ -38,7 +38,7 @@ extension ProxyEngine {
 
         let source = UnsafeRawBufferPointer(start: base, count: count)
         let req = MatchRequest(bytes: source, method: head.methodRange, path: head.path, query: head.query,
-                               authority: head.host, isHTTPS: false, listenerPort: c.pointee.listenerPort,
+                               authority: head.host, isHTTPS: c.pointee.transport == .tls, listenerPort: c.pointee.listenerPort,
                                headers: UnsafeBufferPointer(start: headers, count: Int(head.headerCount)))
         let lookup = table.matcher?.route(req) ?? .noListener
         switch head.method == .connect ? .noRoute : lookup {
@@ -157,13 +157,13 @@ extension ProxyEngine {
     mutating func forwardRequestBody(_ d: Int32, _ data: UnsafeMutableRawPointer, _ n: Int, _ bid: UInt16) {
         let u = peerOf(d)
         guard u >= 0, !conns[Int(u)].closing else {
-            rx.recycle(bid)
+            recycleRecv(bid)
             closeConn(d)
             return
         }
         let (k, done, failed) = bodyPortion(d, UnsafeRawPointer(data), n)
         if failed {
-            rx.recycle(bid)
+            recycleRecv(bid)
             failRequestBody(d)
             return
         }
@@ -175,7 +175,7 @@ extension ProxyEngine {
         if k > 0 {
             send(u, UnsafeRawPointer(data), Int32(k), release: .recv(bid))
         } else {
-            rx.recycle(bid)
+            recycleRecv(bid)
             if !done { armRecv(d) }
         }
     }

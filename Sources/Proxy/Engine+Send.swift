@@ -72,6 +72,10 @@ extension ProxyEngine {
     @inline(__always)
     mutating func submitSend(_ i: Int32) {
         let c = conns + Int(i)
+        if c.pointee.transport == .tls {
+            tlsSubmitSend(i)
+            return
+        }
         let off = Int(c.pointee.sendQueue.sent)
         let seg = c.pointee.sendQueue.first
         ring.prepSend(fd: c.pointee.fd, buffer: seg.base! + off, count: Int(seg.count) - off,
@@ -84,7 +88,7 @@ extension ProxyEngine {
     mutating func release(_ i: Int32, _ r: SendRelease) {
         switch r {
         case .none: break
-        case .recv(let bid): rx.recycle(bid)
+        case .recv(let bid): recycleRecv(bid)
         case .out: releaseOut(i)
         }
     }

@@ -52,6 +52,9 @@ extension ProxyEngine {
     /// False when no pipe is available (the caller falls back to copying). May finish, fail
     /// and close connections synchronously.
     mutating func startSplice(from s: Int32) -> Bool {
+        // The kernel cannot encrypt or decrypt (no kTLS here): TLS bodies take the copy path.
+        let peer = peerOf(s)
+        guard conns[Int(s)].transport == .plain, peer < 0 || conns[Int(peer)].transport == .plain else { return false }
         let p = pipes.acquire()
         guard p >= 0 else { return false }
         let sc = conns + Int(s)

@@ -27,6 +27,22 @@ extension ProxyEngine {
 
     /// Routes a connection accepted on a TCP listener and starts its upstream connect.
     mutating func startTCPRoute(_ d: Int32) {
+        guard let reader = table.reader else {
+            startTCPRoute(d, cluster: -1, flags: ResponseFlags.nr)
+            return
+        }
+        let routes = reader.listenerTCPRoutes(reader.listener(port: conns[Int(d)].listenerPort))
+        guard !routes.isEmpty else {
+            startTCPRoute(d, cluster: -1, flags: ResponseFlags.nr)
+            return
+        }
+        startTCPRoute(d, cluster: reader.pickTCPCluster(route: routes.lowerBound, random: UInt32(truncatingIfNeeded: nextRandom())))
+    }
+
+    /// Starts the upstream connect of a TCP-route (or TLS passthrough) connection to `cluster`
+    /// (-1: none, the connection closes with `flags`, NC by default). Bytes already read from
+    /// the client (a ClientHello) stay in its accum and go upstream first (`tcpConnected`).
+    mutating func startTCPRoute(_ d: Int32, cluster: Int32, flags: UInt16 = ResponseFlags.nc) {
         let dc = conns + Int(d)
         dc.pointee.spliceFlags = SpliceFlag.tcp
         dc.pointee.rx = .tunnel
@@ -38,15 +54,8 @@ extension ProxyEngine {
             closeConn(d)
             return
         }
-        let routes = reader.listenerTCPRoutes(reader.listener(port: dc.pointee.listenerPort))
-        guard !routes.isEmpty else {
-            statTCPOpened(x, cluster: -1, flags: ResponseFlags.nr)
-            closeConn(d)
-            return
-        }
-        let cluster = reader.pickTCPCluster(route: routes.lowerBound, random: UInt32(truncatingIfNeeded: nextRandom()))
         guard cluster >= 0 else {
-            statTCPOpened(x, cluster: -1, flags: ResponseFlags.nc)
+            statTCPOpened(x, cluster: -1, flags: flags)
             closeConn(d)
             return
         }
@@ -74,6 +83,19 @@ extension ProxyEngine {
 
     /// The upstream of a TCP-route pair connected: splice both ways.
     mutating func tcpConnected(_ d: Int32, _ u: Int32) {
+        if !sendPrefix(d, u) {
+            closeTCPPair(u)
+            return
+        }
+        if conns[Int(d)].transport == .tls {
+            // TLS terminated here: the kernel cannot splice plaintext it never sees, so the pair
+            // is a tunnel of copies (one buffer in flight per direction, as an Upgrade's) whose
+            // idle timeout every completion pushes back (`streamActive`).
+            setDeadline(d, nowMs + limits.tcpIdleTimeoutMs)
+            armRecv(d)
+            armRecv(u)
+            return
+        }
         let p1 = pipes.acquire()
         let p2 = p1 >= 0 ? pipes.acquire() : -1
         guard p2 >= 0 else {
@@ -92,6 +114,21 @@ extension ProxyEngine {
         setDeadline(d, nowMs + limits.tcpIdleTimeoutMs)
         pumpSplice(d)
         if !uc.pointee.closing && uc.pointee.spliceFlags & SpliceFlag.active != 0 { pumpSplice(u) }
+    }
+
+    /// TLS passthrough: the ClientHello read to find the SNI goes to the upstream before any
+    /// spliced byte. A fresh connection's socket buffer takes it whole (at most
+    /// ClientHello.maxBytes), so one non-blocking send(2) suffices; a short one fails the pair.
+    mutating func sendPrefix(_ d: Int32, _ u: Int32) -> Bool {
+        let dc = conns + Int(d)
+        guard let acc = dc.pointee.accum, dc.pointee.accumEnd > dc.pointee.accumStart else { return true }
+        let n = Int(dc.pointee.accumEnd - dc.pointee.accumStart)
+        let sent = Glibc.send(conns[Int(u)].fd, acc + Int(dc.pointee.accumStart), n, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+        releaseAccum(d)
+        if sent == n, dc.pointee.exchange >= 0 {
+            exchanges.slots[Int(dc.pointee.exchange)].stats.requestBytes &+= UInt64(n)
+        }
+        return sent == n
     }
 
     /// Closes both connections of a TCP-route pair (either may be given).

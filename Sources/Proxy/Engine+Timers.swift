@@ -1,3 +1,4 @@
+import COpenSSL
 import HTTP1
 import SharedMemory
 #if canImport(Glibc)
@@ -81,7 +82,10 @@ extension ProxyEngine {
         if c.pointee.spliceFlags & SpliceFlag.tcp != 0 {
             tcpIdleTimeout(i)
         } else if c.pointee.role == .downstream {
-            if c.pointee.exchange >= 0 {
+            if c.pointee.transport == .hello || (c.pointee.transport == .tls && SSL_is_init_finished(c.pointee.ssl) != 1) {
+                stats.add(WorkerSlotField.tlsConnectionErrors)
+                closeConn(i)   // a ClientHello or handshake that stalled: closed, no bytes
+            } else if c.pointee.exchange >= 0 {
                 streamIdleTimedOut(c.pointee.exchange)
             } else if c.pointee.accum != nil && c.pointee.accumEnd > c.pointee.accumStart && !c.pointee.sendArmed {
                 // Part of a head, then silence: 408 (header timeout).
@@ -104,7 +108,13 @@ extension ProxyEngine {
     @inline(__always)
     mutating func streamActive(_ x: Int32) {
         let d = exchanges.slots[Int(x)].down
-        guard d >= 0, limits.streamIdleTimeoutMs > 0, conns[Int(d)].spliceFlags & SpliceFlag.tcp == 0 else { return }
+        guard d >= 0 else { return }
+        if conns[Int(d)].spliceFlags & SpliceFlag.tcp != 0 {
+            // A TLS-terminated TCP pair copies instead of splicing: its traffic is seen here.
+            if conns[Int(d)].transport == .tls { timers.schedule(d, at: nowMs + limits.tcpIdleTimeoutMs) }
+            return
+        }
+        guard limits.streamIdleTimeoutMs > 0 else { return }
         timers.schedule(d, at: nowMs + limits.streamIdleTimeoutMs)
     }
 

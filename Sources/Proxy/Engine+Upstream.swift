@@ -53,12 +53,12 @@ extension ProxyEngine {
             if d >= 0 && !conns[Int(d)].closing {
                 send(d, UnsafeRawPointer(data), Int32(n), release: .recv(bid))
             } else {
-                rx.recycle(bid)
+                recycleRecv(bid)
                 closeConn(u)
             }
         default:
             // Bytes on an idle pooled connection: the upstream is confused; drop it.
-            rx.recycle(bid)
+            recycleRecv(bid)
             closeConn(u)
         }
     }
@@ -75,20 +75,20 @@ extension ProxyEngine {
                 handleResponseHead(u, base: UnsafeRawPointer(data), count: n, head: head, bid: Int32(bid))
             case .incomplete:
                 let kept = appendAccum(u, data, n)
-                rx.recycle(bid)
+                recycleRecv(bid)
                 guard kept else {
                     badUpstreamResponse(u)
                     return
                 }
                 armRecv(u)
             case .error:
-                rx.recycle(bid)
+                recycleRecv(bid)
                 badUpstreamResponse(u)
             }
             return
         }
         let fits = appendAccum(u, data, n)
-        rx.recycle(bid)
+        recycleRecv(bid)
         guard fits else {
             badUpstreamResponse(u)
             return
@@ -130,7 +130,7 @@ extension ProxyEngine {
         let uc = conns + Int(u)
         let d = peerOf(u)
         guard d >= 0, !conns[Int(d)].closing else {
-            if bid >= 0 { rx.recycle(UInt16(bid)) }
+            if bid >= 0 { recycleRecv(UInt16(bid)) }
             closeConn(u)
             return
         }
@@ -141,7 +141,7 @@ extension ProxyEngine {
             && !(head.status == 101 && e.pointee.upgrade) && mayRetry(x, .status(head.status)) {
             // A retriable answer (retryOn 5xx, gateway-error, retriable-4xx or a listed code):
             // not forwarded; the connection is closed rather than drained.
-            if bid >= 0 { rx.recycle(UInt16(bid)) }
+            if bid >= 0 { recycleRecv(UInt16(bid)) }
             scheduleRetry(x, from: u)
             return
         }
@@ -166,7 +166,7 @@ extension ProxyEngine {
                 skipResponseHead(u, base: base, count: count, headLength: Int(head.headLength), bid: bid)
                 return
             case .reject:
-                if bid >= 0 { rx.recycle(UInt16(bid)) }
+                if bid >= 0 { recycleRecv(UInt16(bid)) }
                 badUpstreamResponse(u)
                 return
             }
@@ -209,7 +209,7 @@ extension ProxyEngine {
                     // Nothing of this response was sent yet (a forwarded 100 Continue may
                     // precede a final response): the client gets a 502, not an empty reply.
                     e.pointee.responseStarted = false
-                    if bid >= 0 { rx.recycle(UInt16(bid)) }
+                    if bid >= 0 { recycleRecv(UInt16(bid)) }
                     badUpstreamResponse(u)
                     return
                 }
@@ -250,7 +250,7 @@ extension ProxyEngine {
                 headers: UnsafeBufferPointer(start: headers, count: Int(head.headerCount)),
                 connection: directive, edits: edits,
                 into: UnsafeMutableRawBufferPointer(start: out, count: cap)) else {
-                if bid >= 0 { rx.recycle(UInt16(bid)) }
+                if bid >= 0 { recycleRecv(UInt16(bid)) }
                 badUpstreamResponse(u)
                 return
             }
@@ -273,7 +273,7 @@ extension ProxyEngine {
             if count > keepFrom && (informational || copyBody < bodyBytes) {
                 _ = appendAccum(u, base + keepFrom, count - keepFrom, shed: false)
             }
-            rx.recycle(UInt16(bid))
+            recycleRecv(UInt16(bid))
         } else {
             let drop = (informational || copyBody < bodyBytes) ? keepFrom : count
             consumeAccum(u, drop)
@@ -289,7 +289,7 @@ extension ProxyEngine {
         if bid >= 0 {
             // Only parsed in place when nothing was accumulated, so this cannot overflow.
             if count > headLength { _ = appendAccum(u, base + headLength, count - headLength, shed: false) }
-            rx.recycle(UInt16(bid))
+            recycleRecv(UInt16(bid))
         } else {
             consumeAccum(u, headLength)
         }
@@ -320,7 +320,7 @@ extension ProxyEngine {
         let uc = conns + Int(u)
         let d = peerOf(u)
         guard d >= 0, !conns[Int(d)].closing else {
-            rx.recycle(bid)
+            recycleRecv(bid)
             closeConn(u)
             return
         }
@@ -338,7 +338,7 @@ extension ProxyEngine {
                 uc.pointee.responseDone = true
             case .error:
                 // The head went out already: the client connection closes (flag UPE).
-                rx.recycle(bid)
+                recycleRecv(bid)
                 badUpstreamResponse(u)
                 return
             }
@@ -347,7 +347,7 @@ extension ProxyEngine {
         }
         if k < n { uc.pointee.reusable = false }
         if k == 0 {
-            rx.recycle(bid)
+            recycleRecv(bid)
             if uc.pointee.responseDone { finishExchange(d, u) } else { armRecv(u) }
             return
         }

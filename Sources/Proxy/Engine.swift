@@ -119,6 +119,9 @@ public struct ProxyEngine: ~Copyable {
     static let starvedRetryMs: UInt64 = 2
     /// Stats records of the current table and the access log (Engine+Stats.swift).
     var recorder = StatsRecorder()
+    /// TLS (Engine+TLS.swift): the current table's server contexts, plaintext buffers.
+    var tls = TLSContexts()
+    var plain: PlainBuffers
 
     public init(ring: consuming Ring, listeners: [(fd: Int32, port: UInt16)], region: SharedRegion,
                 slot: WorkerSlot, limits: ProxyLimits = ProxyLimits()) throws(RingError) {
@@ -127,6 +130,7 @@ public struct ProxyEngine: ~Copyable {
         self.rx = try BufferRing(ring: ring, groupID: 0, count: limits.receiveBuffers, size: limits.receiveBufferBytes)
         self.ring = ring
         self.limits = limits
+        plain = PlainBuffers(base: limits.receiveBuffers, size: limits.receiveBufferBytes)
         pipes = PipePool(capacity: limits.maxConnections)
         capacity = Int32(limits.maxConnections)
         // The slab is reserved, not touched: anonymous pages are backed only when a slot is
@@ -180,7 +184,7 @@ public struct ProxyEngine: ~Copyable {
         let c = conns + Int(index)
         if c.pointee.generation & 0xFF_FFFF != gen {
             // Stale: should not happen (slots are reused only after their ops complete).
-            if flags & ING_CQE_F_BUFFER != 0 { rx.recycle(UInt16(flags >> ING_CQE_BUFFER_SHIFT)) }
+            if flags & ING_CQE_F_BUFFER != 0 { recycleRecv(UInt16(flags >> ING_CQE_BUFFER_SHIFT)) }
             return
         }
         c.pointee.pendingOps -= 1
@@ -189,11 +193,13 @@ public struct ProxyEngine: ~Copyable {
         case Op.downRecv.rawValue, Op.upRecv.rawValue:
             c.pointee.recvArmed = false
             if c.pointee.closing {
-                if flags & ING_CQE_F_BUFFER != 0 { rx.recycle(UInt16(flags >> ING_CQE_BUFFER_SHIFT)) }
+                if flags & ING_CQE_F_BUFFER != 0 { recycleRecv(UInt16(flags >> ING_CQE_BUFFER_SHIFT)) }
                 finalizeIfIdle(index)
                 return
             }
-            if op == Op.downRecv.rawValue {
+            if c.pointee.transport != .plain {
+                onTLSRecv(index, result: result, flags: flags)
+            } else if op == Op.downRecv.rawValue {
                 onDownRecv(index, result: result, flags: flags)
             } else {
                 onUpRecv(index, result: result, flags: flags)
@@ -205,7 +211,18 @@ public struct ProxyEngine: ~Copyable {
                 finalizeIfIdle(index)
                 return
             }
-            onSendComplete(index, result: result, downstream: op == Op.downSend.rawValue)
+            if c.pointee.transport == .tls {
+                onTLSSendComplete(index, result: result)
+            } else {
+                onSendComplete(index, result: result, downstream: op == Op.downSend.rawValue)
+            }
+        case Op.tlsPending.rawValue:
+            c.pointee.recvArmed = false
+            if c.pointee.closing {
+                finalizeIfIdle(index)
+                return
+            }
+            tlsRead(index)
         case Op.pollIn.rawValue, Op.pollOut.rawValue:
             onSplicePoll(index, out: op == Op.pollOut.rawValue, result: result)
         case Op.upConnect.rawValue:

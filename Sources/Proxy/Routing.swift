@@ -86,6 +86,7 @@ extension ProxyEngine {
         table.balancers = newBalancers
         swap(&table.image, &table.spare)
         table.generation = gen
+        tls.reset(servers: reader.tlsServers.count)   // contexts are built on first use
         statsTableLoaded(reader)
         breakersTableLoaded(reader)
         return true

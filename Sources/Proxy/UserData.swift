@@ -23,6 +23,8 @@ enum Op: UInt8 {
     case pollIn = 9
     /// Splice path: POLLOUT on the slot's socket (it is a destination).
     case pollOut = 10
+    /// A receive served from OpenSSL's buffers (a NOP; Engine+TLS.swift).
+    case tlsPending = 11
 }
 
 @inline(__always)

@@ -90,3 +90,40 @@ public struct TLSRouteSpec: Sendable, Equatable {
         self.destinations = destinations
     }
 }
+
+/// DestinationRule `trafficPolicy.tls` (ClientTLSSettings) as a cluster uses it, after the
+/// top-level / port-level / subset-level merge: how the gateway speaks TLS to the endpoints.
+public enum ClusterTLSMode: UInt8, Sendable, Equatable {
+    case disable = 0
+    case simple = 1
+    case mutual = 2
+}
+
+public struct ClusterTLSSpec: Sendable, Equatable {
+    public var mode: ClusterTLSMode
+    /// PEM CA bundle verifying the upstream's certificate; empty = the system's CAs
+    /// (Istio's default when caCertificates is unset).
+    public var caCertificatesPEM: [UInt8]
+    /// MUTUAL: the gateway's client certificate chain and key (PEM).
+    public var clientCertificateChainPEM: [UInt8]
+    public var clientPrivateKeyPEM: [UInt8]
+    /// `sni`; empty = the request's Host (Istio's auto SNI), without its port.
+    public var sni: String
+    /// The upstream certificate must carry one of these SANs; empty = it must match the SNI
+    /// (Istio's auto SAN validation) unless `insecureSkipVerify`.
+    public var subjectAltNames: [String]
+    /// No verification of the upstream's certificate at all.
+    public var insecureSkipVerify: Bool
+
+    public init(mode: ClusterTLSMode, caCertificatesPEM: [UInt8] = [], clientCertificateChainPEM: [UInt8] = [],
+                clientPrivateKeyPEM: [UInt8] = [], sni: String = "", subjectAltNames: [String] = [],
+                insecureSkipVerify: Bool = false) {
+        self.mode = mode
+        self.caCertificatesPEM = caCertificatesPEM
+        self.clientCertificateChainPEM = clientCertificateChainPEM
+        self.clientPrivateKeyPEM = clientPrivateKeyPEM
+        self.sni = sni
+        self.subjectAltNames = subjectAltNames
+        self.insecureSkipVerify = insecureSkipVerify
+    }
+}

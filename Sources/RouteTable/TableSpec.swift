@@ -218,6 +218,8 @@ public struct ClusterSpec: Sendable, Equatable {
     /// Supervisor-only health policies (ClusterPolicy.swift); not in the image.
     public var outlier: OutlierPolicy? = nil
     public var healthCheck: HealthCheckPolicy? = nil
+    /// DestinationRule `tls` (TLSSpec.swift); nil = plain text (mode DISABLE).
+    public var tls: ClusterTLSSpec? = nil
 
     public init(name: String, endpoints: [EndpointSpec], connectTimeoutMs: UInt32 = 10_000,
                 loadBalancer: LoadBalancerSpec = LoadBalancerSpec(), connectionPool: ConnectionPoolSpec = ConnectionPoolSpec()) {

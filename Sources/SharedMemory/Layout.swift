@@ -41,6 +41,11 @@ public enum RegionHeader {
     public static let publishedGeneration = 128
     /// UInt32 (own cache line): 1 while the supervisor drains (SIGTERM); workers stop accepting.
     public static let draining = 192
+    /// TLS session-ticket keys shared by every worker (`struct ing_ticket_keys` in
+    /// Sources/COpenSSL/shim.h: a UInt64 seqlock, then the current and the previous key of 80
+    /// bytes each). Writer: the supervisor, at start and on rotation.
+    public static let ticketKeys = 1024
+    public static let ticketKeysBytes = 168
     /// UInt64 × `BreakerLayout.capacity`: cluster-name hashes (`StatKey.hash`) of the circuit
     /// breaker records, 0 = free. Claimed by workers with compare-and-swap when they load a
     /// table, never released (CircuitBreakers in StatsLayout.swift).
@@ -101,7 +106,16 @@ public enum WorkerSlotField {
     /// Access-log lines written, and lines dropped because the log buffer was full.
     public static let accessLogLines = 152
     public static let accessLogDropped = 160
+    /// TLS on downstream connections (Envoy's listener ssl.* stats): handshakes completed,
+    /// connections that failed (not TLS, malformed hello, failed handshake, TLS error later),
+    /// handshakes that failed for want of a valid client certificate, resumed sessions.
+    public static let tlsHandshakes = 192
+    public static let tlsConnectionErrors = 200
+    public static let tlsFailVerifyNoCert = 208
+    public static let tlsSessionReused = 216
+    /// Connections on HTTPS/TLS listeners whose SNI matched no server or passthrough route.
+    public static let tlsNoFilterChainMatch = 224
 
     /// First byte after the fixed counters; later versions extend from here.
-    public static let end = 192
+    public static let end = 256
 }

@@ -14,7 +14,7 @@ public struct SharedRegion: @unchecked Sendable {
     /// "INGRSHM1" little-endian.
     public static let magic: UInt64 = 0x314D_4853_5247_4E49
     /// Bumped whenever an offset or meaning in Layout.swift changes.
-    public static let layoutVersion: UInt32 = 4
+    public static let layoutVersion: UInt32 = 5
     static let pageBytes = 4096
 
     // SAFETY: `base` points at a MAP_SHARED mapping of `byteCount` bytes that stays mapped for
@@ -107,6 +107,9 @@ public struct SharedRegion: @unchecked Sendable {
     }
 
     /// Supervisor's drain flag.
+    /// The TLS session-ticket keys (RegionHeader.ticketKeys).
+    public var ticketKeys: UnsafeMutableRawPointer { base + RegionHeader.ticketKeys }
+
     public var draining: Bool {
         get { ing_load_acquire_u32(base + RegionHeader.draining) != 0 }
         nonmutating set { ing_store_release_u32(base + RegionHeader.draining, newValue ? 1 : 0) }

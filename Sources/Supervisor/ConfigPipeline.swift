@@ -32,6 +32,9 @@ public struct LoadedConfig {
     /// answers instead of reading the files again (which may have changed, or become hostile,
     /// since; re-reading them is SIGHUP's and --watch's job).
     public var model: ParsedConfig?
+    /// Certificate, key and CA files the table was built from (or looked for): `--watch`
+    /// reloads when one of them changes.
+    public var certificateFiles: [String] = []
 
     public init(spec: TableSpec, image: [UInt8], listenerPorts: [UInt16], notes: [String],
                 configDump: @escaping (_ generation: UInt64) -> String) {
@@ -50,6 +53,8 @@ public struct ParsedConfig {
     public var notes: [Diagnostic]
     /// Shown in messages that are not about one file (`a.yaml,b.yaml`).
     public var source: String
+    /// `--credentials-dir`: where compiling looks up `tls.credentialName`.
+    public var credentialsDir: String = defaultCredentialsDir
 }
 
 public enum ParseOutcome {
@@ -94,9 +99,10 @@ public enum ConfigPipeline {
     /// image. Never throws: every problem is a diagnostic. Called at start-up and on every
     /// reload; touches no process state.
     /// `endpointIds` (the supervisor's) makes endpoint ids stable across reloads.
-    public static func load(paths: [String], namespace: String, endpointIds: EndpointIds? = nil,
+    public static func load(paths: [String], namespace: String, credentialsDir: String = defaultCredentialsDir,
+                            endpointIds: EndpointIds? = nil,
                             resolve: @escaping @Sendable (String) -> [[UInt8]] = systemResolve) -> ConfigLoadOutcome {
-        switch parse(paths: paths, namespace: namespace) {
+        switch parse(paths: paths, namespace: namespace, credentialsDir: credentialsDir) {
         case .invalid(let diagnostics): return .invalid(diagnostics: diagnostics)
         case .valid(let parsed): return compile(parsed, endpointIds: endpointIds, resolve: resolve)
         }
@@ -104,13 +110,16 @@ public enum ConfigPipeline {
 
     /// Reads and validates (per resource and across resources) without compiling: nothing is
     /// resolved, so this never waits on DNS. Bounded by IstioConfig's InputLimits.
-    public static func parse(paths: [String], namespace: String) -> ParseOutcome {
+    /// Credentials named by Gateways must exist under `credentialsDir` (IST0101).
+    public static func parse(paths: [String], namespace: String,
+                             credentialsDir: String = defaultCredentialsDir) -> ParseOutcome {
         let result = IstioConfig.load(paths: paths, defaultNamespace: namespace)
-        let diagnostics = result.diagnostics + analyze(result.resources)
+        let diagnostics = result.diagnostics + analyze(result.resources, credentialsDir: credentialsDir)
         if diagnostics.hasErrors {
             return .invalid(diagnostics: diagnostics.errors.map { $0.description })
         }
-        return .valid(ParsedConfig(result: result, notes: diagnostics, source: paths.joined(separator: ",")))
+        return .valid(ParsedConfig(result: result, notes: diagnostics, source: paths.joined(separator: ","),
+                                   credentialsDir: credentialsDir))
     }
 
     /// Compiles a parsed configuration and builds its image, resolving names with `resolve`
@@ -121,8 +130,10 @@ public enum ConfigPipeline {
         let options = CompileOptions(resolve: { name in
             names.record(name)
             return resolve(name)
-        })
-        var (table, compileDiagnostics) = ConfigCompiler.compile(parsed.result.resources, options: options)
+        }, credentialsDir: parsed.credentialsDir)
+        let compiled = compileResult(parsed.result.resources, options: options)
+        var table = compiled.table
+        let compileDiagnostics = compiled.diagnostics
         endpointIds?.assign(&table)
         let diagnostics = parsed.notes + compileDiagnostics
         if diagnostics.hasErrors {
@@ -141,6 +152,7 @@ public enum ConfigPipeline {
                                   configDump: { generation in renderConfigDumpJSON(table, generation: generation) })
         loaded.dnsNames = names.names
         loaded.model = parsed
+        loaded.certificateFiles = compiled.certificateFiles
         return .valid(loaded)
     }
 
@@ -154,22 +166,24 @@ public enum ConfigPipeline {
         }
     }
 
-    static func compileAll(paths: [String], namespace: String) -> (LoadResult, TableSpec, [Diagnostic]) {
+    static func compileAll(paths: [String], namespace: String, credentialsDir: String) -> (LoadResult, TableSpec, [Diagnostic]) {
         let result = IstioConfig.load(paths: paths, defaultNamespace: namespace)
         var diagnostics = result.diagnostics
-        diagnostics += analyze(result.resources)
+        diagnostics += analyze(result.resources, credentialsDir: credentialsDir)
         if diagnostics.hasErrors {
             return (result, TableSpec(), diagnostics)
         }
-        let (table, compileDiagnostics) = ConfigCompiler.compile(result.resources, options: CompileOptions(resolve: systemResolve))
+        let (table, compileDiagnostics) = ConfigCompiler.compile(
+            result.resources, options: CompileOptions(resolve: systemResolve, credentialsDir: credentialsDir))
         diagnostics += compileDiagnostics
         return (result, table, diagnostics)
     }
 
     /// `ingressd check`: exit 0 with a one-line summary (warnings before it), or exit 1 with
     /// one line per problem.
-    public static func check(paths: [String], namespace: String) -> CommandReport {
-        let (result, table, diagnostics) = compileAll(paths: paths, namespace: namespace)
+    public static func check(paths: [String], namespace: String,
+                             credentialsDir: String = defaultCredentialsDir) -> CommandReport {
+        let (result, table, diagnostics) = compileAll(paths: paths, namespace: namespace, credentialsDir: credentialsDir)
         if diagnostics.hasErrors {
             return CommandReport(lines: diagnostics.errors.map { $0.description }, exitCode: 1)
         }
@@ -184,8 +198,9 @@ public enum ConfigPipeline {
 
     /// `ingressd routes`: the compiled table, or with `query` which route and cluster that
     /// request takes (or why none), decided by the data plane's own matcher over the image.
-    public static func routes(paths: [String], namespace: String, query: RouteQuery?) -> CommandReport {
-        switch load(paths: paths, namespace: namespace) {
+    public static func routes(paths: [String], namespace: String, credentialsDir: String = defaultCredentialsDir,
+                              query: RouteQuery?) -> CommandReport {
+        switch load(paths: paths, namespace: namespace, credentialsDir: credentialsDir) {
         case .invalid(let diagnostics):
             return CommandReport(lines: diagnostics, exitCode: 1)
         case .valid(let config):

@@ -20,6 +20,11 @@ let processCounterFields: [(name: String, offset: Int, gauge: Bool)] = [
     ("upstreamConnectionsOpened", WorkerSlotField.upstreamConnectionsOpened, false),
     ("accessLogLines", WorkerSlotField.accessLogLines, false),
     ("accessLogDropped", WorkerSlotField.accessLogDropped, false),
+    ("tlsHandshakes", WorkerSlotField.tlsHandshakes, false),
+    ("tlsConnectionErrors", WorkerSlotField.tlsConnectionErrors, false),
+    ("tlsFailVerifyNoCert", WorkerSlotField.tlsFailVerifyNoCert, false),
+    ("tlsSessionReused", WorkerSlotField.tlsSessionReused, false),
+    ("tlsNoFilterChainMatch", WorkerSlotField.tlsNoFilterChainMatch, false),
 ]
 
 struct Histogram: Equatable {

@@ -16,7 +16,8 @@ extension Supervisor {
 
         // Reading and validating is bounded (InputLimits) and never waits on DNS; names are
         // looked up in child processes and the reload finishes in compileAndPublish.
-        switch ConfigPipeline.parse(paths: options.configPaths, namespace: options.namespace) {
+        switch ConfigPipeline.parse(paths: options.configPaths, namespace: options.namespace,
+                                    credentialsDir: options.credentialsDir) {
         case .invalid(let diagnostics):
             if case .reload? = dnsJob { resolver.cancel(); dnsJob = nil }
             for d in diagnostics { Log.error(d) }
@@ -79,6 +80,7 @@ extension Supervisor {
                 generation = g
                 config = c
                 pending = nil
+                watcher?.watch(files: c.certificateFiles)
                 desiredPorts = c.listenerPorts
                 reloads += 1
                 healthConfigChanged(nowNs: nowNs)

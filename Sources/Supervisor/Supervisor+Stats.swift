@@ -139,6 +139,13 @@ extension Supervisor {
         processStat("ingressd_downstream_rq_bad_total", "counter", "Requests refused by the HTTP codec.", p[WorkerSlotField.badRequests] ?? 0)
         processStat("ingressd_access_log_lines_total", "counter", "Access-log lines written.", p[WorkerSlotField.accessLogLines] ?? 0)
         processStat("ingressd_access_log_dropped_total", "counter", "Access-log lines dropped (log buffer full or unwritable).", p[WorkerSlotField.accessLogDropped] ?? 0)
+        // Envoy's listener TLS stats (summed over the HTTPS/TLS listeners; Envoy labels them
+        // per listener address).
+        processStat("envoy_listener_ssl_handshake", "counter", "TLS handshakes completed on downstream connections.", p[WorkerSlotField.tlsHandshakes] ?? 0)
+        processStat("envoy_listener_ssl_connection_error", "counter", "Downstream TLS connections that failed (not TLS, malformed hello, failed handshake, TLS error).", p[WorkerSlotField.tlsConnectionErrors] ?? 0)
+        processStat("envoy_listener_ssl_fail_verify_no_cert", "counter", "Handshakes that failed for want of a valid client certificate.", p[WorkerSlotField.tlsFailVerifyNoCert] ?? 0)
+        processStat("envoy_listener_ssl_session_reused", "counter", "TLS sessions resumed.", p[WorkerSlotField.tlsSessionReused] ?? 0)
+        processStat("envoy_listener_no_filter_chain_match", "counter", "Connections on HTTPS/TLS ports whose SNI matched no server or passthrough route (closed).", p[WorkerSlotField.tlsNoFilterChainMatch] ?? 0)
         return out.text
     }
 

@@ -72,6 +72,8 @@ public final class Supervisor {
     var drainDeadlineNs: UInt64?
     var drainKillSent = false
     var nextWatchdogPingNs: UInt64 = 0
+    /// When the TLS session-ticket keys rotate next (Supervisor+TicketKeys.swift).
+    var nextTicketRotationNs: UInt64 = 0
 
     /// 10 s: a loop iteration that takes this long is a hung worker, not a busy one (an
     /// iteration is bounded by a batch of completions). Same value as the brief's contract.
@@ -114,7 +116,8 @@ public final class Supervisor {
         // (TimeoutStartSec covers this), and a gateway should not start on endpoints it has not
         // looked up. Every later lookup runs in a child (Supervisor+DNS.swift).
         let dnsCache = NameCache()
-        switch ConfigPipeline.load(paths: options.configPaths, namespace: options.namespace, endpointIds: endpointIds,
+        switch ConfigPipeline.load(paths: options.configPaths, namespace: options.namespace,
+                                   credentialsDir: options.credentialsDir, endpointIds: endpointIds,
                                    resolve: dnsCache.resolveNow) {
         case .invalid(let diagnostics):
             for d in diagnostics { Log.writeLine(d) }
@@ -182,6 +185,7 @@ public final class Supervisor {
 
     private func start() -> Int32 {
         let now = monotonicNs()
+        rotateTicketKeys(nowNs: now)   // before any worker exists
         do {
             switch try region.publish(image: config.image, liveWorkers: []) {
             case .published(let g): generation = g
@@ -192,7 +196,11 @@ public final class Supervisor {
             return ExitStatus.invalidConfig
         }
         Log.info("configuration loaded: generation \(generation), \(portList(config.listenerPorts))")
-        if options.watch { watcher = ConfigWatcher(paths: options.configPaths) }
+        logTLSPath()
+        if options.watch {
+            watcher = ConfigWatcher(paths: options.configPaths)
+            watcher?.watch(files: config.certificateFiles)
+        }
         if options.accessLog != "off" && options.accessLog != "-" {
             // Workers open it themselves; fail here, once and clearly, when they could not.
             let fd = open(options.accessLog, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
@@ -270,6 +278,7 @@ public final class Supervisor {
     /// Timers; returns an exit code once a drain has finished.
     private func tick(nowNs: UInt64) -> Int32? {
         reap(nowNs: nowNs)   // SIGCHLD coalesces; a spare WNOHANG per tick costs nothing
+        if nowNs >= nextTicketRotationNs { rotateTicketKeys(nowNs: nowNs) }
         if let w = systemd.watchdogIntervalNs, nowNs >= nextWatchdogPingNs {
             systemd.notify("WATCHDOG=1")
             nextWatchdogPingNs = nowNs + w

@@ -2,6 +2,8 @@
 public struct SupervisorOptions: Sendable {
     public var configPaths: [String]
     public var namespace: String
+    /// `--credentials-dir`: where `tls.credentialName: NAME` is looked up (DESIGN.md §4).
+    public var credentialsDir: String
     /// Worker processes (≥ 1).
     public var workers: Int
     /// `--bind`; nil = all addresses, IPv4 and IPv6.
@@ -25,8 +27,10 @@ public struct SupervisorOptions: Sendable {
                 adminAddress: IPAddress = .v4([127, 0, 0, 1]), adminPort: UInt16 = 15000, watch: Bool = false,
                 accessLog: String = "off", logLevel: LogLevel = .info, drainTimeoutMs: UInt64 = 30_000,
                 headerTimeoutMs: UInt64 = 10_000, idleTimeoutMs: UInt64 = 60_000, streamIdleTimeoutMs: UInt64 = 300_000,
-                readiness: (address: IPAddress, port: UInt16)? = nil) {
+                readiness: (address: IPAddress, port: UInt16)? = nil,
+                credentialsDir: String = "/etc/ingressd/credentials") {
         self.readiness = readiness
+        self.credentialsDir = credentialsDir
         self.headerTimeoutMs = headerTimeoutMs
         self.idleTimeoutMs = idleTimeoutMs
         self.streamIdleTimeoutMs = streamIdleTimeoutMs

@@ -50,6 +50,14 @@ extension Ring {
         s.pointee.user_data = userData
     }
 
+    /// A NOP: completes at once with result 0 (a completion the engine posts to itself).
+    @inline(__always)
+    public func prepNop(userData: UInt64) {
+        let s = sqe()
+        io_uring_prep_nop(s)
+        s.pointee.user_data = userData
+    }
+
     /// Cancels every in-flight request whose user_data equals `target`.
     public func prepCancel(target: UInt64, userData: UInt64) {
         let s = sqe()

@@ -33,9 +33,15 @@ struct ConfigOptions: ParsableArguments {
     @Option(help: "Namespace of resources that do not name one.")
     var namespace: String = "default"
 
+    @Option(name: .customLong("credentials-dir"),
+            help: ArgumentHelp("Where tls.credentialName NAME is found: DIR/NAME/tls.crt, tls.key, ca.crt (or DIR/NAME-cacert/ca.crt).",
+                               valueName: "dir"))
+    var credentialsDir: String = "/etc/ingressd/credentials"
+
     func validate() throws {
         guard !paths.isEmpty else { throw ValidationError("at least one -c PATH is required") }
         guard !namespace.isEmpty else { throw ValidationError("--namespace must not be empty") }
+        guard !credentialsDir.isEmpty else { throw ValidationError("--credentials-dir must not be empty") }
     }
 }
 
@@ -125,7 +131,7 @@ struct Run: ParsableCommand {
             drainTimeoutMs: parseDurationMs(drainTimeout)!,
             headerTimeoutMs: parseDurationMs(headerTimeout)!, idleTimeoutMs: parseDurationMs(idleTimeout)!,
             streamIdleTimeoutMs: parseDurationMs(streamIdleTimeout)!,
-            readiness: readiness == "off" ? nil : parseHostPort(readiness))
+            readiness: readiness == "off" ? nil : parseHostPort(readiness), credentialsDir: config.credentialsDir)
         let code = Supervisor.run(options)
         if code != 0 { throw ExitCode(code) }
     }
@@ -137,7 +143,8 @@ struct Check: ParsableCommand {
     @OptionGroup var config: ConfigOptions
 
     func run() throws {
-        let report = ConfigPipeline.check(paths: config.paths, namespace: config.namespace)
+        let report = ConfigPipeline.check(paths: config.paths, namespace: config.namespace,
+                                          credentialsDir: config.credentialsDir)
         for line in report.lines { print(line) }
         if report.exitCode != 0 { throw ExitCode(report.exitCode) }
     }
@@ -186,7 +193,8 @@ struct Routes: ParsableCommand {
         let query = request.flatMap(parsedRequest).map {
             RouteQuery(method: $0.method, url: $0.url, headers: headers.compactMap(parsedHeader))
         }
-        let report = ConfigPipeline.routes(paths: config.paths, namespace: config.namespace, query: query)
+        let report = ConfigPipeline.routes(paths: config.paths, namespace: config.namespace,
+                                           credentialsDir: config.credentialsDir, query: query)
         for line in report.lines { print(line) }
         if report.exitCode != 0 { throw ExitCode(report.exitCode) }
     }

@@ -183,7 +183,7 @@ final class TCPRouteTests: IntegrationTestCase {
             let got = try harness.curl(ingressd.url + "/blob/\(size)", timeout: 60)
             XCTAssertEqual(got.status, 200)
             XCTAssertEqual(got.body.count, size)
-            XCTAssertEqual(sha256Hex(got.body), got.header("x-sha256"), "GET \(size)")
+            XCTAssertEqual(harness.sha256Hex(got.body), got.header("x-sha256"), "GET \(size)")
             // Request bodies (Content-Length from curl), echoed back: both directions at once.
             let file = harness.path("up-\(size).bin")
             var bytes = [UInt8](repeating: 0, count: size)
@@ -193,7 +193,7 @@ final class TCPRouteTests: IntegrationTestCase {
             XCTAssertEqual(echoed.status, 200)
             XCTAssertEqual(echoed.body, Data(bytes), "POST /echo \(size)")
             let summary = try harness.curl(ingressd.url + "/sum", ["--data-binary", "@" + file], timeout: 60)
-            XCTAssertEqual(summary.text, "\(size) \(sha256Hex(Data(bytes)))")
+            XCTAssertEqual(summary.text, "\(size) \(harness.sha256Hex(Data(bytes)))")
         }
         // Keep-alive survives a spliced response: three requests on one curl connection.
         let multi = try harness.run("curl", ["-s", "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null",
@@ -213,7 +213,7 @@ final class TCPRouteTests: IntegrationTestCase {
             let got = try harness.curl(ingressd.url + "/blob/\(size)", rate.map { ["--limit-rate", $0] } ?? [], timeout: 60)
             XCTAssertEqual(got.status, 200)
             XCTAssertEqual(got.body.count, size, "GET \(size)")
-            XCTAssertEqual(sha256Hex(got.body), got.header("x-sha256"), "GET \(size)")
+            XCTAssertEqual(harness.sha256Hex(got.body), got.header("x-sha256"), "GET \(size)")
         }
         // The connection is reused after a copied body: two requests on one curl connection.
         let multi = try harness.run("curl", ["-s", "-o", "/dev/null", "-o", "/dev/null",
@@ -231,12 +231,5 @@ final class TCPRouteTests: IntegrationTestCase {
             throw HarnessError("no VmRSS for \(pid)")
         }
         return kib
-    }
-
-    func sha256Hex(_ data: Data) -> String {
-        let path = harness.path("sha-input")
-        try? data.write(to: URL(fileURLWithPath: path))
-        let r = try? harness.run("sha256sum", [path])
-        return String(r?.stdout.prefix(64) ?? "")
     }
 }

@@ -145,6 +145,26 @@ final class WorkshopRoutingTests: IntegrationTestCase {
         XCTAssertEqual(response.status, 200, response.curlStderr)
         XCTAssertEqual(response.body.count, size)
     }
+
+    /// examples/https/https-gateway.yaml as `make run` serves it: the shop over HTTPS with the
+    /// certificate of the `hipster-example-com` credential (here made by the test's CA).
+    func testShopOverHTTPSFromTheExample() throws {
+        let pki = try TestPKI(harness)
+        let creds = harness.path("credentials")
+        try pki.credential(in: creds, name: "hipster-example-com", names: ["hipster.example.com"])
+        let httpsPort = try freeTCPPort()
+        let example = try WorkshopConfig.example("https/https-gateway.yaml")
+        XCTAssertTrue(example.contains("number: 443\n"), "the example serves port 443")
+        let moved = try harness.write("https-gateway.yaml", example.replacingOccurrences(of: "number: 443\n", with: "number: \(httpsPort)\n"))
+        let shop = try Workshop.start(harness, extraConfigs: [moved], extraArgs: ["--credentials-dir", creds])
+        let r = try harness.curl("https://hipster.example.com:\(httpsPort)/", ["--cacert", pki.caPath,
+                                 "--resolve", "hipster.example.com:\(httpsPort):127.0.0.1"])
+        XCTAssertEqual(r.status, 200, r.curlStderr)
+        XCTAssertTrue(["frontend-v1", "frontend-v2"].contains(servedBy(r) ?? ""), r.text)
+        XCTAssertTrue(echoedHeaders(r).contains { $0.name == "x-forwarded-proto" && $0.value == "https" }, r.text)
+        // The plain HTTP workshop is unchanged beside it.
+        XCTAssertEqual(try harness.curl(shop.url + "/", host: "hipster.example.com").status, 200)
+    }
 }
 
 /// The canary step: 80/20 between frontend subsets v1 and v2.
@@ -163,4 +183,5 @@ final class CanaryTests: IntegrationTestCase {
         XCTAssertEqual(shop.frontendV1.requests.count, v1)
         XCTAssertEqual(shop.frontendV2.requests.count, v2)
     }
+
 }

@@ -195,7 +195,7 @@ extension Checks {
         } else if isTLSProto {
             error("\(p).tls", "server must have TLS settings for HTTPS/TLS protocols")
         }
-        if gatewayProtocols.contains(proto) && !isHTTPProto {
+        if proto == "REDIS" || proto == "MYSQL" {
             warning("\(p).port.protocol",
                     "protocol \(proto) is \(unsupportedMessage) (the port is listed but serves no routes)")
         } else if proto != "HTTP" && isHTTPProto {
@@ -244,6 +244,7 @@ extension Checks {
             for (set, what) in fields where set {
                 error(p, "ISTIO_MUTUAL TLS cannot have associated \(what)")
             }
+            error("\(p).mode", "ISTIO_MUTUAL is mesh-only (certificates issued by istiod to sidecars); a standalone ingressd does not serve it: use SIMPLE or MUTUAL with certificates")
         case "SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL":
             if sources.count > 1 {
                 error(p, "only one of credential_name, credential_names, server_certificate/private_key, tls_certificates should be specified")
@@ -253,7 +254,7 @@ extension Checks {
                 if t.privateKey == nil { error(p, "\(mode == "SIMPLE" ? "SIMPLE" : "MUTUAL") TLS requires a private key") }
             }
             if mode != "SIMPLE" && t.caCertificates == nil && t.credentialName == nil && t.credentialNames.isEmpty
-                && t.caCertCredentialName == nil {
+                && t.caCertCredentialName == nil && !t.tlsCertificates.contains(where: { $0.caCertificates != nil }) {
                 error(p, "MUTUAL TLS requires a client CA bundle")
             }
             if t.caCrl != nil {
@@ -261,12 +262,35 @@ extension Checks {
                     error("\(p).caCrl", "CRL is not supported with credentialName. CRL has to be specified in the credential")
                 } else if mode == "SIMPLE" {
                     error("\(p).caCrl", "CRL is not supported with SIMPLE TLS")
+                } else {
+                    // Ignoring it would accept revoked client certificates: refuse instead.
+                    error("\(p).caCrl", "caCrl is not supported by ingressd yet (revoked client certificates would be accepted); remove it")
                 }
             }
-        case "PASSTHROUGH", "AUTO_PASSTHROUGH":
+            if mode == "SIMPLE" {
+                for (field, list) in [("subjectAltNames", t.subjectAltNames), ("verifyCertificateSpki", t.verifyCertificateSpki),
+                                      ("verifyCertificateHash", t.verifyCertificateHash)] where !list.isEmpty {
+                    warning("\(p).\(field)", "SIMPLE TLS asks for no client certificate: \(field) is only checked with MUTUAL or OPTIONAL_MUTUAL; ignored")
+                }
+            }
+            if t.credentialNames.count == 2 {
+                warning("\(p).credentialNames[1]", "a second certificate is \(unsupportedMessage) (only credentialNames[0] is served)")
+            }
+            if t.tlsCertificates.count == 2 {
+                warning("\(p).tlsCertificates[1]", "a second certificate is \(unsupportedMessage) (only tlsCertificates[0] is served)")
+            }
+            if t.insecureSkipVerify != nil {
+                warning("\(p).insecureSkipVerify", "insecureSkipVerify is \(unsupportedMessage) (client certificates are always verified)")
+            }
+        case "PASSTHROUGH":
             if t.hasCertificates {
                 warning(p, "\(mode) mode does not use certificates, they will be ignored")
             }
+        case "AUTO_PASSTHROUGH":
+            if t.hasCertificates {
+                warning(p, "\(mode) mode does not use certificates, they will be ignored")
+            }
+            error("\(p).mode", "AUTO_PASSTHROUGH is mesh-only (the SNI names an Istio cluster, for multi-network meshes); a standalone ingressd does not serve it: use PASSTHROUGH with VirtualService tls routes")
         default:
             error("\(p).mode", "invalid TLS mode \"\(t.mode ?? "")\" (use PASSTHROUGH, SIMPLE, MUTUAL, AUTO_PASSTHROUGH, ISTIO_MUTUAL or OPTIONAL_MUTUAL)")
         }
@@ -281,21 +305,27 @@ extension Checks {
                 error("\(p).\(field)", "invalid TLS version \"\(v)\" (use \(versions.joined(separator: ", ")))")
             }
         }
+        if let lo = t.minProtocolVersion?.uppercased(), let hi = t.maxProtocolVersion?.uppercased(),
+           let l = versions.firstIndex(of: lo), let h = versions.firstIndex(of: hi), l > 0, h > 0, l > h {
+            error("\(p).maxProtocolVersion", "maxProtocolVersion \(hi) is below minProtocolVersion \(lo)")
+        }
         if let v = t.minProtocolVersion?.uppercased(), v == "TLSV1_0" || v == "TLSV1_1", t.cipherSuites.isEmpty {
             warning("\(p).minProtocolVersion",
                     "TLS version below TLSV1_2 require setting compatible ciphers as by default they no longer include compatible ciphers.")
         }
-        let knownCiphers: Set<String> = [
-            "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
-            "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
-            "ECDHE-ECDSA-AES128-SHA", "ECDHE-RSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA", "ECDHE-RSA-AES256-SHA",
-            "AES128-GCM-SHA256", "AES256-GCM-SHA384", "AES128-SHA", "AES256-SHA", "DES-CBC3-SHA",
-        ]
-        let invalid = t.cipherSuites.filter { !knownCiphers.contains($0) }
+        let invalid = t.cipherSuites.filter { !supportedCipherSuites.contains($0) }
         if !invalid.isEmpty { warning("\(p).cipherSuites", "ignoring invalid cipher suites: [\(invalid.joined(separator: " "))]") }
         var seen: Set<String> = []
         let dups = t.cipherSuites.filter { !seen.insert($0).inserted }
         if !dups.isEmpty { warning("\(p).cipherSuites", "ignoring duplicate cipher suites: [\(dups.joined(separator: " "))]") }
-        unsupported(p)
     }
 }
+
+/// Istio's gateway cipher suites (`tls.cipherSuites`, istio-semantics.md §2): others are ignored
+/// with a warning.
+public let supportedCipherSuites: Set<String> = [
+    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+    "ECDHE-ECDSA-AES128-SHA", "ECDHE-RSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA", "ECDHE-RSA-AES256-SHA",
+    "AES128-GCM-SHA256", "AES256-GCM-SHA384", "AES128-SHA", "AES256-SHA", "DES-CBC3-SHA",
+]

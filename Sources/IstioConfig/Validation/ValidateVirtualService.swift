@@ -73,7 +73,6 @@ extension Checks {
             }
             if route.route.isEmpty { error("\(p).route", "TLS route is required") }
             routeDestinations(route.route.map { ($0.destination, $0.weight) }, path: "\(p).route")
-            unsupported(p)
         }
         for (n, route) in vs.tcp.enumerated() {
             let p = "spec.tcp[\(n)]"
@@ -83,7 +82,6 @@ extension Checks {
             }
             if route.route.isEmpty { error("\(p).route", "TCP route is required") }
             routeDestinations(route.route.map { ($0.destination, $0.weight) }, path: "\(p).route")
-            unsupported(p)
         }
         exportTo("spec.exportTo", vs.exportTo)
     }

@@ -346,6 +346,14 @@ final class Harness {
                             headers: HTTPResponse.parseHeaders(headerText), body: body, curlStderr: result.stderr)
     }
 
+    /// Hex SHA-256 of `data` (sha256sum; the tests use no crypto library).
+    func sha256Hex(_ data: Data) -> String {
+        let path = path("sha-input")
+        try? data.write(to: URL(fileURLWithPath: path))
+        let r = try? run("sha256sum", [path])
+        return String(r?.stdout.prefix(64) ?? "")
+    }
+
     /// Whether wrk is installed; tests that need it skip otherwise.
     static func requireTool(_ name: String, for purpose: String) throws -> String {
         guard let path = Paths.which(name) else {

@@ -97,7 +97,7 @@ struct Workshop {
 
     /// `canary: false`: frontend-ingress.yaml + addons-ingress.yaml + services.
     /// `canary: true`: canary/app-gateway.yaml + frontend-canary.yaml + addons-ingress.yaml + services.
-    static func start(_ harness: Harness, canary: Bool = false, workers: Int = 2,
+    static func start(_ harness: Harness, canary: Bool = false, workers: Int = 2, extraConfigs: [String] = [],
                       extraArgs: [String] = [], environment: [String: String] = [:]) throws -> Workshop {
         let v1 = try harness.startUpstream("frontend-v1")
         let v2 = try harness.startUpstream("frontend-v2")
@@ -124,6 +124,7 @@ struct Workshop {
             WorkshopConfig.serviceEntry(name: "kiali", servicePort: 20001, endpoints: [(kiali.port, [:])]),
             WorkshopConfig.serviceEntry(name: "tracing", servicePort: 80, endpoints: [(tracing.port, [:])]),
         ])))
+        configs += extraConfigs
         let ingressd = try harness.startIngressd(configs: configs, listenPort: port, workers: workers,
                                                  extraArgs: extraArgs, environment: environment)
         return Workshop(frontendV1: v1, frontendV2: v2, kiali: kiali, tracing: tracing,

@@ -1,0 +1,98 @@
+// TLS servers and tls routes in `ingressd routes` and `/config_dump`. Certificates are shown by
+// what they are (subject, validity, chain length), read back from the PEM the table carries;
+// private keys are never shown, not even their length.
+import RouteTable
+
+func tlsModeName(_ m: TLSServerMode) -> String {
+    switch m {
+    case .simple: return "SIMPLE"
+    case .mutual: return "MUTUAL"
+    case .optionalMutual: return "OPTIONAL_MUTUAL"
+    case .passthrough: return "PASSTHROUGH"
+    }
+}
+
+func tlsVersionName(_ v: TLSVersionSpec) -> String {
+    switch v {
+    case .auto: return "TLS_AUTO"
+    case .v1_0: return "TLSV1_0"
+    case .v1_1: return "TLSV1_1"
+    case .v1_2: return "TLSV1_2"
+    case .v1_3: return "TLSV1_3"
+    }
+}
+
+func describeCertificate(_ pem: [UInt8]) -> String {
+    guard let c = certificateSummary(pem) else { return "(no certificate)" }
+    var text = "\(c.subject) valid \(c.notBefore) to \(c.notAfter)"
+    if c.expired { text += " EXPIRED" }
+    if c.notYetValid { text += " NOT YET VALID" }
+    return text + (c.count == 1 ? "" : " (chain of \(c.count))")
+}
+
+/// The lines of one TLS server, without indentation.
+func renderTLSServerLines(_ s: TLSServerSpec) -> [String] {
+    var lines = ["tls server \(s.name) \(tlsModeName(s.mode)) hosts [\(s.hosts.joined(separator: ", "))]"]
+    guard s.mode != .passthrough else {
+        lines.append("  passthrough: not terminated, routed by SNI to tls routes")
+        return lines
+    }
+    lines.append("  certificate: \(describeCertificate(s.certificateChainPEM))")
+    if !s.caCertificatesPEM.isEmpty {
+        lines.append("  client CA: \(describeCertificate(s.caCertificatesPEM))"
+                     + (s.mode == .mutual ? ", client certificate required" : ", client certificate optional"))
+    }
+    lines.append("  versions: \(tlsVersionName(s.minVersion)) to \(tlsVersionName(s.maxVersion))"
+                 + (s.cipherSuites.isEmpty ? "" : ", ciphers \(s.cipherSuites)"))
+    if !s.subjectAltNames.isEmpty { lines.append("  client SANs: \(s.subjectAltNames.joined(separator: ", "))") }
+    if !s.verifyCertificateSpki.isEmpty { lines.append("  client SPKI pins: \(s.verifyCertificateSpki.joined(separator: ", "))") }
+    if !s.verifyCertificateHash.isEmpty { lines.append("  client certificate hashes: \(s.verifyCertificateHash.joined(separator: ", "))") }
+    return lines
+}
+
+/// The TLS part of an HTTPS/TLS listener in `ingressd routes`, indented under the listener.
+func renderTLSListener(_ l: ListenerSpec, _ table: TableSpec) -> String {
+    var out = ""
+    if l.tlsServers.isEmpty { out += "  no TLS servers: connections are closed\n" }
+    for s in l.tlsServers {
+        for line in renderTLSServerLines(s) { out += "  \(line)\n" }
+    }
+    if l.tlsServers.contains(where: { $0.mode == .passthrough }) {
+        out += "  tls routes (passthrough, by SNI)\n"
+        if l.tlsRoutes.isEmpty { out += "    no tls routes: passthrough connections are closed\n" }
+        for (n, r) in l.tlsRoutes.enumerated() {
+            out += "    \(n + 1). \(r.name) sni [\(r.sniHosts.joined(separator: ", "))]\n"
+            out += "       action: \(describe(.forward(r.destinations), table)) (spliced, not terminated)\n"
+        }
+    }
+    return out
+}
+
+func jsonCertificate(_ pem: [UInt8]) -> String {
+    guard let c = certificateSummary(pem) else { return "null" }
+    return "{\"subject\":\(jsonString(c.subject)),\"notBefore\":\(jsonString(c.notBefore)),\"notAfter\":\(jsonString(c.notAfter)),"
+        + "\"expired\":\(c.expired),\"notYetValid\":\(c.notYetValid),\"count\":\(c.count)}"
+}
+
+/// `"tlsServers":[...],"tlsRoutes":[...]` of a listener for `/config_dump` (no private key).
+func jsonTLS(_ l: ListenerSpec, _ table: TableSpec) -> String {
+    func list(_ l: [String]) -> String { "[" + l.map(jsonString).joined(separator: ",") + "]" }
+    let servers = l.tlsServers.map { s -> String in
+        var f = ["\"name\":\(jsonString(s.name))", "\"mode\":\"\(tlsModeName(s.mode))\"", "\"hosts\":\(list(s.hosts))"]
+        if s.mode != .passthrough {
+            f.append("\"certificate\":\(jsonCertificate(s.certificateChainPEM))")
+            f.append("\"clientCA\":\(s.caCertificatesPEM.isEmpty ? "null" : jsonCertificate(s.caCertificatesPEM))")
+            f.append("\"minProtocolVersion\":\"\(tlsVersionName(s.minVersion))\"")
+            f.append("\"maxProtocolVersion\":\"\(tlsVersionName(s.maxVersion))\"")
+            f.append("\"cipherSuites\":\(jsonString(s.cipherSuites))")
+            f.append("\"subjectAltNames\":\(list(s.subjectAltNames))")
+            f.append("\"verifyCertificateSpki\":\(list(s.verifyCertificateSpki))")
+            f.append("\"verifyCertificateHash\":\(list(s.verifyCertificateHash))")
+        }
+        return "{" + f.joined(separator: ",") + "}"
+    }
+    let routes = l.tlsRoutes.map { r in
+        "{\"name\":\(jsonString(r.name)),\"sniHosts\":\(list(r.sniHosts)),\"action\":\(json(.forward(r.destinations), table))}"
+    }
+    return "\"tlsServers\":[" + servers.joined(separator: ",") + "],\"tlsRoutes\":[" + routes.joined(separator: ",") + "]"
+}
