@@ -229,7 +229,8 @@ class HTTPS(_TLSScenario):
     title = ("HTTPS keep-alive, 20-byte responses, TLS 1.3, ECDSA P-256 (wrk https://, closed loop)")
     order = 70
     columns = (("rps", "req/s", 0), ("user_us_per_req", "user us/req", 2), ("sys_us_per_req", "sys us/req", 2),
-               ("total_us_per_req", "total us/req", 2), ("p50_ms", "p50 ms", 2), ("p99_ms", "p99 ms", 2))
+               ("total_us_per_req", "total us/req", 2), ("p50_ms", "p50 ms", 2), ("p99_ms", "p99 ms", 2),
+               ("proxy_cpu_pct", "proxy CPU%", 0), ("load_cpu_pct", "wrk CPU%", 0))
     ratio_keys = ("rps", "user_us_per_req", "sys_us_per_req", "total_us_per_req")
 
     def variants(self, args):
@@ -261,7 +262,8 @@ class HTTPSLarge(_TLSScenario):
     order = 72
     columns = (("rps", "req/s", 0), ("gbps", "GB/s", 3), ("user_us_per_req", "user us/req", 1),
                ("sys_us_per_req", "sys us/req", 1), ("total_us_per_req", "total us/req", 1),
-               ("cpu_s_per_gb", "CPU s/GB", 3), ("p99_ms", "p99 ms", 2))
+               ("cpu_s_per_gb", "CPU s/GB", 3), ("p99_ms", "p99 ms", 2), ("proxy_cpu_pct", "proxy CPU%", 0),
+               ("load_cpu_pct", "wrk CPU%", 0))
     ratio_keys = ("rps", "gbps", "total_us_per_req", "cpu_s_per_gb")
 
     def variants(self, args):
@@ -304,7 +306,8 @@ class Handshake(_TLSScenario):
     variant_header = "mode"
     columns = (("rate", "conns/s", 0), ("user_us_per_req", "user us/conn", 2), ("sys_us_per_req", "sys us/conn", 2),
                ("total_us_per_req", "total us/conn", 2), ("resumed_pct", "resumed %", 1),
-               ("p50_ms", "p50 ms", 2), ("p99_ms", "p99 ms", 2))
+               ("p50_ms", "p50 ms", 2), ("p99_ms", "p99 ms", 2), ("proxy_cpu_pct", "proxy CPU%", 0),
+               ("load_us_per_req", "client us/conn", 0), ("load_cpu_pct", "client CPU%", 0))
     ratio_keys = ("rate", "user_us_per_req", "sys_us_per_req", "total_us_per_req")
 
     def variants(self, args):
