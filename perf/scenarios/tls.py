@@ -330,29 +330,47 @@ class Handshake(_TLSScenario):
                 ctx.meta.setdefault("notes", []).append("handshake: %s: %s" % (name, why))
                 log("bench: handshake: %s: %s" % (name, why))
 
-    def loop(self, ctx, port, mode, duration, conns):
+    def loop(self, ctx, port, mode, duration, conns, clients=1):
+        """`clients` tlsloop processes at once (one thread each), `conns` slots each; their
+        counts and rates summed, p50/p99 the slowest process's."""
         argv = taskset_prefix(ctx.load_cpus) + [
             self.tlsloop, "127.0.0.1", str(port), mode, str(duration), str(conns), SNI, "/", ctx.args.handshake_tls]
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30)
-        kv = {}
-        for line in out.stdout.splitlines():
-            k, sep, v = line.partition("=")
-            if sep:
-                try:
-                    kv[k] = float(v) if k in ("secs", "rate") else int(v)
-                except ValueError:
-                    kv[k] = v
-        if out.returncode != 0 or "completed" not in kv:
-            kv.setdefault("completed", 0)
-            kv["output"] = (out.stdout + out.stderr)[-500:]
-        return kv
+        procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for _ in range(clients)]
+        total = {"completed": 0, "reused": 0, "errors": 0, "non200": 0, "rate": 0.0, "p50_us": 0, "p99_us": 0}
+        for proc in procs:
+            try:
+                out, _ = proc.communicate(timeout=duration + 30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, _ = proc.communicate()
+            kv = {}
+            for line in out.splitlines():
+                k, sep, v = line.partition("=")
+                if sep:
+                    try:
+                        kv[k] = float(v) if k in ("secs", "rate") else int(v)
+                    except ValueError:
+                        kv[k] = v
+            if proc.returncode != 0 or "completed" not in kv:
+                total["errors"] += 1
+                total["output"] = out[-500:]
+                continue
+            for k in ("completed", "reused", "errors", "non200", "rate"):
+                total[k] += kv[k]
+            for k in ("p50_us", "p99_us"):
+                total[k] = max(total[k], kv[k])
+            for k in ("version", "cipher", "group"):
+                total[k] = kv.get(k)
+        return total
 
     def run(self, ctx, target, variant):
+        clients = ctx.args.handshake_clients
         conns = ctx.args.handshake_connections[0]
-        kv = self.loop(ctx, target.port, variant, ctx.args.duration, conns)
+        kv = self.loop(ctx, target.port, variant, ctx.args.duration, conns, clients)
         n = kv.get("completed", 0)
-        r = {"requests": n, "rate": kv.get("rate", 0.0), "errors": kv.get("errors", 1) + kv.get("non200", 0),
-             "connections": conns, "reused": kv.get("reused", 0),
+        r = {"requests": n, "rate": kv.get("rate", 0.0), "errors": kv["errors"] + kv["non200"],
+             "connections": conns * clients, "reused": kv.get("reused", 0),
              "resumed_pct": 100.0 * kv.get("reused", 0) / n if n else 0.0,
              "p50_ms": kv.get("p50_us", 0) / 1000.0, "p99_ms": kv.get("p99_us", 0) / 1000.0,
              "tls": "%s %s %s" % (kv.get("version"), kv.get("cipher"), kv.get("group"))}
@@ -364,7 +382,7 @@ class Handshake(_TLSScenario):
             r["invalid"] = "no connection completed (%s)" % kv.get("output", "").strip()[-200:]
         elif kv.get("non200"):
             r["invalid"] = "%d non-200 answers; not comparable" % kv["non200"]
-        elif variant == "resumed" and (self.no_resume.get(name) or r["reused"] < n - conns):
+        elif variant == "resumed" and (self.no_resume.get(name) or r["reused"] < n - conns * clients):
             r["invalid"] = self.no_resume.get(name) or "only %d of %d connections resumed; not comparable" % (
                 r["reused"], n)
         elif variant == "full" and r["reused"]:
