@@ -20,7 +20,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 # Command -> Debian package. h2load is optional (nghttp2-client); perf and valgrind for profile.
 DEBIAN_PACKAGES = {"wrk": "wrk", "nginx": "nginx", "haproxy": "haproxy", "h2load": "nghttp2-client",
-                   "perf": "linux-perf", "valgrind": "valgrind", "cc": "gcc", "taskset": "util-linux"}
+                   "perf": "linux-perf", "valgrind": "valgrind", "cc": "gcc", "taskset": "util-linux",
+                   "openssl": "openssl"}
 
 
 def log(msg):
@@ -241,9 +242,9 @@ def version_of(argv):
         return ""
 
 
-def build_c_tool(name, cache_dir=None):
+def build_c_tool(name, cache_dir=None, libs=()):
     """Compiles perf/tools/NAME.c with cc -O2 into perf/tools/build/ (rebuilt when the source is
-    newer) and returns the binary's path."""
+    newer), linked with `libs` (e.g. ["-lssl", "-lcrypto"]), and returns the binary's path."""
     prebuilt = os.environ.get("PERF_TOOLS_BIN")  # perf/device-run.sh ships them built
     if prebuilt and os.access(os.path.join(prebuilt, name), os.X_OK):
         return os.path.join(prebuilt, name)
@@ -255,7 +256,7 @@ def build_c_tool(name, cache_dir=None):
         cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
         if not cc:
             raise RuntimeError("no C compiler (cc) to build perf/tools/%s.c" % name)
-        subprocess.run([cc, "-O2", "-Wall", "-o", binary, src], check=True)
+        subprocess.run([cc, "-O2", "-Wall", "-o", binary, src] + list(libs), check=True)
     return binary
 
 
@@ -299,10 +300,10 @@ def parse_wrk(out):
     return result
 
 
-def run_wrk(port, connections, duration, threads, path, extra=(), cpus=None):
-    """One wrk run against 127.0.0.1:port; parse_wrk's dict plus wrk_exit (and wrk_output when
-    it failed)."""
-    url = "http://127.0.0.1:%d%s" % (port, path)
+def run_wrk(port, connections, duration, threads, path, extra=(), cpus=None, scheme="http"):
+    """One wrk run against 127.0.0.1:port (scheme "https": wrk's OpenSSL client); parse_wrk's
+    dict plus wrk_exit (and wrk_output when it failed)."""
+    url = "%s://127.0.0.1:%d%s" % (scheme, port, path)
     argv = taskset_prefix(cpus) + ["wrk", "-t%d" % max(1, min(threads, connections)),
                                    "-c%d" % connections, "-d%ds" % duration, "--latency"] + list(extra) + [url]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)

@@ -89,19 +89,20 @@ def upload_location(sink_port):
 
 
 def nginx_proxy_conf(workdir, port, upstream_port, keepalive, workers=1, name="nginx", location="/",
-                     location_extra="", servers=1):
+                     location_extra="", servers=1, listen_extra="", server_extra=""):
     # The same request decoration ingressd does (x-forwarded-for, -proto, x-request-id), so the
     # comparison is like for like. Request bodies are streamed (proxy_request_buffering off), as
     # ingressd and HAProxy do, instead of being spooled to a temp file first. `location_extra`
     # (directives, each line indented by 6) and `servers` (the upstream listed that many times)
-    # are for the actions scenario.
+    # are for the actions scenario; `listen_extra` (" ssl") and `server_extra` (server-level
+    # directives, each line indented by 4: certificates) for the TLS scenarios.
     return nginx_common(workdir, name, workers) + (
         "http {\n  access_log off;\n%s"
         "  keepalive_requests 10000000;\n  keepalive_timeout 300s;\n"
         "  client_max_body_size 0;\n"
         "  upstream backend {\n%s    keepalive %d;\n"
         "    keepalive_requests 10000000;\n    keepalive_timeout 300s;\n  }\n"
-        "  server {\n    listen 127.0.0.1:%d backlog=4096%s;\n    location %s {\n%s"
+        "  server {\n    listen 127.0.0.1:%d backlog=4096%s%s;\n%s    location %s {\n%s"
         "      proxy_pass http://backend;\n      proxy_http_version 1.1;\n"
         "      proxy_set_header Connection \"\";\n      proxy_set_header Host $http_host;\n"
         "      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
@@ -110,32 +111,43 @@ def nginx_proxy_conf(workdir, port, upstream_port, keepalive, workers=1, name="n
         "      proxy_request_buffering off;\n"
         "      proxy_buffering on;\n    }\n  }\n}\n"
         % (nginx_temp_paths(workdir, name), "    server 127.0.0.1:%d;\n" % upstream_port * servers,
-           keepalive, port, " reuseport" if workers > 1 else "", location, location_extra)
+           keepalive, port, " reuseport" if workers > 1 else "", listen_extra, server_extra, location,
+           location_extra)
     )
 
 
-def haproxy_conf(port, upstream_port, workers=1, frontend_extra="", backend_extra="", use_backend="default_backend be"):
+def haproxy_conf(port, upstream_port, workers=1, frontend_extra="", backend_extra="", use_backend="default_backend be",
+                 bind_extra="", global_extra="", proto="http"):
     # maxconn high enough for the idle scenario's 10 000 connections; an explicit ulimit-n at
     # the limit we have (HAProxy would otherwise refuse to start when it cannot raise it to
     # 2 x maxconn, which it only needs when every connection also has a server connection).
+    # `bind_extra` (" ssl crt PEM"), `global_extra` (lines indented by 2) and `proto` (the
+    # X-Forwarded-Proto value) are for the TLS scenarios.
     limit = fd_limit()
     maxconn = max(4096, min(20000, (limit - 64) // 2))
     return (
-        "global\n  nbthread %d\n  maxconn %d\n  ulimit-n %d\n\n"
+        "global\n  nbthread %d\n  maxconn %d\n  ulimit-n %d\n%s\n"
         "defaults\n  mode http\n  option http-keep-alive\n  http-reuse always\n"
         "  timeout connect 5s\n  timeout client 300s\n  timeout server 300s\n"
         "  timeout http-keep-alive 300s\n\n"
-        "frontend fe\n  bind 127.0.0.1:%d\n  option forwardfor\n"
-        "  http-request set-header X-Forwarded-Proto http\n"
+        "frontend fe\n  bind 127.0.0.1:%d%s\n  option forwardfor\n"
+        "  http-request set-header X-Forwarded-Proto %s\n"
         "  unique-id-format %%{+X}o%%ci%%cp%%fi%%fp%%Ts%%rt%%pid\n"
         "  unique-id-header X-Request-Id\n%s"
         "  %s\n\n"
         "backend be\n%s  server up 127.0.0.1:%d maxconn 4096\n"
-        % (workers, maxconn, limit, port, frontend_extra, use_backend, backend_extra, upstream_port)
+        % (workers, maxconn, limit, global_extra, port, bind_extra, proto, frontend_extra, use_backend,
+           backend_extra, upstream_port)
     )
 
 
-def ingressd_conf(port, upstream_port):
+def ingressd_conf(port, upstream_port, tls=None):
+    """The bench's ingressd configuration; `tls` = (certificate path, key path) makes the
+    Gateway server HTTPS (mode SIMPLE, hosts "*": every SNI, and none)."""
+    server = "      name: http\n      protocol: HTTP\n    hosts:\n    - \"*\"\n"
+    if tls:
+        server = ("      name: https\n      protocol: HTTPS\n    hosts:\n    - \"*\"\n"
+                  "    tls:\n      mode: SIMPLE\n      serverCertificate: %s\n      privateKey: %s\n" % tls)
     return """apiVersion: networking.istio.io/v1beta1
 kind: Gateway
 metadata:
@@ -146,11 +158,7 @@ spec:
   servers:
   - port:
       number: %d
-      name: http
-      protocol: HTTP
-    hosts:
-    - "*"
----
+%s---
 apiVersion: networking.istio.io/v1beta1
 kind: VirtualService
 metadata:
@@ -184,7 +192,7 @@ spec:
   - address: 127.0.0.1
     ports:
       http: %d
-""" % (port, upstream_port)
+""" % (port, server, upstream_port)
 
 
 # -- starting -----------------------------------------------------------------------------------
