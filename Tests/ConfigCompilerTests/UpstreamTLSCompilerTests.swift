@@ -278,4 +278,30 @@ final class UpstreamTLSCompilerTests: XCTestCase {
             "test.yaml:10: DestinationRule default/api: spec.subsets[0].trafficPolicy.tls.caCertificates: cannot read /nonexistent/subset.crt: No such file or directory",
         ], "reported once for the two clusters it serves")
     }
+
+    func testRenderingShowsSettingsNeverKeys() throws {
+        let (_, result) = compileRule("""
+            trafficPolicy:
+              tls: {mode: MUTUAL, credentialName: client, sni: api.example.com, subjectAltNames: [api.example.com]}
+              portLevelSettings:
+              - port: {number: 8443}
+                tls: {mode: SIMPLE, insecureSkipVerify: true}
+            """, destinations: ["{host: api, port: {number: 443}}", "{host: api, port: {number: 8443}}"])
+        XCTAssertEqual(result.diagnostics.errors, [])
+        let text = renderRoutes(result.table)
+        let json = renderConfigDumpJSON(result.table, generation: 1)
+        let keyBody = String(decoding: fixtureBytes("server.key"), as: UTF8.self).split(separator: "\n")[1]
+        for out in [text, json] {
+            XCTAssertFalse(out.contains("PRIVATE KEY"), out)
+            XCTAssertFalse(out.contains(keyBody), "key bytes leaked")
+        }
+        XCTAssertTrue(text.contains("    tls MUTUAL sni api.example.com, CA /CN=ingressd test client CA valid"), text)
+        XCTAssertTrue(text.contains("      client certificate /CN=a.example.com/O=ingressd tests valid"), text)
+        XCTAssertTrue(text.contains("      SANs api.example.com"), text)
+        XCTAssertTrue(text.contains("    tls SIMPLE sni from the request's Host, certificate NOT VERIFIED (insecureSkipVerify)"), text)
+        XCTAssertTrue(json.contains("\"tls\":{\"mode\":\"MUTUAL\",\"sni\":\"api.example.com\""), json)
+        XCTAssertTrue(json.contains("\"clientCertificate\":{\"subject\":\"/CN=a.example.com/O=ingressd tests\""), json)
+        XCTAssertTrue(json.contains("\"tls\":{\"mode\":\"SIMPLE\",\"sni\":null,\"caCertificates\":null,\"systemCAs\":false,\"insecureSkipVerify\":true"), json)
+        XCTAssertNotNil(try? JSONSerialization.jsonObject(with: Data(json.utf8)), "config_dump stays valid JSON")
+    }
 }
