@@ -1,3 +1,4 @@
+import Foundation
 import IstioConfig
 import XCTest
 
@@ -100,6 +101,42 @@ final class ClientTLSValidationTests: XCTestCase {
             "error 9 spec.trafficPolicy.portLevelSettings[0].tls: private key required for mutual tls",
             "error 14 spec.subsets[0].trafficPolicy.tls: cannot specify CaCertificates or CredentialName or SubjectAltNames when InsecureSkipVerify is set true",
             "error 17 spec.subsets[0].trafficPolicy.portLevelSettings[0].tls.mode: ISTIO_MUTUAL is mesh-only (certificates issued by istiod to sidecars); a standalone ingressd cannot originate it, and Istio's gateway without a mesh CA cannot connect either: use SIMPLE, or MUTUAL with clientCertificate/privateKey or credentialName",
+        ])
+    }
+
+    func testMissingCredentialIsIST0101() throws {
+        let dir = NSTemporaryDirectory() + "ingressd-analyze-dr-\(getpid())"
+        try FileManager.default.createDirectory(atPath: "\(dir)/client", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for f in ["client/tls.crt", "client/tls.key"] {
+            XCTAssertTrue(FileManager.default.createFile(atPath: "\(dir)/\(f)", contents: Data("x".utf8)))
+        }
+        let r = loadYAML("""
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: dr}
+            spec:
+              host: api.example.com
+              trafficPolicy:
+                tls: {mode: MUTUAL, credentialName: client, insecureSkipVerify: true}
+                portLevelSettings:
+                - port: {number: 8443}
+                  tls: {mode: SIMPLE, credentialName: client}
+              subsets:
+              - name: v1
+                labels: {v: "1"}
+                trafficPolicy:
+                  tls: {mode: MUTUAL, credentialName: gone, insecureSkipVerify: true}
+              - name: v2
+                labels: {v: "2"}
+                trafficPolicy:
+                  tls: {mode: DISABLE, credentialName: ignored}
+            """)
+        let found = analyze(r.resources, credentialsDir: dir).map { "\($0.severity) \($0.code ?? "") \($0.line) \($0.path): \($0.message)" }
+        XCTAssertEqual(found, [
+            "error IST0101 10 spec.trafficPolicy.portLevelSettings[0].tls.credentialName: Referenced credentialName not found: \"client-cacert\" (looked for \(dir)/client/ca.crt, \(dir)/client/cacert, \(dir)/client-cacert/ca.crt, \(dir)/client-cacert/cacert)",
+            "error IST0101 15 spec.subsets[0].trafficPolicy.tls.credentialName: Referenced credentialName not found: \"gone\" (looked for \(dir)/gone/tls.crt, \(dir)/gone/cert)",
+            "error IST0101 15 spec.subsets[0].trafficPolicy.tls.credentialName: Referenced credentialName not found: \"gone\" (looked for \(dir)/gone/tls.key, \(dir)/gone/key)",
         ])
     }
 }
