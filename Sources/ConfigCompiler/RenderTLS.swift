@@ -1,6 +1,6 @@
-// TLS servers, tls routes and clusters' upstream TLS in `ingressd routes` and `/config_dump`. Certificates are shown by
-// what they are (subject, validity, chain length), read back from the PEM the table carries;
-// private keys are never shown, not even their length.
+// TLS servers, tls routes and clusters' upstream TLS in `ingressd routes` and `/config_dump`.
+// Certificates are shown by what they are (subject, validity, chain length), read back from the
+// PEM the table carries; private keys are never shown, not even their length.
 import RouteTable
 
 func tlsModeName(_ m: TLSServerMode) -> String {
