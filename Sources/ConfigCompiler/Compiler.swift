@@ -62,7 +62,7 @@ public func compileResult(_ resources: [Resource], options: CompileOptions = Com
     var seen: Set<String> = []
     return CompileResult(table: TableSpec(listeners: c.listeners, clusters: c.registry.clusters),
                          diagnostics: c.diagnostics + c.registry.diagnostics,
-                         certificateFiles: c.certificateFiles.filter { seen.insert($0).inserted })
+                         certificateFiles: (c.certificateFiles + c.registry.certificateFiles).filter { seen.insert($0).inserted })
 }
 
 /// A Gateway server together with the Gateway it belongs to.

@@ -14,6 +14,11 @@ struct Registry {
     var index: [String: Int32] = [:]
     var diagnostics: [Diagnostic] = []
     var nextEndpointId: UInt32 = 0
+    /// Certificate files of DestinationRule `tls` blocks (CompileResult.certificateFiles).
+    var certificateFiles: [String] = []
+    /// Compiled `tls` blocks by "namespace/name path", so that a block serving several
+    /// clusters is read, and reported on, once.
+    var tlsBlocks: [String: ClusterTLSSpec?] = [:]
 
     init(resources: [Resource], options: CompileOptions) {
         entries = resources.compactMap { r in r.serviceEntry.map { (r.meta, $0) } }
@@ -38,11 +43,11 @@ struct Registry {
 
     /// DestinationRules for `fqdn`, those in `namespace` first (Istio's lookup order: client
     /// namespace, then the others), each in load order.
-    func destinationRules(for fqdn: String, namespace: String) -> [DestinationRule] {
+    func destinationRules(for fqdn: String, namespace: String) -> [(ResourceMeta, DestinationRule)] {
         let matching = rules.filter { meta, dr in
             HostName.subsetOf(fqdn, HostName.fqdn(dr.host, namespace: meta.namespace))
         }
-        return matching.filter { $0.0.namespace == namespace }.map(\.1) + matching.filter { $0.0.namespace != namespace }.map(\.1)
+        return matching.filter { $0.0.namespace == namespace } + matching.filter { $0.0.namespace != namespace }
     }
 
     /// The index of the cluster for this destination, creating it on first use; -1 when the
@@ -55,12 +60,16 @@ struct Registry {
         // Subset → labels (the first definition of a name wins).
         var subsetLabels: [String: String] = [:]
         var subsetPolicy: TrafficPolicy?
+        var subsetRule: (meta: ResourceMeta, path: String)?
         if let subset = dest.subset, !subset.isEmpty {
-            guard let s = drs.lazy.flatMap(\.subsets).first(where: { $0.name == subset }) else {
+            guard let (meta, i, s) = drs.lazy.flatMap({ (meta, dr) in
+                dr.subsets.enumerated().map { (meta, $0.offset, $0.element) }
+            }).first(where: { $0.2.name == subset }) else {
                 return -1 // reported by analyze (IST0101 host+subset)
             }
             subsetLabels = s.labels
             subsetPolicy = s.trafficPolicy
+            subsetRule = (meta, "spec.subsets[\(i)].trafficPolicy")
         }
 
         // Port.
@@ -95,8 +104,9 @@ struct Registry {
         if let i = index[name] { return i }
 
         // The first DestinationRule with a top-level policy wins (istio-semantics.md §4).
-        let policy = MergedTrafficPolicy(top: drs.first(where: { $0.trafficPolicy != nil })?.trafficPolicy,
-                                         subset: subsetPolicy, port: port)
+        let topRule = drs.first(where: { $0.1.trafficPolicy != nil })
+        let policy = MergedTrafficPolicy(top: topRule?.1.trafficPolicy, subset: subsetPolicy, port: port,
+                                         subsetPath: subsetRule?.path ?? "")
 
         var candidates: [(address: [UInt8], port: UInt16, weight: UInt32)] = []
         var labelled = false // endpoints carry labels, so a subset can select them
@@ -162,6 +172,9 @@ struct Registry {
                                   loadBalancer: policy.loadBalancerSpec, connectionPool: policy.connectionPoolSpec)
         cluster.outlier = outlierPolicy(policy.outlierDetection)
         cluster.healthCheck = healthCheckPolicy(entry: found?.0, fqdn: fqdn, namespace: vs.namespace)
+        if let tls = policy.tls, let rule = policy.tlsFromSubset ? subsetRule?.meta : topRule?.0 {
+            cluster.tls = clusterTLS(tls, rule: rule, path: policy.tlsPath)
+        }
         clusters.append(cluster)
         index[name] = i
         return i

@@ -50,6 +50,7 @@ public func renderRoutes(_ table: TableSpec) -> String {
     if !table.clusters.isEmpty { out += "clusters\n" }
     for c in table.clusters {
         out += "  \(c.name) connect-timeout \(c.connectTimeoutMs)ms \(renderClusterPolicy(c))\n"
+        for line in renderClusterTLSLines(c) { out += "    \(line)\n" }
         if c.endpoints.isEmpty { out += "    no endpoints: requests get 503 no healthy upstream\n" }
         for e in c.endpoints {
             out += "    endpoint \(e.id) \(formatAddress(e.address, port: e.port)) weight \(e.weight)\n"
@@ -220,7 +221,7 @@ public func renderConfigDumpJSON(_ table: TableSpec, generation: UInt64) -> Stri
         let eps = c.endpoints.map { e in
             "{\"id\":\(e.id),\"address\":\(jsonString(formatAddress(e.address, port: e.port))),\"port\":\(e.port),\"weight\":\(e.weight)}"
         }
-        return "{\"name\":\(jsonString(c.name)),\"connectTimeoutMs\":\(c.connectTimeoutMs),\(jsonTrafficPolicy(c)),\"endpoints\":["
+        return "{\"name\":\(jsonString(c.name)),\"connectTimeoutMs\":\(c.connectTimeoutMs),\(jsonTrafficPolicy(c)),\(jsonClusterTLS(c)),\"endpoints\":["
             + eps.joined(separator: ",") + "]}"
     }
     return "{\"generation\":\(generation),\"listeners\":[" + listeners.joined(separator: ",") + "],\"clusters\":["

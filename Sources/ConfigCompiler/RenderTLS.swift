@@ -1,6 +1,6 @@
-// TLS servers and tls routes in `ingressd routes` and `/config_dump`. Certificates are shown by
-// what they are (subject, validity, chain length), read back from the PEM the table carries;
-// private keys are never shown, not even their length.
+// TLS servers, tls routes and clusters' upstream TLS in `ingressd routes` and `/config_dump`.
+// Certificates are shown by what they are (subject, validity, chain length), read back from the
+// PEM the table carries; private keys are never shown, not even their length.
 import RouteTable
 
 func tlsModeName(_ m: TLSServerMode) -> String {
@@ -95,4 +95,39 @@ func jsonTLS(_ l: ListenerSpec, _ table: TableSpec) -> String {
         "{\"name\":\(jsonString(r.name)),\"sniHosts\":\(list(r.sniHosts)),\"action\":\(json(.forward(r.destinations), table))}"
     }
     return "\"tlsServers\":[" + servers.joined(separator: ",") + "],\"tlsRoutes\":[" + routes.joined(separator: ",") + "]"
+}
+
+// MARK: TLS to upstreams (DestinationRule tls)
+
+func clusterTLSModeName(_ m: ClusterTLSMode) -> String {
+    switch m {
+    case .disable: return "DISABLE"
+    case .simple: return "SIMPLE"
+    case .mutual: return "MUTUAL"
+    }
+}
+
+/// The lines of a cluster's TLS settings, without indentation; none for plain text. The client
+/// key is never shown.
+func renderClusterTLSLines(_ c: ClusterSpec) -> [String] {
+    guard let t = c.tls, t.mode != .disable else { return [] }
+    let sni = t.sni.isEmpty ? "sni from the request's Host" : "sni \(t.sni)"
+    let verify = t.insecureSkipVerify ? "certificate NOT VERIFIED (insecureSkipVerify)"
+        : t.caCertificatesPEM.isEmpty ? "CA system CAs" : "CA \(describeCertificate(t.caCertificatesPEM))"
+    var lines = ["tls \(clusterTLSModeName(t.mode)) \(sni), \(verify)"]
+    if t.mode == .mutual { lines.append("  client certificate \(describeCertificate(t.clientCertificateChainPEM))") }
+    if !t.subjectAltNames.isEmpty { lines.append("  SANs \(t.subjectAltNames.joined(separator: ", "))") }
+    return lines
+}
+
+/// `"tls":…` of a cluster for `/config_dump`: null for plain text; never the client key.
+func jsonClusterTLS(_ c: ClusterSpec) -> String {
+    guard let t = c.tls, t.mode != .disable else { return "\"tls\":null" }
+    var f = ["\"mode\":\"\(clusterTLSModeName(t.mode))\"", "\"sni\":\(t.sni.isEmpty ? "null" : jsonString(t.sni))"]
+    f.append("\"caCertificates\":\(t.caCertificatesPEM.isEmpty ? "null" : jsonCertificate(t.caCertificatesPEM))")
+    f.append("\"systemCAs\":\(t.caCertificatesPEM.isEmpty && !t.insecureSkipVerify)")
+    f.append("\"insecureSkipVerify\":\(t.insecureSkipVerify)")
+    f.append("\"clientCertificate\":\(t.mode == .mutual ? jsonCertificate(t.clientCertificateChainPEM) : "null")")
+    f.append("\"subjectAltNames\":[" + t.subjectAltNames.map(jsonString).joined(separator: ",") + "]")
+    return "\"tls\":{" + f.joined(separator: ",") + "}"
 }

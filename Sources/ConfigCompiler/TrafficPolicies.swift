@@ -8,39 +8,54 @@ struct MergedTrafficPolicy: Equatable {
     var loadBalancer: LoadBalancerSettings?
     var connectionPool: ConnectionPoolSettings?
     var outlierDetection: OutlierDetection?
+    /// `tls` (UpstreamTLS.swift compiles it) and where the merge took it from: the field path
+    /// inside its DestinationRule, and whether that is the subset's rule (else the top-level
+    /// policy's rule).
+    var tls: ClientTLSSettings?
+    var tlsPath = ""
+    var tlsFromSubset = false
 
-    /// Istio's precedence, field by field (loadBalancer, connectionPool, outlierDetection):
+    /// Istio's precedence, field by field (loadBalancer, connectionPool, outlierDetection, tls;
+    /// Istio MergeTrafficPolicy and selectTrafficPolicyComponents):
     /// 1. the DestinationRule's top-level policy, replaced as a whole by its
     ///    `portLevelSettings` entry for `port` when there is one ("traffic settings specified at
     ///    the destination-level will not be inherited when overridden by port-level settings");
     /// 2. each field the subset's policy sets replaces the field from (1);
     /// 3. the subset's `portLevelSettings` entry for `port`, when there is one, replaces all.
-    /// `port` is the destination's service port.
-    init(top: TrafficPolicy?, subset: TrafficPolicy?, port: UInt32) {
-        func portLevel(_ p: TrafficPolicy) -> TrafficPolicy.PortTrafficPolicy? {
-            p.portLevelSettings.first { $0.port?.number == port }
+    /// `port` is the destination's service port; `topPath` and `subsetPath` are the field paths
+    /// of the two policies ("spec.trafficPolicy", "spec.subsets[1].trafficPolicy").
+    init(top: TrafficPolicy?, subset: TrafficPolicy?, port: UInt32,
+         topPath: String = "spec.trafficPolicy", subsetPath: String = "") {
+        func portLevel(_ p: TrafficPolicy) -> (Int, TrafficPolicy.PortTrafficPolicy)? {
+            p.portLevelSettings.enumerated().first { $0.element.port?.number == port }.map { ($0.offset, $0.element) }
         }
         if let t = top {
-            if let pl = portLevel(t) {
-                take(pl)
+            if let (i, pl) = portLevel(t) {
+                take(pl, path: "\(topPath).portLevelSettings[\(i)]", fromSubset: false)
             } else {
                 loadBalancer = t.loadBalancer
                 connectionPool = t.connectionPool
                 outlierDetection = t.outlierDetection
+                tls = t.tls
+                tlsPath = "\(topPath).tls"
             }
         }
         guard let s = subset else { return }
         if let v = s.loadBalancer { loadBalancer = v }
         if let v = s.connectionPool { connectionPool = v }
         if let v = s.outlierDetection { outlierDetection = v }
-        if let pl = portLevel(s) { take(pl) }
+        if let v = s.tls { tls = v; tlsPath = "\(subsetPath).tls"; tlsFromSubset = true }
+        if let (i, pl) = portLevel(s) { take(pl, path: "\(subsetPath).portLevelSettings[\(i)]", fromSubset: true) }
     }
 
-    /// Port-level settings replace all three fields, unset ones included.
-    mutating func take(_ pl: TrafficPolicy.PortTrafficPolicy) {
+    /// Port-level settings replace all four fields, unset ones included.
+    mutating func take(_ pl: TrafficPolicy.PortTrafficPolicy, path: String, fromSubset: Bool) {
         loadBalancer = pl.loadBalancer
         connectionPool = pl.connectionPool
         outlierDetection = pl.outlierDetection
+        tls = pl.tls
+        tlsPath = "\(path).tls"
+        tlsFromSubset = fromSubset
     }
 
     /// `simple` (UNSPECIFIED and LEAST_CONN are LEAST_REQUEST, Istio's default) or

@@ -27,7 +27,8 @@ public enum GatewayReference {
 
 /// Cross-resource findings: missing gateways (IST0101, error), VirtualService hosts that no
 /// server of their gateway serves (IST0132), subsets that no DestinationRule defines, and — with
-/// `credentialsDir` — `tls.credentialName`s whose files are missing there (IST0101, error).
+/// `credentialsDir` — `tls.credentialName`s of Gateways and DestinationRules whose files are
+/// missing there (IST0101, error).
 public func analyze(_ resources: [Resource], credentialsDir: String? = nil) -> [Diagnostic] {
     var out: [Diagnostic] = []
     var gateways: [String: (ResourceMeta, Gateway)] = [:]
@@ -36,8 +37,8 @@ public func analyze(_ resources: [Resource], credentialsDir: String? = nil) -> [
     }
     if let dir = credentialsDir {
         for r in resources {
-            guard let g = r.gateway else { continue }
-            out += credentialFindings(g, r.meta, dir: dir)
+            if let g = r.gateway { out += credentialFindings(g, r.meta, dir: dir) }
+            if let dr = r.destinationRule { out += credentialFindings(dr, r.meta, dir: dir) }
         }
     }
     let rules = resources.compactMap { r in r.destinationRule.map { (r.meta, $0) } }
@@ -126,6 +127,39 @@ func credentialFindings(_ g: Gateway, _ meta: ResourceMeta, dir: String) -> [Dia
         }
         if mode != "SIMPLE", let ca = tls.caCertCredentialName, CredentialFiles.resolveCA(ca, in: dir) == nil {
             missing("\(p).caCertCredentialName", ca, CredentialFiles.caCandidates(ca, in: dir, separate: false))
+        }
+    }
+    return out
+}
+
+/// IST0101 for each DestinationRule `tls.credentialName` (SIMPLE, MUTUAL) whose files are not
+/// under `dir`: MUTUAL needs the client certificate and key, both need the CA unless
+/// insecureSkipVerify (ConfigCompiler/UpstreamTLS.swift).
+func credentialFindings(_ dr: DestinationRule, _ meta: ResourceMeta, dir: String) -> [Diagnostic] {
+    var blocks: [(String, ClientTLSSettings?)] = []
+    func add(_ tp: TrafficPolicy?, _ p: String) {
+        guard let tp else { return }
+        blocks.append(("\(p).tls", tp.tls))
+        for (i, pl) in tp.portLevelSettings.enumerated() { blocks.append(("\(p).portLevelSettings[\(i)].tls", pl.tls)) }
+    }
+    add(dr.trafficPolicy, "spec.trafficPolicy")
+    for (i, s) in dr.subsets.enumerated() { add(s.trafficPolicy, "spec.subsets[\(i)].trafficPolicy") }
+    var out: [Diagnostic] = []
+    for case let (p, tls?) in blocks {
+        let mode = (tls.mode ?? "DISABLE").uppercased()
+        guard mode == "SIMPLE" || mode == "MUTUAL", let name = tls.credentialName else { continue }
+        func missing(_ name: String, _ looked: [String]) {
+            out.append(meta.diagnostic(.error, "\(p).credentialName",
+                "Referenced credentialName not found: \"\(name)\" (looked for \(looked.joined(separator: ", ")))",
+                code: "IST0101"))
+        }
+        let files = CredentialFiles.resolve(name, in: dir)
+        if mode == "MUTUAL" {
+            if files.certificate == nil { missing(name, CredentialFiles.certificateCandidates(name, in: dir)) }
+            if files.privateKey == nil { missing(name, CredentialFiles.keyCandidates(name, in: dir)) }
+        }
+        if tls.insecureSkipVerify != true && files.caCertificates == nil {
+            missing("\(name)-cacert", CredentialFiles.caCandidates(name, in: dir))
         }
     }
     return out

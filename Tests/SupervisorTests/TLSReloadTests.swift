@@ -88,4 +88,54 @@ final class TLSReloadTests: XCTestCase {
         XCTAssertFalse(try due { try "x".write(toFile: configDir + "/tls.crt", atomically: false, encoding: .utf8) },
                        "certificate names matter in their own directory only")
     }
+
+    /// DestinationRule tls: its files reach `certificateFiles` (so `--watch` reloads on them) and
+    /// the table, and a CA file that went bad rejects the reload.
+    func testUpstreamTLSFilesAreWatchedAndCheckedOnReload() throws {
+        let ca = root + "/upstream-ca.crt"
+        try FileManager.default.copyItem(atPath: fixtures + "/ca.crt", toPath: ca)
+        try """
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: api}
+            spec:
+              hosts: [api.example.com]
+              ports: [{number: 443, name: https, protocol: HTTPS}]
+              resolution: STATIC
+              endpoints: [{address: 127.0.0.1}]
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: api}
+            spec:
+              host: api.example.com
+              trafficPolicy:
+                tls: {mode: MUTUAL, credentialName: web, insecureSkipVerify: true, sni: api.example.com}
+                portLevelSettings:
+                - port: {number: 443}
+                  tls: {mode: SIMPLE, caCertificates: \(ca)}
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: vs}
+            spec:
+              hosts: [a.example.com]
+              gateways: [gw]
+              http:
+              - route: [{destination: {host: api.example.com}}]
+            """.write(toFile: configDir + "/api.yaml", atomically: true, encoding: .utf8)
+        guard case .valid(let good) = ConfigPipeline.load(paths: [configDir], namespace: "default", credentialsDir: credentials) else {
+            return XCTFail("valid")
+        }
+        XCTAssertTrue(good.certificateFiles.contains(ca), "\(good.certificateFiles)")
+        XCTAssertEqual(good.spec.clusters.first?.tls?.caCertificatesPEM, Array(FileManager.default.contents(atPath: ca)!))
+        XCTAssertTrue(good.configDump(1).contains("\"tls\":{\"mode\":\"SIMPLE\""))
+
+        try "not a certificate\n".write(toFile: ca, atomically: true, encoding: .utf8)
+        guard case .valid(let parsed) = ConfigPipeline.parse(paths: [configDir], namespace: "default", credentialsDir: credentials) else {
+            return XCTFail("parses: the files exist")
+        }
+        guard case .invalid(let bad) = ConfigPipeline.compile(parsed) else { return XCTFail("a bad CA must reject the reload") }
+        XCTAssertEqual(bad, ["\(configDir)/api.yaml:19: DestinationRule default/api: spec.trafficPolicy.portLevelSettings[0].tls.caCertificates: \(ca) holds no PEM certificate (CA certificate)"])
+    }
 }

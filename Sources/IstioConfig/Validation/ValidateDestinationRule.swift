@@ -45,7 +45,6 @@ extension Checks {
             if let cp = pl.connectionPool { connectionPool(cp, path: "\(pp).connectionPool") }
             if let od = pl.outlierDetection { outlierDetection(od, path: "\(pp).outlierDetection") }
             if let tls = pl.tls { clientTLS(tls, path: "\(pp).tls") }
-            unsupported(pp)
         }
         if let t = tp.tunnel {
             if let proto = t.proto, proto != "CONNECT" && proto != "POST" {
@@ -176,22 +175,42 @@ extension Checks {
         if !od.outlierDetectionHttpErrorCodes.isEmpty { unsupported("\(p).outlierDetectionHttpErrorCodes") }
     }
 
+    /// Istio's ValidateTLS for ClientTLSSettings, in its order, plus what ingressd cannot do:
+    /// ISTIO_MUTUAL (mesh-only) and `caCrl` are errors; a client certificate under SIMPLE is a
+    /// note (it is not sent).
     mutating func clientTLS(_ t: ClientTLSSettings, path p: String) {
         let mode = (t.mode ?? "DISABLE").uppercased()
         if !["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"].contains(mode) {
             error("\(p).mode", "invalid TLS mode \"\(t.mode ?? "")\" (use DISABLE, SIMPLE, MUTUAL or ISTIO_MUTUAL)")
         }
-        if mode == "MUTUAL" && t.credentialName == nil {
+        if mode == "ISTIO_MUTUAL" {
+            error("\(p).mode", "ISTIO_MUTUAL is mesh-only (certificates issued by istiod to sidecars); a standalone ingressd cannot originate it, and Istio's gateway without a mesh CA cannot connect either: use SIMPLE, or MUTUAL with clientCertificate/privateKey or credentialName")
+        }
+        if t.insecureSkipVerify == true {
+            if mode == "SIMPLE" && (t.caCertificates != nil || t.credentialName != nil || !t.subjectAltNames.isEmpty) {
+                error(p, "cannot specify CaCertificates or CredentialName or SubjectAltNames when InsecureSkipVerify is set true")
+            }
+            if mode == "MUTUAL" && (t.caCertificates != nil || !t.subjectAltNames.isEmpty) {
+                error(p, "cannot specify CaCertificates or SubjectAltNames when InsecureSkipVerify is set true")
+            }
+        }
+        let originates = mode == "SIMPLE" || mode == "MUTUAL"
+        if originates, t.caCrl != nil {
+            error("\(p).caCrl", "caCrl is not supported by ingressd yet (revoked upstream certificates would be accepted); remove it")
+        }
+        if mode == "SIMPLE" && t.credentialName == nil && (t.clientCertificate != nil || t.privateKey != nil) {
+            note(p, "clientCertificate and privateKey are used by MUTUAL only: SIMPLE sends no client certificate")
+        }
+        if originates && t.credentialName != nil {
+            if t.clientCertificate != nil || t.caCertificates != nil || t.privateKey != nil || t.caCrl != nil {
+                error(p, "cannot specify client certificates or CA certificate or CA CRL If credentialName is set")
+            }
+            return  // the credential holds the certificates
+        }
+        if mode == "MUTUAL" {
             if t.clientCertificate == nil { error(p, "client certificate required for mutual tls") }
             if t.privateKey == nil { error(p, "private key required for mutual tls") }
         }
-        if t.credentialName != nil && (t.clientCertificate != nil || t.privateKey != nil || t.caCertificates != nil || t.caCrl != nil) {
-            error(p, "cannot specify client certificates or CA certificate or CA CRL If credentialName is set")
-        }
-        if t.insecureSkipVerify == true && (t.caCertificates != nil || t.credentialName != nil || !t.subjectAltNames.isEmpty) {
-            error(p, "cannot specify CaCertificates or CredentialName or SubjectAltNames when InsecureSkipVerify is set true")
-        }
-        if mode != "DISABLE" { warning(p, "upstream TLS is \(unsupportedMessage) (ingressd connects in plain text)") }
     }
 
     func isPrime(_ n: UInt32) -> Bool {

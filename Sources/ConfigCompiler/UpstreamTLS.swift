@@ -1,0 +1,134 @@
+// DestinationRule `trafficPolicy.tls` (ClientTLSSettings, istio-semantics.md §4) → the
+// ClusterTLSSpec of a cluster: how the gateway originates TLS to the endpoints (TLSSpec.swift
+// states what the data plane does with it). Which block applies to a cluster is Istio's merge
+// (TrafficPolicies.swift: top level, replaced by its port level; subset; subset port level).
+//
+//   DISABLE (or no mode)   plain text: no spec.
+//   SIMPLE                 server-authenticated TLS; CA from `caCertificates`, or the
+//                          credential's CA with `credentialName`, else the system's CAs.
+//   MUTUAL                 plus the gateway's client certificate: `clientCertificate` and
+//                          `privateKey`, or the credential's certificate and key.
+//   ISTIO_MUTUAL           mesh-only (istiod's workload certificates): a validation error.
+//                          Istio's gateway without a mesh CA never gets the certificate, so the
+//                          cluster's connections all fail; ingressd says so at load instead of
+//                          failing every request, and never falls back to plain text.
+//
+// `credentialName: NAME` is the directory NAME under `--credentials-dir` laid out as a Secret
+// (IstioConfig/Credentials.swift): `tls.crt`/`cert` and `tls.key`/`key` hold the client
+// certificate (MUTUAL), `ca.crt`/`cacert` in NAME or in NAME-cacert the CA (Istio reads it
+// from the `NAME-cacert` SDS resource). With `credentialName` the CA is required unless
+// `insecureSkipVerify` (Istio's validation context then names that resource, and a missing one
+// leaves the cluster unable to connect).
+//
+// Files are read and checked here, as for Gateway servers (TLSServers.swift): an unreadable or
+// non-PEM file, or a key that does not match its certificate, is an error naming the field and
+// the path; an expired or not-yet-valid client certificate or CA is a warning. `caCrl` is a
+// validation error (not carried: ignoring it would accept revoked upstreams).
+import IstioConfig
+import RouteTable
+
+extension Registry {
+    /// The spec for the `tls` block at `path` of DestinationRule `rule`; nil for DISABLE, a
+    /// mesh-only or unknown mode (validation errors), or material that fails its checks (errors
+    /// here). Compiled once per block: later clusters get the same result and no new diagnostics.
+    mutating func clusterTLS(_ tls: ClientTLSSettings, rule: ResourceMeta, path p: String) -> ClusterTLSSpec? {
+        let key = "\(rule.qualifiedName) \(p)"
+        if let done = tlsBlocks[key] { return done }
+        let spec = compileClusterTLS(tls, rule: rule, path: p)
+        tlsBlocks[key] = .some(spec)
+        return spec
+    }
+
+    private mutating func compileClusterTLS(_ tls: ClientTLSSettings, rule: ResourceMeta, path p: String) -> ClusterTLSSpec? {
+        let mode: ClusterTLSMode
+        switch (tls.mode ?? "DISABLE").uppercased() {
+        case "SIMPLE": mode = .simple
+        case "MUTUAL": mode = .mutual
+        default: return nil  // DISABLE; ISTIO_MUTUAL and unknown modes are validation errors
+        }
+        let skip = tls.insecureSkipVerify ?? false
+        var failed = false
+        func fail(_ field: String, _ message: String) {
+            diagnostics.append(rule.diagnostic(.error, field, message))
+            failed = true
+        }
+
+        // Where the material comes from: (diagnostic path, file path) each.
+        var cert: (String, String)?, key: (String, String)?, ca: (String, String)?
+        if let credential = tls.credentialName {
+            let field = "\(p).credentialName", dir = options.credentialsDir
+            let files = CredentialFiles.resolve(credential, in: dir)
+            if mode == .mutual {
+                let certs = CredentialFiles.certificateCandidates(credential, in: dir)
+                let keys = CredentialFiles.keyCandidates(credential, in: dir)
+                certificateFiles += certs + keys
+                cert = (field, files.certificate ?? certs[0])
+                key = (field, files.privateKey ?? keys[0])
+            }
+            if !skip {
+                let cas = CredentialFiles.caCandidates(credential, in: dir)
+                certificateFiles += cas
+                if let f = files.caCertificates {
+                    ca = (field, f)
+                } else {
+                    fail(field, "credential \"\(credential)\" has no CA certificate to verify the upstream with (looked for \(cas.joined(separator: ", "))); add ca.crt, or set insecureSkipVerify")
+                }
+            }
+        } else {
+            cert = tls.clientCertificate.map { ("\(p).clientCertificate", $0) }
+            key = tls.privateKey.map { ("\(p).privateKey", $0) }
+            if !skip { ca = tls.caCertificates.map { ("\(p).caCertificates", $0) } }
+        }
+        if mode == .simple { cert = nil; key = nil }  // SIMPLE sends no client certificate
+        if mode == .mutual, cert == nil || key == nil { return nil }  // validation error
+        certificateFiles += [cert?.1, key?.1, ca?.1].compactMap { $0 }
+
+        var chainPEM: [UInt8] = [], keyPEM: [UInt8] = [], caPEM: [UInt8] = []
+        if let (certField, certPath) = cert, let (keyField, keyPath) = key {
+            switch readCertificates(certPath, what: "client certificate", rule: rule, field: certField) {
+            case .failure(let e): fail(certField, e.message)
+            case .success(let bytes): chainPEM = bytes
+            }
+            switch PEMCheck.read(keyPath) {
+            case .failure(let e): fail(keyField, e.message)
+            case .success(let bytes):
+                if let e = PEMCheck.checkPrivateKey(bytes, path: keyPath, chainPEM: chainPEM, chainPath: certPath) {
+                    fail(keyField, e.message)
+                } else {
+                    keyPEM = bytes
+                }
+            }
+        }
+        if let (caField, caPath) = ca {
+            switch readCertificates(caPath, what: "CA certificate", rule: rule, field: caField) {
+            case .failure(let e): fail(caField, e.message)
+            case .success(let bytes): caPEM = bytes
+            }
+        }
+        if failed { return nil }
+        return ClusterTLSSpec(mode: mode, caCertificatesPEM: caPEM, clientCertificateChainPEM: chainPEM,
+                              clientPrivateKeyPEM: keyPEM, sni: tls.sni ?? "",
+                              subjectAltNames: skip ? [] : tls.subjectAltNames, insecureSkipVerify: skip)
+    }
+
+    /// The bytes of a PEM certificate file (a chain or a CA bundle), warning when its first
+    /// certificate is expired or not yet valid; a failure names the path and why.
+    private mutating func readCertificates(_ path: String, what: String, rule: ResourceMeta,
+                                           field: String) -> Result<[UInt8], PEMError> {
+        switch PEMCheck.read(path) {
+        case .failure(let e): return .failure(e)
+        case .success(let bytes):
+            guard let s = PEMCheck.summary(bytes) else {
+                return .failure(PEMError("\(path) holds no PEM certificate (\(what))"))
+            }
+            if s.expired {
+                diagnostics.append(rule.diagnostic(.warning, field,
+                    "\(what) \(path) (\(s.subject)) expired on \(s.notAfter); upstream TLS handshakes will fail"))
+            } else if s.notYetValid {
+                diagnostics.append(rule.diagnostic(.warning, field,
+                    "\(what) \(path) (\(s.subject)) is not valid before \(s.notBefore); upstream TLS handshakes will fail"))
+            }
+            return .success(bytes)
+        }
+    }
+}
