@@ -102,3 +102,5 @@ static inline int ing_ssl_ctx_use_shared_ticket_keys(SSL_CTX *ctx, void *shared)
 static inline long ing_bio_get_mem_data(BIO *b, char **p) { return BIO_get_mem_data(b, p); }
 static inline int ing_ssl_ctx_verify_mode(const SSL_CTX *c) { return SSL_CTX_get_verify_mode(c); }
 static inline unsigned long ing_xn_flag_rfc2253(void) { return XN_FLAG_RFC2253; }
+/// Bytes a memory BIO has allocated (its BUF_MEM's max), whatever it holds now.
+static inline size_t ing_bio_mem_capacity(BIO *b) { BUF_MEM *m = NULL; BIO_get_mem_ptr(b, &m); return m ? m->max : 0; }

@@ -330,6 +330,7 @@ extension ProxyEngine {
     /// Waits for (or parses the buffered) next request on a kept-alive connection.
     mutating func nextRequest(_ i: Int32) {
         let c = conns + Int(i)
+        if c.pointee.transport == .tls { shrinkBIOs(i) }
         c.pointee.rx = .head
         c.pointee.requestDone = false
         if draining {

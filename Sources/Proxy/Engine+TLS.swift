@@ -472,6 +472,25 @@ extension ProxyEngine {
         c.pointee.sendArmed = true
     }
 
+    /// A memory BIO keeps the largest buffer it ever needed: after a large response a kept-alive
+    /// connection would hold it while idle. When the connection goes idle (its exchange ended),
+    /// an empty BIO past 8 KiB is replaced by a fresh one (an allocation only after responses
+    /// of more than a few KiB).
+    @inline(__always)
+    mutating func shrinkBIOs(_ i: Int32) {
+        guard let ssl = conns[Int(i)].ssl else { return }
+        let w = SSL_get_wbio(ssl)
+        if ing_bio_pending(w) == 0 && ing_bio_mem_capacity(w) > 8 * 1024, let fresh = BIO_new(BIO_s_mem()) {
+            _ = ing_bio_set_mem_eof_return(fresh, -1)
+            SSL_set0_wbio(ssl, fresh)
+        }
+        let r = SSL_get_rbio(ssl)
+        if ing_bio_pending(r) == 0 && ing_bio_mem_capacity(r) > 8 * 1024, let fresh = BIO_new(BIO_s_mem()) {
+            _ = ing_bio_set_mem_eof_return(fresh, -1)
+            SSL_set0_rbio(ssl, fresh)   // takes our reference, frees the old BIO
+        }
+    }
+
     /// Sends what OpenSSL wrote on its own (handshake, tickets, alerts) if no send is in flight.
     @inline(__always)
     mutating func tlsFlush(_ i: Int32) {

@@ -221,15 +221,4 @@ final class TCPRouteTests: IntegrationTestCase {
                                              ingressd.url + "/blob/100000", ingressd.url + "/blob/70000"])
         XCTAssertEqual(multi.stdout, "200 100000 1\n200 70000 0\n")
     }
-
-    // MARK: helpers
-
-    func vmRSSKiB(_ pid: pid_t) throws -> Int {
-        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
-        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else {
-            throw HarnessError("no VmRSS for \(pid)")
-        }
-        return kib
-    }
 }

@@ -492,3 +492,13 @@ enum RawHTTP {
         return Int(parts[1])
     }
 }
+
+/// VmRSS of process `pid` in KiB (/proc/PID/status).
+func vmRSSKiB(_ pid: pid_t) throws -> Int {
+    let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+    guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+          let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else {
+        throw HarnessError("no VmRSS for \(pid)")
+    }
+    return kib
+}
