@@ -10,6 +10,18 @@ func fixtureBytes(_ name: String) -> [UInt8] {
     Array(FileManager.default.contents(atPath: "\(tlsFixtures)/\(name)") ?? Data())
 }
 
+/// A temporary credentials directory: each (directory, file name, fixture) copies a fixture of
+/// Fixtures/tls into DIR/directory/name, as a Kubernetes Secret volume lays out its keys.
+func makeCredentials(_ prefix: String, _ layout: [(dir: String, name: String, fixture: String)]) throws -> String {
+    let root = NSTemporaryDirectory() + "\(prefix)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let fm = FileManager.default
+    for (dir, name, fixture) in layout {
+        try fm.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true)
+        try fm.copyItem(atPath: "\(tlsFixtures)/\(fixture)", toPath: "\(root)/\(dir)/\(name)")
+    }
+    return root
+}
+
 /// Gateway HTTPS/TLS servers and VirtualService tls routes (istio-semantics.md §2, §3.3).
 final class TLSCompilerTests: XCTestCase {
     var credentials = ""
@@ -18,22 +30,12 @@ final class TLSCompilerTests: XCTestCase {
     /// `mtls` with its CA in `mtls-cacert`, `alt` with the generic names cert/key/cacert, and
     /// `noca` without any CA.
     override func setUpWithError() throws {
-        credentials = NSTemporaryDirectory() + "ingressd-creds-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fm = FileManager.default
-        func put(_ dir: String, _ name: String, _ fixture: String) throws {
-            try fm.createDirectory(atPath: "\(credentials)/\(dir)", withIntermediateDirectories: true)
-            try fm.copyItem(atPath: "\(tlsFixtures)/\(fixture)", toPath: "\(credentials)/\(dir)/\(name)")
-        }
-        try put("web", "tls.crt", "server.crt")
-        try put("web", "tls.key", "server.key")
-        try put("mtls", "tls.crt", "server.crt")
-        try put("mtls", "tls.key", "server.key")
-        try put("mtls-cacert", "ca.crt", "ca.crt")
-        try put("alt", "cert", "server.crt")
-        try put("alt", "key", "server.key")
-        try put("alt", "cacert", "ca.crt")
-        try put("noca", "tls.crt", "server.crt")
-        try put("noca", "tls.key", "server.key")
+        credentials = try makeCredentials("ingressd-creds", [
+            ("web", "tls.crt", "server.crt"), ("web", "tls.key", "server.key"),
+            ("mtls", "tls.crt", "server.crt"), ("mtls", "tls.key", "server.key"), ("mtls-cacert", "ca.crt", "ca.crt"),
+            ("alt", "cert", "server.crt"), ("alt", "key", "server.key"), ("alt", "cacert", "ca.crt"),
+            ("noca", "tls.crt", "server.crt"), ("noca", "tls.key", "server.key"),
+        ])
     }
 
     override func tearDownWithError() throws {

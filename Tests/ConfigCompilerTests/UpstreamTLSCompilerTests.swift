@@ -14,21 +14,12 @@ final class UpstreamTLSCompilerTests: XCTestCase {
     /// Credentials laid out as Secret volumes: `client` (certificate, key and CA in one),
     /// `split` (certificate and key, CA in `split-cacert`), `trust` (a CA only) and `noca`.
     override func setUpWithError() throws {
-        credentials = NSTemporaryDirectory() + "ingressd-upstream-creds-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fm = FileManager.default
-        func put(_ dir: String, _ name: String, _ fixture: String) throws {
-            try fm.createDirectory(atPath: "\(credentials)/\(dir)", withIntermediateDirectories: true)
-            try fm.copyItem(atPath: "\(tlsFixtures)/\(fixture)", toPath: "\(credentials)/\(dir)/\(name)")
-        }
-        try put("client", "tls.crt", "server.crt")
-        try put("client", "tls.key", "server.key")
-        try put("client", "ca.crt", "ca.crt")
-        try put("split", "tls.crt", "server.crt")
-        try put("split", "tls.key", "server.key")
-        try put("split-cacert", "ca.crt", "ca.crt")
-        try put("trust", "ca.crt", "ca.crt")
-        try put("noca", "tls.crt", "server.crt")
-        try put("noca", "tls.key", "server.key")
+        credentials = try makeCredentials("ingressd-upstream-creds", [
+            ("client", "tls.crt", "server.crt"), ("client", "tls.key", "server.key"), ("client", "ca.crt", "ca.crt"),
+            ("split", "tls.crt", "server.crt"), ("split", "tls.key", "server.key"), ("split-cacert", "ca.crt", "ca.crt"),
+            ("trust", "ca.crt", "ca.crt"),
+            ("noca", "tls.crt", "server.crt"), ("noca", "tls.key", "server.key"),
+        ])
     }
 
     override func tearDownWithError() throws {

@@ -12,46 +12,10 @@ import Glibc
 
 final class TLSPassthroughTests: IntegrationTestCase {
 
-    static let upstreamScript = """
-    import socket, ssl, sys, threading
-    name, crt, key = sys.argv[1], sys.argv[2], sys.argv[3]
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(crt, key)
-    seen = {}
-    def sni_cb(sock, server_name, c):
-        seen[id(sock)] = server_name
-    ctx.sni_callback = sni_cb
-    ls = socket.socket()
-    ls.bind(("127.0.0.1", 0)); ls.listen(64)
-    print(f"{name} listening on 127.0.0.1:{ls.getsockname()[1]}", flush=True)
-    def serve(conn):
-        try:
-            s = ctx.wrap_socket(conn, server_side=True)
-            data = b""
-            while b"\\r\\n\\r\\n" not in data:
-                chunk = s.recv(4096)
-                if not chunk: return
-                data += chunk
-            body = f"upstream {name} sni {seen.get(id(s))}\\n".encode()
-            s.sendall(b"HTTP/1.1 200 OK\\r\\ncontent-length: %d\\r\\nconnection: close\\r\\n\\r\\n" % len(body) + body)
-            s.close()
-        except Exception as e:
-            print("error", e, file=sys.stderr, flush=True)
-    while True:
-        c, _ = ls.accept()
-        threading.Thread(target=serve, args=(c,), daemon=True).start()
-    """
-
-    func startTLSUpstream(_ name: String, pki: TestPKI, names: [String]) throws -> UInt16 {
-        let (crt, key) = try pki.issue("up-\(name)", names: names)
-        let script = try harness.write("tls_upstream.py", Self.upstreamScript)
-        return try harness.startPortPrintingServer("tls-\(name)", [script, name, crt, key]).port
-    }
-
     func testSNIRoutesToTheUpstreamThatTerminates() throws {
         let pki = try TestPKI(harness)
-        let one = try startTLSUpstream("one", pki: pki, names: ["one.example.com"])
-        let two = try startTLSUpstream("two", pki: pki, names: ["two.example.com", "x.two.example.com"])
+        let one = try harness.startTLSUpstream("one", pki: pki, names: ["one.example.com"])
+        let two = try harness.startTLSUpstream("two", pki: pki, names: ["two.example.com", "x.two.example.com"])
         let port = try freeTCPPort()
         let httpPort = try freeTCPPort()
         let docs = [
@@ -92,10 +56,10 @@ final class TLSPassthroughTests: IntegrationTestCase {
         }
         let r1 = try get("one.example.com")
         XCTAssertEqual(r1.status, 200, r1.curlStderr)
-        XCTAssertEqual(r1.text, "upstream one sni one.example.com\n")
+        XCTAssertEqual(r1.text, "upstream one sni one.example.com client None\n")
         let r2 = try get("x.two.example.com")
         XCTAssertEqual(r2.status, 200, r2.curlStderr)
-        XCTAssertEqual(r2.text, "upstream two sni x.two.example.com\n", "the upstream's own certificate verified by curl")
+        XCTAssertEqual(r2.text, "upstream two sni x.two.example.com client None\n", "the upstream's own certificate verified by curl")
         // An SNI no route matches: closed, nothing forwarded.
         let none = try harness.curl("https://three.example.com:\(port)/", ["-k", "--resolve", "three.example.com:\(port):127.0.0.1"])
         XCTAssertEqual(none.status, 0)

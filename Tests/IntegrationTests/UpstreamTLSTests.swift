@@ -11,46 +11,6 @@ import Glibc
 
 final class UpstreamTLSTests: IntegrationTestCase {
 
-    static let upstreamScript = """
-    import socket, ssl, sys, threading
-    name, crt, key = sys.argv[1], sys.argv[2], sys.argv[3]
-    client_ca = sys.argv[4] if len(sys.argv) > 4 else None
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(crt, key)
-    if client_ca:
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.load_verify_locations(client_ca)
-    seen = {}
-    ctx.sni_callback = lambda sock, server_name, c: seen.__setitem__(id(sock), server_name)
-    ls = socket.socket()
-    ls.bind(("127.0.0.1", 0)); ls.listen(64)
-    print(f"{name} listening on 127.0.0.1:{ls.getsockname()[1]}", flush=True)
-    def serve(conn):
-        try:
-            s = ctx.wrap_socket(conn, server_side=True)
-            while True:
-                data = b""
-                while b"\\r\\n\\r\\n" not in data:
-                    chunk = s.recv(4096)
-                    if not chunk: return
-                    data += chunk
-                peer = s.getpeercert()
-                cn = dict(x[0] for x in peer["subject"]).get("commonName") if peer else None
-                body = f"upstream {name} sni {seen.get(id(s))} client {cn}\\n".encode()
-                s.sendall(b"HTTP/1.1 200 OK\\r\\ncontent-length: %d\\r\\n\\r\\n" % len(body) + body)
-        except Exception as e:
-            print("error", e, file=sys.stderr, flush=True)
-    while True:
-        c, _ = ls.accept()
-        threading.Thread(target=serve, args=(c,), daemon=True).start()
-    """
-
-    func startTLSUpstream(_ name: String, pki: TestPKI, names: [String], clientCA: String? = nil) throws -> UInt16 {
-        let (crt, key) = try pki.issue("up-\(name)", names: names)
-        let script = try harness.write("tls_upstream_\(name).py", Self.upstreamScript)
-        return try harness.startPortPrintingServer("tls-\(name)", [script, name, crt, key] + (clientCA.map { [$0] } ?? [])).port
-    }
-
     /// An HTTP Gateway routing host `h` to service `h` (port 443, endpoint `port`) with the
     /// DestinationRule `tls` block given, for each (host, port, tls).
     func startGateway(_ services: [(host: String, port: UInt16, tls: String)]) throws -> Ingressd {
@@ -85,10 +45,10 @@ final class UpstreamTLSTests: IntegrationTestCase {
 
     func testSimpleVerifiesTheUpstreamWithAutoSNIAndSANValidation() throws {
         let pki = try TestPKI(harness)
-        let good = try startTLSUpstream("good", pki: pki, names: ["good.example.com"])
-        let wrong = try startTLSUpstream("wrong", pki: pki, names: ["elsewhere.example.com"])
-        let skip = try startTLSUpstream("skip", pki: pki, names: ["elsewhere.example.com"])
-        let named = try startTLSUpstream("named", pki: pki, names: ["backend.internal"])
+        let good = try harness.startTLSUpstream("good", pki: pki, names: ["good.example.com"])
+        let wrong = try harness.startTLSUpstream("wrong", pki: pki, names: ["elsewhere.example.com"])
+        let skip = try harness.startTLSUpstream("skip", pki: pki, names: ["elsewhere.example.com"])
+        let named = try harness.startTLSUpstream("named", pki: pki, names: ["backend.internal"])
         let ingressd = try startGateway([
             ("good", good, "{mode: SIMPLE, caCertificates: \(pki.caPath)}"),
             ("wrong", wrong, "{mode: SIMPLE, caCertificates: \(pki.caPath)}"),
@@ -117,8 +77,8 @@ final class UpstreamTLSTests: IntegrationTestCase {
     func testMutualPresentsTheClientCertificate() throws {
         let pki = try TestPKI(harness)
         let client = try pki.issue("gateway-client", names: ["gateway.example.com"], client: true)
-        let strict = try startTLSUpstream("strict", pki: pki, names: ["strict.example.com"], clientCA: pki.caPath)
-        let strict2 = try startTLSUpstream("nocert", pki: pki, names: ["nocert.example.com"], clientCA: pki.caPath)
+        let strict = try harness.startTLSUpstream("strict", pki: pki, names: ["strict.example.com"], clientCA: pki.caPath)
+        let strict2 = try harness.startTLSUpstream("nocert", pki: pki, names: ["nocert.example.com"], clientCA: pki.caPath)
         let ingressd = try startGateway([
             ("strict", strict, "{mode: MUTUAL, caCertificates: \(pki.caPath), clientCertificate: \(client.crt), privateKey: \(client.key)}"),
             ("nocert", strict2, "{mode: SIMPLE, caCertificates: \(pki.caPath)}"),
