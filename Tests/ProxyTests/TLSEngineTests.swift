@@ -268,6 +268,46 @@ final class TLSEngineTests: XCTestCase {
         XCTAssertEqual(h.openExchanges, 0)
     }
 
+    func testGarbageAfterTheHandshakeClosesOnlyThatConnection() throws {
+        let pem = try selfSignedPEM(["app.test"])
+        let h = try EngineHarness { httpsTable($0, hosts: ["*"], pem: pem) }
+        let good = TLSTestClient(h, sni: "app.test")
+        XCTAssertTrue(good.handshake())
+        let bad = TLSTestClient(h, sni: "app.test")
+        XCTAssertTrue(bad.handshake())
+        // An application-data record header followed by bytes that do not decrypt.
+        var junk: [UInt8] = [0x17, 0x03, 0x03, 0x00, 0x40]
+        junk += (0..<64).map { UInt8(truncatingIfNeeded: $0 &* 37) }
+        _ = junk.withUnsafeBytes { Glibc.send(bad.fd, $0.baseAddress, $0.count, 0) }
+        let r = bad.read { _ in false }
+        XCTAssertTrue(r.eof, "closed (after OpenSSL's bad_record_mac alert)")
+        XCTAssertGreaterThanOrEqual(h.region.workerSlot(0).counter(WorkerSlotField.tlsConnectionErrors), 1)
+        // The other connection is untouched and serves a request.
+        good.write("GET /x HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        let up = h.acceptUpstream()
+        defer { close(up) }
+        XCTAssertTrue(h.readHead(up).hasPrefix("GET /x HTTP/1.1"))
+        h.send(up, ok)
+        XCTAssertTrue(good.read { $0.hasSuffix("ok") }.text.hasPrefix("HTTP/1.1 200 OK"))
+    }
+
+    func testManyTinyRecordsAreServed() throws {
+        let pem = try selfSignedPEM(["app.test"])
+        let h = try EngineHarness { httpsTable($0, hosts: ["*"], pem: pem) }
+        let client = TLSTestClient(h, sni: "app.test")
+        XCTAssertTrue(client.handshake())
+        // A request head split into one TLS record per byte (38 records in one burst).
+        for b in "GET /tiny HTTP/1.1\r\nHost: app.test\r\n\r\n".utf8 {
+            var x = b
+            _ = SSL_write(client.ssl, &x, 1)
+        }
+        let up = h.acceptUpstream()
+        defer { close(up) }
+        XCTAssertTrue(h.readHead(up).hasPrefix("GET /tiny HTTP/1.1\r\n"))
+        h.send(up, ok)
+        XCTAssertTrue(client.read { $0.hasSuffix("ok") }.text.hasPrefix("HTTP/1.1 200 OK"))
+    }
+
     // MARK: TLS to upstreams
 
     func testUpstreamTLSSendsSNIVerifiesAndPoolsTheConnection() throws {
