@@ -41,7 +41,11 @@ extension ProxyEngine {
                                authority: head.host, isHTTPS: c.pointee.transport == .tls, listenerPort: c.pointee.listenerPort,
                                headers: UnsafeBufferPointer(start: headers, count: Int(head.headerCount)))
         let lookup = table.matcher?.route(req) ?? .noListener
-        switch head.method == .connect ? .noRoute : lookup {
+        // HTTPS: only the virtual hosts of the server the connection's SNI chose (Envoy: one
+        // route configuration per Gateway server), so a Host of another server — a MUTUAL one
+        // reached over a SIMPLE server's connection — finds no route.
+        let foreignHost = c.pointee.transport == .tls && !tlsHostAllowed(i, source: source, host: head.host)
+        switch head.method == .connect || foreignHost ? .noRoute : lookup {
         case .noListener, .noVirtualHost, .noRoute:
             // CONNECT too: routes match paths and a CONNECT has none, so Envoy finds no route
             // and answers 404 (its FAQ "Why is Envoy sending 404s to CONNECT requests?");

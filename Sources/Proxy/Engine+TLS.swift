@@ -1,6 +1,7 @@
 import COpenSSL
 import CURing
 import CSupport
+import HTTP1
 import RouteTable
 import SharedMemory
 import TLS
@@ -405,6 +406,23 @@ extension ProxyEngine {
         } else {
             small.put(buf)
         }
+    }
+
+    /// Whether a request with this Host may be routed on HTTPS connection `i`: the Host must
+    /// pick the same Gateway server as the connection's SNI did (the TLS server lookup by name,
+    /// exact before the longest `*.suffix` before `*`). Envoy keeps one route configuration per
+    /// server, so a Host of another server gets 404 there; here the virtual hosts of a port are
+    /// merged, and this check keeps the servers apart (stricter only where another server's
+    /// exact name shadows this server's wildcard).
+    func tlsHostAllowed(_ i: Int32, source: UnsafeRawBufferPointer, host: ByteRange) -> Bool {
+        let c = conns + Int(i)
+        guard let ssl = c.pointee.ssl, let reader = table.reader else { return false }
+        let l = reader.listener(port: c.pointee.listenerPort)
+        guard l >= 0 else { return false }
+        var sni = UnsafeRawBufferPointer(start: nil, count: 0)
+        if let s = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) { sni = UnsafeRawBufferPointer(start: s, count: strlen(s)) }
+        let byConnection = reader.tlsServer(listener: l, sni: sni)
+        return byConnection >= 0 && reader.tlsServer(listener: l, sni: hostWithoutPort(source, host)) == byConnection
     }
 
     @inline(__always)

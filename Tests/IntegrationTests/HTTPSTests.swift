@@ -308,6 +308,15 @@ final class HTTPSTests: IntegrationTestCase {
             let other = try curlHTTPS(g, host: host, ["--cert", wrongName.crt, "--key", wrongName.key])
             XCTAssertEqual(other.status, 0, "\(host): a certificate of the same CA that is not pinned")
         }
+        // A connection made for a SIMPLE server cannot reach the MUTUAL server's host with a
+        // Host header (Envoy keeps a route configuration per server): 404, the upstream sees nothing.
+        let before = try String(contentsOfFile: g.upstream.logPath, encoding: .utf8).count
+        let fronted = try curlHTTPS(g, host: "a.example.com", path: "/fronted", ["-H", "Host: m.example.com"])
+        XCTAssertEqual(fronted.status, 404, fronted.text)
+        XCTAssertFalse(try String(contentsOfFile: g.upstream.logPath, encoding: .utf8).dropFirst(before).contains("/fronted"))
+        // The same port's servers each reach their own hosts; a Host with a port is fine.
+        XCTAssertEqual(try curlHTTPS(g, host: "b.example.com", ["-H", "Host: x.b.example.com:\(g.httpsPort)"]).status, 200)
+        XCTAssertEqual(try curlHTTPS(g, host: "a.example.com", ["-H", "Host: b.example.com"]).status, 404)
         // SIMPLE servers on the same port still need none.
         XCTAssertEqual(try curlHTTPS(g, host: "a.example.com").status, 200)
     }
