@@ -17,10 +17,10 @@ RELEASE_BIN  := .build/release/ingressd
 DEBUG_BIN    := .build/debug/ingressd
 DEMO         := examples/upstreams/run_demo.sh
 
-# Debian packages. Build: liburing and RE2 headers (Sources/CURing, Sources/CRE2).
+# Debian packages. Build: liburing, RE2, OpenSSL and nghttp2 headers (Sources/CURing, CRE2, COpenSSL, CNGHTTP2).
 # Run: curl to try the gateway, python3 for the demo upstreams.
 # Test: also nginx, HAProxy and wrk (integration tests and perf/bench).
-BUILD_PKGS   := liburing-dev libre2-dev libssl-dev
+BUILD_PKGS   := liburing-dev libre2-dev libssl-dev libnghttp2-dev
 RUN_PKGS     := $(BUILD_PKGS) curl python3 procps openssl
 TEST_PKGS    := $(RUN_PKGS) nginx haproxy wrk python3-pip
 

@@ -10,6 +10,8 @@
 //    limit that a crafted request could hit (PCRE2 before: its failures read as "no match").
 //  * OpenSSL 3 (Debian libssl-dev), through Sources/COpenSSL — TLS termination, driven sans-I/O
 //    through memory BIOs by the worker's ring (Sources/TLS), and certificate checks in `check`.
+//  * nghttp2 (Debian libnghttp2-dev), through Sources/CNGHTTP2 — HTTP/2 framing, HPACK, flow
+//    control and the protocol's checks and flood limits, driven sans-I/O (Sources/HTTP2).
 import PackageDescription
 
 let releaseFast: [SwiftSetting] = [
@@ -32,6 +34,7 @@ let package = Package(
         .systemLibrary(name: "CSupport", path: "Sources/CSupport"),
         .target(name: "CRE2", linkerSettings: [.linkedLibrary("re2")]),
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL"),
+        .systemLibrary(name: "CNGHTTP2", path: "Sources/CNGHTTP2"),
 
         // Data plane: no Foundation, Yams or Dispatch (checked by Tests/IntegrationTests/LayeringTests).
         // HTTPCore holds the types HTTP1 (and HTTP/2 later) and RouteTable share.
@@ -42,8 +45,10 @@ let package = Package(
         // and OpenSSL server contexts built from the table's PEM bytes.
         .target(name: "TLS", dependencies: ["COpenSSL"], swiftSettings: releaseFast),
         .target(name: "RouteTable", dependencies: ["HTTPCore", "CRE2"], swiftSettings: releaseFast),
+        // HTTP/2 sessions over nghttp2: client bytes → events, responses → frames.
+        .target(name: "HTTP2", dependencies: ["CNGHTTP2", "HTTP1", "HTTPCore"], swiftSettings: releaseFast),
         .target(name: "SharedMemory", dependencies: ["CSupport"], swiftSettings: releaseFast),
-        .target(name: "Proxy", dependencies: ["URing", "HTTP1", "TLS", "COpenSSL", "RouteTable", "SharedMemory", "CSupport", "CRE2"], swiftSettings: releaseFast),
+        .target(name: "Proxy", dependencies: ["URing", "HTTP1", "HTTP2", "TLS", "COpenSSL", "RouteTable", "SharedMemory", "CSupport", "CRE2"], swiftSettings: releaseFast),
         .target(name: "Worker", dependencies: ["Proxy", "URing", "CURing", "RouteTable", "SharedMemory", "CSupport"], swiftSettings: releaseFast),
 
         // Control plane
@@ -61,6 +66,7 @@ let package = Package(
         .testTarget(name: "URingTests", dependencies: ["URing", "CURing"]),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS"]),
+        .testTarget(name: "HTTP2Tests", dependencies: ["HTTP2", "HTTP1", "CNGHTTP2"]),
         .testTarget(name: "RouteTableTests", dependencies: ["RouteTable", "HTTP1"]),
         .testTarget(name: "SharedMemoryTests", dependencies: ["SharedMemory", "CSupport"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "COpenSSL", "RouteTable", "SharedMemory", "URing", "CURing", "CSupport"]),

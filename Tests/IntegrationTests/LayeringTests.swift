@@ -4,7 +4,7 @@ import Foundation
 import XCTest
 
 final class LayeringTests: XCTestCase {
-    static let dataPlaneTargets = ["URing", "HTTPCore", "HTTP1", "TLS", "RouteTable", "SharedMemory", "Proxy", "Worker"]
+    static let dataPlaneTargets = ["URing", "HTTPCore", "HTTP1", "HTTP2", "TLS", "RouteTable", "SharedMemory", "Proxy", "Worker"]
     static let forbidden = ["Foundation", "FoundationEssentials", "FoundationNetworking",
                             "FoundationInternationalization", "CoreFoundation", "Dispatch", "Yams"]
 

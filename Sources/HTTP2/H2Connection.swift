@@ -1,0 +1,291 @@
+import CNGHTTP2
+import HTTPCore
+
+// One server-side HTTP/2 connection over nghttp2, sans-I/O: bytes in (`ingest` → events in the
+// worker's inbox), bytes out (`fill` → frames copied into the caller's buffer). Responses are
+// submitted with `submitResponse`; their bodies are pulled by nghttp2 from each stream's
+// `H2Source` as flow control allows, and a source whose segment was taken whole is listed in
+// `completed` for the engine to release.
+//
+// Settings (Envoy's defaults where Istio keeps them): 100 concurrent streams, 64 KiB - 1
+// stream windows, a 1 MiB connection window, header lists up to 60 KiB; windows are opened
+// only as the engine takes the bytes (no automatic WINDOW_UPDATE), so a stream holds at most
+// its window of request body. nghttp2 bounds SETTINGS/PING floods (outbound ack queue),
+// rapid resets (CVE-2023-44487: reset rate limit) and CONTINUATION floods (CVE-2024-27316:
+// at most 8 CONTINUATION frames).
+
+public struct H2Settings: Sendable {
+    public var maxConcurrentStreams: UInt32 = 100
+    public var initialWindowSize: UInt32 = 65_535
+    public var connectionWindowSize: Int32 = 1 << 20
+    public var maxHeaderListSize: UInt32 = 60 * 1024
+    public init() {}
+}
+
+/// The state of one HTTP/2 connection. Allocated when a connection turns out to speak HTTP/2,
+/// freed with it; nghttp2's callbacks reach it through the session's user data.
+public struct H2Connection {
+    public var session: OpaquePointer? = nil
+    public let inbox: UnsafeMutablePointer<H2Inbox>
+    /// Slots (index | generation << 32) whose response segment nghttp2 took whole, or that the
+    /// engine finished itself (a head with no body): the engine completes their sends.
+    public var completed: UnsafeMutablePointer<UInt64>
+    public var completedCount = 0
+    public let completedCapacity: Int
+    /// A frame `fill` could not fit: nghttp2's bytes, valid until its next mem_send.
+    var carry: UnsafeRawPointer? = nil
+    var carryCount = 0
+
+    /// Makes a server session that reports into `inbox`. nil when nghttp2 cannot allocate.
+    public static func make(inbox: UnsafeMutablePointer<H2Inbox>, settings: H2Settings = H2Settings()) -> UnsafeMutablePointer<H2Connection>? {
+        let h = UnsafeMutablePointer<H2Connection>.allocate(capacity: 1)
+        let cap = Int(settings.maxConcurrentStreams) * 2 + 16
+        h.initialize(to: H2Connection(inbox: inbox, completed: .allocate(capacity: cap), completedCapacity: cap))
+        var session: OpaquePointer? = nil
+        let rc = nghttp2_session_server_new2(&session, H2Connection.callbacks, h, H2Connection.options)
+        guard rc == 0, let session else {
+            h.pointee.completed.deallocate()
+            h.deallocate()
+            return nil
+        }
+        h.pointee.session = session
+        var iv = [
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: settings.maxConcurrentStreams),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: settings.initialWindowSize),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: settings.maxHeaderListSize),
+        ]
+        _ = nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &iv, iv.count)
+        _ = nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, settings.connectionWindowSize)
+        return h
+    }
+
+    /// Frees the session and the state (the engine closed the connection).
+    public static func destroy(_ h: UnsafeMutablePointer<H2Connection>) {
+        if let s = h.pointee.session { nghttp2_session_del(s) }
+        h.pointee.completed.deallocate()
+        h.deinitialize(count: 1)
+        h.deallocate()
+    }
+
+    /// Input given to nghttp2 per call: bounds the events one call can produce (a frame is at
+    /// least 9 bytes and adds at most two events).
+    public static let maxInputPerCall = 4096
+
+    /// Feeds client bytes to nghttp2; events land in the inbox. Returns the bytes taken (the
+    /// caller handles the events, resets the inbox and calls again with the rest), or a
+    /// negative nghttp2 error: the connection is broken (a GOAWAY may be queued; flush it
+    /// and close).
+    ///
+    /// Static, on the pointer: nghttp2's callbacks write through the same pointer while the
+    /// call runs, so no access to the value may span it (a `mutating` method would hold one
+    /// and write back a stale copy).
+    public static func ingest(_ h: UnsafeMutablePointer<H2Connection>, _ p: UnsafeRawPointer, _ n: Int) -> Int {
+        let k = min(n, H2Connection.maxInputPerCall)
+        let session = h.pointee.session
+        return nghttp2_session_mem_recv(session, p.assumingMemoryBound(to: UInt8.self), k)
+    }
+
+    /// Copies frames nghttp2 has to send into `out`: the number of bytes written (0: nothing
+    /// to send, or -1: nghttp2 failed and the connection must close).
+    /// Static for the reason `ingest` is (the read callback lists completed segments).
+    public static func fill(_ h: UnsafeMutablePointer<H2Connection>, _ out: UnsafeMutableRawPointer, _ capacity: Int) -> Int {
+        var w = 0
+        if let c = h.pointee.carry {
+            let k = min(h.pointee.carryCount, capacity)
+            out.copyMemory(from: c, byteCount: k)
+            w = k
+            if k < h.pointee.carryCount {
+                h.pointee.carry = c + k
+                h.pointee.carryCount -= k
+                return w
+            }
+            h.pointee.carry = nil
+            h.pointee.carryCount = 0
+        }
+        let session = h.pointee.session
+        while w < capacity {
+            var p: UnsafePointer<UInt8>? = nil
+            let n = nghttp2_session_mem_send(session, &p)
+            if n < 0 { return w > 0 ? w : -1 }
+            if n == 0 { break }
+            let k = min(n, capacity - w)
+            (out + w).copyMemory(from: p!, byteCount: k)
+            w += k
+            if k < n {
+                h.pointee.carry = UnsafeRawPointer(p! + k)
+                h.pointee.carryCount = n - k
+                break
+            }
+        }
+        return w
+    }
+
+    /// nghttp2 has something to send (or bytes are carried over).
+    public var wantsWrite: Bool { carry != nil || nghttp2_session_want_write(session) != 0 }
+    /// The session is over: GOAWAY exchanged and no stream open, or a fatal error.
+    public var finished: Bool { nghttp2_session_want_read(session) == 0 && !wantsWrite }
+
+    /// The engine took `n` body bytes of `stream`: open its window (and the connection's).
+    public func consume(stream: Int32, _ n: Int) {
+        if n > 0 { _ = nghttp2_session_consume(session, stream, n) }
+    }
+
+    /// Ties a stream to an engine slot (+1, so that 0 means none) for data and close events.
+    public func setSlot(stream: Int32, _ slot: Int32) {
+        _ = nghttp2_session_set_stream_user_data(session, stream, UnsafeMutableRawPointer(bitPattern: Int(slot) + 1))
+    }
+
+    public func clearSlot(stream: Int32) {
+        _ = nghttp2_session_set_stream_user_data(session, stream, nil)
+    }
+
+    /// The engine slot of `stream`, or -1.
+    public func slot(stream: Int32) -> Int32 {
+        guard let p = nghttp2_session_get_stream_user_data(session, stream) else { return -1 }
+        return Int32(Int(bitPattern: p) - 1)
+    }
+
+    /// Resets `stream` with `code` (RFC 9113 §7 error codes).
+    public func reset(stream: Int32, code: UInt32) {
+        _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream, code)
+    }
+
+    /// A graceful GOAWAY: streams up to the last one received are still served.
+    public func goAway() {
+        let last = nghttp2_session_get_last_proc_stream_id(session)
+        _ = nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, UInt32(NGHTTP2_NO_ERROR.rawValue), nil, 0)
+    }
+
+    /// `source` has more to give (a segment, or its end) after the read callback deferred.
+    public func resume(stream: Int32, _ source: UnsafeMutablePointer<H2Source>) {
+        if source.pointee.deferred {
+            source.pointee.deferred = false
+            _ = nghttp2_session_resume_data(session, stream)
+        }
+    }
+
+    @inline(__always)
+    public mutating func complete(_ slot: Int32, _ generation: UInt32) {
+        if completedCount < completedCapacity {
+            completed[completedCount] = UInt64(UInt32(bitPattern: slot)) | UInt64(generation) << 32
+            completedCount += 1
+        }
+    }
+
+    nonisolated(unsafe) static let options: OpaquePointer? = {
+        var o: OpaquePointer? = nil
+        nghttp2_option_new(&o)
+        nghttp2_option_set_no_auto_window_update(o, 1)
+        nghttp2_option_set_no_closed_streams(o, 1)
+        return o
+    }()
+
+    nonisolated(unsafe) static let callbacks: OpaquePointer? = {
+        var cb: OpaquePointer? = nil
+        nghttp2_session_callbacks_new(&cb)
+        nghttp2_session_callbacks_set_on_begin_headers_callback(cb, onBeginHeaders)
+        nghttp2_session_callbacks_set_on_header_callback(cb, onHeader)
+        nghttp2_session_callbacks_set_on_frame_recv_callback(cb, onFrameRecv)
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, onDataChunk)
+        nghttp2_session_callbacks_set_on_stream_close_callback(cb, onStreamClose)
+        return cb
+    }()
+}
+
+@inline(__always)
+private func conn(_ user: UnsafeMutableRawPointer?) -> UnsafeMutablePointer<H2Connection> {
+    user!.assumingMemoryBound(to: H2Connection.self)
+}
+
+private let onBeginHeaders: nghttp2_on_begin_headers_callback = { _, frame, user in
+    let inbox = conn(user).pointee.inbox
+    let f = frame!.pointee
+    inbox.pointee.blockStream = f.hd.stream_id
+    inbox.pointee.blockStart = inbox.pointee.used
+    inbox.pointee.blockBytes = 0
+    inbox.pointee.blockFields = 0
+    inbox.pointee.blockTooLarge = false
+    inbox.pointee.blockIsTrailers = f.headers.cat != NGHTTP2_HCAT_REQUEST
+    return 0
+}
+
+private let onHeader: nghttp2_on_header_callback = { _, frame, name, nameLen, value, valueLen, _, user in
+    let inbox = conn(user).pointee.inbox
+    guard inbox.pointee.blockStream != 0, !inbox.pointee.blockIsTrailers else { return 0 }
+    // Counted as HTTP/1.1 would: "name: value\r\n".
+    inbox.pointee.blockBytes += nameLen + valueLen + 4
+    if name![0] != UInt8(ascii: ":") { inbox.pointee.blockFields += 1 }
+    if inbox.pointee.blockTooLarge { return 0 }
+    if inbox.pointee.blockBytes > H2Inbox.maxBlockBytes || inbox.pointee.blockFields > H2Inbox.maxFields {
+        inbox.pointee.blockTooLarge = true
+        return 0
+    }
+    let need = 6 + nameLen + valueLen
+    let at = inbox.pointee.used
+    guard at + need <= inbox.pointee.arenaCapacity else {
+        inbox.pointee.blockTooLarge = true   // cannot happen: the arena pauses at half full
+        return 0
+    }
+    let a = inbox.pointee.arena + at
+    a.storeBytes(of: UInt16(nameLen), toByteOffset: 0, as: UInt16.self)
+    a.storeBytes(of: UInt32(valueLen), toByteOffset: 2, as: UInt32.self)
+    (a + 6).copyMemory(from: name!, byteCount: nameLen)
+    if valueLen > 0 { (a + 6 + nameLen).copyMemory(from: value!, byteCount: valueLen) }
+    inbox.pointee.used = at + need
+    return inbox.pointee.nearlyFull ? Int32(NGHTTP2_ERR_PAUSE.rawValue) : 0
+}
+
+private let onFrameRecv: nghttp2_on_frame_recv_callback = { _, frame, user in
+    let inbox = conn(user).pointee.inbox
+    let f = frame!.pointee
+    let endStream = f.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+    var e = H2Event()
+    e.stream = f.hd.stream_id
+    if f.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) {
+        guard inbox.pointee.blockStream == f.hd.stream_id else { return 0 }
+        let start = inbox.pointee.blockStart
+        let trailers = inbox.pointee.blockIsTrailers
+        inbox.pointee.blockStream = 0
+        if trailers {
+            // Trailers of a request (not forwarded to an HTTP/1.1 upstream): the end.
+            inbox.pointee.used = start
+            if endStream {
+                e.kind = .end
+                _ = inbox.pointee.push(e)
+            }
+            return 0
+        }
+        e.kind = .request
+        e.endStream = endStream
+        e.tooLarge = inbox.pointee.blockTooLarge
+        e.block.start = Int32(start)
+        e.block.count = Int32(inbox.pointee.used - start)
+        _ = inbox.pointee.push(e)
+    } else if f.hd.type == UInt8(NGHTTP2_DATA.rawValue) && endStream {
+        e.kind = .end
+        _ = inbox.pointee.push(e)
+    }
+    return 0
+}
+
+private let onDataChunk: nghttp2_on_data_chunk_recv_callback = { _, _, stream, data, len, user in
+    let inbox = conn(user).pointee.inbox
+    var e = H2Event()
+    e.kind = .data
+    e.stream = stream
+    e.data = UnsafeRawPointer(data)
+    e.length = len
+    _ = inbox.pointee.push(e)
+    return inbox.pointee.nearlyFull ? Int32(NGHTTP2_ERR_PAUSE.rawValue) : 0
+}
+
+private let onStreamClose: nghttp2_on_stream_close_callback = { session, stream, code, user in
+    let inbox = conn(user).pointee.inbox
+    var e = H2Event()
+    e.kind = .closed
+    e.stream = stream
+    e.errorCode = code
+    if let p = nghttp2_session_get_stream_user_data(session, stream) { e.slot = Int32(Int(bitPattern: p) - 1) }
+    _ = inbox.pointee.push(e)
+    return 0
+}

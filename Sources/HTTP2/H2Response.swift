@@ -1,0 +1,173 @@
+import CNGHTTP2
+import HTTP1
+import HTTPCore
+
+// A response goes out on a stream as HTTP/1.1 bytes from the engine's session (the HTTP/1
+// codec stays the one place heads are built and checked): `submitResponse` turns the head into
+// a HEADERS frame, and the body is pulled by nghttp2 from the stream's `H2Source` — the segment
+// the engine queued, with its HTTP/1.1 framing taken off — as the stream's and the
+// connection's windows allow. A segment taken whole is reported in `H2Connection.completed`:
+// only then does the engine release its memory and go on, so a client that does not read
+// holds one segment per stream, not the response.
+
+/// How the body of the response on a stream is delimited in the HTTP/1.1 bytes.
+public enum H2BodyFraming: UInt8, Sendable {
+    case length, chunked, untilEnd
+}
+
+/// The body source of one stream, kept in the engine's slot for the stream (stable memory):
+/// nghttp2's read callback reaches it through the data provider.
+public struct H2Source {
+    /// The connection and stream it belongs to; a read for anything else finds the stream's
+    /// slot reused after its response completed (the body is over).
+    public var owner: UnsafeMutableRawPointer? = nil
+    public var stream: Int32 = 0
+    /// The engine slot and its generation, reported in `completed`.
+    public var slot: Int32 = -1
+    public var generation: UInt32 = 0
+    /// The segment being read (nil: none queued).
+    public var base: UnsafeRawPointer? = nil
+    public var count = 0
+    public var offset = 0
+    public var framing: H2BodyFraming = .untilEnd
+    /// `.length`: body bytes still to come.
+    public var remaining: Int64 = 0
+    public var chunk = ChunkDecoder()
+    /// No more body after what is queued (the engine ended the response).
+    public var ended = false
+    /// END_STREAM was given to nghttp2.
+    public var eofSent = false
+    /// The read callback deferred: `H2Connection.resume` wakes it.
+    public var deferred = false
+    public init() {}
+}
+
+extension H2Connection {
+    /// Submits a response head on `stream`: the status and the fields of an HTTP/1.1 head at
+    /// `source` (names lowercased; connection-specific fields dropped, RFC 9113 §8.2.2). With
+    /// `body` the DATA comes from `body`; without, the HEADERS frame ends the stream. Interim
+    /// (1xx) heads pass `final: false`. Returns false when nghttp2 refused (the stream is gone).
+    public func submitResponse(stream: Int32, status: UInt16, source: UnsafeRawBufferPointer,
+                               headers: UnsafeBufferPointer<HeaderField>, final: Bool,
+                               body: UnsafeMutablePointer<H2Source>?) -> Bool {
+        let nv = inbox.pointee.nv
+        let nvCapacity = H2Inbox.nvCapacity
+        var nvCount = 0
+        let scratch = inbox.pointee.names
+        let scratchCapacity = H2Inbox.namesCapacity
+        // ":status" and its three digits live at the start of the scratch buffer.
+        let statusName = StaticString(":status")
+        var w = 0
+        scratch.copyMemory(from: statusName.utf8Start, byteCount: 7)
+        scratch.storeBytes(of: UInt8(0x30 + status / 100 % 10), toByteOffset: 7, as: UInt8.self)
+        scratch.storeBytes(of: UInt8(0x30 + status / 10 % 10), toByteOffset: 8, as: UInt8.self)
+        scratch.storeBytes(of: UInt8(0x30 + status % 10), toByteOffset: 9, as: UInt8.self)
+        w = 10
+        let flags = UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
+        nv[0] = nghttp2_nv(name: scratch.assumingMemoryBound(to: UInt8.self), value: (scratch + 7).assumingMemoryBound(to: UInt8.self),
+                           namelen: 7, valuelen: 3, flags: flags)
+        nvCount = 1
+        let base = source.baseAddress!
+        for h in headers {
+            let nameLen = Int(h.name.count)
+            guard nameLen > 0, !isConnectionSpecific(base + Int(h.name.start), nameLen) else { continue }
+            guard w + nameLen <= scratchCapacity, nvCount < nvCapacity else { break }
+            let dst = scratch + w
+            for k in 0..<nameLen {
+                var b = base.load(fromByteOffset: Int(h.name.start) + k, as: UInt8.self)
+                if b >= 0x41 && b <= 0x5A { b |= 0x20 }
+                dst.storeBytes(of: b, toByteOffset: k, as: UInt8.self)
+            }
+            w += nameLen
+            nv[nvCount] = nghttp2_nv(name: dst.assumingMemoryBound(to: UInt8.self),
+                                     value: UnsafeMutablePointer(mutating: (base + Int(h.value.start)).assumingMemoryBound(to: UInt8.self)),
+                                     namelen: nameLen, valuelen: Int(h.value.count), flags: flags)
+            nvCount += 1
+        }
+        // nghttp2 copies the fields; the scratch is free again when this returns.
+        let rc: Int32
+        if !final {
+            rc = nghttp2_submit_headers(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream, nil, nv, nvCount, nil)
+        } else if let body {
+            var prd = nghttp2_data_provider(source: nghttp2_data_source(ptr: UnsafeMutableRawPointer(body)), read_callback: readBody)
+            rc = nghttp2_submit_response(session, stream, nv, nvCount, &prd)
+        } else {
+            rc = nghttp2_submit_response(session, stream, nv, nvCount, nil)
+        }
+        return rc == 0
+    }
+}
+
+/// Fields that mean something only to one HTTP/1.1 connection and are never sent in HTTP/2.
+@inline(__always)
+func isConnectionSpecific(_ p: UnsafeRawPointer, _ n: Int) -> Bool {
+    switch n {
+    case 7: return equalsLower(p, n, "upgrade")
+    case 10: return equalsLower(p, n, "connection") || equalsLower(p, n, "keep-alive")
+    case 16: return equalsLower(p, n, "proxy-connection")
+    case 17: return equalsLower(p, n, "transfer-encoding")
+    default: return false
+    }
+}
+
+@inline(__always)
+func equalsLower(_ p: UnsafeRawPointer, _ n: Int, _ s: StaticString) -> Bool {
+    guard n == s.utf8CodeUnitCount else { return false }
+    let q = s.utf8Start
+    for k in 0..<n {
+        var b = p.load(fromByteOffset: k, as: UInt8.self)
+        if b >= 0x41 && b <= 0x5A { b |= 0x20 }
+        if b != q[k] { return false }
+    }
+    return true
+}
+
+/// nghttp2's pull of response body bytes (see `H2Source`).
+private let readBody: nghttp2_data_source_read_callback = { _, stream, buf, length, flags, source, user in
+    let src = source!.pointee.ptr!.assumingMemoryBound(to: H2Source.self)
+    guard src.pointee.owner == user, src.pointee.stream == stream else {
+        // The slot was released after the response completed: nothing more to send.
+        flags!.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
+        return 0
+    }
+    var produced = 0
+    if let base = src.pointee.base {
+        let input = UnsafeRawBufferPointer(start: base + src.pointee.offset, count: src.pointee.count - src.pointee.offset)
+        switch src.pointee.framing {
+        case .chunked:
+            let (c, p) = src.pointee.chunk.decode(input, into: UnsafeMutableRawBufferPointer(start: buf, count: length))
+            src.pointee.offset += c
+            produced = p
+            if src.pointee.chunk.isDone { src.pointee.ended = true }
+        case .length:
+            let k = Int(min(Int64(min(input.count, length)), src.pointee.remaining))
+            if k > 0 { UnsafeMutableRawPointer(buf!).copyMemory(from: input.baseAddress!, byteCount: k) }
+            src.pointee.offset += k
+            src.pointee.remaining -= Int64(k)
+            produced = k
+            if src.pointee.remaining == 0 {
+                src.pointee.ended = true
+                src.pointee.offset = src.pointee.count   // nothing after the body belongs to it
+            }
+        case .untilEnd:
+            let k = min(input.count, length)
+            if k > 0 { UnsafeMutableRawPointer(buf!).copyMemory(from: input.baseAddress!, byteCount: k) }
+            src.pointee.offset += k
+            produced = k
+        }
+        if src.pointee.offset >= src.pointee.count || src.pointee.ended {
+            src.pointee.base = nil
+            user!.assumingMemoryBound(to: H2Connection.self).pointee.complete(src.pointee.slot, src.pointee.generation)
+        }
+    }
+    if src.pointee.ended && src.pointee.base == nil {
+        src.pointee.eofSent = true
+        flags!.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
+        return produced
+    }
+    if produced == 0 {
+        src.pointee.deferred = true
+        return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+    }
+    return produced
+}
