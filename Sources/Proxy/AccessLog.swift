@@ -208,7 +208,11 @@ extension ProxyEngine {
         w.bytes(slice(source, head.methodRange), max: 32)
         w.byte(0x20)
         w.bytes(slice(source, head.target), max: 2048)
-        w.text(head.version == .http10 ? " HTTP/1.0\" " : " HTTP/1.1\" ")
+        if c.pointee.down >= 0 && conns[Int(c.pointee.down)].transport == .h2stream {
+            w.text(" HTTP/2\" ")
+        } else {
+            w.text(head.version == .http10 ? " HTTP/1.0\" " : " HTTP/1.1\" ")
+        }
         c.pointee.stats.logSplit = Int32(w.len)
         w.byte(UInt8(ascii: "\""))
         w.header(source, head.xForwardedForIndex >= 0 ? headers[Int(head.xForwardedForIndex)].value : nil)

@@ -1,4 +1,5 @@
 import HTTP1
+import HTTP2
 import SharedMemory
 #if canImport(Glibc)
 import Glibc
@@ -150,4 +151,44 @@ struct Conn {
     var tlsAutoSNI = false
     var tlsVerifyHost = false
     var sniHash: UInt32 = 0
+
+    // HTTP/2 (Engine+HTTP2.swift). A connection that speaks it holds its nghttp2 state; each
+    // of its streams is a slot of its own (transport `.h2stream`) that the HTTP/1 session
+    // serves as if it were a connection carrying one request.
+    var h2: UnsafeMutablePointer<H2Connection>? = nil
+    /// Connection: its stream slots (a list through `h2Next`/`h2Prev`) and their number.
+    var h2First: Int32 = -1
+    var h2Streams: Int32 = 0
+    /// Connection: a flush (NOP completion) is queued / running / must run once more; a
+    /// GOAWAY was sent (close once the last stream is done).
+    var h2FlushQueued = false
+    var h2Flushing = false
+    var h2FlushAgain = false
+    var h2GoingAway = false
+    /// Connection: an HTTP/1.1 request was read (the HTTP/2 preface is looked for only before).
+    var h1Seen = false
+    /// Stream: its connection, its id, and its siblings.
+    var h2Parent: Int32 = -1
+    var h2Stream: Int32 = 0
+    var h2Next: Int32 = -1
+    var h2Prev: Int32 = -1
+    /// Stream: the connection is TLS (x-forwarded-proto, the SNI's server).
+    var h2Secure = false
+    /// Stream: request body bytes received and not yet taken (`h2In[h2InStart..<h2InEnd]`, a
+    /// large pooled buffer; at most the stream's window), the client ended the stream, the body
+    /// is sent chunked and its last chunk was given.
+    var h2In: UnsafeMutableRawPointer? = nil
+    var h2InStart: Int32 = 0
+    var h2InEnd: Int32 = 0
+    var h2InClosed = false
+    var h2InChunked = false
+    var h2InTerminated = false
+    /// Stream: a NOP completion will hand buffered body bytes to the session.
+    var h2InPending = false
+    /// Stream: the final response head was submitted (what follows is body).
+    var h2HeadDone = false
+    /// Stream: the response is complete (the exchange ended normally).
+    var h2ResponseDone = false
+    /// Stream: the response body source nghttp2 reads.
+    var h2Out = H2Source()
 }

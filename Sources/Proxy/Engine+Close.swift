@@ -25,6 +25,12 @@ extension ProxyEngine {
             }
         }
         if c.pointee.transport == .tls { tlsSendCloseNotify(i) }
+        if c.pointee.transport == .h2stream {
+            h2StreamClosing(i)       // Engine+HTTP2.swift
+        } else if c.pointee.h2 != nil {
+            c.pointee.closing = true
+            h2ConnectionClosing(i)   // its streams first
+        }
         c.pointee.closing = true
         if c.pointee.role == .upstream { unlinkIdle(i) }
         // Leave the exchange: the other side no longer acts on this connection.
@@ -33,7 +39,7 @@ extension ProxyEngine {
             if c.pointee.role == .upstream && !c.pointee.connected {
                 ring.prepCancel(target: userData(.upConnect, i), userData: packUserData(.ignore, i, 0))
             }
-            shutdown(c.pointee.fd, Int32(SHUT_RDWR))
+            if c.pointee.fd >= 0 { shutdown(c.pointee.fd, Int32(SHUT_RDWR)) }
         }
         finalizeIfIdle(i)
     }
@@ -46,9 +52,14 @@ extension ProxyEngine {
         releaseOut(i)
         if c.pointee.pipe >= 0 { releasePipe(i) }
         releaseAccum(i)
-        if c.pointee.transport != .plain || c.pointee.ssl != nil { releaseTLS(i) }
+        if c.pointee.transport == .h2stream {
+            h2ReleaseStream(i)
+        } else if c.pointee.transport != .plain || c.pointee.ssl != nil {
+            releaseTLS(i)
+        }
+        if c.pointee.h2 != nil { h2ReleaseConnection(i) }
         if c.pointee.role == .upstream { statUpstreamClosed(i) }
-        if c.pointee.role == .downstream {
+        if c.pointee.role == .downstream && c.pointee.transport != .h2stream {
             downstreamCount -= 1
             stats.set(WorkerSlotField.connectionsActive, UInt64(downstreamCount))
         }

@@ -110,6 +110,10 @@ extension ProxyEngine {
             armTLSRecv(i)
             return
         }
+        if c.pointee.transport == .h2stream {
+            h2StreamRead(i)   // Engine+HTTP2.swift
+            return
+        }
         ring.prepRecvSelect(fd: c.pointee.fd, group: rx.groupID,
                             userData: userData(c.pointee.role == .downstream ? .downRecv : .upRecv, i),
                             pollFirst: idle)
@@ -136,6 +140,10 @@ extension ProxyEngine {
     @inline(__always)
     mutating func onDownData(_ i: Int32, _ data: UnsafeMutableRawPointer, _ n: Int, _ bid: UInt16) {
         let c = conns + Int(i)
+        if c.pointee.h2 != nil {
+            h2Ingest(i, data, n, bid)   // Engine+HTTP2.swift
+            return
+        }
         switch c.pointee.rx {
         case .head:
             onDownHeadBytes(i, data, n, bid)
@@ -162,6 +170,21 @@ extension ProxyEngine {
     mutating func onDownHeadBytes(_ i: Int32, _ data: UnsafeMutableRawPointer, _ n: Int, _ bid: UInt16) {
         let c = conns + Int(i)
         if c.pointee.accum == nil {
+            if !c.pointee.h1Seen && n >= 3 && data.load(as: UInt8.self) == UInt8(ascii: "P") {
+                // HTTP/2 by prior knowledge (RFC 9113 §3.3): the client preface.
+                switch prefaceMatch(data, n) {
+                case 1:
+                    if h2Start(i) { onDownData(i, data, n, bid) } else { recycleRecv(bid) }
+                    return
+                case 0:
+                    _ = appendAccum(i, data, n)
+                    recycleRecv(bid)
+                    armRecv(i)
+                    return
+                default:
+                    break
+                }
+            }
             // Common case: the whole head is in this one buffer; parse it in place.
             var head = RequestHead()
             let status = parseRequestHead(UnsafeRawBufferPointer(start: data, count: n), limits: .default,
@@ -209,6 +232,23 @@ extension ProxyEngine {
         }
         let base = UnsafeRawPointer(acc + Int(c.pointee.accumStart))
         let count = Int(c.pointee.accumEnd - c.pointee.accumStart)
+        if !c.pointee.h1Seen && c.pointee.transport != .h2stream {
+            switch prefaceMatch(base, count) {
+            case 1:
+                // The preface arrived in pieces: the buffered bytes go to the new session.
+                guard h2Start(i), let (pid, buf) = plain.get() else { closeConn(i); return }
+                let k = min(count, plain.size)
+                buf.copyMemory(from: base, byteCount: k)
+                releaseAccum(i)
+                onDownData(i, buf, k, pid)
+                return
+            case 0:
+                armRecv(i)
+                return
+            default:
+                break
+            }
+        }
         var head = RequestHead()
         let status = parseRequestHead(UnsafeRawBufferPointer(start: base, count: count), limits: .default,
                                       headers: UnsafeMutableBufferPointer(start: headers, count: ProxyEngine.maxHeaders),
@@ -319,6 +359,10 @@ extension ProxyEngine {
     /// session serves the next request on a kept-alive connection (a pipelined head may
     /// already be buffered) or closes it.
     mutating func exchangeEnded(_ i: Int32) {
+        if conns[Int(i)].transport == .h2stream {
+            h2StreamEnded(i)   // a stream carries one exchange
+            return
+        }
         detach(i)
         if conns[Int(i)].keepAlive {
             nextRequest(i)

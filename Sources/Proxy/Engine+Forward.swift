@@ -237,7 +237,7 @@ extension ProxyEngine {
                     source: source, head: head,
                     headers: UnsafeBufferPointer(start: headers, count: Int(head.headerCount)),
                     clientAddress: UnsafeRawBufferPointer(rebasing: peer[0..<Int(c.pointee.peerTextLen)]),
-                    proto: c.pointee.transport == .tls ? .https : .http,
+                    proto: isSecure(i) ? .https : .http,
                     generatedRequestId: UnsafeRawBufferPointer(rebasing: ridBytes[0..<ridLen]),
                     target: target, authority: authority,
                     edits: UnsafeBufferPointer(start: edits, count: editCount),

@@ -14,6 +14,7 @@ extension ProxyEngine {
     /// buffer that the caller recycles after this returns: everything needed is copied here).
     mutating func startRequest(_ i: Int32, base: UnsafeRawPointer, count: Int, head: RequestHead, inAccum: Bool) {
         let c = conns + Int(i)
+        c.pointee.h1Seen = true
         stats.add(WorkerSlotField.requestsTotal)
         let x = openExchange(i)
         let e = exchanges.slots + Int(x)
@@ -38,13 +39,13 @@ extension ProxyEngine {
 
         let source = UnsafeRawBufferPointer(start: base, count: count)
         let req = MatchRequest(bytes: source, method: head.methodRange, path: head.path, query: head.query,
-                               authority: head.host, isHTTPS: c.pointee.transport == .tls, listenerPort: c.pointee.listenerPort,
+                               authority: head.host, isHTTPS: isSecure(i), listenerPort: c.pointee.listenerPort,
                                headers: UnsafeBufferPointer(start: headers, count: Int(head.headerCount)))
         let lookup = table.matcher?.route(req) ?? .noListener
         // HTTPS: only the virtual hosts of the server the connection's SNI chose (Envoy: one
         // route configuration per Gateway server), so a Host of another server — a MUTUAL one
         // reached over a SIMPLE server's connection — finds no route.
-        let foreignHost = c.pointee.transport == .tls && !tlsHostAllowed(i, source: source, host: head.host)
+        let foreignHost = isSecure(i) && !tlsHostAllowed(tlsConnection(i), source: source, host: head.host)
         switch head.method == .connect || foreignHost ? .noRoute : lookup {
         case .noListener, .noVirtualHost, .noRoute:
             // CONNECT too: routes match paths and a CONNECT has none, so Envoy finds no route

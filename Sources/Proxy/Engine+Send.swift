@@ -76,6 +76,10 @@ extension ProxyEngine {
             tlsSubmitSend(i)
             return
         }
+        if c.pointee.transport == .h2stream {
+            h2StreamSend(i)   // Engine+HTTP2.swift
+            return
+        }
         let off = Int(c.pointee.sendQueue.sent)
         let seg = c.pointee.sendQueue.first
         ring.prepSend(fd: c.pointee.fd, buffer: seg.base! + off, count: Int(seg.count) - off,
@@ -159,6 +163,10 @@ extension ProxyEngine {
     /// A send to the client completed.
     mutating func afterDownSend(_ d: Int32) {
         let dc = conns + Int(d)
+        if dc.pointee.h2 != nil {
+            h2AfterSend(d)   // an HTTP/2 connection (Engine+HTTP2.swift)
+            return
+        }
         let u = peerOf(d)
         if u < 0 {
             // A local reply (or what was left to send when the upstream went away).

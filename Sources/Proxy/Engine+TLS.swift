@@ -47,6 +47,9 @@ enum Transport: UInt8 {
     case hello
     /// TLS terminated here: `Conn.ssl` encrypts and decrypts.
     case tls
+    /// An HTTP/2 stream: no socket; its bytes come from and go to its connection's nghttp2
+    /// session (Engine+HTTP2.swift).
+    case h2stream
 }
 
 /// Worker-side TLS state per route table: one SSL_CTX per terminating server, built when a
@@ -347,6 +350,7 @@ extension ProxyEngine {
                 startTCPRoute(i)
                 return
             }
+            if alpnSelectedH2(ssl) && !h2Start(i) { return }   // HTTP/2 by ALPN (Engine+HTTP2.swift)
         }
         guard let (pid, buf) = plain.get() else {
             receiveStarved(i)

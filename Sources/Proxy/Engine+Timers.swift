@@ -85,6 +85,8 @@ extension ProxyEngine {
             if c.pointee.transport == .hello || (c.pointee.transport == .tls && SSL_is_init_finished(c.pointee.ssl) != 1) {
                 stats.add(WorkerSlotField.tlsConnectionErrors)
                 closeConn(i)   // a ClientHello or handshake that stalled: closed, no bytes
+            } else if c.pointee.h2 != nil {
+                h2GoAway(i)   // no stream for the idle timeout: GOAWAY, then close
             } else if c.pointee.exchange >= 0 {
                 streamIdleTimedOut(c.pointee.exchange)
             } else if c.pointee.accum != nil && c.pointee.accumEnd > c.pointee.accumStart && !c.pointee.sendArmed {
@@ -185,7 +187,9 @@ extension ProxyEngine {
         var i: Int32 = 0
         while i < highWater {
             let c = conns + Int(i)
-            if c.pointee.role == .downstream && !c.pointee.closing {
+            if c.pointee.h2 != nil && !c.pointee.closing {
+                h2GoAway(i)   // the streams it has finish; no new ones
+            } else if c.pointee.role == .downstream && !c.pointee.closing && c.pointee.transport != .h2stream {
                 c.pointee.keepAlive = false
                 if c.pointee.rx == .head && c.pointee.exchange < 0 && !c.pointee.sendArmed
                     && (c.pointee.accum == nil || c.pointee.accumEnd == c.pointee.accumStart) {

@@ -1,6 +1,7 @@
 import CSupport
 import CURing
 import HTTP1
+import HTTP2
 import SharedMemory
 import URing
 #if canImport(Glibc)
@@ -122,6 +123,8 @@ public struct ProxyEngine: ~Copyable {
     /// TLS (Engine+TLS.swift): the current table's server contexts, plaintext buffers.
     var tls = TLSContexts()
     var plain: PlainBuffers
+    /// HTTP/2 (Engine+HTTP2.swift): what nghttp2 reports while it reads, for every connection.
+    let h2Inbox: UnsafeMutablePointer<H2Inbox>
 
     public init(ring: consuming Ring, listeners: [(fd: Int32, port: UInt16)], region: SharedRegion,
                 slot: WorkerSlot, limits: ProxyLimits = ProxyLimits()) throws(RingError) {
@@ -155,6 +158,8 @@ public struct ProxyEngine: ~Copyable {
             listenerPorts[i] = l.port
         }
         starved = .allocate(capacity: limits.maxConnections)
+        h2Inbox = .allocate(capacity: 1)
+        h2Inbox.initialize(to: H2Inbox())
         self.region = region
         self.stats = slot
         rng = ing_realtime_ns() ^ (UInt64(getpid()) << 32) | 1
@@ -223,6 +228,10 @@ public struct ProxyEngine: ~Copyable {
                 return
             }
             tlsRead(index)
+        case Op.h2Pending.rawValue:
+            onH2Pending(index)
+        case Op.h2Flush.rawValue:
+            onH2FlushOp(index)
         case Op.pollIn.rawValue, Op.pollOut.rawValue:
             onSplicePoll(index, out: op == Op.pollOut.rawValue, result: result)
         case Op.upConnect.rawValue:

@@ -25,6 +25,10 @@ enum Op: UInt8 {
     case pollOut = 10
     /// A receive served from OpenSSL's buffers (a NOP; Engine+TLS.swift).
     case tlsPending = 11
+    /// An HTTP/2 stream's buffered request body is handed to its session (a NOP).
+    case h2Pending = 12
+    /// An HTTP/2 connection sends what nghttp2 has queued (a NOP, Engine+HTTP2.swift).
+    case h2Flush = 13
 }
 
 @inline(__always)

@@ -115,6 +115,11 @@ public enum WorkerSlotField {
     public static let tlsSessionReused = 216
     /// Connections on HTTPS/TLS listeners whose SNI matched no server or passthrough route.
     public static let tlsNoFilterChainMatch = 224
+    /// HTTP/2 downstream: connections, streams (requests), and connections closed for a
+    /// protocol error (bad preface, flood, framing; nghttp2 sent GOAWAY).
+    public static let h2Connections = 232
+    public static let h2Streams = 240
+    public static let h2ProtocolErrors = 248
 
     /// First byte after the fixed counters; later versions extend from here.
     public static let end = 256

@@ -25,6 +25,9 @@ let processCounterFields: [(name: String, offset: Int, gauge: Bool)] = [
     ("tlsFailVerifyNoCert", WorkerSlotField.tlsFailVerifyNoCert, false),
     ("tlsSessionReused", WorkerSlotField.tlsSessionReused, false),
     ("tlsNoFilterChainMatch", WorkerSlotField.tlsNoFilterChainMatch, false),
+    ("h2Connections", WorkerSlotField.h2Connections, false),
+    ("h2Streams", WorkerSlotField.h2Streams, false),
+    ("h2ProtocolErrors", WorkerSlotField.h2ProtocolErrors, false),
 ]
 
 struct Histogram: Equatable {

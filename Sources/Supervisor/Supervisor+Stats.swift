@@ -146,6 +146,10 @@ extension Supervisor {
         processStat("envoy_listener_ssl_fail_verify_no_cert", "counter", "Handshakes that failed for want of a valid client certificate.", p[WorkerSlotField.tlsFailVerifyNoCert] ?? 0)
         processStat("envoy_listener_ssl_session_reused", "counter", "TLS sessions resumed.", p[WorkerSlotField.tlsSessionReused] ?? 0)
         processStat("envoy_listener_no_filter_chain_match", "counter", "Connections on HTTPS/TLS ports whose SNI matched no server or passthrough route (closed).", p[WorkerSlotField.tlsNoFilterChainMatch] ?? 0)
+        // Envoy's HTTP connection manager stats for HTTP/2 clients.
+        processStat("envoy_http_downstream_cx_http2_total", "counter", "Client connections that spoke HTTP/2.", p[WorkerSlotField.h2Connections] ?? 0)
+        processStat("envoy_http_downstream_rq_http2_total", "counter", "HTTP/2 requests (streams).", p[WorkerSlotField.h2Streams] ?? 0)
+        processStat("envoy_http_downstream_cx_protocol_error", "counter", "HTTP/2 client connections closed for a protocol error (GOAWAY sent).", p[WorkerSlotField.h2ProtocolErrors] ?? 0)
         return out.text
     }
 

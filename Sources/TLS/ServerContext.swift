@@ -148,26 +148,42 @@ public enum ServerContext {
     }
 }
 
-/// ALPN: HTTP/1.1 when the client offers it; otherwise no protocol is selected and the
-/// handshake goes on (Envoy: a client that offers only protocols it does not serve still gets
-/// HTTP/1.1 on the connection). h2 joins when HTTP/2 is served.
+/// ALPN, in the server's order of preference as Envoy's gateway listeners: h2 when the client
+/// offers it, else HTTP/1.1; a client that offers neither gets no protocol and the handshake
+/// goes on (Envoy: it still gets HTTP/1.1 on the connection).
 private let selectALPN: @convention(c) (OpaquePointer?, UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
                                         UnsafeMutablePointer<UInt8>?, UnsafePointer<UInt8>?, UInt32,
                                         UnsafeMutableRawPointer?) -> Int32 = { _, out, outLen, inp, inLen, _ in
     guard let inp, let out, let outLen else { return SSL_TLSEXT_ERR_NOACK }
+    var http11: UnsafePointer<UInt8>? = nil
     var k = 0
     let n = Int(inLen)
     while k < n {
         let l = Int(inp[k])
         if k + 1 + l > n { break }
-        if l == 8 && memeq(inp + k + 1, "http/1.1") {
+        if l == 2 && memeq(inp + k + 1, "h2") {
             out.pointee = inp + k + 1
-            outLen.pointee = 8
+            outLen.pointee = 2
             return SSL_TLSEXT_ERR_OK
         }
+        if l == 8 && memeq(inp + k + 1, "http/1.1") { http11 = inp + k + 1 }
         k += 1 + l
     }
+    if let http11 {
+        out.pointee = http11
+        outLen.pointee = 8
+        return SSL_TLSEXT_ERR_OK
+    }
     return SSL_TLSEXT_ERR_NOACK
+}
+
+/// The protocol ALPN selected on `ssl` is h2.
+public func alpnSelectedH2(_ ssl: OpaquePointer) -> Bool {
+    var p: UnsafePointer<UInt8>? = nil
+    var n: UInt32 = 0
+    SSL_get0_alpn_selected(ssl, &p, &n)
+    guard let p, n == 2 else { return false }
+    return p[0] == UInt8(ascii: "h") && p[1] == UInt8(ascii: "2")
 }
 
 @inline(__always)
