@@ -153,7 +153,7 @@ final class HTTPSTests: IntegrationTestCase {
                                          "-w", "%{http_code} %{size_download} %{num_connects}\n",
                                          url + "/a", url + "/bytes/1048576", url + "/c"], timeout: 60)
         let lines = r.stdout.split(separator: "\n").map(String.init)
-        XCTAssertEqual(lines.count, 3, r.output)
+        guard lines.count == 3 else { return XCTFail("3 transfers expected: \(r.output)") }
         XCTAssertEqual(lines[1], "200 1048576 0", "1 MiB on the kept-alive connection: \(r.output)")
         XCTAssertEqual(lines[0].split(separator: " ").last, "1")
         XCTAssertEqual(lines[2].split(separator: " ").last, "0")

@@ -217,8 +217,18 @@ final class Harness {
         process.arguments = args
         if let environment { process.environment = environment }
         process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle(forWritingAtPath: out)
-        process.standardError = FileHandle(forWritingAtPath: err)
+        let outHandle = FileHandle(forWritingAtPath: out)
+        let errHandle = FileHandle(forWritingAtPath: err)
+        process.standardOutput = outHandle
+        process.standardError = errHandle
+        // The child writes to its own copies (dup2 at spawn). Ours are closed here: left to
+        // Foundation (Linux), they stayed open after the child exited and the Child was dropped,
+        // two descriptors per spawn, past 1000 before the suite ended, until the test process
+        // hit a 1024 open-file limit and a `try!` trapped (SIGILL: the whole run lost).
+        defer {
+            try? outHandle?.close()
+            try? errHandle?.close()
+        }
         try process.run()
         let child = Child(name: name, process: process, stdoutPath: out, stderrPath: err)
         children.append(child)
