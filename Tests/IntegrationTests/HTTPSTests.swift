@@ -196,9 +196,14 @@ final class HTTPSTests: IntegrationTestCase {
         // TLS 1.1 is below the default minimum (TLS 1.2): the handshake fails.
         let old = try harness.run("/bin/sh", ["-c", "echo | openssl s_client -connect 127.0.0.1:\(g.httpsPort) -servername a.example.com -tls1_1 2>&1"], timeout: 20)
         XCTAssertFalse(old.stdout.contains("Peer certificate"), old.stdout)
-        // ALPN: http/1.1 selected; h2 alone is not (HTTP/2 is not served yet) and the handshake goes on.
-        let alpn = try harness.run("/bin/sh", ["-c", "echo | openssl s_client -connect 127.0.0.1:\(g.httpsPort) -servername a.example.com -alpn h2,http/1.1 2>&1"], timeout: 20)
-        XCTAssertTrue(alpn.stdout.contains("ALPN protocol: http/1.1"), alpn.stdout)
+        // ALPN in the server's order (Envoy's gateway): h2 when offered, else http/1.1; a
+        // client offering neither gets no protocol and the handshake goes on.
+        let alpn = try harness.run("/bin/sh", ["-c", "echo | openssl s_client -connect 127.0.0.1:\(g.httpsPort) -servername a.example.com -alpn http/1.1,h2 2>&1"], timeout: 20)
+        XCTAssertTrue(alpn.stdout.contains("ALPN protocol: h2"), alpn.stdout)
+        let h1 = try harness.run("/bin/sh", ["-c", "echo | openssl s_client -connect 127.0.0.1:\(g.httpsPort) -servername a.example.com -alpn http/1.1 2>&1"], timeout: 20)
+        XCTAssertTrue(h1.stdout.contains("ALPN protocol: http/1.1"), h1.stdout)
+        let other = try harness.run("/bin/sh", ["-c", "echo | openssl s_client -connect 127.0.0.1:\(g.httpsPort) -servername a.example.com -alpn spdy/3 2>&1"], timeout: 20)
+        XCTAssertTrue(other.stdout.contains("No ALPN negotiated") && other.stdout.contains("Peer certificate"), other.stdout)
     }
 
     func testIdleKeptAliveTLSConnectionsHoldLittleMemory() throws {
