@@ -26,8 +26,9 @@ import Glibc
 //
 // Nothing here is called from inside nghttp2: events are handled after mem_recv returns, and
 // completions after mem_send returns. Stream work that must not run inside the caller's step
-// (a send completing, buffered body bytes) goes through NOP completions on the ring, as the
-// engine's other work does.
+// goes later: buffered body bytes through a NOP completion on the ring, and a connection's
+// frames at the end of the loop iteration (`flushHTTP2`, from `tick`), so that all the
+// responses a batch of completions made ready leave in one send.
 
 extension ProxyEngine {
     // MARK: detection
@@ -86,7 +87,7 @@ extension ProxyEngine {
             conns[Int(p)].h2GoingAway = true
             h2CloseStreams(p)
         }
-        h2Flush(p)
+        h2ScheduleFlush(p)   // responses and WINDOW_UPDATEs leave at the end of the iteration
         if h2Alive(p, gen) && !conns[Int(p)].recvArmed && !conns[Int(p)].h2GoingAway { armRecv(p) }
     }
 
@@ -405,7 +406,8 @@ extension ProxyEngine {
 
     // MARK: connection: output
 
-    /// Runs `h2Flush` from a NOP completion (not inside the caller's step), once.
+    /// Runs `h2Flush` for connection `p` at the end of this loop iteration (not inside the
+    /// caller's step), once however often it is asked for.
     @inline(__always)
     mutating func h2ScheduleFlush(_ p: Int32) {
         let c = conns + Int(p)
@@ -413,21 +415,28 @@ extension ProxyEngine {
             c.pointee.h2FlushAgain = true
             return
         }
-        guard !c.pointee.h2FlushQueued, !c.pointee.closing else { return }
+        guard !c.pointee.h2FlushQueued, !c.pointee.closing, h2FlushCount < Int(capacity) else { return }
         c.pointee.h2FlushQueued = true
-        ring.prepNop(userData: userData(.h2Flush, p))
-        c.pointee.pendingOps += 1
+        h2FlushList[h2FlushCount] = p
+        h2FlushCount += 1
     }
 
-    mutating func onH2FlushOp(_ p: Int32) {
-        conns[Int(p)].h2FlushQueued = false
-        if conns[Int(p)].closing {
-            finalizeIfIdle(p)
-            return
+    /// The end of a loop iteration (`tick`): every connection that asked flushes. An entry
+    /// whose connection closed since (its flag cleared, or its slot reused) is skipped.
+    mutating func flushHTTP2() {
+        var k = 0
+        while k < h2FlushCount {
+            let p = h2FlushList[k]
+            k += 1
+            let c = conns + Int(p)
+            guard c.pointee.h2FlushQueued else { continue }
+            c.pointee.h2FlushQueued = false
+            guard c.pointee.h2 != nil, !c.pointee.closing else { continue }
+            let gen = c.pointee.generation
+            h2Flush(p)
+            if h2Alive(p, gen) && !conns[Int(p)].recvArmed && !conns[Int(p)].h2GoingAway { armRecv(p) }
         }
-        let gen = conns[Int(p)].generation
-        h2Flush(p)
-        if h2Alive(p, gen) && !conns[Int(p)].recvArmed && !conns[Int(p)].h2GoingAway { armRecv(p) }
+        h2FlushCount = 0
     }
 
     /// Sends what nghttp2 has queued (when no send is in flight), then completes the stream
@@ -491,11 +500,10 @@ extension ProxyEngine {
         }
     }
 
-    /// A send on an HTTP/2 connection completed: more frames may wait.
+    /// A send on an HTTP/2 connection completed: more frames may wait (sent at the end of
+    /// the iteration, with whatever else this batch of completions makes ready).
     mutating func h2AfterSend(_ p: Int32) {
-        let gen = conns[Int(p)].generation
-        h2Flush(p)
-        if h2Alive(p, gen) && !conns[Int(p)].recvArmed && !conns[Int(p)].h2GoingAway { armRecv(p) }
+        h2ScheduleFlush(p)
     }
 
     // MARK: endings

@@ -227,5 +227,8 @@ extension ProxyLimits {
         if let v = getenv("INGRESSD_MAX_LARGE_HEAD_BUFFERS"), let n = Int(String(cString: v)), n >= 0 {
             maxLargeHeadBuffers = n
         }
+        if let v = getenv("INGRESSD_UPSTREAM_IDLE_CAP"), let n = Int32(String(cString: v)), n >= 0 {
+            maxIdlePerPool = n
+        }
     }
 }

@@ -35,9 +35,9 @@ struct UpstreamPools: ~Copyable {
     /// At most this many pools (distinct endpoint addresses) per worker; endpoints past it get
     /// no pool (their connections are not reused).
     static let maxPools = 65_536
-    /// Idle connections kept per endpoint. Envoy keeps no fixed cap (its idle timeout bounds
-    /// them); 256 covers the concurrency of a busy worker to one endpoint many times over.
-    static let maxIdlePerPool: Int32 = 256
+    /// Idle connections kept per endpoint (`ProxyLimits.maxIdlePerPool`). Envoy keeps no fixed
+    /// cap (its idle timeout bounds them).
+    var maxIdlePerPool: Int32 = 1024
 
     private var index: [Key: Int32] = [:]
     let pools: UnsafeMutablePointer<Pool> = {
@@ -70,7 +70,7 @@ struct UpstreamPools: ~Copyable {
 
     /// Whether `pool` has room for one more idle connection.
     @inline(__always)
-    func hasRoom(_ pool: Int32) -> Bool { pools[Int(pool)].idleCount < UpstreamPools.maxIdlePerPool }
+    func hasRoom(_ pool: Int32) -> Bool { pools[Int(pool)].idleCount < maxIdlePerPool }
 
     @inline(__always)
     func push(_ u: Int32, conns: UnsafeMutablePointer<Conn>) {

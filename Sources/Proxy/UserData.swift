@@ -27,8 +27,6 @@ enum Op: UInt8 {
     case tlsPending = 11
     /// An HTTP/2 stream's buffered request body is handed to its session (a NOP).
     case h2Pending = 12
-    /// An HTTP/2 connection sends what nghttp2 has queued (a NOP, Engine+HTTP2.swift).
-    case h2Flush = 13
 }
 
 @inline(__always)
