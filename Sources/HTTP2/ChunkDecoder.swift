@@ -6,13 +6,28 @@
 //   size (─ext─► sizeExt) ──LF (size > 0)──► data ──n bytes──► dataEnd ──LF──► size
 //     └──LF (size == 0)──► trailers ──empty line──► done
 
-public struct ChunkDecoder: Sendable {
+public struct ChunkDecoder {
     enum State: UInt8, Sendable { case size, sizeExt, data, dataEnd, trailerLine, trailerStart, done }
 
     var state: State = .size
     var remaining: Int64 = 0
-    /// The trailer line being skipped has bytes other than CR (so it is not the empty line).
+    /// The trailer line being read has bytes other than CR (so it is not the empty line).
     var lineHasBytes = false
+    /// Where the trailer section goes (`name: value\r\n` lines), when the caller gave room:
+    /// `decode` stops at the first trailer byte while there is none (`wantsTrailerSink`).
+    public var trailerSink: UnsafeMutableRawPointer? = nil
+    public var trailerCapacity = 0
+    public var trailerCount = 0
+    /// Trailer bytes that did not fit the sink (dropped).
+    public var trailersTruncated = false
+    public private(set) var wantsTrailerSink = false
+
+    /// Gives the decoder room for the trailer section.
+    public mutating func setTrailerSink(_ p: UnsafeMutableRawPointer, capacity: Int) {
+        trailerSink = p
+        trailerCapacity = capacity
+        wantsTrailerSink = false
+    }
 
     public init() {}
 
@@ -53,7 +68,19 @@ public struct ChunkDecoder: Sendable {
                 i += 1
             case .trailerStart, .trailerLine:
                 let b = input[i]
+                if trailerSink == nil && state == .trailerStart && b != 0x0D && b != 0x0A {
+                    wantsTrailerSink = true   // the caller gives a sink and calls again
+                    return (i, o)
+                }
                 i += 1
+                if let sink = trailerSink, state == .trailerLine || (b != 0x0D && b != 0x0A) {
+                    if trailerCount < trailerCapacity {
+                        sink.storeBytes(of: b, toByteOffset: trailerCount, as: UInt8.self)
+                        trailerCount += 1
+                    } else {
+                        trailersTruncated = true
+                    }
+                }
                 if b == 0x0A {
                     if state == .trailerStart || !lineHasBytes { state = .done } else { state = .trailerStart }
                     lineHasBytes = false

@@ -40,6 +40,19 @@ public struct H2Source {
     /// The read callback deferred: `H2Connection.resume` wakes it.
     public var deferred = false
     public init() {}
+
+    /// A chunked body's trailer section (`chunk.trailerSink`) is kept in a buffer of this size,
+    /// allocated when a response has one (gRPC's grpc-status, grpc-message) and freed once
+    /// nghttp2 took the fields; fields past it are dropped.
+    public static let trailerCapacity = 8 * 1024
+
+    /// Frees the trailer buffer, if any (the stream's slot is released).
+    public mutating func release() {
+        if let t = chunk.trailerSink {
+            t.deallocate()
+            chunk.trailerSink = nil
+        }
+    }
 }
 
 extension H2Connection {
@@ -98,6 +111,49 @@ extension H2Connection {
     }
 }
 
+extension H2Connection {
+    /// Submits an HTTP/1.1 trailer section (`name: value\r\n` lines) as trailers on `stream`
+    /// (names lowercased, connection-specific fields dropped). Called from the read callback,
+    /// which nghttp2 allows for trailers. False when there was nothing to send.
+    func submitTrailers(stream: Int32, _ section: UnsafeRawBufferPointer) -> Bool {
+        let nv = inbox.pointee.nv
+        let names = inbox.pointee.names
+        var nvCount = 0
+        var w = 0
+        var k = 0
+        let n = section.count
+        while k < n && nvCount < H2Inbox.nvCapacity {
+            var end = k
+            while end < n && section[end] != 0x0A { end += 1 }
+            var lineEnd = end
+            if lineEnd > k && section[lineEnd - 1] == 0x0D { lineEnd -= 1 }
+            var colon = k
+            while colon < lineEnd && section[colon] != UInt8(ascii: ":") { colon += 1 }
+            let nameLen = colon - k
+            if colon < lineEnd && nameLen > 0 && w + nameLen <= H2Inbox.namesCapacity
+                && !isConnectionSpecific(section.baseAddress! + k, nameLen) {
+                for j in 0..<nameLen {
+                    var b = section[k + j]
+                    if b >= 0x41 && b <= 0x5A { b |= 0x20 }
+                    names.storeBytes(of: b, toByteOffset: w + j, as: UInt8.self)
+                }
+                var v = colon + 1
+                while v < lineEnd && (section[v] == 0x20 || section[v] == 0x09) { v += 1 }
+                var ve = lineEnd
+                while ve > v && (section[ve - 1] == 0x20 || section[ve - 1] == 0x09) { ve -= 1 }
+                nv[nvCount] = nghttp2_nv(name: (names + w).assumingMemoryBound(to: UInt8.self),
+                                         value: UnsafeMutablePointer(mutating: (section.baseAddress! + v).assumingMemoryBound(to: UInt8.self)),
+                                         namelen: nameLen, valuelen: ve - v, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+                nvCount += 1
+                w += nameLen
+            }
+            k = end + 1
+        }
+        guard nvCount > 0 else { return false }
+        return nghttp2_submit_trailer(session, stream, nv, nvCount) == 0
+    }
+}
+
 /// Fields that mean something only to one HTTP/1.1 connection and are never sent in HTTP/2.
 @inline(__always)
 func isConnectionSpecific(_ p: UnsafeRawPointer, _ n: Int) -> Bool {
@@ -135,7 +191,16 @@ private let readBody: nghttp2_data_source_read_callback = { _, stream, buf, leng
         let input = UnsafeRawBufferPointer(start: base + src.pointee.offset, count: src.pointee.count - src.pointee.offset)
         switch src.pointee.framing {
         case .chunked:
-            let (c, p) = src.pointee.chunk.decode(input, into: UnsafeMutableRawBufferPointer(start: buf, count: length))
+            var (c, p) = src.pointee.chunk.decode(input, into: UnsafeMutableRawBufferPointer(start: buf, count: length))
+            if src.pointee.chunk.wantsTrailerSink {
+                // Trailers follow the last chunk: room for them, and on.
+                src.pointee.chunk.setTrailerSink(.allocate(byteCount: H2Source.trailerCapacity, alignment: 8),
+                                                 capacity: H2Source.trailerCapacity)
+                let rest = UnsafeRawBufferPointer(rebasing: input[c...])
+                let (c2, p2) = src.pointee.chunk.decode(rest, into: UnsafeMutableRawBufferPointer(start: buf! + p, count: length - p))
+                c += c2
+                p += p2
+            }
             src.pointee.offset += c
             produced = p
             if src.pointee.chunk.isDone { src.pointee.ended = true }
@@ -163,6 +228,15 @@ private let readBody: nghttp2_data_source_read_callback = { _, stream, buf, leng
     if src.pointee.ended && src.pointee.base == nil {
         src.pointee.eofSent = true
         flags!.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
+        if let t = src.pointee.chunk.trailerSink, src.pointee.chunk.trailerCount > 0 {
+            // The trailer section becomes a HEADERS frame that ends the stream (RFC 9113 §8.1).
+            let h = user!.assumingMemoryBound(to: H2Connection.self)
+            if h.pointee.submitTrailers(stream: stream, UnsafeRawBufferPointer(start: t, count: src.pointee.chunk.trailerCount)) {
+                flags!.pointee |= UInt32(NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue)
+            }
+            t.deallocate()
+            src.pointee.chunk.trailerSink = nil
+        }
         return produced
     }
     if produced == 0 {

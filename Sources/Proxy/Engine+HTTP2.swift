@@ -374,6 +374,7 @@ extension ProxyEngine {
             h2CompleteLater(s)
             return
         }
+        out.pointee.release()
         out.pointee = H2Source()
         out.pointee.owner = UnsafeMutableRawPointer(h)
         out.pointee.stream = c.pointee.h2Stream
@@ -558,6 +559,7 @@ extension ProxyEngine {
         if let b = c.pointee.h2In { large.put(b) }
         c.pointee.h2In = nil
         c.pointee.xfcc = nil
+        c.pointee.h2Out.release()
         c.pointee.h2Out = H2Source()
     }
 

@@ -155,11 +155,11 @@ final class HTTP2SessionTests: XCTestCase {
         XCTAssertEqual(events.first?.endStream, false)
     }
 
-    func testResponseHeadAndChunkedBodyReachTheClient() throws {
+    func testResponseHeadChunkedBodyAndTrailersReachTheClient() throws {
         let client = Client()
         let id = client.request([(":method", "GET"), (":scheme", "http"), (":authority", "a"), (":path", "/")])
         _ = feed(client.output())
-        let response = Array("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nx-t: 1\r\n\r\n".utf8)
+        let response = Array("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-T: 1\r\nConnection: x\r\n\r\n".utf8)
         let headers = UnsafeMutablePointer<HeaderField>.allocate(capacity: 101)
         defer { headers.deallocate() }
         var source = H2Source()
@@ -185,7 +185,9 @@ final class HTTP2SessionTests: XCTestCase {
             _ = try XCTUnwrap(Optional(0))
         }
         XCTAssertEqual(client.status, "200")
-        XCTAssertEqual(client.headers.map { $0.0 }, ["content-type"], "connection-specific fields are dropped, names lowercased")
+        XCTAssertEqual(client.headers.map { $0.0 }, ["content-type", "x-t"],
+                       "connection-specific fields are dropped, names lowercased; the trailer section arrives as trailers")
+        XCTAssertEqual(client.headers.last?.1, "1")
         XCTAssertEqual(String(decoding: client.body, as: UTF8.self), "hello world")
         XCTAssertEqual(client.closed[id], 0, "the stream ends normally once the last chunk is read")
         XCTAssertEqual(server.pointee.completedCount, 1, "the segment was taken whole")
@@ -196,6 +198,8 @@ final class HTTP2SessionTests: XCTestCase {
         let wire = Array("3\r\nabc\r\n10;x=y\r\n0123456789abcdef\r\n0\r\nt: v\r\n\r\nNEXT".utf8)
         for split in 0...wire.count {
             var d = ChunkDecoder()
+            let sink = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 8)
+            defer { sink.deallocate() }
             var out = [UInt8]()
             var consumed = 0
             for part in [Array(wire[0..<split]), Array(wire[split...])] {
@@ -208,10 +212,13 @@ final class HTTP2SessionTests: XCTestCase {
                     out.append(contentsOf: buf[0..<p])
                     off += c
                     consumed += c
+                    if d.wantsTrailerSink { d.setTrailerSink(sink, capacity: 64); continue }
                     if c == 0 && p == 0 { break }
                 }
             }
             XCTAssertTrue(d.isDone, "split at \(split)")
+            XCTAssertEqual(String(decoding: UnsafeRawBufferPointer(start: sink, count: d.trailerCount), as: UTF8.self), "t: v\r\n",
+                           "the trailer section is kept (split at \(split))")
             XCTAssertEqual(String(decoding: out, as: UTF8.self), "abc0123456789abcdef", "split at \(split)")
             XCTAssertEqual(consumed, wire.count - 4, "the bytes after the body are not taken (split at \(split))")
         }
