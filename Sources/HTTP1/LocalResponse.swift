@@ -56,6 +56,50 @@ public func serializeLocalResponse(status: UInt16, body: UnsafeRawBufferPointer,
     return w.result
 }
 
+/// The gRPC status Envoy gives a local reply to a gRPC request (its `httpToGrpcStatus`; an
+/// upstream timeout, the only 504 ingressd answers, is DEADLINE_EXCEEDED as Envoy's router
+/// sends it).
+public func grpcStatus(forHTTP status: UInt16) -> Int {
+    switch status {
+    case 400: return 13   // INTERNAL
+    case 401: return 16   // UNAUTHENTICATED
+    case 403: return 7    // PERMISSION_DENIED
+    case 404: return 12   // UNIMPLEMENTED
+    case 429, 502, 503: return 14   // UNAVAILABLE
+    case 504: return 4    // DEADLINE_EXCEEDED
+    default: return 2     // UNKNOWN
+    }
+}
+
+/// A local reply to a gRPC request, as Envoy sends it: HTTP 200, `content-type:
+/// application/grpc`, the status in `grpc-status` and the reply's text in `grpc-message`
+/// (percent-encoded as gRPC says), no body — over HTTP/2 a trailers-only response.
+public func serializeGRPCLocalResponse(status: UInt16, message: UnsafeRawBufferPointer,
+                                       date: UnsafeRawBufferPointer, closeConnection: Bool,
+                                       into out: UnsafeMutableRawBufferPointer) -> Int? {
+    var w = ByteWriter(out)
+    writeStatusLine(&w, 200)
+    w.append("content-type: application/grpc\r\ngrpc-status: ")
+    w.appendDecimal(grpcStatus(forHTTP: status))
+    w.append("\r\n")
+    if message.count > 0 {
+        w.append("grpc-message: ")
+        let hex: StaticString = "0123456789ABCDEF"
+        for k in 0..<message.count {
+            if message[k] >= 0x20 && message[k] <= 0x7E && message[k] != UInt8(ascii: "%") {
+                w.append(message.baseAddress! + k, 1)
+            } else {
+                w.append("%")
+                w.append(hex.utf8Start + Int(message[k] >> 4), 1)
+                w.append(hex.utf8Start + Int(message[k] & 0xF), 1)
+            }
+        }
+        w.append("\r\n")
+    }
+    writeLocalFields(&w, bodyCount: 0, date: date, closeConnection: closeConnection)
+    return w.result
+}
+
 /// `serializeLocalResponse` with a constant body, such as a `LocalReplyBody`.
 public func serializeLocalResponse(status: UInt16, body: StaticString,
                                    date: UnsafeRawBufferPointer, closeConnection: Bool,

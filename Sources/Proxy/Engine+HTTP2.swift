@@ -611,3 +611,16 @@ extension ProxyEngine {
         return t == .tls || (t == .h2stream && conns[Int(i)].h2Secure)
     }
 }
+
+extension ProxyEngine {
+    /// The request is gRPC: its content-type is `application/grpc` or `application/grpc+…`
+    /// (gRPC over HTTP/2; Envoy's `Grpc::Common::isGrpcRequestHeaders`).
+    func isGRPC(_ source: UnsafeRawBufferPointer, _ head: RequestHead) -> Bool {
+        guard let v = findHeader(source, head, "content-type") else { return false }
+        let value = slice(source, v)
+        let prefix: StaticString = "application/grpc"
+        let n = prefix.utf8CodeUnitCount
+        guard value.count >= n, memcmp(value.baseAddress!, prefix.utf8Start, n) == 0 else { return false }
+        return value.count == n || value[n] == UInt8(ascii: "+") || value[n] == UInt8(ascii: ";")
+    }
+}

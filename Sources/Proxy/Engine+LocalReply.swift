@@ -37,11 +37,17 @@ extension ProxyEngine {
         }
         c.pointee.out = out
         let omit = exchanges.slots[Int(x)].method == .head
+        let grpc = exchanges.slots[Int(x)].grpc
         var n = withUnsafeBytes(of: &date.bytes) { d in
-            serializeLocalResponse(status: status, body: body ?? UnsafeRawBufferPointer(start: nil, count: 0),
-                                   date: UnsafeRawBufferPointer(rebasing: d[0..<DateCache.count]),
-                                   closeConnection: !c.pointee.keepAlive, omitBody: omit, fields: fields,
-                                   into: UnsafeMutableRawBufferPointer(start: out, count: cap)) ?? 0
+            grpc
+                ? serializeGRPCLocalResponse(status: status, message: body ?? UnsafeRawBufferPointer(start: nil, count: 0),
+                                             date: UnsafeRawBufferPointer(rebasing: d[0..<DateCache.count]),
+                                             closeConnection: !c.pointee.keepAlive,
+                                             into: UnsafeMutableRawBufferPointer(start: out, count: cap)) ?? 0
+                : serializeLocalResponse(status: status, body: body ?? UnsafeRawBufferPointer(start: nil, count: 0),
+                                         date: UnsafeRawBufferPointer(rebasing: d[0..<DateCache.count]),
+                                         closeConnection: !c.pointee.keepAlive, omitBody: omit, fields: fields,
+                                         into: UnsafeMutableRawBufferPointer(start: out, count: cap)) ?? 0
         }
         n = insertOverloadedHeader(x, out, n, cap)   // x-envoy-overloaded (CircuitBreakers.swift)
         statFinish(x, status: status, responseBytes: n)

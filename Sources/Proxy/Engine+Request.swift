@@ -21,6 +21,7 @@ extension ProxyEngine {
         e.pointee.method = head.method
         e.pointee.upgrade = head.isUpgrade
         e.pointee.expectContinue = head.expectContinue
+        if c.pointee.transport == .h2stream { e.pointee.grpc = isGRPC(UnsafeRawBufferPointer(start: base, count: count), head) }
         statBegin(x, source: UnsafeRawBufferPointer(start: base, count: count), head: head)
         c.pointee.keepAlive = head.keepAlive && !draining
         setDeadline(i, limits.streamIdleTimeoutMs == 0 ? 0 : nowMs + limits.streamIdleTimeoutMs)

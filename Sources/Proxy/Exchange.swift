@@ -81,6 +81,9 @@ struct Exchange {
     var continueForwarded = false
     /// Interim (1xx) response heads received (HTTP1 `informationalAction`).
     var informational: UInt8 = 0
+    /// A gRPC request (HTTP/2, `content-type: application/grpc…`): local replies are gRPC
+    /// statuses (Engine+LocalReply.swift).
+    var grpc = false
 
     // Routing (Engine+Forward.swift). Route, destination and cluster are indices into the
     // table of generation `tableGeneration`; after a reload they no longer mean anything, so
