@@ -89,6 +89,7 @@ func percent(_ ppm: UInt32) -> String {
 /// defaults (unlimited, keep-alive unlimited, idle timeout 1 h).
 public func renderClusterPolicy(_ c: ClusterSpec) -> String {
     var parts = ["lb " + describe(c.loadBalancer)]
+    if c.http2 { parts.append("upstream HTTP/2") }
     let p = c.connectionPool, d = ConnectionPoolSpec()
     if p.maxConnections != d.maxConnections { parts.append("max-connections \(p.maxConnections)") }
     if p.maxPendingRequests != d.maxPendingRequests { parts.append("max-pending-requests \(p.maxPendingRequests)") }
@@ -205,5 +206,5 @@ func jsonTrafficPolicy(_ c: ClusterSpec) -> String {
     return "\"loadBalancer\":\(jsonString(describe(c.loadBalancer))),\"connectionPool\":{\"maxConnections\":\(p.maxConnections),"
         + "\"maxPendingRequests\":\(p.maxPendingRequests),\"maxRequests\":\(p.maxRequests),"
         + "\"maxRequestsPerConnection\":\(p.maxRequestsPerConnection),\"maxRetries\":\(p.maxRetries),"
-        + "\"idleTimeoutMs\":\(p.idleTimeoutMs)}"
+        + "\"idleTimeoutMs\":\(p.idleTimeoutMs)},\"upstreamProtocol\":\(c.http2 ? "\"HTTP2\"" : "\"HTTP11\"")"
 }

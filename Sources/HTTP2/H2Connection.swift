@@ -36,20 +36,28 @@ public struct H2Connection {
     var carry: UnsafeRawPointer? = nil
     var carryCount = 0
 
-    /// Makes a server session that reports into `inbox`. nil when nghttp2 cannot allocate.
-    public static func make(inbox: UnsafeMutablePointer<H2Inbox>, settings: H2Settings = H2Settings()) -> UnsafeMutablePointer<H2Connection>? {
+    /// Makes a server session (or, `client: true`, a client session to an upstream) that
+    /// reports into `inbox`. nil when nghttp2 cannot allocate.
+    public static func make(inbox: UnsafeMutablePointer<H2Inbox>, settings: H2Settings = H2Settings(),
+                            client: Bool = false) -> UnsafeMutablePointer<H2Connection>? {
         let h = UnsafeMutablePointer<H2Connection>.allocate(capacity: 1)
-        let cap = Int(settings.maxConcurrentStreams) * 2 + 16
+        let cap = client ? 1024 + 16 : Int(settings.maxConcurrentStreams) * 2 + 16
         h.initialize(to: H2Connection(inbox: inbox, completed: .allocate(capacity: cap), completedCapacity: cap))
         var session: OpaquePointer? = nil
-        let rc = nghttp2_session_server_new2(&session, H2Connection.callbacks, h, H2Connection.options)
+        let rc = client
+            ? nghttp2_session_client_new2(&session, H2Connection.callbacks, h, H2Connection.options)
+            : nghttp2_session_server_new2(&session, H2Connection.callbacks, h, H2Connection.options)
         guard rc == 0, let session else {
             h.pointee.completed.deallocate()
             h.deallocate()
             return nil
         }
         h.pointee.session = session
-        var iv = [
+        var iv = client ? [
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: settings.initialWindowSize),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: settings.maxHeaderListSize),
+        ] : [
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: settings.maxConcurrentStreams),
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: settings.initialWindowSize),
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: settings.maxHeaderListSize),
@@ -131,8 +139,10 @@ public struct H2Connection {
     }
 
     /// Ties a stream to an engine slot (+1, so that 0 means none) for data and close events.
-    public func setSlot(stream: Int32, _ slot: Int32) {
-        _ = nghttp2_session_set_stream_user_data(session, stream, UnsafeMutableRawPointer(bitPattern: Int(slot) + 1))
+    /// False when nghttp2 no longer has the stream (it was reset or closed meanwhile).
+    @discardableResult
+    public func setSlot(stream: Int32, _ slot: Int32) -> Bool {
+        nghttp2_session_set_stream_user_data(session, stream, UnsafeMutableRawPointer(bitPattern: Int(slot) + 1)) == 0
     }
 
     public func clearSlot(stream: Int32) {
@@ -148,6 +158,17 @@ public struct H2Connection {
     /// Resets `stream` with `code` (RFC 9113 §7 error codes).
     public func reset(stream: Int32, code: UInt32) {
         _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream, code)
+    }
+
+    /// Streams the peer allows open at once (client side: the engine opens another connection
+    /// past it).
+    public var remoteMaxStreams: Int {
+        Int(nghttp2_session_get_remote_settings(session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS))
+    }
+
+    /// The peer sent GOAWAY, or the session cannot start streams any more.
+    public var refusesNewStreams: Bool {
+        nghttp2_session_check_request_allowed(session) == 0
     }
 
     /// A graceful GOAWAY: streams up to the last one received are still served.
@@ -205,13 +226,13 @@ private let onBeginHeaders: nghttp2_on_begin_headers_callback = { _, frame, user
     inbox.pointee.blockBytes = 0
     inbox.pointee.blockFields = 0
     inbox.pointee.blockTooLarge = false
-    inbox.pointee.blockIsTrailers = f.headers.cat != NGHTTP2_HCAT_REQUEST
+    inbox.pointee.blockCategory = f.headers.cat.rawValue
     return 0
 }
 
 private let onHeader: nghttp2_on_header_callback = { _, frame, name, nameLen, value, valueLen, _, user in
     let inbox = conn(user).pointee.inbox
-    guard inbox.pointee.blockStream != 0, !inbox.pointee.blockIsTrailers else { return 0 }
+    guard inbox.pointee.blockStream != 0 else { return 0 }
     // Counted as HTTP/1.1 would: "name: value\r\n".
     inbox.pointee.blockBytes += nameLen + valueLen + 4
     if name![0] != UInt8(ascii: ":") { inbox.pointee.blockFields += 1 }
@@ -235,27 +256,36 @@ private let onHeader: nghttp2_on_header_callback = { _, frame, name, nameLen, va
     return inbox.pointee.nearlyFull ? Int32(NGHTTP2_ERR_PAUSE.rawValue) : 0
 }
 
-private let onFrameRecv: nghttp2_on_frame_recv_callback = { _, frame, user in
+/// The engine slot tied to `stream` now (-1: none). Read in the callbacks: the events are
+/// handled after nghttp2 returns, when a stream that closed meanwhile is forgotten.
+@inline(__always)
+private func slotNow(_ session: OpaquePointer?, _ stream: Int32) -> Int32 {
+    guard stream > 0, let p = nghttp2_session_get_stream_user_data(session, stream) else { return -1 }
+    return Int32(Int(bitPattern: p) - 1)
+}
+
+private let onFrameRecv: nghttp2_on_frame_recv_callback = { session, frame, user in
     let inbox = conn(user).pointee.inbox
     let f = frame!.pointee
     let endStream = f.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
     var e = H2Event()
     e.stream = f.hd.stream_id
+    e.slot = slotNow(session, f.hd.stream_id)
     if f.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) {
         guard inbox.pointee.blockStream == f.hd.stream_id else { return 0 }
         let start = inbox.pointee.blockStart
-        let trailers = inbox.pointee.blockIsTrailers
         inbox.pointee.blockStream = 0
-        if trailers {
-            // Trailers of a request (not forwarded to an HTTP/1.1 upstream): the end.
-            inbox.pointee.used = start
-            if endStream {
-                e.kind = .end
-                _ = inbox.pointee.push(e)
-            }
-            return 0
+        switch inbox.pointee.blockCategory {
+        case NGHTTP2_HCAT_REQUEST.rawValue: e.kind = .request
+        case NGHTTP2_HCAT_RESPONSE.rawValue: e.kind = .response
+        default:
+            // A later block: the final response after interim ones (it has :status), or
+            // trailers.
+            let a = inbox.pointee.arena + start
+            let isResponse = inbox.pointee.used - start >= 13 && a.load(fromByteOffset: 0, as: UInt8.self) == 7
+                && a.load(fromByteOffset: 6, as: UInt8.self) == UInt8(ascii: ":")
+            e.kind = isResponse ? .response : .trailers
         }
-        e.kind = .request
         e.endStream = endStream
         e.tooLarge = inbox.pointee.blockTooLarge
         e.block.start = Int32(start)
@@ -268,11 +298,12 @@ private let onFrameRecv: nghttp2_on_frame_recv_callback = { _, frame, user in
     return 0
 }
 
-private let onDataChunk: nghttp2_on_data_chunk_recv_callback = { _, _, stream, data, len, user in
+private let onDataChunk: nghttp2_on_data_chunk_recv_callback = { session, _, stream, data, len, user in
     let inbox = conn(user).pointee.inbox
     var e = H2Event()
     e.kind = .data
     e.stream = stream
+    e.slot = slotNow(session, stream)
     e.data = UnsafeRawPointer(data)
     e.length = len
     _ = inbox.pointee.push(e)
@@ -285,7 +316,7 @@ private let onStreamClose: nghttp2_on_stream_close_callback = { session, stream,
     e.kind = .closed
     e.stream = stream
     e.errorCode = code
-    if let p = nghttp2_session_get_stream_user_data(session, stream) { e.slot = Int32(Int(bitPattern: p) - 1) }
+    e.slot = slotNow(session, stream)
     _ = inbox.pointee.push(e)
     return 0
 }

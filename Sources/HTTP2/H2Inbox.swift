@@ -25,8 +25,12 @@ public struct ArenaRange: Sendable {
 }
 
 public enum H2EventKind: UInt8, Sendable {
-    /// A request's header block is complete.
+    /// A request's header block is complete (server side).
     case request
+    /// A response's header block is complete (client side): interim (1xx) or final.
+    case response
+    /// A trailer section (its records in `block`; `endStream` is set).
+    case trailers
     /// Request body bytes.
     case data
     /// The client ended its side of the stream (END_STREAM, possibly after trailers).
@@ -38,19 +42,21 @@ public enum H2EventKind: UInt8, Sendable {
 public struct H2Event {
     public var kind: H2EventKind = .request
     public var stream: Int32 = 0
-    /// `.request`: END_STREAM came with the headers (no body).
+    /// `.request`, `.response`, `.trailers`: END_STREAM came with the headers (no body).
     public var endStream = false
-    /// `.request`: the block passed `maxBlockBytes` or `maxFields` and was cut.
+    /// `.request`, `.response`, `.trailers`: the block passed `maxBlockBytes` or `maxFields`
+    /// and was cut.
     public var tooLarge = false
-    /// `.request`: the records of the header block.
+    /// `.request`, `.response`, `.trailers`: the records of the header block.
     public var block = ArenaRange()
     /// `.data`: the bytes, inside the input given to `ingest`.
     public var data: UnsafeRawPointer? = nil
     public var length: Int = 0
     /// `.closed`: the RST_STREAM / GOAWAY error code.
     public var errorCode: UInt32 = 0
-    /// `.closed`: the engine slot tied to the stream when it closed (-1: none); read in the
-    /// callback, as nghttp2 forgets the stream right after it.
+    /// The engine slot tied to the stream when nghttp2 reported it (-1: none); read in the
+    /// callback, as nghttp2 forgets a stream as soon as it closes, which may be before the
+    /// engine handles the event. The engine checks it still holds this stream.
     public var slot: Int32 = -1
     public init() {}
 }
@@ -72,7 +78,8 @@ public struct H2Inbox {
     var blockBytes = 0
     var blockFields = 0
     var blockTooLarge = false
-    var blockIsTrailers = false
+    /// The block's nghttp2_headers_category.
+    var blockCategory: UInt32 = 0
     /// A request head is limited like HTTP/1.1's (DESIGN.md §8: 60 KiB, 100 fields).
     public static let maxBlockBytes = 60 * 1024
     public static let maxFields = 100

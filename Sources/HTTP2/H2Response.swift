@@ -179,7 +179,7 @@ func equalsLower(_ p: UnsafeRawPointer, _ n: Int, _ s: StaticString) -> Bool {
 }
 
 /// nghttp2's pull of response body bytes (see `H2Source`).
-private let readBody: nghttp2_data_source_read_callback = { _, stream, buf, length, flags, source, user in
+let readBody: nghttp2_data_source_read_callback = { _, stream, buf, length, flags, source, user in
     let src = source!.pointee.ptr!.assumingMemoryBound(to: H2Source.self)
     guard src.pointee.owner == user, src.pointee.stream == stream else {
         // The slot was released after the response completed: nothing more to send.

@@ -189,6 +189,13 @@ struct Conn {
     var h2HeadDone = false
     /// Stream: the response is complete (the exchange ended normally).
     var h2ResponseDone = false
-    /// Stream: the response body source nghttp2 reads.
+    /// Stream: the body source nghttp2 reads (a downstream stream's response, an upstream
+    /// stream's request).
     var h2Out = H2Source()
+    /// Upstream stream: the response head(s) and trailer section rendered as HTTP/1.1, not yet
+    /// read by the session (small pooled buffers).
+    var h2UpHead: UnsafeMutableRawPointer? = nil
+    var h2UpHeadLen: Int32 = 0
+    var h2UpTail: UnsafeMutableRawPointer? = nil
+    var h2UpTailLen: Int32 = 0
 }

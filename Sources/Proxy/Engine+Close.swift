@@ -26,7 +26,7 @@ extension ProxyEngine {
         }
         if c.pointee.transport == .tls { tlsSendCloseNotify(i) }
         if c.pointee.transport == .h2stream {
-            h2StreamClosing(i)       // Engine+HTTP2.swift
+            if c.pointee.role == .downstream { h2StreamClosing(i) } else { h2UpStreamClosing(i) }   // Engine+HTTP2*.swift
         } else if c.pointee.h2 != nil {
             c.pointee.closing = true
             h2ConnectionClosing(i)   // its streams first
@@ -54,11 +54,12 @@ extension ProxyEngine {
         releaseAccum(i)
         if c.pointee.transport == .h2stream {
             h2ReleaseStream(i)
+            if c.pointee.role == .upstream { h2UpReleaseStream(i) }
         } else if c.pointee.transport != .plain || c.pointee.ssl != nil {
             releaseTLS(i)
         }
         if c.pointee.h2 != nil { h2ReleaseConnection(i) }
-        if c.pointee.role == .upstream { statUpstreamClosed(i) }
+        if c.pointee.role == .upstream && c.pointee.transport != .h2stream { statUpstreamClosed(i) }
         if c.pointee.role == .downstream && c.pointee.transport != .h2stream {
             downstreamCount -= 1
             stats.set(WorkerSlotField.connectionsActive, UInt64(downstreamCount))

@@ -111,7 +111,7 @@ extension ProxyEngine {
             return
         }
         if c.pointee.transport == .h2stream {
-            h2StreamRead(i)   // Engine+HTTP2.swift
+            h2StreamRead(i)   // Engine+HTTP2.swift (both roles)
             return
         }
         ring.prepRecvSelect(fd: c.pointee.fd, group: rx.groupID,

@@ -262,11 +262,12 @@ extension ProxyEngine {
     /// `reader` is the current table's (the caller checked that the exchange was routed on it).
     mutating func dispatch(_ x: Int32, reader: TableReader) {
         let e = exchanges.slots + Int(x)
-        guard let ep = chooseEndpoint(reader, cluster: e.pointee.cluster, avoiding: e.pointee.lastEndpoint,
+        guard var ep = chooseEndpoint(reader, cluster: e.pointee.cluster, avoiding: e.pointee.lastEndpoint,
                                       hash: e.pointee.lbHash, hasHash: e.pointee.lbHasHash) else {
             failForward(x, status: 503, flag: ResponseFlags.uh, body: LocalReplyBody.noHealthyUpstream)
             return
         }
+        ep.http2 = reader.clusterHTTP2(e.pointee.cluster)
         let u = acquireUpstream(ep, for: x)
         guard u >= 0 else {
             if u == -2 { return }   // circuit breaker: waiting, or answered 503 UO (CircuitBreakers.swift)

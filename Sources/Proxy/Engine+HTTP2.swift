@@ -96,7 +96,7 @@ extension ProxyEngine {
     @inline(__always)
     func h2Alive(_ p: Int32, _ gen: UInt32) -> Bool {
         let c = conns + Int(p)
-        return c.pointee.generation == gen && c.pointee.role == .downstream && !c.pointee.closing && c.pointee.h2 != nil
+        return c.pointee.generation == gen && c.pointee.role != .free && !c.pointee.closing && c.pointee.h2 != nil
     }
 
     /// Acts on the events in the inbox (from an ingest or a flush), then empties it.
@@ -107,30 +107,37 @@ extension ProxyEngine {
             let e = inbox.pointee.events[k]
             k += 1
             guard let h = conns[Int(p)].h2, !conns[Int(p)].closing else { continue }
+            if conns[Int(p)].role == .upstream {
+                h2UpEvent(p, h, e)   // Engine+HTTP2Upstream.swift
+                continue
+            }
             switch e.kind {
             case .request:
                 h2OpenStream(p, h, e)
             case .data:
-                let s = h.pointee.slot(stream: e.stream)
-                if s >= 0 && !conns[Int(s)].closing {
+                let s = h2SlotOf(p, e)
+                if s >= 0 {
                     h2BufferBody(s, e.data!, e.length)
                 } else {
                     h.pointee.consume(stream: e.stream, e.length)   // nobody reads it: keep windows open
                 }
-            case .end:
-                let s = h.pointee.slot(stream: e.stream)
-                if s >= 0 && !conns[Int(s)].closing {
+            case .end, .trailers:
+                // Request trailers are not forwarded to an HTTP/1.1 upstream: the end.
+                guard e.kind == .end || e.endStream else { continue }
+                let s = h2SlotOf(p, e)
+                if s >= 0 {
                     conns[Int(s)].h2InClosed = true
                     if conns[Int(s)].recvArmed && !conns[Int(s)].h2InPending { h2Deliver(s) }
                 }
+            case .response:
+                break   // a server session gets none
             case .closed:
                 // The slot as it was when the stream closed; it may have been closed (and
                 // reused by a stream of this connection) since: then it is not this stream's.
-                let s = e.slot
-                guard s >= 0, conns[Int(s)].h2Parent == p, conns[Int(s)].h2Stream == e.stream,
-                      conns[Int(s)].transport == .h2stream, conns[Int(s)].role == .downstream else { continue }
+                let s = h2SlotOf(p, e)
+                guard s >= 0 else { continue }
                 conns[Int(s)].h2Stream = 0   // nothing more to say to nghttp2 about it
-                if !conns[Int(s)].closing && !conns[Int(s)].h2ResponseDone {
+                if !conns[Int(s)].h2ResponseDone {
                     // The client reset the stream (or nghttp2 did, for a protocol error):
                     // its exchange ends as a client that went away (DC).
                     downstreamGone(s)
@@ -140,9 +147,28 @@ extension ProxyEngine {
         inbox.pointee.reset()
     }
 
+    /// The open stream slot of connection `p` that event `e` is about (-1: none any more): the
+    /// slot nghttp2 had, if it still holds that stream. A stream whose request came in the same
+    /// input had no slot yet when nghttp2 reported its DATA: it is looked up now.
+    @inline(__always)
+    func h2SlotOf(_ p: Int32, _ e: H2Event) -> Int32 {
+        var s = e.slot
+        if s < 0, let h = conns[Int(p)].h2 { s = h.pointee.slot(stream: e.stream) }
+        guard s >= 0 else { return -1 }
+        let c = conns + Int(s)
+        return c.pointee.h2Parent == p && c.pointee.h2Stream == e.stream && c.pointee.transport == .h2stream
+            && c.pointee.role != .free && !c.pointee.closing ? s : -1
+    }
+
     /// A request's headers arrived: a slot for the stream, its head written in HTTP/1.1 form
     /// and handed to the HTTP/1 session.
     mutating func h2OpenStream(_ p: Int32, _ h: UnsafeMutablePointer<H2Connection>, _ e: H2Event) {
+        // A stream the client reset in the same input (the rapid-reset shape, CVE-2023-44487)
+        // is gone from nghttp2 already: it costs nothing more, no upstream request.
+        guard h.pointee.slot(stream: e.stream) < 0, h.pointee.setSlot(stream: e.stream, -1) else {
+            stats.add(WorkerSlotField.h2Streams)
+            return
+        }
         let s = allocSlot()
         guard s >= 0 else {
             h.pointee.reset(stream: e.stream, code: UInt32(NGHTTP2_REFUSED_STREAM.rawValue))
@@ -218,7 +244,9 @@ extension ProxyEngine {
         }
         (c.pointee.h2In! + Int(c.pointee.h2InEnd)).copyMemory(from: data, byteCount: n)
         c.pointee.h2InEnd += Int32(n)
-        if c.pointee.recvArmed && !c.pointee.h2InPending { h2Deliver(s) }
+        if c.pointee.recvArmed && !c.pointee.h2InPending {
+            if c.pointee.role == .downstream { h2Deliver(s) } else { h2UpDeliver(s) }
+        }
     }
 
     /// The session of stream slot `s` reads (`armRecv`): buffered body bytes are handed over by
@@ -227,7 +255,7 @@ extension ProxyEngine {
         let c = conns + Int(s)
         c.pointee.recvArmed = true
         guard !c.pointee.h2InPending else { return }
-        if h2HasInput(s) {
+        if c.pointee.role == .downstream ? h2HasInput(s) : h2UpHasInput(s) {
             ring.prepNop(userData: userData(.h2Pending, s))
             c.pointee.pendingOps += 1
             c.pointee.h2InPending = true
@@ -310,7 +338,9 @@ extension ProxyEngine {
             finalizeIfIdle(s)
             return
         }
-        if c.pointee.recvArmed { h2Deliver(s) }
+        if c.pointee.recvArmed {
+            if c.pointee.role == .downstream { h2Deliver(s) } else { h2UpDeliver(s) }
+        }
     }
 
     // MARK: stream: response
@@ -480,11 +510,11 @@ extension ProxyEngine {
                 let s = Int32(bitPattern: UInt32(truncatingIfNeeded: v))
                 let streamGen = UInt32(truncatingIfNeeded: v >> 32)
                 let sc = conns + Int(s)
-                guard sc.pointee.generation == streamGen, sc.pointee.role == .downstream, sc.pointee.h2Parent == p,
+                guard sc.pointee.generation == streamGen, sc.pointee.role != .free, sc.pointee.h2Parent == p,
                       !sc.pointee.closing, sc.pointee.sendArmed, sc.pointee.sendQueue.count > 0 else { continue }
                 sc.pointee.sendArmed = false
                 let rest = sc.pointee.sendQueue.first.count - sc.pointee.sendQueue.sent
-                onSendComplete(s, result: max(rest, 1), downstream: true)
+                onSendComplete(s, result: max(rest, 1), downstream: sc.pointee.role == .downstream)
                 if !h2Alive(p, gen) { break }
             }
             if !h2Alive(p, gen) { c.pointee.h2Flushing = false; return }
@@ -573,8 +603,22 @@ extension ProxyEngine {
         }
     }
 
-    /// The connection is closing (from `closeConn`): its streams first.
+    /// The connection is closing (from `closeConn`): its streams first. An upstream
+    /// connection's streams fail as a reset would (503 UC, or a retry elsewhere).
     mutating func h2ConnectionClosing(_ p: Int32) {
+        let c = conns + Int(p)
+        if c.pointee.role == .upstream {
+            if c.pointee.pool >= 0 && pools.pools[Int(c.pointee.pool)].h2Conn == p { pools.pools[Int(c.pointee.pool)].h2Conn = -1 }
+            var s = c.pointee.h2First
+            while s >= 0 {
+                let next = conns[Int(s)].h2Next
+                if !conns[Int(s)].closing {
+                    if conns[Int(s)].exchange >= 0 { upstreamFailed(s) } else { closeConn(s) }
+                }
+                s = next
+            }
+            return
+        }
         h2CloseStreams(p)
     }
 

@@ -77,7 +77,7 @@ extension ProxyEngine {
             return
         }
         if c.pointee.transport == .h2stream {
-            h2StreamSend(i)   // Engine+HTTP2.swift
+            if c.pointee.role == .downstream { h2StreamSend(i) } else { h2UpStreamSend(i) }   // Engine+HTTP2*.swift
             return
         }
         let off = Int(c.pointee.sendQueue.sent)
@@ -236,6 +236,10 @@ extension ProxyEngine {
 
     /// A send to the upstream completed.
     mutating func afterUpSend(_ u: Int32) {
+        if conns[Int(u)].h2 != nil {
+            h2AfterSend(u)   // an HTTP/2 connection (Engine+HTTP2.swift)
+            return
+        }
         let d = peerOf(u)
         guard d >= 0 else {
             // A mirror waits for its response head; a pooled connection for its next request.

@@ -96,6 +96,10 @@ extension ProxyEngine {
             } else if !c.pointee.sendArmed {
                 closeConn(i)   // idle keep-alive timeout
             }
+        } else if c.pointee.h2 != nil {
+            // An HTTP/2 upstream connection: connect timeout, or idle with no stream.
+            if !c.pointee.connected { stats.add(WorkerSlotField.upstreamConnectFailures) }
+            if !c.pointee.connected || c.pointee.h2Streams == 0 { h2UpConnectionLost(i) }
         } else if !c.pointee.connected {
             stats.add(WorkerSlotField.upstreamConnectFailures)
             upstreamFailed(i)   // connect timeout

@@ -18,6 +18,10 @@ extension ProxyEngine {
                 receiveStarved(u)
                 return
             }
+            if uc.pointee.h2 != nil {
+                h2UpConnectionLost(u)   // an HTTP/2 connection: all its streams
+                return
+            }
             switch uc.pointee.rx {
             case .pooled:
                 closeConn(u)
@@ -49,6 +53,10 @@ extension ProxyEngine {
     @inline(__always)
     mutating func onUpData(_ u: Int32, _ data: UnsafeMutableRawPointer, _ n: Int, _ bid: UInt16) {
         let uc = conns + Int(u)
+        if uc.pointee.h2 != nil {
+            h2Ingest(u, data, n, bid)   // an HTTP/2 connection (Engine+HTTP2.swift)
+            return
+        }
         switch uc.pointee.rx {
         case .head:
             onUpHeadBytes(u, data, n, bid)

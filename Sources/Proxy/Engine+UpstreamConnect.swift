@@ -16,7 +16,7 @@ extension ProxyEngine {
     /// -1 when no slot or socket is available; -2 when the cluster's circuit breaker holds the
     /// request back (it waits, or was answered 503 UO: CircuitBreakers.swift).
     mutating func acquireUpstream(_ ep: ChosenEndpoint, for x: Int32) -> Int32 {
-        let u = openUpstream(ep, for: x)
+        let u = ep.http2 ? h2AcquireStream(ep, for: x) : openUpstream(ep, for: x)
         if u >= 0 {
             breakerPendingDone(x)
             beginActiveRequest(x, endpoint: ep.id)
@@ -45,6 +45,12 @@ extension ProxyEngine {
                 closeConn(u)   // auto SNI made for another Host: a new connection instead
             }
         }
+        return connectUpstream(ep, for: x)
+    }
+
+    /// Opens a new connection to `ep` (the connect is queued); -1: no slot or socket, -2: the
+    /// circuit breaker holds exchange `x`.
+    mutating func connectUpstream(_ ep: ChosenEndpoint, for x: Int32) -> Int32 {
         guard mayOpenConnection(ep, for: x) else { return -2 }
         let u = allocSlot()
         guard u >= 0 else { return -1 }
@@ -104,6 +110,7 @@ extension ProxyEngine {
         let uc = conns + Int(u)
         guard result >= 0 else {
             stats.add(WorkerSlotField.upstreamConnectFailures)
+            if uc.pointee.h2 != nil { h2UpConnectionLost(u); return }   // its streams fail
             upstreamFailed(u)
             return
         }
@@ -121,6 +128,10 @@ extension ProxyEngine {
     /// A new upstream connection can carry its request (connected, handshake done).
     mutating func upstreamReady(_ u: Int32) {
         let uc = conns + Int(u)
+        if uc.pointee.h2 != nil {
+            h2UpConnected(u)   // an HTTP/2 connection: its streams go (Engine+HTTP2Upstream.swift)
+            return
+        }
         if uc.pointee.mirror {
             mirrorConnected(u)
             return

@@ -22,6 +22,8 @@ struct ChosenEndpoint {
     var tcp = false
     /// The cluster (current table) whose DestinationRule TLS a new connection uses; -1: plain.
     var tlsCluster: Int32 = -1
+    /// The cluster's upstream speaks HTTP/2 (Engine+HTTP2Upstream.swift).
+    var http2 = false
 }
 
 /// The route table this worker uses: a private copy of the published image, its matcher, and

@@ -27,6 +27,9 @@ struct UpstreamPools: ~Copyable {
         /// First idle connection, -1 when none.
         var idleHead: Int32 = -1
         var idleCount: Int32 = 0
+        /// The worker's HTTP/2 connection to the address (-1: none), shared by its streams
+        /// (Engine+HTTP2Upstream.swift).
+        var h2Conn: Int32 = -1
         /// Connections of this worker to the address, open or connecting, pooled or busy
         /// (CircuitBreakers.swift: a pool with none may open one past tcp.maxConnections).
         var open: Int32 = 0

@@ -217,7 +217,8 @@
 //    20: lbKindU8           `LoadBalancerKind.rawValue`
 //    21: hashKeyU8          `HashKeyKind.rawValue`; 0 (none) unless lbKind is ringHash or maglev,
 //                           and never 0 for those
-//    22: flagsU8            bit 0: cookie TTL present (generate the cookie when missing)
+//    22: flagsU8            bit 0: cookie TTL present (generate the cookie when missing);
+//                           bit 1: the upstream speaks HTTP/2
 //    23: padU8
 //    24: hashName StrRef    header name (lower-case), cookie name or query parameter name;
 //                           absent for sourceIP and none

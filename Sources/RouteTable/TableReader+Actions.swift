@@ -268,6 +268,12 @@ extension TableReader {
                                 tableSize: u32(at + 44))
     }
     /// Circuit-breaker limits (2^32-1 = unlimited) and connection reuse of a cluster.
+    /// The cluster's upstream speaks HTTP/2 (flags bit 1).
+    public func clusterHTTP2(_ c: Int32) -> Bool {
+        guard c >= 0 && c < clusterCount else { return false }
+        return u8(clusterOff(c) + 22) & 2 != 0
+    }
+
     public func clusterConnectionPool(_ c: Int32) -> ConnectionPoolSpec {
         precondition(clusters.contains(c))
         let at = clusterOff(c)

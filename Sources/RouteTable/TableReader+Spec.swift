@@ -164,6 +164,7 @@ extension TableReader {
                     connectTimeoutMs: clusterConnectTimeoutMs(c), loadBalancer: decodeLoadBalancer(c),
                     connectionPool: clusterConnectionPool(c))
         spec.tls = decodeClusterTLS(c)
+        spec.http2 = clusterHTTP2(c)
         return spec
     }
 

@@ -220,6 +220,9 @@ public struct ClusterSpec: Sendable, Equatable {
     public var healthCheck: HealthCheckPolicy? = nil
     /// DestinationRule `tls` (TLSSpec.swift); nil = plain text (mode DISABLE).
     public var tls: ClusterTLSSpec? = nil
+    /// The upstream speaks HTTP/2: the port's protocol is GRPC, GRPC-WEB or HTTP2, or the
+    /// DestinationRule says `h2UpgradePolicy: UPGRADE` (istio-semantics.md §4).
+    public var http2 = false
 
     public init(name: String, endpoints: [EndpointSpec], connectTimeoutMs: UInt32 = 10_000,
                 loadBalancer: LoadBalancerSpec = LoadBalancerSpec(), connectionPool: ConnectionPoolSpec = ConnectionPoolSpec()) {

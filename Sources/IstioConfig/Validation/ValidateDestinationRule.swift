@@ -144,11 +144,11 @@ extension Checks {
                 if h.http2KeepAliveTimeout == nil { error("\(hp).http2KeepAlive", "http2 keepalive timeout is required") }
             }
             if let idle = h.idleTimeout, idle.nanoseconds != 0 { duration("\(hp).idleTimeout", idle) }
-            // http1MaxPendingRequests, maxRequestsPerConnection, maxRetries and idleTimeout are
-            // served (Proxy/CircuitBreakers.swift); the HTTP/2 settings are not.
+            // http1MaxPendingRequests, maxRequestsPerConnection, maxRetries, idleTimeout and
+            // h2UpgradePolicy are served (Proxy/CircuitBreakers.swift, Engine+HTTP2Upstream.swift);
+            // the other HTTP/2 settings are not.
             if h.http2MaxRequests != nil { unsupported("\(hp).http2MaxRequests") }
             if h.maxConcurrentStreams != nil { unsupported("\(hp).maxConcurrentStreams") }
-            if h.h2UpgradePolicy != nil { unsupported("\(hp).h2UpgradePolicy") }
             if h.useClientProtocol != nil { unsupported("\(hp).useClientProtocol") }
             if h.hasHTTP2KeepAlive { unsupported("\(hp).http2KeepAlive") }
         }
