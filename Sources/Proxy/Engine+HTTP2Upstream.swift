@@ -49,6 +49,7 @@ extension ProxyEngine {
             }
             conns[Int(p)].h2 = h
             conns[Int(p)].reusable = false   // never in the HTTP/1.1 idle list
+            if x >= 0 { conns[Int(p)].cxRecord = exchanges.slots[Int(x)].stats.record }   // its cluster's upstream_cx_*
             if let ssl = conns[Int(p)].ssl {
                 // TLS to the upstream (DestinationRule tls): HTTP/2 is asked for by ALPN.
                 var protos: (UInt8, UInt8, UInt8) = (2, UInt8(ascii: "h"), UInt8(ascii: "2"))

@@ -271,8 +271,10 @@ final class Harness {
 
     /// Starts a helper server whose first stdout line ends in ":PORT" (the demo and bulk
     /// upstreams print "NAME listening on ADDR:PORT") and returns it with that port.
-    func startPortPrintingServer(_ name: String, _ args: [String]) throws -> (child: Child, port: UInt16) {
-        let child = try spawn(name, Paths.which("python3") ?? "/usr/bin/python3", args)
+    /// `python`: the interpreter (Debian's /usr/bin/python3 for servers that need a Debian
+    /// package such as python3-grpcio; by default the `python3` on PATH).
+    func startPortPrintingServer(_ name: String, _ args: [String], python: String? = nil) throws -> (child: Child, port: UInt16) {
+        let child = try spawn(name, python ?? Paths.which("python3") ?? "/usr/bin/python3", args)
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
             if let line = child.stdout.split(separator: "\n").first,

@@ -1,0 +1,174 @@
+// gRPC through the gateway (issue 9): real grpcio clients and a real grpcio upstream
+// (examples/upstreams/grpc_echo.py, Debian's python3-grpcio), HTTP/2 on both sides: the
+// ServiceEntry port protocol GRPC (or a DestinationRule h2UpgradePolicy UPGRADE) makes the
+// gateway speak HTTP/2 upstream; statuses and trailers pass through; local replies are gRPC
+// statuses as Envoy sends them.
+
+import Foundation
+import XCTest
+
+final class GRPCTests: IntegrationTestCase {
+    static let python = "/usr/bin/python3"
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        let probe = try harness.run(Self.python, ["-c", "import grpc"], timeout: 20)
+        guard probe.status == 0 else {
+            throw XCTSkip("Debian's python3-grpcio is not installed for \(Self.python) (make test installs it): \(probe.output)")
+        }
+    }
+
+    func startEcho() throws -> UInt16 {
+        try harness.startPortPrintingServer("grpc-echo", [Paths.packageRoot.appendingPathComponent("examples/upstreams/grpc_echo.py").path,
+                                                          "--port", "0"], python: Self.python).port
+    }
+
+    /// A Gateway on a free port; `/pkg.Svc/` goes to service `grpc` on port 9000 whose protocol
+    /// is `proto` (endpoint: `port`), with `rule` as its DestinationRule traffic policy if given.
+    func startGateway(echoPort: UInt16, proto: String = "GRPC", rule: String? = nil, extraRoutes: String = "") throws -> Ingressd {
+        let port = try freeTCPPort()
+        var docs = [WorkshopConfig.httpGateway(port: port, hosts: ["*"]), """
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: grpc}
+            spec:
+              hosts: ["*"]
+              gateways: [gw]
+              http:
+              - match: [{uri: {prefix: /pkg.Svc/}}]
+                route:
+                - destination: {host: grpc.default.svc.cluster.local, port: {number: 9000}}
+            \(extraRoutes)
+            """, """
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: grpc}
+            spec:
+              hosts: [grpc.default.svc.cluster.local]
+              location: MESH_INTERNAL
+              ports: [{number: 9000, name: grpc, protocol: \(proto), targetPort: \(echoPort)}]
+              resolution: STATIC
+              endpoints: [{address: 127.0.0.1}]
+            """]
+        if let rule {
+            docs.append("""
+                apiVersion: networking.istio.io/v1
+                kind: DestinationRule
+                metadata: {name: grpc}
+                spec:
+                  host: grpc.default.svc.cluster.local
+                  trafficPolicy: \(rule)
+                """)
+        }
+        let path = try harness.write("grpc.yaml", WorkshopConfig.documents(docs))
+        return try harness.startIngressd(configs: [path], listenPort: port, workers: 1,
+                                         extraArgs: ["--access-log", harness.path("access.log")])
+    }
+
+    /// Runs a grpcio client against `target`; `body` is Python using `ch` (the channel) and
+    /// `out(...)` to print results, one per line.
+    func client(_ target: String, _ body: String) throws -> [String] {
+        let script = """
+            import grpc, sys
+            ch = grpc.insecure_channel(sys.argv[1])
+            def out(*a): print(*a, flush=True)
+            def call(method, req):
+                try:
+                    resp, c = ch.unary_unary(method).with_call(req, timeout=10)
+                    return ("OK", resp.decode(), dict(c.trailing_metadata() or ()))
+                except grpc.RpcError as e:
+                    return (e.code().name, e.details(), {})
+            \(body)
+            """
+        let r = try harness.run(Self.python, ["-c", script, target], timeout: 60)
+        XCTAssertEqual(r.status, 0, r.output)
+        return r.stdout.split(separator: "\n").map(String.init)
+    }
+
+    func testUnaryStreamingStatusesAndTrailersPassThrough() throws {
+        let echo = try startEcho()
+        let gw = try startGateway(echoPort: echo)
+        let target = "127.0.0.1:\(gw.listenPort)"
+        let lines = try client(target, """
+            out(call("/pkg.Svc/Echo", b"hello"))
+            out(call("/pkg.Svc/Echo", b"fail"))
+            st = ch.stream_stream("/pkg.Svc/Stream")
+            out([r.decode() for r in st(iter([b"a", b"b", b"c"]), timeout=10)])
+            for i in range(20): call("/pkg.Svc/Echo", b"x")
+            """)
+        XCTAssertEqual(lines.count, 3, lines.joined(separator: "\n"))
+        guard lines.count == 3 else { return }
+        // The upstream saw the gateway's x-forwarded-for and x-forwarded-proto; its trailing
+        // metadata came back as trailers.
+        XCTAssertEqual(lines[0], "('OK', 'echo:hello xff=127.0.0.1 xfp=http', {'x-echo-trailer': 'yes'})")
+        // A status the upstream set in its trailers reaches the client unchanged.
+        XCTAssertEqual(lines[1], "('NOT_FOUND', 'nothing here', {})")
+        // Bidirectional streaming, message by message.
+        XCTAssertEqual(lines[2], "['s:a', 's:b', 's:c']")
+        // 23 calls on one worker were multiplexed over one upstream HTTP/2 connection.
+        let stats = try harness.curl(gw.adminURL + "/stats/prometheus").text
+        let opened = stats.split(separator: "\n").first { $0.hasPrefix("envoy_cluster_upstream_cx_total{cluster_name=\"outbound|9000||grpc.default.svc.cluster.local\"}") }
+        XCTAssertEqual(opened.map { String($0.split(separator: " ").last ?? "") }, "1", stats)
+        usleep(1_200_000)   // the access log is flushed about once a second
+        let log = (try? String(contentsOfFile: harness.path("access.log"), encoding: .utf8)) ?? ""
+
+        XCTAssertTrue(log.contains("\"POST /pkg.Svc/Echo HTTP/2\" 200"), log)
+    }
+
+    func testLocalRepliesAreGRPCStatuses() throws {
+        let echo = try startEcho()
+        let gw = try startGateway(echoPort: echo, extraRoutes: """
+              - match: [{uri: {prefix: /down.Svc/}}]
+                route:
+                - destination: {host: down.default.svc.cluster.local, port: {number: 9001}}
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {name: down}
+            spec:
+              hosts: [down.default.svc.cluster.local]
+              location: MESH_INTERNAL
+              ports: [{number: 9001, name: grpc, protocol: GRPC, targetPort: \(try freeTCPPort())}]
+              resolution: STATIC
+              endpoints: [{address: 127.0.0.1}]
+            """)
+        let lines = try client("127.0.0.1:\(gw.listenPort)", """
+            out(call("/nothing.Here/X", b"x")[0])
+            out(call("/down.Svc/X", b"x")[:2])
+            """)
+        // No route: Envoy's 404 becomes UNIMPLEMENTED (12); a refused connection's 503 becomes
+        // UNAVAILABLE (14) with Envoy's text as grpc-message.
+        XCTAssertEqual(lines, ["UNIMPLEMENTED",
+                               "('UNAVAILABLE', 'upstream connect error or disconnect/reset before headers. reset reason: connection failure')"])
+    }
+
+    func testH2UpgradePolicyMakesAnHTTPPortSpeakHTTP2() throws {
+        let echo = try startEcho()
+        // Without the policy an HTTP port is HTTP/1.1 upstream: the gRPC server cannot answer.
+        let plain = try startGateway(echoPort: echo, proto: "HTTP")
+        let before = try client("127.0.0.1:\(plain.listenPort)", "out(call('/pkg.Svc/Echo', b'hi')[0])")
+        XCTAssertNotEqual(before, ["OK"], "an HTTP/1.1 upstream connection cannot carry gRPC")
+        plain.child.signal(SIGTERM)
+        _ = plain.child.wait(timeout: 10)
+        let upgraded = try startGateway(echoPort: echo, proto: "HTTP", rule: "{connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}")
+        let after = try client("127.0.0.1:\(upgraded.listenPort)", "out(call('/pkg.Svc/Echo', b'hi')[0])")
+        XCTAssertEqual(after, ["OK"])
+    }
+
+    func testAnHTTP11ClientReachesTheHTTP2UpstreamWithTrailers() throws {
+        let echo = try startEcho()
+        let gw = try startGateway(echoPort: echo)
+        // A gRPC frame (uncompressed, 5 bytes) posted over HTTP/1.1: the gateway forwards it as
+        // HTTP/2; the response comes back chunked with grpc-status in the trailer section.
+        let frame = harness.path("frame.bin")
+        FileManager.default.createFile(atPath: frame, contents: Data([0, 0, 0, 0, 5] + Array("hello".utf8)))
+        let r = try harness.run("curl", ["-s", "--http1.1", "-i", "--raw",
+                                         "-H", "content-type: application/grpc", "-H", "te: trailers",
+                                         "--data-binary", "@\(frame)", "http://127.0.0.1:\(gw.listenPort)/pkg.Svc/Echo"], timeout: 30)
+        XCTAssertTrue(r.stdout.hasPrefix("HTTP/1.1 200"), r.output)
+        XCTAssertTrue(r.stdout.lowercased().contains("transfer-encoding: chunked"), r.output)
+        // (--raw: the chunked framing as sent, which ends with the trailer section.)
+        XCTAssertTrue(r.stdout.contains("\r\n0\r\ngrpc-status: 0\r\nx-echo-trailer: yes\r\n\r\n"),
+                      "trailers reach an HTTP/1.1 client as the chunked trailer section: \(r.output)")
+    }
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/python3
+"""A gRPC echo upstream for the demo and the tests (Debian's python3-grpcio; no generated code:
+methods take and return raw bytes).
+
+  /pkg.Svc/Echo    unary: "echo:<request> xff=<x-forwarded-for> xfp=<x-forwarded-proto>",
+                   trailing metadata x-echo-trailer: yes; the request b"fail" ends NOT_FOUND
+                   "nothing here"
+  /pkg.Svc/Stream  bidirectional: "s:<message>" for each message
+
+Prints "NAME listening on 127.0.0.1:PORT" once serving (--port 0 picks a free port).
+"""
+import argparse
+import sys
+from concurrent import futures
+
+import grpc
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--name", default="grpc-echo")
+    ap.add_argument("--port", type=int, default=0)
+    args = ap.parse_args()
+
+    def echo(request, context):
+        md = dict(context.invocation_metadata())
+        context.set_trailing_metadata((("x-echo-trailer", "yes"),))
+        if request == b"fail":
+            context.abort(grpc.StatusCode.NOT_FOUND, "nothing here")
+        return (b"echo:" + request + b" xff=" + md.get("x-forwarded-for", "").encode()
+                + b" xfp=" + md.get("x-forwarded-proto", "").encode())
+
+    def stream(requests, context):
+        for r in requests:
+            yield b"s:" + r
+
+    handler = grpc.method_handlers_generic_handler("pkg.Svc", {
+        "Echo": grpc.unary_unary_rpc_method_handler(echo),
+        "Stream": grpc.stream_stream_rpc_method_handler(stream),
+    })
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port(f"127.0.0.1:{args.port}")
+    server.start()
+    print(f"{args.name} listening on 127.0.0.1:{port}", flush=True)
+    try:
+        server.wait_for_termination()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
