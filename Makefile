@@ -18,11 +18,11 @@ DEBUG_BIN    := .build/debug/ingressd
 DEMO         := examples/upstreams/run_demo.sh
 
 # Debian packages. Build: liburing, RE2, OpenSSL and nghttp2 headers (Sources/CURing, CRE2, COpenSSL, CNGHTTP2).
-# Run: curl to try the gateway, python3 for the demo upstreams.
+# Run: curl to try the gateway, python3 for the demo upstreams (python3-grpcio: the gRPC one).
 # Test: also nginx, HAProxy and wrk (integration tests and perf/bench), nghttp2-client (h2load and
 # nghttp: HTTP/2 tests, perf/bench's h2 and h2s scenarios), python3-h2 and python3-grpcio (HTTP/2 frame-level and gRPC tests).
 BUILD_PKGS   := liburing-dev libre2-dev libssl-dev libnghttp2-dev
-RUN_PKGS     := $(BUILD_PKGS) curl python3 procps openssl
+RUN_PKGS     := $(BUILD_PKGS) curl python3 python3-grpcio procps openssl
 TEST_PKGS    := $(RUN_PKGS) nginx haproxy wrk nghttp2-client python3-h2 python3-grpcio python3-pip
 
 # The demo's HTTPS certificate (self-signed, made on first `make run`; not committed).
@@ -31,6 +31,7 @@ DEMO_CERT        := $(DEMO_CREDENTIALS)/hipster-example-com/tls.crt
 WORKSHOP_CONFIG := -c examples/workshop/frontend-ingress.yaml \
                    -c examples/workshop/addons-ingress.yaml \
                    -c examples/https/https-gateway.yaml \
+                   -c examples/grpc/grpc-gateway.yaml \
                    -c examples/services.yaml \
                    --credentials-dir $(DEMO_CREDENTIALS)
 CANARY_CONFIG   := -c examples/canary/app-gateway.yaml \

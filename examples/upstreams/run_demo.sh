@@ -5,6 +5,7 @@
 #   frontend-v2  127.0.0.1:18082   (frontend, label version=v0.1.3)
 #   kiali        127.0.0.1:20001
 #   tracing      127.0.0.1:18686   (Jaeger query in the workshop)
+#   grpc-echo    127.0.0.1:19090   (gRPC, examples/grpc; needs Debian's python3-grpcio)
 #
 # Usage: run_demo.sh [start]   start them (stopping any earlier set first), print their pids
 #        run_demo.sh stop      stop the ones this script started
@@ -15,7 +16,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 run_dir="${DEMO_RUN_DIR:-/tmp/ingressd-demo}"
-upstreams=("frontend-v1:18081" "frontend-v2:18082" "kiali:20001" "tracing:18686")
+upstreams=("frontend-v1:18081" "frontend-v2:18082" "kiali:20001" "tracing:18686" "grpc-echo:19090")
 
 stop() {
     local pidfile pid
@@ -23,7 +24,7 @@ stop() {
         [[ -e "$pidfile" ]] || continue
         pid="$(cat "$pidfile")"
         # Only stop a process that still is our demo upstream (the pid may have been reused).
-        if kill -0 "$pid" 2>/dev/null && grep -q demo_upstream "/proc/$pid/cmdline" 2>/dev/null; then
+        if kill -0 "$pid" 2>/dev/null && grep -qE "demo_upstream|grpc_echo" "/proc/$pid/cmdline" 2>/dev/null; then
             kill "$pid" 2>/dev/null || true
             echo "stopped $(basename "$pidfile" .pid) (pid $pid)"
         fi
@@ -51,8 +52,13 @@ start() {
     for entry in "${upstreams[@]}"; do
         name="${entry%%:*}"
         port="${entry##*:}"
-        python3 "$here/demo_upstream.py" --name "$name" --port "$port" \
-            >"$run_dir/$name.log" 2>&1 &
+        if [[ "$name" == grpc-echo ]]; then
+            # Debian's python3-grpcio belongs to the system interpreter.
+            /usr/bin/python3 "$here/grpc_echo.py" --name "$name" --port "$port" >"$run_dir/$name.log" 2>&1 &
+        else
+            python3 "$here/demo_upstream.py" --name "$name" --port "$port" \
+                >"$run_dir/$name.log" 2>&1 &
+        fi
         pid=$!
         echo "$pid" >"$run_dir/$name.pid"
     done
