@@ -170,18 +170,12 @@ struct Registry {
         let i = Int32(clusters.count)
         var cluster = ClusterSpec(name: name, endpoints: endpoints, connectTimeoutMs: policy.connectTimeoutMs,
                                   loadBalancer: policy.loadBalancerSpec, connectionPool: policy.connectionPoolSpec)
+        cluster.http2 = policy.http2(portProtocol: sePort?.proto)
         cluster.outlier = outlierPolicy(policy.outlierDetection)
         cluster.healthCheck = healthCheckPolicy(entry: found?.0, fqdn: fqdn, namespace: vs.namespace)
         if let tls = policy.tls, let rule = policy.tlsFromSubset ? subsetRule?.meta : topRule?.0 {
             cluster.tls = clusterTLS(tls, rule: rule, path: policy.tlsPath)
         }
-        // HTTP/2 to the upstream (Istio: protocol.IsHTTP2() of the port, or the merged
-        // connectionPool.http.h2UpgradePolicy UPGRADE; useClientProtocol keeps HTTP/1.1 here,
-        // as the gateway cannot forward a protocol per request yet).
-        let portProto = (sePort?.proto ?? "").uppercased()
-        let upgrade = policy.connectionPool?.http?.h2UpgradePolicy == "UPGRADE"
-        cluster.http2 = ["GRPC", "GRPC-WEB", "HTTP2"].contains(portProto)
-            || (upgrade && policy.connectionPool?.http?.useClientProtocol != true)
         clusters.append(cluster)
         index[name] = i
         return i

@@ -85,11 +85,12 @@ func percent(_ ppm: UInt32) -> String {
     return "\(whole).\(digits)%"
 }
 
-/// One line: the load balancer, then the connection-pool settings that differ from Istio's
-/// defaults (unlimited, keep-alive unlimited, idle timeout 1 h).
+/// One line: the load balancer, the upstream protocol when it is HTTP/2 (HTTP/1.1 goes
+/// unsaid), then the connection-pool settings that differ from Istio's defaults (unlimited,
+/// keep-alive unlimited, idle timeout 1 h).
 public func renderClusterPolicy(_ c: ClusterSpec) -> String {
     var parts = ["lb " + describe(c.loadBalancer)]
-    if c.http2 { parts.append("upstream HTTP/2") }
+    if c.http2 { parts.append("upstream protocol HTTP/2") }
     let p = c.connectionPool, d = ConnectionPoolSpec()
     if p.maxConnections != d.maxConnections { parts.append("max-connections \(p.maxConnections)") }
     if p.maxPendingRequests != d.maxPendingRequests { parts.append("max-pending-requests \(p.maxPendingRequests)") }
@@ -200,11 +201,13 @@ func json(_ a: RouteActionsSpec, _ table: TableSpec) -> String {
     return "{" + f.joined(separator: ",") + "}"
 }
 
-/// `loadBalancer` and `connectionPool` of a cluster, as JSON fields (no braces).
+/// `loadBalancer`, upstream `protocol` ("HTTP2" or "HTTP1") and `connectionPool` of a cluster,
+/// as JSON fields (no braces).
 func jsonTrafficPolicy(_ c: ClusterSpec) -> String {
     let p = c.connectionPool
-    return "\"loadBalancer\":\(jsonString(describe(c.loadBalancer))),\"connectionPool\":{\"maxConnections\":\(p.maxConnections),"
+    return "\"loadBalancer\":\(jsonString(describe(c.loadBalancer))),\"protocol\":\"\(c.http2 ? "HTTP2" : "HTTP1")\","
+        + "\"connectionPool\":{\"maxConnections\":\(p.maxConnections),"
         + "\"maxPendingRequests\":\(p.maxPendingRequests),\"maxRequests\":\(p.maxRequests),"
         + "\"maxRequestsPerConnection\":\(p.maxRequestsPerConnection),\"maxRetries\":\(p.maxRetries),"
-        + "\"idleTimeoutMs\":\(p.idleTimeoutMs)},\"upstreamProtocol\":\(c.http2 ? "\"HTTP2\"" : "\"HTTP11\"")"
+        + "\"idleTimeoutMs\":\(p.idleTimeoutMs)}"
 }

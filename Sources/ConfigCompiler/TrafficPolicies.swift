@@ -113,6 +113,27 @@ struct MergedTrafficPolicy: Equatable {
         return spec
     }
 
+    /// Whether the upstream speaks HTTP/2, as Istio's cluster builder decides it
+    /// (istio-semantics.md §4 `connectionPool.http`, §5 `ports[].protocol`):
+    /// * `http.useClientProtocol: true` wins: Envoy then follows the downstream protocol
+    ///   (setUseDownstreamProtocol replaces the HTTP/2 options). ingressd does not, so it is not
+    ///   forced HTTP/2: HTTP/1.1 upstream. Validation rejects it together with `UPGRADE`.
+    /// * an HTTP/2 port protocol (`GRPC`, `GRPC-WEB`, `HTTP2`: Istio's `Protocol.IsHTTP2`) is
+    ///   always HTTP/2: Istio sets the HTTP/2 options when it builds the cluster, and
+    ///   `DO_NOT_UPGRADE` (shouldH2Upgrade) only declines an upgrade, it never undoes them;
+    /// * otherwise `h2UpgradePolicy: UPGRADE` upgrades (whatever the port protocol: Istio trusts
+    ///   the rule); `DEFAULT`, `DO_NOT_UPGRADE` or none leave HTTP/1.1 (the mesh-wide default,
+    ///   MeshConfig `h2UpgradePolicy`, is `DO_NOT_UPGRADE`; ingressd has no MeshConfig).
+    /// `portProtocol` is the ServiceEntry `ports[].protocol` of the destination port, nil when no
+    /// ServiceEntry names it.
+    func http2(portProtocol: String?) -> Bool {
+        if connectionPool?.http?.useClientProtocol == true { return false }
+        switch portProtocol?.uppercased() {
+        case "GRPC", "GRPC-WEB", "HTTP2": return true
+        default: return connectionPool?.http?.h2UpgradePolicy?.uppercased() == "UPGRADE"
+        }
+    }
+
     /// `tcp.connectTimeout`; Istio's default is 10 s.
     var connectTimeoutMs: UInt32 {
         guard let ms = connectionPool?.tcp?.connectTimeout?.milliseconds, ms > 0 else { return 10_000 }

@@ -166,8 +166,8 @@ extension ImageBuilder {
         case .sourceIP?: key = .sourceIP
         case .queryParameter(let q)?: key = .queryParameter; name = string(q)
         }
-        let pool = c.connectionPool
         if c.http2 { flags |= 2 }
+        let pool = c.connectionPool
         var w = ByteWriter()
         w.u8(lb.kind.rawValue); w.u8(key.rawValue); w.u8(flags); w.u8(0)
         w.ref(name); w.ref(path); w.u32(ttl); w.u32(hashed ? lb.tableSize : 0)

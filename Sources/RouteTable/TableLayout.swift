@@ -218,7 +218,8 @@
 //    21: hashKeyU8          `HashKeyKind.rawValue`; 0 (none) unless lbKind is ringHash or maglev,
 //                           and never 0 for those
 //    22: flagsU8            bit 0: cookie TTL present (generate the cookie when missing);
-//                           bit 1: the upstream speaks HTTP/2
+//                           bit 1: upstream HTTP/2 (`ClusterSpec.http2`: prior knowledge, or
+//                           ALPN h2 over TLS); other bits 0
 //    23: padU8
 //    24: hashName StrRef    header name (lower-case), cookie name or query parameter name;
 //                           absent for sourceIP and none

@@ -268,17 +268,17 @@ extension TableReader {
                                 tableSize: u32(at + 44))
     }
     /// Circuit-breaker limits (2^32-1 = unlimited) and connection reuse of a cluster.
-    /// The cluster's upstream speaks HTTP/2 (flags bit 1).
-    public func clusterHTTP2(_ c: Int32) -> Bool {
-        guard c >= 0 && c < clusterCount else { return false }
-        return u8(clusterOff(c) + 22) & 2 != 0
-    }
-
     public func clusterConnectionPool(_ c: Int32) -> ConnectionPoolSpec {
         precondition(clusters.contains(c))
         let at = clusterOff(c)
         return ConnectionPoolSpec(maxConnections: u32(at + 48), maxPendingRequests: u32(at + 52),
                                   maxRequests: u32(at + 56), maxRequestsPerConnection: u32(at + 60),
                                   maxRetries: u32(at + 64), idleTimeoutMs: u32(at + 68))
+    }
+    /// Whether the cluster's upstream speaks HTTP/2 (prior knowledge in plain text, ALPN h2 over
+    /// TLS); false: HTTP/1.1.
+    public func clusterHTTP2(_ cluster: Int32) -> Bool {
+        precondition(clusters.contains(cluster))
+        return u8(clusterOff(cluster) + 22) & 2 != 0
     }
 }

@@ -215,14 +215,15 @@ public struct ClusterSpec: Sendable, Equatable {
     /// DestinationRule loadBalancer (default LEAST_REQUEST) and connectionPool limits.
     public var loadBalancer: LoadBalancerSpec
     public var connectionPool: ConnectionPoolSpec
+    /// The upstream speaks HTTP/2: the data plane opens HTTP/2 connections (prior knowledge in
+    /// plain text, ALPN h2 over TLS) instead of HTTP/1.1. Set from the port protocol and the
+    /// DestinationRule's `h2UpgradePolicy` (ConfigCompiler/TrafficPolicies.swift).
+    public var http2: Bool = false
     /// Supervisor-only health policies (ClusterPolicy.swift); not in the image.
     public var outlier: OutlierPolicy? = nil
     public var healthCheck: HealthCheckPolicy? = nil
     /// DestinationRule `tls` (TLSSpec.swift); nil = plain text (mode DISABLE).
     public var tls: ClusterTLSSpec? = nil
-    /// The upstream speaks HTTP/2: the port's protocol is GRPC, GRPC-WEB or HTTP2, or the
-    /// DestinationRule says `h2UpgradePolicy: UPGRADE` (istio-semantics.md §4).
-    public var http2 = false
 
     public init(name: String, endpoints: [EndpointSpec], connectTimeoutMs: UInt32 = 10_000,
                 loadBalancer: LoadBalancerSpec = LoadBalancerSpec(), connectionPool: ConnectionPoolSpec = ConnectionPoolSpec()) {

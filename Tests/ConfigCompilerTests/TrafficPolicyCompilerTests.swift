@@ -1,13 +1,16 @@
 import ConfigCompiler
+import Foundation
 import IstioConfig
 import RouteTable
 import XCTest
 
 /// DestinationRule loadBalancer / connectionPool → ClusterSpec, with Istio's merge precedence.
 final class TrafficPolicyCompilerTests: XCTestCase {
-    /// Gateway, a two-port ServiceEntry `frontend` with v1/v2 endpoints, `rule` (a
-    /// DestinationRule spec) and one VirtualService route per (prefix, destination) pair.
-    func clusters(rule: String, routes: [(String, String)], file: StaticString = #filePath, line: UInt = #line) -> [String: ClusterSpec] {
+    /// Gateway, a two-port ServiceEntry `frontend` with v1/v2 endpoints (or the `ports` given),
+    /// `rule` (a DestinationRule spec) and one VirtualService route per (prefix, destination) pair.
+    func clusters(rule: String, routes: [(String, String)],
+                  ports: String = "[{number: 80, name: http, protocol: HTTP}, {number: 9090, name: admin, protocol: HTTP}]",
+                  file: StaticString = #filePath, line: UInt = #line) -> [String: ClusterSpec] {
         let http = routes.map { prefix, dest in
             "  - match: [{uri: {prefix: \(prefix)}}]\n    route: [{destination: \(dest)}]"
         }.joined(separator: "\n")
@@ -18,7 +21,7 @@ final class TrafficPolicyCompilerTests: XCTestCase {
             metadata: {name: frontend}
             spec:
               hosts: [frontend.default.svc.cluster.local]
-              ports: [{number: 80, name: http, protocol: HTTP}, {number: 9090, name: admin, protocol: HTTP}]
+              ports: \(ports)
               resolution: STATIC
               endpoints:
               - {address: 10.1.0.1, labels: {version: v1}}
@@ -146,6 +149,61 @@ final class TrafficPolicyCompilerTests: XCTestCase {
         XCTAssertEqual(kiali.connectionPool, ConnectionPoolSpec(maxConnections: UInt32.max, maxPendingRequests: UInt32.max,
                                                                 maxRequests: UInt32.max, maxRequestsPerConnection: 0,
                                                                 maxRetries: UInt32.max, idleTimeoutMs: 3_600_000))
+    }
+
+    /// Upstream HTTP/2 (TrafficPolicies.swift `http2(portProtocol:)`; istio-semantics.md §4
+    /// `connectionPool.http.h2UpgradePolicy`, §5 `ports[].protocol`): an HTTP/2 port protocol
+    /// always; otherwise `h2UpgradePolicy: UPGRADE` after the merge; `useClientProtocol` never.
+    func testUpstreamHTTP2FromPortProtocolAndH2UpgradePolicy() throws {
+        let ports = "[{number: 80, name: http, protocol: HTTP}, {number: 8080, name: http-alt, protocol: HTTP}, {number: 9090, name: grpc, protocol: GRPC}, {number: 9091, name: h2, protocol: HTTP2}]"
+        let routes = [("/a", "{host: frontend, port: {number: 80}}"), ("/b", "{host: frontend, port: {number: 8080}}"),
+                      ("/c", "{host: frontend, port: {number: 9090}}"), ("/d", "{host: frontend, port: {number: 9091}}"),
+                      ("/e", "{host: frontend, subset: v1, port: {number: 80}}"),
+                      ("/f", "{host: frontend, subset: v1, port: {number: 9090}}"), ("/g", "{host: kiali}")]
+        let fqdn = "frontend.default.svc.cluster.local"
+        func h2(_ rule: String, file: StaticString = #filePath, line: UInt = #line) -> [Bool?] {
+            let cs = clusters(rule: rule, routes: routes, ports: ports, file: file, line: line)
+            return ["80|", "8080|", "9090|", "9091|", "80|v1", "9090|v1"].map { cs["outbound|\($0)|\(fqdn)"]?.http2 }
+                + [cs["outbound|80||kiali.default.svc.cluster.local"]?.http2]
+        }
+        let v1 = "subsets:\n- name: v1\n  labels: {version: v1}"
+        // Port protocols alone: GRPC and HTTP2 are HTTP/2; HTTP and no ServiceEntry are not.
+        XCTAssertEqual(h2(v1), [false, false, true, true, false, true, false])
+        // UPGRADE at the top level: every port of the host (not kiali, another host).
+        XCTAssertEqual(h2("trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}\n" + v1),
+                       [true, true, true, true, true, true, false])
+        // UPGRADE at port level: port 80 only.
+        XCTAssertEqual(h2("""
+            trafficPolicy:
+              portLevelSettings:
+              - port: {number: 80}
+                connectionPool: {http: {h2UpgradePolicy: UPGRADE}}
+            """ + "\n" + v1), [true, false, true, true, true, true, false])
+        // DO_NOT_UPGRADE only declines an upgrade: GRPC and HTTP2 ports stay HTTP/2 (Istio sets
+        // the HTTP/2 options from the port protocol before it applies the policy).
+        XCTAssertEqual(h2("trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: DO_NOT_UPGRADE}}}\n" + v1),
+                       [false, false, true, true, false, true, false])
+        // A subset's connection pool replaces the top-level one.
+        XCTAssertEqual(h2("""
+            trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}
+            subsets:
+            - name: v1
+              labels: {version: v1}
+              trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: DO_NOT_UPGRADE}}}
+            """), [true, true, true, true, false, true, false])
+        // useClientProtocol: Envoy follows the client's protocol; ingressd does not force HTTP/2,
+        // not even on a GRPC port.
+        XCTAssertEqual(h2("trafficPolicy: {connectionPool: {http: {useClientProtocol: true}}}\n" + v1),
+                       [false, false, false, false, false, false, false])
+
+        // `ingressd routes` and /config_dump show the upstream protocol.
+        let cs = clusters(rule: v1, routes: routes, ports: ports)
+        let grpc = try XCTUnwrap(cs["outbound|9090||\(fqdn)"]), plain = try XCTUnwrap(cs["outbound|80||\(fqdn)"])
+        XCTAssertEqual(renderClusterPolicy(grpc), "lb least-request, upstream protocol HTTP/2")
+        XCTAssertEqual(renderClusterPolicy(plain), "lb least-request")
+        let dump = renderConfigDumpJSON(TableSpec(clusters: [grpc, plain]), generation: 1)
+        let root = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(dump.utf8)) as? [String: Any], dump)
+        XCTAssertEqual((root["clusters"] as? [[String: Any]])?.map { $0["protocol"] as? String }, ["HTTP2", "HTTP1"])
     }
 
     func testHashOnAnInvalidHeaderNameIsRandom() throws {

@@ -274,4 +274,28 @@ final class ValidationTests: XCTestCase {
             XCTAssertEqual(r.diagnostics.errors, [], re)
         }
     }
+
+    /// h2UpgradePolicy is compiled into the cluster's upstream protocol: no "not supported"
+    /// warning. useClientProtocol is not served (ingressd does not follow the client's protocol)
+    /// and Istio's error for it together with UPGRADE stays.
+    func testH2UpgradePolicyIsServed() {
+        func findings(_ http: String) -> [String] {
+            loadYAML("""
+                apiVersion: networking.istio.io/v1
+                kind: DestinationRule
+                metadata: {name: dr}
+                spec:
+                  host: api.example.com
+                  trafficPolicy:
+                    connectionPool:
+                      http: \(http)
+                """).diagnostics.map { "\($0.severity) \($0.path): \($0.message)" }
+        }
+        XCTAssertEqual(findings("{h2UpgradePolicy: UPGRADE}"), [])
+        XCTAssertEqual(findings("{h2UpgradePolicy: DO_NOT_UPGRADE}"), [])
+        let both = findings("{h2UpgradePolicy: UPGRADE, useClientProtocol: true}")
+        XCTAssertTrue(both.contains("error spec.trafficPolicy.connectionPool.http: use client protocol must not be true when H2UpgradePolicy is UPGRADE"), "\(both)")
+        XCTAssertFalse(both.contains { $0.contains("h2UpgradePolicy") }, "\(both)")
+        XCTAssertTrue(both.contains { $0.contains("http.useClientProtocol") && $0.contains("not supported") }, "\(both)")
+    }
 }

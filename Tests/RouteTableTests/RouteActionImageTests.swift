@@ -63,6 +63,14 @@ let actionsSpec = TableSpec(
                     loadBalancer: LoadBalancerSpec(kind: .maglev, hashKey: .queryParameter("User"), tableSize: 7)),
         ClusterSpec(name: "random", endpoints: [], loadBalancer: LoadBalancerSpec(kind: .random)),
         ClusterSpec(name: "passthrough", endpoints: [], loadBalancer: LoadBalancerSpec(kind: .passthrough)),
+        {
+            // Upstream HTTP/2 next to the cookie-TTL flag: bits 0 and 1 of the same byte.
+            var c = ClusterSpec(name: "h2", endpoints: [],
+                                loadBalancer: LoadBalancerSpec(kind: .ringHash, hashKey: .cookie(name: "c", path: nil, ttlSeconds: 5),
+                                                               tableSize: 1024))
+            c.http2 = true
+            return c
+        }(),
     ])
 
 final class RouteActionImageTests: XCTestCase {
@@ -248,6 +256,12 @@ final class RouteActionImageTests: XCTestCase {
         XCTAssertEqual(string(r.clusterLoadBalancer(6).hashName), "User")
         XCTAssertEqual(r.clusterLoadBalancer(7).kind, .random)
         XCTAssertEqual(r.clusterLoadBalancer(8).kind, .passthrough)
+
+        // Upstream HTTP/2 only where the spec says so; it leaves the cookie TTL alone.
+        XCTAssertEqual(r.clusters.map(r.clusterHTTP2), [false, false, false, false, false, false, false, false, false, true])
+        XCTAssertEqual(r.clusterLoadBalancer(9).cookieTtlSeconds, 5)
+        XCTAssertTrue(r.decodeCluster(9).http2)
+        XCTAssertFalse(r.decodeCluster(1).http2)
     }
 
     func testImageWithActionsIsPositionIndependent() throws {

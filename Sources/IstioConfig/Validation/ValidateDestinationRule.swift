@@ -144,9 +144,10 @@ extension Checks {
                 if h.http2KeepAliveTimeout == nil { error("\(hp).http2KeepAlive", "http2 keepalive timeout is required") }
             }
             if let idle = h.idleTimeout, idle.nanoseconds != 0 { duration("\(hp).idleTimeout", idle) }
-            // http1MaxPendingRequests, maxRequestsPerConnection, maxRetries, idleTimeout and
-            // h2UpgradePolicy are served (Proxy/CircuitBreakers.swift, Engine+HTTP2Upstream.swift);
-            // the other HTTP/2 settings are not.
+            // http1MaxPendingRequests, maxRequestsPerConnection, maxRetries and idleTimeout are
+            // served (Proxy/CircuitBreakers.swift); h2UpgradePolicy is compiled into the
+            // cluster's upstream protocol (ConfigCompiler/TrafficPolicies.swift); the other
+            // HTTP/2 settings are not served.
             if h.http2MaxRequests != nil { unsupported("\(hp).http2MaxRequests") }
             if h.maxConcurrentStreams != nil { unsupported("\(hp).maxConcurrentStreams") }
             if h.useClientProtocol != nil { unsupported("\(hp).useClientProtocol") }
