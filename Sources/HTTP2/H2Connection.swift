@@ -35,6 +35,9 @@ public struct H2Connection {
     /// A frame `fill` could not fit: nghttp2's bytes, valid until its next mem_send.
     var carry: UnsafeRawPointer? = nil
     var carryCount = 0
+    /// nghttp2 sent a GOAWAY with an error code of its own accord (a protocol violation, a
+    /// flood): the engine counts the connection as a protocol error once and lets it close.
+    public var sentErrorGoAway = false
 
     /// Makes a server session (or, `client: true`, a client session to an upstream) that
     /// reports into `inbox`. nil when nghttp2 cannot allocate.
@@ -171,6 +174,20 @@ public struct H2Connection {
         nghttp2_session_check_request_allowed(session) == 0
     }
 
+    /// After a fatal error of `ingest` (nghttp2 queues nothing then: a CONTINUATION flood, an
+    /// outbound flood, a bad preface) the GOAWAY the peer is owed (RFC 9113 §5.4.1), written
+    /// into `out` (17 bytes). Floods get ENHANCE_YOUR_CALM, the rest PROTOCOL_ERROR.
+    public func fatalGoAway(error: Int, into out: UnsafeMutableRawPointer) -> Int {
+        let calm = error == Int(NGHTTP2_ERR_FLOODED.rawValue) || error == -905   // NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+        let code = calm ? UInt32(NGHTTP2_ENHANCE_YOUR_CALM.rawValue) : UInt32(NGHTTP2_PROTOCOL_ERROR.rawValue)
+        let last = UInt32(max(0, nghttp2_session_get_last_proc_stream_id(session)))
+        let frame: [UInt8] = [0, 0, 8, UInt8(NGHTTP2_GOAWAY.rawValue), 0, 0, 0, 0, 0,
+                              UInt8(last >> 24 & 0x7F), UInt8(last >> 16 & 0xFF), UInt8(last >> 8 & 0xFF), UInt8(last & 0xFF),
+                              UInt8(code >> 24), UInt8(code >> 16 & 0xFF), UInt8(code >> 8 & 0xFF), UInt8(code & 0xFF)]
+        frame.withUnsafeBytes { out.copyMemory(from: $0.baseAddress!, byteCount: 17) }
+        return 17
+    }
+
     /// A graceful GOAWAY: streams up to the last one received are still served.
     public func goAway() {
         let last = nghttp2_session_get_last_proc_stream_id(session)
@@ -209,6 +226,7 @@ public struct H2Connection {
         nghttp2_session_callbacks_set_on_frame_recv_callback(cb, onFrameRecv)
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, onDataChunk)
         nghttp2_session_callbacks_set_on_stream_close_callback(cb, onStreamClose)
+        nghttp2_session_callbacks_set_on_frame_send_callback(cb, onFrameSend)
         return cb
     }()
 }
@@ -308,6 +326,14 @@ private let onDataChunk: nghttp2_on_data_chunk_recv_callback = { session, _, str
     e.length = len
     _ = inbox.pointee.push(e)
     return inbox.pointee.nearlyFull ? Int32(NGHTTP2_ERR_PAUSE.rawValue) : 0
+}
+
+private let onFrameSend: nghttp2_on_frame_send_callback = { _, frame, user in
+    let f = frame!.pointee
+    if f.hd.type == UInt8(NGHTTP2_GOAWAY.rawValue) && f.goaway.error_code != UInt32(NGHTTP2_NO_ERROR.rawValue) {
+        conn(user).pointee.sentErrorGoAway = true
+    }
+    return 0
 }
 
 private let onStreamClose: nghttp2_on_stream_close_callback = { session, stream, code, user in

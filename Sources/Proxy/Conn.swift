@@ -165,6 +165,9 @@ struct Conn {
     var h2Flushing = false
     var h2FlushAgain = false
     var h2GoingAway = false
+    /// Connection: nghttp2 failed fatally (its error): our own GOAWAY goes out, then close.
+    var h2Fatal: Int32 = 0
+    var h2FatalSent = false
     /// Connection: an HTTP/1.1 request was read (the HTTP/2 preface is looked for only before).
     var h1Seen = false
     /// Stream: its connection, its id, and its siblings.

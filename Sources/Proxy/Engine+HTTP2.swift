@@ -71,6 +71,7 @@ extension ProxyEngine {
             let r = H2Connection.ingest(conns[Int(p)].h2!, data + off, n - off)
             if r < 0 {
                 failed = true
+                conns[Int(p)].h2Fatal = Int32(r)
                 break
             }
             off += r
@@ -80,9 +81,14 @@ extension ProxyEngine {
         if h2Alive(p, gen) { h2HandleEvents(p) }
         recycleRecv(bid)
         guard h2Alive(p, gen) else { return }
+        if failed && conns[Int(p)].role == .upstream {
+            h2UpConnectionLost(p)   // an upstream broke the protocol: its streams fail (503 UC / retry)
+            return
+        }
         if failed {
-            // A connection error (bad preface, flood, protocol violation): nghttp2 queued a
-            // GOAWAY; send it and close.
+            // A fatal error (bad preface, CONTINUATION or outbound flood): nghttp2 queues
+            // nothing, so our own GOAWAY goes out (h2Flush), then the connection closes.
+            // Protocol errors nghttp2 handles itself end with its GOAWAY (onFrameSend).
             stats.add(WorkerSlotField.h2ProtocolErrors)
             conns[Int(p)].h2GoingAway = true
             h2CloseStreams(p)
@@ -481,6 +487,22 @@ extension ProxyEngine {
             c.pointee.h2FlushAgain = true
             return
         }
+        if c.pointee.h2Fatal != 0 {
+            // Past a fatal nghttp2 error only our GOAWAY is sent; then the connection closes.
+            if !c.pointee.sendArmed && c.pointee.sendQueue.isEmpty {
+                if c.pointee.h2FatalSent || c.pointee.role == .upstream {
+                    closeConn(p)
+                } else {
+                    c.pointee.h2FatalSent = true
+                    let out = small.get()
+                    let n = h.pointee.fatalGoAway(error: Int(c.pointee.h2Fatal), into: out)
+                    c.pointee.out = out
+                    c.pointee.outLarge = false
+                    send(p, UnsafeRawPointer(out), Int32(n), release: .out)
+                }
+            }
+            return
+        }
         c.pointee.h2Flushing = true
         var rounds = 0
         repeat {
@@ -489,6 +511,12 @@ extension ProxyEngine {
             if !c.pointee.sendArmed && c.pointee.sendQueue.isEmpty && h.pointee.wantsWrite {
                 let out = large.get()
                 let n = H2Connection.fill(h, out, large.size)
+                if h.pointee.sentErrorGoAway && !c.pointee.h2GoingAway {
+                    // nghttp2 ended the session for a protocol error or a flood (its GOAWAY is
+                    // in this send): counted once; the connection closes once it is out.
+                    stats.add(WorkerSlotField.h2ProtocolErrors)
+                    c.pointee.h2GoingAway = true
+                }
                 if n > 0 {
                     c.pointee.out = out
                     c.pointee.outLarge = true
