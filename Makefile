@@ -20,10 +20,11 @@ DEMO         := examples/upstreams/run_demo.sh
 # Debian packages. Build: liburing, RE2, OpenSSL and nghttp2 headers (Sources/CURing, CRE2, COpenSSL, CNGHTTP2).
 # Run: curl to try the gateway, python3 for the demo upstreams (python3-grpcio: the gRPC one).
 # Test: also nginx, HAProxy and wrk (integration tests and perf/bench), nghttp2-client (h2load and
-# nghttp: HTTP/2 tests, perf/bench's h2 and h2s scenarios), python3-h2 and python3-grpcio (HTTP/2 frame-level and gRPC tests).
+# nghttp: HTTP/2 tests, perf/bench's h2, h2s and h2up scenarios), nghttp2-server (nghttpd: h2up's
+# HTTP/2 upstream), python3-h2 and python3-grpcio (HTTP/2 frame-level and gRPC tests).
 BUILD_PKGS   := liburing-dev libre2-dev libssl-dev libnghttp2-dev
 RUN_PKGS     := $(BUILD_PKGS) curl python3 python3-grpcio procps openssl
-TEST_PKGS    := $(RUN_PKGS) nginx haproxy wrk nghttp2-client python3-h2 python3-grpcio python3-pip
+TEST_PKGS    := $(RUN_PKGS) nginx haproxy wrk nghttp2-client nghttp2-server python3-h2 python3-grpcio python3-pip
 
 # The demo's HTTPS certificate (self-signed, made on first `make run`; not committed).
 DEMO_CREDENTIALS := examples/https/credentials

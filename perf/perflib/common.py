@@ -18,10 +18,10 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # perf/
 ROOT = os.path.dirname(HERE)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-# Command -> Debian package. h2load and nghttp (nghttp2-client) for the h2 scenarios; perf and
-# valgrind for profile.
+# Command -> Debian package. h2load and nghttp (nghttp2-client) for the h2 scenarios, nghttpd
+# (nghttp2-server) for h2up's HTTP/2 upstream; perf and valgrind for profile.
 DEBIAN_PACKAGES = {"wrk": "wrk", "nginx": "nginx", "haproxy": "haproxy", "h2load": "nghttp2-client",
-                   "nghttp": "nghttp2-client",
+                   "nghttp": "nghttp2-client", "nghttpd": "nghttp2-server",
                    "perf": "linux-perf", "valgrind": "valgrind", "cc": "gcc", "taskset": "util-linux",
                    "openssl": "openssl"}
 

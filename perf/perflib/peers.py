@@ -116,13 +116,36 @@ def nginx_proxy_conf(workdir, port, upstream_port, keepalive, workers=1, name="n
     )
 
 
+def nginx_grpc_conf(workdir, port, upstream_port, keepalive, workers=1, name="nginx", listen_extra="",
+                    server_extra=""):
+    """nginx forwarding every request over HTTP/2 cleartext with grpc_pass (h2up): the gRPC
+    module carries any method to any HTTP/2 server, GETs included. An upstream block with a
+    keepalive pool so connections are reused; nginx never multiplexes them (one request at a
+    time per upstream connection, so up to one connection per stream in flight). The same
+    decoration as nginx_proxy_conf (Host: grpc_pass's default, $host)."""
+    return nginx_common(workdir, name, workers) + (
+        "http {\n  access_log off;\n%s"
+        "  keepalive_requests 10000000;\n  keepalive_timeout 300s;\n"
+        "  client_max_body_size 0;\n"
+        "  upstream backend {\n    server 127.0.0.1:%d;\n    keepalive %d;\n"
+        "    keepalive_requests 10000000;\n    keepalive_timeout 300s;\n  }\n"
+        "  server {\n    listen 127.0.0.1:%d backlog=4096%s%s;\n%s    location / {\n"
+        "      grpc_pass grpc://backend;\n"
+        "      grpc_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
+        "      grpc_set_header X-Forwarded-Proto $scheme;\n"
+        "      grpc_set_header X-Request-Id $request_id;\n    }\n  }\n}\n"
+        % (nginx_temp_paths(workdir, name), upstream_port, keepalive, port, " reuseport" if workers > 1 else "",
+           listen_extra, server_extra)
+    )
+
+
 def haproxy_conf(port, upstream_port, workers=1, frontend_extra="", backend_extra="", use_backend="default_backend be",
-                 bind_extra="", global_extra="", proto="http"):
+                 bind_extra="", global_extra="", proto="http", server_extra=""):
     # maxconn high enough for the idle scenario's 10 000 connections; an explicit ulimit-n at
     # the limit we have (HAProxy would otherwise refuse to start when it cannot raise it to
     # 2 x maxconn, which it only needs when every connection also has a server connection).
     # `bind_extra` (" ssl crt PEM"), `global_extra` (lines indented by 2) and `proto` (the
-    # X-Forwarded-Proto value) are for the TLS scenarios.
+    # X-Forwarded-Proto value) are for the TLS scenarios; `server_extra` (" proto h2") for h2up.
     limit = fd_limit()
     maxconn = max(4096, min(20000, (limit - 64) // 2))
     return (
@@ -135,15 +158,16 @@ def haproxy_conf(port, upstream_port, workers=1, frontend_extra="", backend_extr
         "  unique-id-format %%{+X}o%%ci%%cp%%fi%%fp%%Ts%%rt%%pid\n"
         "  unique-id-header X-Request-Id\n%s"
         "  %s\n\n"
-        "backend be\n%s  server up 127.0.0.1:%d maxconn 4096\n"
+        "backend be\n%s  server up 127.0.0.1:%d maxconn 4096%s\n"
         % (workers, maxconn, limit, global_extra, port, bind_extra, proto, frontend_extra, use_backend,
-           backend_extra, upstream_port)
+           backend_extra, upstream_port, server_extra)
     )
 
 
-def ingressd_conf(port, upstream_port, tls=None):
+def ingressd_conf(port, upstream_port, tls=None, upstream_protocol="HTTP"):
     """The bench's ingressd configuration; `tls` = (certificate path, key path) makes the
-    Gateway server HTTPS (mode SIMPLE, hosts "*": every SNI, and none)."""
+    Gateway server HTTPS (mode SIMPLE, hosts "*": every SNI, and none); `upstream_protocol` is
+    the ServiceEntry port's protocol (HTTP2, GRPC: ingressd speaks HTTP/2 to the upstream)."""
     server = "      name: http\n      protocol: HTTP\n    hosts:\n    - \"*\"\n"
     if tls:
         server = ("      name: https\n      protocol: HTTPS\n    hosts:\n    - \"*\"\n"
@@ -186,13 +210,13 @@ spec:
   ports:
   - number: 80
     name: http
-    protocol: HTTP
+    protocol: %s
   resolution: STATIC
   endpoints:
   - address: 127.0.0.1
     ports:
       http: %d
-""" % (port, server, upstream_port)
+""" % (port, server, upstream_protocol, upstream_port)
 
 
 # -- starting -----------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
-"""perf/bench scenarios over HTTP/2 downstream: `h2` (cleartext, prior knowledge: h2c) and `h2s`
-(HTTPS, ALPN h2). Both: h2load (Debian nghttp2-client), `--h2-connections` connections (10) x
-`--h2-streams` concurrent streams each (100), GET / (the upstream's 20-byte body), and the
-bench's one HTTP/1.1 upstream behind every proxy.
+"""perf/bench scenarios over HTTP/2 downstream: `h2` (cleartext, prior knowledge: h2c), `h2s`
+(HTTPS, ALPN h2) and `h2up` (h2c to the proxy and h2c from the proxy to an HTTP/2 upstream: HTTP/2
+end to end, as gRPC is carried). All: h2load (Debian nghttp2-client), `--h2-connections`
+connections (10) x `--h2-streams` concurrent streams each (100), GET / (the upstream's 20-byte
+body); h2 and h2s with the bench's one HTTP/1.1 upstream behind every proxy, h2up with an nghttpd
+of its own (below).
 
 Each scenario starts proxies of its own (the bench's plain proxies stay HTTP/1.1 only), with the
 bench's worker count and usual decoration (x-forwarded-for, x-forwarded-proto, x-request-id):
@@ -13,6 +15,18 @@ bench's worker count and usual decoration (x-forwarded-for, x-forwarded-proto, x
     proxy_pass to the upstream with the keepalive pool, as in keepalive;
   * HAProxy: `bind PORT proto h2` (h2), `bind PORT ssl crt PEM alpn h2,http/1.1` (h2s),
     mode http, the same backend as keepalive.
+
+h2up: the upstream is nghttpd (Debian nghttp2-server; `--no-tls`, `--upstream-workers` threads,
+`-m 4096` so one connection may carry every stream in flight) serving the same 20-byte body as
+DOCROOT/index.html; its CPU use is recorded per run (`upstream CPU%`) to show it is not the
+bottleneck. The proxies as in h2, forwarding over HTTP/2 cleartext:
+
+  * ingressd: the ServiceEntry port's protocol is HTTP2 (one multiplexed upstream connection per
+    endpoint per worker, another when the upstream's SETTINGS_MAX_CONCURRENT_STREAMS is reached);
+  * nginx: `grpc_pass grpc://backend` (the gRPC module carries any request over h2c, GETs too) to
+    an upstream block with `keepalive`: connections are reused but never multiplexed, so nginx
+    holds about one upstream connection per stream in flight (connections x streams);
+  * HAProxy: `server ... proto h2` (multiplexed, http-reuse always).
 
 h2load runs a fixed number of requests (`-n`), not a fixed time: with `-D` it counts the streams
 still in flight when the time is up as failed ("errored"), up to connections x streams per run,
@@ -34,9 +48,12 @@ import os
 import re
 import subprocess
 
-from perflib.common import free_port, log, parse_duration_ms, taskset_prefix, tool, version_of
-from perflib.peers import (BASELINE, BODY, haproxy_conf, ingressd_conf, nginx_proxy_conf, pin_workers,
-                           start_haproxy, start_ingressd, start_nginx)
+import time
+
+from perflib.common import (Service, cpu_seconds, free_port, log, parse_duration_ms, taskset_prefix, tool,
+                            version_of, wait_port)
+from perflib.peers import (BASELINE, BODY, haproxy_conf, ingressd_conf, nginx_grpc_conf, nginx_proxy_conf,
+                           pin_workers, start_haproxy, start_ingressd, start_nginx)
 from . import Scenario, ScenarioSkip, register
 from .tls import make_certificate
 
@@ -316,3 +333,89 @@ class H2S(_H2Scenario):
         return start_ingressd(binary, ctx.workdir, port, peers.upstream_port, args.workers,
                               cpus=args.proxy_cpus, name=svc_name,
                               conf_text=ingressd_conf(port, peers.upstream_port, tls=(self.cert, self.key)))
+
+
+@register
+class H2Up(_H2Scenario):
+    """HTTP/2 end to end: h2c from h2load to the proxy, h2c from the proxy to nghttpd."""
+    name = "h2up"
+    title = ("HTTP/2 end to end, as gRPC is carried: h2c by prior knowledge, h2load -n sized to --duration, "
+             "20-byte responses, HTTP/2 cleartext upstream (nghttpd)")
+    order = 82
+    tools = ("h2load", "nghttp", "nghttpd")
+    columns = _H2Scenario.columns + (("upstream_cpu_pct", "upstream CPU%", 0),)
+    #: nghttpd's SETTINGS_MAX_CONCURRENT_STREAMS: room for every stream h2load keeps in flight on
+    #: one connection (HAProxy and ingressd open another connection when it is reached).
+    upstream_max_streams = 4096
+
+    def setup(self, ctx):
+        docroot = os.path.join(ctx.workdir, "h2up-htdocs")
+        os.makedirs(docroot, exist_ok=True)
+        with open(os.path.join(docroot, "index.html"), "w") as f:
+            f.write(BODY)
+        self.upstream = None
+        self.upstream_port = free_port()
+        workers = max(1, ctx.args.upstream_workers)
+        self.upstream = Service("h2up-nghttpd", [
+            tool("nghttpd"), "--no-tls", "-a", "127.0.0.1", "-d", docroot, "-n", "%d" % workers,
+            "-m", "%d" % self.upstream_max_streams, "%d" % self.upstream_port],
+            ctx.workdir, self.upstream_port, ctx.load_cpus)
+        if not wait_port(self.upstream_port, self.upstream.proc):
+            why = "nghttpd did not start: %s" % (self.upstream.log_tail(3).strip() or "no output")
+            self.upstream.stop()
+            self.upstream = None
+            raise ScenarioSkip(why)
+        body, out = nghttp_get("http://127.0.0.1:%d/" % self.upstream_port)
+        if body != BODY.encode():
+            self.upstream.stop()
+            self.upstream = None
+            raise ScenarioSkip("nghttpd did not serve the 20-byte body over h2c: %s" % (
+                out.splitlines()[-1] if out else "no output"))
+        try:
+            super().setup(ctx)
+        except ScenarioSkip:
+            self.upstream.stop()
+            self.upstream = None
+            raise
+        self.title = self.title.replace("h2load", "h2load -m%d" % ctx.args.h2_streams)
+        ctx.meta.setdefault("h2", {})["nghttpd"] = version_of([tool("nghttpd"), "--version"])
+        ctx.meta["h2"]["h2up_upstream"] = {"threads": workers, "max_concurrent_streams": self.upstream_max_streams}
+
+    def start_proxy(self, ctx, name, port, keepalive):
+        args = ctx.args
+        up = self.upstream_port
+        svc_name = "h2up-" + name
+        if name == "nginx":
+            listen_extra, server_extra = nginx_http2_syntax()
+            return start_nginx(svc_name, nginx_grpc_conf(
+                ctx.workdir, port, up, keepalive, args.workers, name=svc_name,
+                listen_extra=listen_extra, server_extra=server_extra), ctx.workdir, port, cpus=args.proxy_cpus)
+        if name == "haproxy":
+            return start_haproxy(ctx.workdir, port, up, args.workers, cpus=args.proxy_cpus, name=svc_name,
+                                 conf_text=haproxy_conf(port, up, args.workers, bind_extra=" proto h2",
+                                                        server_extra=" proto h2"))
+        binary = args.baseline if name == BASELINE else args.binary
+        return start_ingressd(binary, ctx.workdir, port, up, args.workers, cpus=args.proxy_cpus, name=svc_name,
+                              conf_text=ingressd_conf(port, up, upstream_protocol="HTTP2"))
+
+    def run(self, ctx, target, variant):
+        """_H2Scenario.run, plus nghttpd's CPU use over the run (percent of one CPU): near 100
+        per thread would mean the upstream, not the proxy, sets the pace."""
+        alive = self.upstream is not None and self.upstream.alive()
+        if alive:
+            t0 = time.monotonic()
+            u0, s0 = cpu_seconds(self.upstream.pid)
+        r = super().run(ctx, target, variant)
+        if alive:
+            u1, s1 = cpu_seconds(self.upstream.pid)
+            wall = time.monotonic() - t0
+            r["upstream_cpu_pct"] = 100.0 * (u1 - u0 + s1 - s0) / wall if wall > 0 else None
+        if self.upstream is not None and not self.upstream.alive() and not r.get("invalid"):
+            r["invalid"] = "nghttpd exited during the run: %s" % self.upstream.log_tail(3).strip()
+        return r
+
+    def teardown(self, ctx):
+        super().teardown(ctx)
+        if getattr(self, "upstream", None) is not None:
+            self.upstream.stop()
+            self.upstream = None
