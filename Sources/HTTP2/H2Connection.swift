@@ -38,6 +38,33 @@ public struct H2Connection {
     /// nghttp2 sent a GOAWAY with an error code of its own accord (a protocol violation, a
     /// flood): the engine counts the connection as a protocol error once and lets it close.
     public var sentErrorGoAway = false
+    /// A header block whose bytes had not all arrived when the inbox was reset (H2Inbox.reset):
+    /// its records and state, restored at the next `ingest` (a buffer allocated when first
+    /// needed, freed with the connection).
+    var partial: UnsafeMutableRawPointer? = nil
+    var partialCapacity = 0
+    var partialLen = 0
+    var partialStream: Int32 = 0
+    var partialBytes = 0
+    var partialFields = 0
+    var partialTooLarge = false
+    var partialCategory: UInt32 = 0
+
+    mutating func savePartial(_ inbox: H2Inbox) {
+        let n = inbox.used - inbox.blockStart
+        if n > partialCapacity {
+            partial?.deallocate()
+            partialCapacity = max(n, 4096)
+            partial = .allocate(byteCount: partialCapacity, alignment: 8)
+        }
+        if n > 0 { partial!.copyMemory(from: inbox.arena + inbox.blockStart, byteCount: n) }
+        partialLen = n
+        partialStream = inbox.blockStream
+        partialBytes = inbox.blockBytes
+        partialFields = inbox.blockFields
+        partialTooLarge = inbox.blockTooLarge
+        partialCategory = inbox.blockCategory
+    }
 
     /// Makes a server session (or, `client: true`, a client session to an upstream) that
     /// reports into `inbox`. nil when nghttp2 cannot allocate.
@@ -73,6 +100,8 @@ public struct H2Connection {
     /// Frees the session and the state (the engine closed the connection).
     public static func destroy(_ h: UnsafeMutablePointer<H2Connection>) {
         if let s = h.pointee.session { nghttp2_session_del(s) }
+        if h.pointee.inbox.pointee.owner == h { h.pointee.inbox.pointee.owner = nil }
+        h.pointee.partial?.deallocate()
         h.pointee.completed.deallocate()
         h.deinitialize(count: 1)
         h.deallocate()
@@ -93,6 +122,7 @@ public struct H2Connection {
     public static func ingest(_ h: UnsafeMutablePointer<H2Connection>, _ p: UnsafeRawPointer, _ n: Int) -> Int {
         let k = min(n, H2Connection.maxInputPerCall)
         let session = h.pointee.session
+        h.pointee.inbox.pointee.restore(h)
         return nghttp2_session_mem_recv(session, p.assumingMemoryBound(to: UInt8.self), k)
     }
 
@@ -114,6 +144,7 @@ public struct H2Connection {
             h.pointee.carryCount = 0
         }
         let session = h.pointee.session
+        h.pointee.inbox.pointee.owner = h   // sending may close streams (events of `h`)
         while w < capacity {
             var p: UnsafePointer<UInt8>? = nil
             let n = nghttp2_session_mem_send(session, &p)

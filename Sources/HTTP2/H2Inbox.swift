@@ -100,18 +100,38 @@ public struct H2Inbox {
         names = .allocate(byteCount: H2Inbox.namesCapacity, alignment: 8)
     }
 
-    /// Forgets the handled events; a header block in progress moves to the front of the arena.
+    /// The connection whose bytes the last `ingest` read (the owner of a block in progress).
+    var owner: UnsafeMutablePointer<H2Connection>? = nil
+
+    /// Forgets the handled events. A header block still in progress (its frame, or its
+    /// CONTINUATIONs, not all read yet) belongs to the connection that was read: it is kept with
+    /// that connection (`H2Connection.partial`) until its next `ingest`, since the inbox serves
+    /// every connection of the worker and the next one read may be another.
     public mutating func reset() {
         count = 0
-        if blockStream != 0 {
-            let n = used - blockStart
-            if blockStart > 0 && n > 0 { arena.copyMemory(from: arena + blockStart, byteCount: n) }
-            blockStart = 0
-            used = n
-        } else {
-            used = 0
-            blockStart = 0
+        if blockStream != 0, let h = owner {
+            h.pointee.savePartial(self)
+            blockStream = 0
         }
+        used = 0
+        blockStart = 0
+    }
+
+    /// Puts connection `h`'s saved block in progress back (before its bytes are read).
+    mutating func restore(_ h: UnsafeMutablePointer<H2Connection>) {
+        owner = h
+        guard h.pointee.partialStream != 0 else { return }
+        let n = h.pointee.partialLen
+        if n > 0 { arena.copyMemory(from: h.pointee.partial!, byteCount: n) }
+        used = n
+        blockStart = 0
+        blockStream = h.pointee.partialStream
+        blockBytes = h.pointee.partialBytes
+        blockFields = h.pointee.partialFields
+        blockTooLarge = h.pointee.partialTooLarge
+        blockCategory = h.pointee.partialCategory
+        h.pointee.partialStream = 0
+        h.pointee.partialLen = 0
     }
 
     @inline(__always)
