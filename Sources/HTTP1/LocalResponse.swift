@@ -56,6 +56,29 @@ public func serializeLocalResponse(status: UInt16, body: UnsafeRawBufferPointer,
     return w.result
 }
 
+/// A `grpc-timeout` value (gRPC over HTTP/2: 1–8 digits and a unit, H M S m u n) in
+/// milliseconds, rounded up (at least 1); nil when malformed.
+public func parseGRPCTimeout(_ v: UnsafeRawBufferPointer) -> UInt64? {
+    guard v.count >= 2, v.count <= 9 else { return nil }
+    var n: UInt64 = 0
+    for k in 0..<(v.count - 1) {
+        let b = v[k]
+        guard b >= 0x30 && b <= 0x39 else { return nil }
+        n = n * 10 + UInt64(b - 0x30)
+    }
+    let ms: UInt64
+    switch v[v.count - 1] {
+    case UInt8(ascii: "H"): ms = n * 3_600_000
+    case UInt8(ascii: "M"): ms = n * 60_000
+    case UInt8(ascii: "S"): ms = n * 1000
+    case UInt8(ascii: "m"): ms = n
+    case UInt8(ascii: "u"): ms = (n + 999) / 1000
+    case UInt8(ascii: "n"): ms = (n + 999_999) / 1_000_000
+    default: return nil
+    }
+    return max(ms, 1)
+}
+
 /// The gRPC status Envoy gives a local reply to a gRPC request (its `httpToGrpcStatus`; an
 /// upstream timeout, the only 504 ingressd answers, is DEADLINE_EXCEEDED as Envoy's router
 /// sends it).

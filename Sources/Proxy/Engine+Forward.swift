@@ -46,6 +46,7 @@ extension ProxyEngine {
         e.pointee.cluster = cluster
         computeHashKey(i, x, reader: reader, cluster: cluster, source: source, head: head)   // LoadBalancer.swift
         e.pointee.timeoutMs = reader.routeTimeoutMs(route)
+        if e.pointee.grpc { applyGRPCTimeout(x, source: source, head: head) }   // Engine+HTTP2.swift
         let policy = reader.retryPolicy(route: route)
         e.pointee.perTryTimeoutMs = policy.perTryTimeoutMs
         var features: UInt8 = 0

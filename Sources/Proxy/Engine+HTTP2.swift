@@ -696,3 +696,16 @@ extension ProxyEngine {
         return value.count == n || value[n] == UInt8(ascii: "+") || value[n] == UInt8(ascii: ";")
     }
 }
+
+extension ProxyEngine {
+    /// `grpc-timeout` on a gRPC request (Istio routes set Envoy's `max_stream_duration` with
+    /// `grpc_timeout_header_max` equal to the route timeout): the header's deadline becomes the
+    /// exchange's timeout, capped by the route's `timeout` when it has one. Past it: 504 UT,
+    /// which a gRPC client gets as DEADLINE_EXCEEDED.
+    mutating func applyGRPCTimeout(_ x: Int32, source: UnsafeRawBufferPointer, head: RequestHead) {
+        guard let v = findHeader(source, head, "grpc-timeout"), let ms = parseGRPCTimeout(slice(source, v)) else { return }
+        let e = exchanges.slots + Int(x)
+        let route = UInt64(e.pointee.timeoutMs)
+        e.pointee.timeoutMs = UInt32(clamping: route == 0 ? ms : min(ms, route))
+    }
+}

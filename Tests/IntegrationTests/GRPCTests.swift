@@ -142,6 +142,27 @@ final class GRPCTests: IntegrationTestCase {
                                "('UNAVAILABLE', 'upstream connect error or disconnect/reset before headers. reset reason: connection failure')"])
     }
 
+    func testGRPCTimeoutIsTheDeadline() throws {
+        let echo = try startEcho()
+        let gw = try startGateway(echoPort: echo)
+        let frame = harness.path("frame.bin")
+        FileManager.default.createFile(atPath: frame, contents: Data([0, 0, 0, 0, 1, 0x78]))
+        // The upstream takes 2 s; the request's grpc-timeout says 300 ms: the gateway answers
+        // DEADLINE_EXCEEDED (Envoy: upstream request timeout) at about 300 ms.
+        let start = Date()
+        let r = try harness.run("curl", ["-s", "-i", "--http2-prior-knowledge", "-H", "content-type: application/grpc",
+                                         "-H", "te: trailers", "-H", "grpc-timeout: 300m", "--data-binary", "@\(frame)",
+                                         "http://127.0.0.1:\(gw.listenPort)/pkg.Svc/Slow"], timeout: 30)
+        let took = Date().timeIntervalSince(start)
+        XCTAssertTrue(r.stdout.hasPrefix("HTTP/2 200"), r.output)
+        XCTAssertTrue(r.stdout.contains("grpc-status: 4"), r.output)
+        XCTAssertTrue(r.stdout.contains("grpc-message: upstream request timeout"), r.output)
+        XCTAssertLessThan(took, 1.5, "the gateway's deadline, not the upstream's answer")
+        // Without the header the call completes.
+        let ok = try client("127.0.0.1:\(gw.listenPort)", "out(call('/pkg.Svc/Slow', b'x')[:2])")
+        XCTAssertEqual(ok, ["('OK', 'slow')"])
+    }
+
     func testH2UpgradePolicyMakesAnHTTPPortSpeakHTTP2() throws {
         let echo = try startEcho()
         // Without the policy an HTTP port is HTTP/1.1 upstream: the gRPC server cannot answer.

@@ -6,11 +6,13 @@ methods take and return raw bytes).
                    trailing metadata x-echo-trailer: yes; the request b"fail" ends NOT_FOUND
                    "nothing here"
   /pkg.Svc/Stream  bidirectional: "s:<message>" for each message
+  /pkg.Svc/Slow    unary: answers "slow" after 2 s
 
 Prints "NAME listening on 127.0.0.1:PORT" once serving (--port 0 picks a free port).
 """
 import argparse
 import sys
+import time
 from concurrent import futures
 
 import grpc
@@ -30,6 +32,10 @@ def main():
         return (b"echo:" + request + b" xff=" + md.get("x-forwarded-for", "").encode()
                 + b" xfp=" + md.get("x-forwarded-proto", "").encode())
 
+    def slow(request, context):
+        time.sleep(2)
+        return b"slow"
+
     def stream(requests, context):
         for r in requests:
             yield b"s:" + r
@@ -37,6 +43,7 @@ def main():
     handler = grpc.method_handlers_generic_handler("pkg.Svc", {
         "Echo": grpc.unary_unary_rpc_method_handler(echo),
         "Stream": grpc.stream_stream_rpc_method_handler(stream),
+        "Slow": grpc.unary_unary_rpc_method_handler(slow),
     })
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     server.add_generic_rpc_handlers((handler,))
