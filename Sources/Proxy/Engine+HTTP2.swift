@@ -354,24 +354,9 @@ extension ProxyEngine {
     /// The session of stream slot `s` queued bytes (an HTTP/1.1 response, head first).
     mutating func h2StreamSend(_ s: Int32) {
         let c = conns + Int(s)
-        c.pointee.sendArmed = true
         let p = c.pointee.h2Parent
-        guard let h = conns[Int(p)].h2, c.pointee.h2Stream != 0 else {
-            // The client's stream is gone: nothing can be sent; complete it as dropped.
-            h2CompleteLater(s)
-            return
-        }
-        let seg = c.pointee.sendQueue.first
-        let base = seg.base! + Int(c.pointee.sendQueue.sent)
-        let n = Int(seg.count - c.pointee.sendQueue.sent)
-        if c.pointee.h2HeadDone {
-            c.pointee.h2Out.base = base
-            c.pointee.h2Out.count = n
-            c.pointee.h2Out.offset = 0
-            h.pointee.resume(stream: c.pointee.h2Stream, &c.pointee.h2Out)
-            h2ScheduleFlush(p)
-            return
-        }
+        // (A client stream already gone: nothing can be sent; completed as dropped.)
+        guard let (h, base, n) = h2SendStart(s, needsStream: true) else { return }
         var head = ResponseHead()
         let status = parseResponseHead(UnsafeRawBufferPointer(start: base, count: n), limits: .default,
                                        headers: UnsafeMutableBufferPointer(start: headers, count: ProxyEngine.maxHeaders),
@@ -429,6 +414,33 @@ extension ProxyEngine {
         }
         if out.pointee.base == nil { h2CompleteLater(s) }   // the head only: the body follows
         h2ScheduleFlush(p)
+    }
+
+    /// The start of a stream slot's send (either role): the segment now in flight is in the
+    /// session's hands. A body segment after the head is given to the stream's source (nghttp2
+    /// pulls it as the windows allow); a head is returned for the caller to submit. nil when it
+    /// was handled here (body, or no connection — or, with `needsStream`, no stream — left: then
+    /// completed as dropped).
+    @inline(__always)
+    mutating func h2SendStart(_ s: Int32, needsStream: Bool) -> (UnsafeMutablePointer<H2Connection>, UnsafeRawPointer, Int)? {
+        let c = conns + Int(s)
+        c.pointee.sendArmed = true
+        guard let h = conns[Int(c.pointee.h2Parent)].h2, !needsStream || c.pointee.h2Stream != 0 else {
+            h2CompleteLater(s)
+            return nil
+        }
+        let seg = c.pointee.sendQueue.first
+        let base = seg.base! + Int(c.pointee.sendQueue.sent)
+        let n = Int(seg.count - c.pointee.sendQueue.sent)
+        guard !c.pointee.h2HeadDone else {
+            c.pointee.h2Out.base = base
+            c.pointee.h2Out.count = n
+            c.pointee.h2Out.offset = 0
+            if c.pointee.h2Stream != 0 { h.pointee.resume(stream: c.pointee.h2Stream, &c.pointee.h2Out) }
+            h2ScheduleFlush(c.pointee.h2Parent)
+            return nil
+        }
+        return (h, base, n)
     }
 
     /// Stream slot `s`'s segment in flight is done without nghttp2 reading it (a head, an

@@ -116,23 +116,8 @@ extension ProxyEngine {
     /// body bytes after it), or more body.
     mutating func h2UpStreamSend(_ s: Int32) {
         let c = conns + Int(s)
-        c.pointee.sendArmed = true
         let p = c.pointee.h2Parent
-        guard let h = conns[Int(p)].h2 else {
-            h2CompleteLater(s)
-            return
-        }
-        let seg = c.pointee.sendQueue.first
-        let base = seg.base! + Int(c.pointee.sendQueue.sent)
-        let n = Int(seg.count - c.pointee.sendQueue.sent)
-        if c.pointee.h2HeadDone {
-            c.pointee.h2Out.base = base
-            c.pointee.h2Out.count = n
-            c.pointee.h2Out.offset = 0
-            if c.pointee.h2Stream != 0 { h.pointee.resume(stream: c.pointee.h2Stream, &c.pointee.h2Out) }
-            h2ScheduleFlush(p)
-            return
-        }
+        guard let (h, base, n) = h2SendStart(s, needsStream: false) else { return }
         var head = RequestHead()
         let status = parseRequestHead(UnsafeRawBufferPointer(start: base, count: n), limits: .default,
                                       headers: UnsafeMutableBufferPointer(start: headers, count: ProxyEngine.maxHeaders),
