@@ -23,6 +23,9 @@ struct FieldSemantics {
     /// A Connection token names some other field, which must then be flagged hop-by-hop.
     @usableFromInline var connectionNominates = false
     @usableFromInline var upgradeSeen = false
+    /// The Upgrade field asks for h2c (RFC 7540 §3.2): not honoured, as in Envoy — the
+    /// request is served as HTTP/1.1 and the Upgrade (and HTTP2-Settings) fields are dropped.
+    @usableFromInline var upgradeH2c = false
     @usableFromInline var expectContinue = false
     @usableFromInline var hopByHopSeen = false
     @usableFromInline var xForwardedForIndex: Int32 = -1
@@ -131,6 +134,7 @@ func classify(_ p: UnsafeRawPointer, _ f: inout HeaderField, index: Int32, isReq
         if equalsLowercase(p, n, len, "upgrade") {
             // Flagged (or not) once the whole head is known: see `finishHopByHop`.
             s.upgradeSeen = true
+            if equalsLowercase(p, vs, ve &- vs, "h2c") { s.upgradeH2c = true }
         } else if equalsLowercase(p, n, len, "trailer") {
             f.flags.insert(.hopByHop)
         }

@@ -90,7 +90,7 @@ func parseRequest(_ p: UnsafeRawPointer, start: Int, firstLF: Int, end: Int, _ l
     head.contentLength = s.contentLength
     head.isChunked = s.chunkedSeen
     head.keepAlive = http11 ? !s.connectionClose : (s.connectionKeepAlive && !s.connectionClose)
-    head.isUpgrade = http11 && s.connectionUpgrade && s.upgradeSeen
+    head.isUpgrade = http11 && s.connectionUpgrade && s.upgradeSeen && !s.upgradeH2c
     head.expectContinue = http11 && s.expectContinue
     head.xForwardedForIndex = s.xForwardedForIndex
     head.xRequestIdIndex = s.xRequestIdIndex

@@ -127,6 +127,12 @@ final class RequestParserTests: XCTestCase {
         }
         // The token without an Upgrade field.
         XCTAssertFalse(parseRequest("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n").head.isUpgrade)
+        // h2c is not honoured (Envoy): an HTTP/1.1 request; Upgrade and HTTP2-Settings dropped.
+        let h2c = parseRequest("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+            + "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+        XCTAssertEqual(h2c.status, .complete)
+        XCTAssertFalse(h2c.head.isUpgrade)
+        XCTAssertEqual(Set(h2c.flagged(.hopByHop)), ["Connection", "Upgrade", "HTTP2-Settings"])
     }
 
     func testExpectContinue() {
