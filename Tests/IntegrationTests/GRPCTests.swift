@@ -18,9 +18,9 @@ final class GRPCTests: IntegrationTestCase {
         }
     }
 
-    func startEcho() throws -> UInt16 {
+    func startEcho(tls: [String] = []) throws -> UInt16 {
         try harness.startPortPrintingServer("grpc-echo", [Paths.packageRoot.appendingPathComponent("examples/upstreams/grpc_echo.py").path,
-                                                          "--port", "0"], python: Self.python).port
+                                                          "--port", "0"] + tls, python: Self.python).port
     }
 
     /// A Gateway on a free port; `/pkg.Svc/` goes to service `grpc` on port 9000 whose protocol
@@ -161,6 +161,17 @@ final class GRPCTests: IntegrationTestCase {
         // Without the header the call completes.
         let ok = try client("127.0.0.1:\(gw.listenPort)", "out(call('/pkg.Svc/Slow', b'x')[:2])")
         XCTAssertEqual(ok, ["('OK', 'slow')"])
+    }
+
+    func testHTTP2OverTLSToTheUpstreamByALPN() throws {
+        // DestinationRule tls SIMPLE to a gRPC upstream that only speaks TLS with ALPN h2.
+        let pki = try TestPKI(harness)
+        let cert = try pki.issue("grpc-upstream", names: ["grpc.internal"])
+        let echo = try startEcho(tls: ["--tls-cert", cert.crt, "--tls-key", cert.key])
+        let gw = try startGateway(echoPort: echo,
+                                  rule: "{tls: {mode: SIMPLE, caCertificates: \(pki.caPath), sni: grpc.internal}}")
+        let lines = try client("127.0.0.1:\(gw.listenPort)", "out(call('/pkg.Svc/Echo', b'tls')[:2])")
+        XCTAssertEqual(lines, ["('OK', 'echo:tls xff=127.0.0.1 xfp=http')"])
     }
 
     func testH2UpgradePolicyMakesAnHTTPPortSpeakHTTP2() throws {

@@ -22,6 +22,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--name", default="grpc-echo")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--tls-cert", help="serve TLS (ALPN h2) with this PEM certificate chain")
+    ap.add_argument("--tls-key", help="and this PEM private key")
     args = ap.parse_args()
 
     def echo(request, context):
@@ -47,7 +49,12 @@ def main():
     })
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port(f"127.0.0.1:{args.port}")
+    if args.tls_cert:
+        with open(args.tls_key, "rb") as k, open(args.tls_cert, "rb") as c:
+            creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+        port = server.add_secure_port(f"127.0.0.1:{args.port}", creds)
+    else:
+        port = server.add_insecure_port(f"127.0.0.1:{args.port}")
     server.start()
     print(f"{args.name} listening on 127.0.0.1:{port}", flush=True)
     try:
