@@ -730,6 +730,39 @@ final class HTTP2Tests: IntegrationTestCase {
         XCTAssertFalse(g.upstream.requests.contains { $0.contains("/flood") })
     }
 
+    func testPingFloodFromAClientThatDoesNotReadIsBounded() throws {
+        // A client that sends 300,000 PINGs while reading nothing: the ACKs are held by the
+        // kernel's buffers and at most 1000 queued in nghttp2 (past that it ends the connection
+        // as a flood), never by the worker's heap.
+        let g = try startGateway(workers: 1)
+        let workers = g.ingressd.workerPids
+        let rss0 = try vmRSSKiB(workers[0])
+        let py = try runPython("""
+            import hyperframe.frame as F
+            import socket
+            c = Client(int(sys.argv[1]))
+            # A small receive buffer: the ACKs back up in the gateway, not in this socket.
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            c.sock.settimeout(2)
+            ping = F.PingFrame(0, opaque_data=b"12345678").serialize()
+            sent = 0
+            try:
+                while sent < 300000:
+                    c.sock.sendall(ping * 1000)
+                    sent += 1000
+            except OSError:
+                pass
+            c.sock.settimeout(None)
+            c.wait_close(3)
+            out({"sent": sent, "closed": c.closed, "goaway": c.goaway})
+            """, [String(g.httpPort)], timeout: 90)
+        XCTAssertGreaterThan(py["sent"] as? Int ?? 0, 1000, "\(py)")   // all of them, or until a flood close
+        let rss1 = try vmRSSKiB(workers[0])
+        XCTAssertLessThan(rss1 - rss0, 16 * 1024, "the worker did not queue the flood (RSS \(rss0) → \(rss1) KiB)")
+        XCTAssertEqual(try curlH2C(g, "/after-pings").status, 200)
+        XCTAssertEqual(g.ingressd.workerPids, workers, "the worker did not restart")
+    }
+
     // MARK: 10. stats and access log
 
     func testStatsCountHTTP2ConnectionsAndStreamsAndTheAccessLogSaysHTTP2() throws {
