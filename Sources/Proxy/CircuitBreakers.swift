@@ -16,6 +16,10 @@ import Glibc
 //   http.maxRetries             retries in flight (from the retry decision until the request
 //                               ends or decides again, as Envoy's retry state holds it); a retry
 //                               past it is not made (upstream_rq_retry_overflow)
+//   http.http2MaxRequests       requests in flight to the cluster (Envoy's max_requests, for
+//                               HTTP/1.1 and HTTP/2 upstreams alike); one more gets 503 UO with
+//                               x-envoy-overloaded: true (upstream_rq_pending_overflow, as Envoy
+//                               counts it)
 //   http.maxRequestsPerConnection  an upstream connection closes after that many requests
 //   http.idleTimeout            a pooled connection closes after being idle that long
 //
@@ -63,6 +67,7 @@ extension ProxyEngine {
             let p = reader.clusterConnectionPool(c)
             let limited = p.maxConnections != ConnectionPoolSpec.unlimited
                 || p.maxPendingRequests != ConnectionPoolSpec.unlimited || p.maxRetries != ConnectionPoolSpec.unlimited
+                || p.maxRequests != ConnectionPoolSpec.unlimited
             map[Int(c)] = limited ? Int32(region.claimBreaker(key: StatKey.hash(reader.clusterName(c)))) : -1
         }
         table.breakers.clusterBreaker.deallocate()
@@ -163,12 +168,38 @@ extension ProxyEngine {
         return true
     }
 
-    /// Exchange `x` is being freed: what it holds (a pending place, a retry, an active request
-    /// on an endpoint) is given back. Called from `detach`.
+    /// `http.http2MaxRequests` (Envoy's max_requests) for exchange `x` at dispatch: takes a
+    /// place among the cluster's requests in flight, held until the exchange ends (retries keep
+    /// it), or — at the limit — answers 503 UO with x-envoy-overloaded (false).
+    mutating func requestBudgetAvailable(_ x: Int32, reader: TableReader) -> Bool {
+        let e = exchanges.slots + Int(x)
+        let c = e.pointee.cluster
+        guard e.pointee.breakerRequest < 0, c >= 0 else { return true }
+        let b = table.breakers.clusterBreaker[Int(c)]
+        guard b >= 0 else { return true }
+        let limit = reader.clusterConnectionPool(c).maxRequests
+        guard limit != ConnectionPoolSpec.unlimited else { return true }
+        if region.breakerCount(Int(b), BreakerLayout.requests) >= UInt64(limit) {
+            statAdd(stats.clusterRecord(Int(e.pointee.stats.record)), ClusterStats.rqPendingOverflow)
+            e.pointee.overloaded = true
+            failForward(x, status: 503, flag: ResponseFlags.uo, body: overflowBody)
+            return false
+        }
+        e.pointee.breakerRequest = b
+        breakerAdd(b, BreakerLayout.requests, 1)
+        return true
+    }
+
+    /// Exchange `x` is being freed: what it holds (a pending place, a retry, a request in
+    /// flight, an active request on an endpoint) is given back. Called from `detach`.
     @inline(__always)
     func trafficExchangeEnded(_ x: Int32) {
         let e = exchanges.slots + Int(x)
         breakerPendingDone(x)
+        if e.pointee.breakerRequest >= 0 {
+            breakerAdd(e.pointee.breakerRequest, BreakerLayout.requests, UInt64.max)   // -1
+            e.pointee.breakerRequest = -1
+        }
         if e.pointee.breakerRetry >= 0 {
             breakerAdd(e.pointee.breakerRetry, BreakerLayout.retries, UInt64.max)
             e.pointee.breakerRetry = -1

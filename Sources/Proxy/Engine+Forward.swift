@@ -269,6 +269,7 @@ extension ProxyEngine {
             return
         }
         ep.http2 = reader.clusterHTTP2(e.pointee.cluster)
+        guard requestBudgetAvailable(x, reader: reader) else { return }   // http2MaxRequests (CircuitBreakers.swift)
         let u = acquireUpstream(ep, for: x)
         guard u >= 0 else {
             if u == -2 { return }   // circuit breaker: waiting, or answered 503 UO (CircuitBreakers.swift)

@@ -139,6 +139,8 @@ struct Exchange {
     /// Breaker record whose pending count / retry count this exchange holds (-1: none).
     var breakerPending: Int32 = -1
     var breakerRetry: Int32 = -1
+    /// Breaker record whose requests-in-flight count (http2MaxRequests) it holds (-1: none).
+    var breakerRequest: Int32 = -1
     /// Endpoint id whose active-request count this exchange's try holds (.max: none).
     var activeEndpoint: UInt32 = .max
 }

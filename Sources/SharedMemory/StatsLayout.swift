@@ -296,6 +296,8 @@ public enum BreakerLayout {
     public static let pending = 8
     /// Retries in flight (http.maxRetries).
     public static let retries = 16
+    /// Requests in flight (http.http2MaxRequests: Envoy's max_requests).
+    public static let requests = 24
 }
 
 extension WorkerSlotLayout {

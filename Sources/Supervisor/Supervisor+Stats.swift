@@ -98,11 +98,11 @@ extension Supervisor {
         clusterCounter("envoy_cluster_upstream_rq_retry_success", "Requests answered after a retry.") { $0.rqRetrySuccess }
         clusterCounter("envoy_cluster_upstream_rq_retry_limit_exceeded", "Requests that failed with no retries left.") { $0.rqRetryLimitExceeded }
         clusterCounter("envoy_cluster_upstream_cx_overflow", "New connections wanted at connectionPool.tcp.maxConnections.") { $0.cxOverflow }
-        clusterCounter("envoy_cluster_upstream_rq_pending_overflow", "Requests refused (503 UO) at http1MaxPendingRequests.") { $0.rqPendingOverflow }
+        clusterCounter("envoy_cluster_upstream_rq_pending_overflow", "Requests refused (503 UO) at http1MaxPendingRequests or http2MaxRequests.") { $0.rqPendingOverflow }
         clusterCounter("envoy_cluster_upstream_rq_retry_overflow", "Retries not made at connectionPool.http.maxRetries.") { $0.rqRetryOverflow }
         // Circuit-breaker state now (1 = at the limit), for clusters with limits.
         let breakers = breakerStates()
-        for (field, name, help) in [(0, "cx_open", "connections"), (1, "rq_pending_open", "pending requests"), (2, "rq_retry_open", "retries")] {
+        for (field, name, help) in [(0, "cx_open", "connections"), (1, "rq_pending_open", "pending requests"), (2, "rq_retry_open", "retries"), (3, "rq_open", "requests in flight")] {
             let family = "envoy_cluster_circuit_breakers_default_" + name
             out.family(family, "gauge", "1 while the cluster's \(help) are at their circuit-breaker limit.")
             for b in breakers { out.sample(family, [("cluster_name", b.name)], b.open[field] ? 1 : 0) }
@@ -184,11 +184,11 @@ extension Supervisor {
     func breakerStates() -> [(name: String, open: [Bool])] {
         config.spec.clusters.compactMap { c -> (name: String, open: [Bool])? in
             let p = c.connectionPool
-            let limits = [p.maxConnections, p.maxPendingRequests, p.maxRetries]
+            let limits = [p.maxConnections, p.maxPendingRequests, p.maxRetries, p.maxRequests]
             guard limits.contains(where: { $0 != ConnectionPoolSpec.unlimited }) else { return nil }
             let b = region.findBreaker(key: StatKey.hash(c.name))
-            let fields = [BreakerLayout.connections, BreakerLayout.pending, BreakerLayout.retries]
-            let open = (0..<3).map { k in
+            let fields = [BreakerLayout.connections, BreakerLayout.pending, BreakerLayout.retries, BreakerLayout.requests]
+            let open = (0..<4).map { k in
                 limits[k] != ConnectionPoolSpec.unlimited && b >= 0 && region.breakerCount(b, fields[k]) >= UInt64(limits[k])
             }
             return (c.name, open)

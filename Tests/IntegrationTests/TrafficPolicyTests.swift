@@ -140,6 +140,41 @@ final class TrafficPolicyTests: IntegrationTestCase {
         XCTAssertEqual(values["envoy_cluster_circuit_breakers_default_cx_open|\(Self.cluster)|||"], 1)
     }
 
+    func testHTTP2MaxRequestsBoundsRequestsInFlight() throws {
+        // Envoy's max_requests: two requests in flight to the cluster at most, whatever the
+        // connections; the third of three concurrent slow requests overflows.
+        let (gw, _) = try startGateway(upstreams: ["slow"], policy: """
+                connectionPool:
+                  http:
+                    http2MaxRequests: 2
+            """, workers: 1)
+        let script = try harness.write("inflight.py", """
+            import http.client, json, sys, threading, time
+            port, n = int(sys.argv[1]), int(sys.argv[2])
+            out = [None] * n
+            def go(i):
+                time.sleep(0.1 * i)
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+                c.request("GET", "/delay/1500", headers={"Host": "tp.test"})
+                r = c.getresponse()
+                r.read()
+                out[i] = [r.status, r.getheader("x-envoy-overloaded") or ""]
+            ts = [threading.Thread(target=go, args=(i,)) for i in range(n)]
+            for t in ts: t.start()
+            for t in ts: t.join()
+            print(json.dumps(out))
+            """)
+        let run = try harness.run("python3", [script, String(gw.listenPort), "3"], timeout: 30)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let results = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [[Any]])
+        XCTAssertEqual(results.map { $0[0] as? Int }, [200, 200, 503], "\(results)")
+        XCTAssertEqual(results.last?[1] as? String, "true", "x-envoy-overloaded")
+        let values = try harness.prometheusValues(gw)
+        XCTAssertEqual(values["envoy_cluster_upstream_rq_pending_overflow_total|\(Self.cluster)|||"], 1)
+        // Once they are done the budget is back.
+        XCTAssertEqual(try harness.curl(gw.url + "/", host: "tp.test").status, 200)
+    }
+
     func testMaxRequestsPerConnectionOneOpensAConnectionPerRequest() throws {
         let (gw, _) = try startGateway(upstreams: ["a"], policy: """
                 connectionPool:

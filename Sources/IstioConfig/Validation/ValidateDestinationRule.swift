@@ -144,11 +144,10 @@ extension Checks {
                 if h.http2KeepAliveTimeout == nil { error("\(hp).http2KeepAlive", "http2 keepalive timeout is required") }
             }
             if let idle = h.idleTimeout, idle.nanoseconds != 0 { duration("\(hp).idleTimeout", idle) }
-            // http1MaxPendingRequests, maxRequestsPerConnection, maxRetries and idleTimeout are
-            // served (Proxy/CircuitBreakers.swift); h2UpgradePolicy is compiled into the
-            // cluster's upstream protocol (ConfigCompiler/TrafficPolicies.swift); the other
-            // HTTP/2 settings are not served.
-            if h.http2MaxRequests != nil { unsupported("\(hp).http2MaxRequests") }
+            // http1MaxPendingRequests, http2MaxRequests, maxRequestsPerConnection, maxRetries and
+            // idleTimeout are served (Proxy/CircuitBreakers.swift); h2UpgradePolicy is compiled
+            // into the cluster's upstream protocol (ConfigCompiler/TrafficPolicies.swift); the
+            // other HTTP/2 settings are not served.
             if h.maxConcurrentStreams != nil { unsupported("\(hp).maxConcurrentStreams") }
             if h.useClientProtocol != nil { unsupported("\(hp).useClientProtocol") }
             if h.hasHTTP2KeepAlive { unsupported("\(hp).http2KeepAlive") }
