@@ -149,23 +149,16 @@ extension ProxyEngine {
     /// maxRetries in flight (true), else counts upstream_rq_retry_overflow (false).
     func retryBudgetAvailable(_ x: Int32) -> Bool {
         let e = exchanges.slots + Int(x)
-        if e.pointee.breakerRetry >= 0 {
-            breakerAdd(e.pointee.breakerRetry, BreakerLayout.retries, UInt64.max)
-            e.pointee.breakerRetry = -1
-        }
+        breakerRelease(&e.pointee.breakerRetry, BreakerLayout.retries)
         let c = e.pointee.cluster
         guard c >= 0, e.pointee.tableGeneration == table.generation, let reader = table.reader else { return true }
-        let b = table.breakers.clusterBreaker[Int(c)]
-        guard b >= 0 else { return true }
-        let limit = reader.clusterConnectionPool(c).maxRetries
-        guard limit != ConnectionPoolSpec.unlimited else { return true }
-        if region.breakerCount(Int(b), BreakerLayout.retries) >= UInt64(limit) {
+        switch breakerTake(cluster: c, BreakerLayout.retries, limit: reader.clusterConnectionPool(c).maxRetries) {
+        case .unlimited: return true
+        case .taken(let b): e.pointee.breakerRetry = b; return true
+        case .full:
             statAdd(stats.clusterRecord(Int(e.pointee.stats.record)), ClusterStats.rqRetryOverflow)
             return false
         }
-        e.pointee.breakerRetry = b
-        breakerAdd(b, BreakerLayout.retries, 1)
-        return true
     }
 
     /// `http.http2MaxRequests` (Envoy's max_requests) for exchange `x` at dispatch: takes a
@@ -175,19 +168,36 @@ extension ProxyEngine {
         let e = exchanges.slots + Int(x)
         let c = e.pointee.cluster
         guard e.pointee.breakerRequest < 0, c >= 0 else { return true }
-        let b = table.breakers.clusterBreaker[Int(c)]
-        guard b >= 0 else { return true }
-        let limit = reader.clusterConnectionPool(c).maxRequests
-        guard limit != ConnectionPoolSpec.unlimited else { return true }
-        if region.breakerCount(Int(b), BreakerLayout.requests) >= UInt64(limit) {
+        switch breakerTake(cluster: c, BreakerLayout.requests, limit: reader.clusterConnectionPool(c).maxRequests) {
+        case .unlimited: return true
+        case .taken(let b): e.pointee.breakerRequest = b; return true
+        case .full:
             statAdd(stats.clusterRecord(Int(e.pointee.stats.record)), ClusterStats.rqPendingOverflow)
             e.pointee.overloaded = true
             failForward(x, status: 503, flag: ResponseFlags.uo, body: overflowBody)
             return false
         }
-        e.pointee.breakerRequest = b
-        breakerAdd(b, BreakerLayout.requests, 1)
-        return true
+    }
+
+    enum BreakerPlace { case unlimited, taken(Int32), full }
+
+    /// A place under `limit` in `field` of cluster `c`'s breaker (a gateway-wide count): taken
+    /// (this worker's share +1), or none needed, or the limit is reached.
+    @inline(__always)
+    func breakerTake(cluster c: Int32, _ field: Int, limit: UInt32) -> BreakerPlace {
+        let b = table.breakers.clusterBreaker[Int(c)]
+        guard b >= 0, limit != ConnectionPoolSpec.unlimited else { return .unlimited }
+        if region.breakerCount(Int(b), field) >= UInt64(limit) { return .full }
+        breakerAdd(b, field, 1)
+        return .taken(b)
+    }
+
+    /// Gives back the place `holder` holds in `field` (if any).
+    @inline(__always)
+    func breakerRelease(_ holder: inout Int32, _ field: Int) {
+        guard holder >= 0 else { return }
+        breakerAdd(holder, field, UInt64.max)   // -1
+        holder = -1
     }
 
     /// Exchange `x` is being freed: what it holds (a pending place, a retry, a request in
@@ -196,14 +206,8 @@ extension ProxyEngine {
     func trafficExchangeEnded(_ x: Int32) {
         let e = exchanges.slots + Int(x)
         breakerPendingDone(x)
-        if e.pointee.breakerRequest >= 0 {
-            breakerAdd(e.pointee.breakerRequest, BreakerLayout.requests, UInt64.max)   // -1
-            e.pointee.breakerRequest = -1
-        }
-        if e.pointee.breakerRetry >= 0 {
-            breakerAdd(e.pointee.breakerRetry, BreakerLayout.retries, UInt64.max)
-            e.pointee.breakerRetry = -1
-        }
+        breakerRelease(&e.pointee.breakerRequest, BreakerLayout.requests)
+        breakerRelease(&e.pointee.breakerRetry, BreakerLayout.retries)
         endActiveRequest(x)
     }
 

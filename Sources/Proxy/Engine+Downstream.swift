@@ -235,12 +235,19 @@ extension ProxyEngine {
         if !c.pointee.h1Seen && c.pointee.transport != .h2stream {
             switch prefaceMatch(base, count) {
             case 1:
-                // The preface arrived in pieces: the buffered bytes go to the new session.
-                guard h2Start(i), let (pid, buf) = plain.get() else { closeConn(i); return }
-                let k = min(count, plain.size)
-                buf.copyMemory(from: base, byteCount: k)
-                releaseAccum(i)
-                onDownData(i, buf, k, pid)
+                // The preface arrived in pieces: the buffered bytes go to the new session, a
+                // receive-sized piece at a time.
+                let gen = c.pointee.generation
+                guard h2Start(i) else { return }
+                var off = 0
+                while off < count && h2Alive(i, gen) {
+                    guard let (pid, buf) = plain.get() else { closeConn(i); return }
+                    let k = min(count - off, plain.size)
+                    buf.copyMemory(from: base + off, byteCount: k)
+                    off += k
+                    h2Ingest(i, buf, k, pid)
+                }
+                if h2Alive(i, gen) { releaseAccum(i) }
                 return
             case 0:
                 armRecv(i)

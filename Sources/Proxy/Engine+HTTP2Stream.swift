@@ -92,7 +92,9 @@ extension ProxyEngine {
         guard Int(c.pointee.h2InEnd) + n <= large.size else {
             // More than the window we granted: a flow-control violation by the client.
             conns[Int(c.pointee.h2Parent)].h2!.pointee.reset(stream: c.pointee.h2Stream, code: UInt32(NGHTTP2_FLOW_CONTROL_ERROR.rawValue))
-            downstreamGone(s)
+            conns[Int(c.pointee.h2Parent)].h2!.pointee.clearSlot(stream: c.pointee.h2Stream)
+            c.pointee.h2Stream = 0   // reset once: closing adds no second RST_STREAM
+            if c.pointee.role == .downstream { downstreamGone(s) } else { upstreamFailed(s) }
             return
         }
         (c.pointee.h2In! + Int(c.pointee.h2InEnd)).copyMemory(from: data, byteCount: n)
@@ -133,34 +135,39 @@ extension ProxyEngine {
             return
         }
         c.pointee.recvArmed = false
-        let avail = Int(c.pointee.h2InEnd - c.pointee.h2InStart)
-        let take = min(avail, plain.size - 24)
+        var w = h2TakeBody(s, into: buf, room: plain.size - 24)
+        if c.pointee.h2InChunked && c.pointee.h2InClosed && c.pointee.h2In == nil && !c.pointee.h2InTerminated {
+            let last: StaticString = "0\r\n\r\n"
+            (buf + w).copyMemory(from: last.utf8Start, byteCount: 5)
+            w += 5
+            c.pointee.h2InTerminated = true
+        }
+        onDownData(s, buf, w, pid)
+    }
+
+    /// Moves buffered body bytes of stream slot `s` (either role) into `buf` as one receive
+    /// would carry them: at most `room` of them, chunk-framed when the body travels chunked,
+    /// the stream's window opened by as much (its WINDOW_UPDATE leaves with the next flush),
+    /// the buffer given back once empty. Returns the bytes written; the caller adds the end.
+    mutating func h2TakeBody(_ s: Int32, into buf: UnsafeMutableRawPointer, room: Int) -> Int {
+        let c = conns + Int(s)
+        let take = min(Int(c.pointee.h2InEnd - c.pointee.h2InStart), room)
         var w = 0
-        if c.pointee.h2InChunked {
-            if take > 0 {
+        if take > 0 {
+            if c.pointee.h2InChunked {
                 w = writeChunkSize(buf, take)
                 buf.storeBytes(of: 0x0A0D, toByteOffset: w, as: UInt16.self)
                 w += 2
             }
-        }
-        if take > 0 {
             (buf + w).copyMemory(from: c.pointee.h2In! + Int(c.pointee.h2InStart), byteCount: take)
             w += take
-            c.pointee.h2InStart += Int32(take)
-            conns[Int(c.pointee.h2Parent)].h2!.pointee.consume(stream: c.pointee.h2Stream, take)
-            h2ScheduleFlush(c.pointee.h2Parent)   // the WINDOW_UPDATE
-        }
-        if c.pointee.h2InChunked {
-            if take > 0 {
+            if c.pointee.h2InChunked {
                 buf.storeBytes(of: 0x0A0D, toByteOffset: w, as: UInt16.self)
                 w += 2
             }
-            if c.pointee.h2InClosed && c.pointee.h2InStart == c.pointee.h2InEnd {
-                let last: StaticString = "0\r\n\r\n"
-                (buf + w).copyMemory(from: last.utf8Start, byteCount: 5)
-                w += 5
-                c.pointee.h2InTerminated = true
-            }
+            c.pointee.h2InStart += Int32(take)
+            conns[Int(c.pointee.h2Parent)].h2!.pointee.consume(stream: c.pointee.h2Stream, take)
+            h2ScheduleFlush(c.pointee.h2Parent)
         }
         if c.pointee.h2InStart == c.pointee.h2InEnd, let b = c.pointee.h2In {
             large.put(b)
@@ -168,7 +175,16 @@ extension ProxyEngine {
             c.pointee.h2InStart = 0
             c.pointee.h2InEnd = 0
         }
-        onDownData(s, buf, w, pid)
+        return w
+    }
+
+    /// The body source nghttp2 reads for stream slot `s`, in the slot's own (never moving)
+    /// memory, as the pointer nghttp2 keeps in its data provider.
+    @inline(__always)
+    func h2Source(_ s: Int32) -> UnsafeMutablePointer<H2Source> {
+        // SAFETY: the slab never moves; `h2Out` is a stored field of the slot.
+        (UnsafeMutableRawPointer(conns + Int(s)) + MemoryLayout<Conn>.offset(of: \Conn.h2Out)!)
+            .assumingMemoryBound(to: H2Source.self)
     }
 
     /// Writes `v` in lowercase hex at `p`; returns the digits written.
@@ -233,7 +249,7 @@ extension ProxyEngine {
         case .untilClose: framing = .untilEnd
         }
         c.pointee.h2HeadDone = true
-        let out = withUnsafeMutablePointer(to: &c.pointee.h2Out) { $0 }
+        let out = h2Source(s)
         if framing == .length && length == 0 {
             out.pointee.ended = true
             out.pointee.eofSent = true

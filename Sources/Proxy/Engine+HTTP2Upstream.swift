@@ -129,7 +129,7 @@ extension ProxyEngine {
         }
         c.pointee.h2HeadDone = true
         let headLen = Int(head.headLength)
-        let out = withUnsafeMutablePointer(to: &c.pointee.h2Out) { $0 }
+        let out = h2Source(s)
         out.pointee.release()
         out.pointee = H2Source()
         var hasBody = true
@@ -230,30 +230,7 @@ extension ProxyEngine {
             c.pointee.h2UpHead = nil
             c.pointee.h2UpHeadLen = 0
         } else {
-            let avail = Int(c.pointee.h2InEnd - c.pointee.h2InStart)
-            let take = min(avail, plain.size - 24 - small.size)
-            if take > 0 {
-                if c.pointee.h2InChunked {
-                    w = writeChunkSize(buf, take)
-                    buf.storeBytes(of: 0x0A0D, toByteOffset: w, as: UInt16.self)
-                    w += 2
-                }
-                (buf + w).copyMemory(from: c.pointee.h2In! + Int(c.pointee.h2InStart), byteCount: take)
-                w += take
-                if c.pointee.h2InChunked {
-                    buf.storeBytes(of: 0x0A0D, toByteOffset: w, as: UInt16.self)
-                    w += 2
-                }
-                c.pointee.h2InStart += Int32(take)
-                conns[Int(c.pointee.h2Parent)].h2!.pointee.consume(stream: c.pointee.h2Stream, take)
-                h2ScheduleFlush(c.pointee.h2Parent)   // the WINDOW_UPDATE
-            }
-            if c.pointee.h2InStart == c.pointee.h2InEnd, let b = c.pointee.h2In {
-                large.put(b)
-                c.pointee.h2In = nil
-                c.pointee.h2InStart = 0
-                c.pointee.h2InEnd = 0
-            }
+            w = h2TakeBody(s, into: buf, room: plain.size - 24 - small.size)   // room for the trailer tail
             if c.pointee.h2InClosed && c.pointee.h2InChunked && c.pointee.h2In == nil && !c.pointee.h2InTerminated {
                 if let tail = c.pointee.h2UpTail {
                     (buf + w).copyMemory(from: tail, byteCount: Int(c.pointee.h2UpTailLen))

@@ -399,6 +399,34 @@ final class HTTP2Tests: IntegrationTestCase {
         XCTAssertEqual(h1.version, "1.1")
     }
 
+    func testAPrefaceSplitAcrossReadsStartsHTTP2() throws {
+        // The client preface in three pieces (3, 11, then the rest with SETTINGS): the gateway
+        // waits for all of it before it decides, then hands every buffered byte to HTTP/2.
+        let g = try startGateway(workers: 1)
+        let py = try runPython("""
+            sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+            conn.initiate_connection()
+            data = conn.data_to_send()
+            for piece in (data[:3], data[3:14], data[14:]):
+                sock.sendall(piece); time.sleep(0.15)
+            conn.send_headers(1, [(":method", "GET"), (":scheme", "http"), (":authority", "h2.test"), (":path", "/split")], end_stream=True)
+            sock.sendall(conn.data_to_send())
+            status, ended, deadline = None, False, time.time() + 10
+            while not ended and time.time() < deadline:
+                d = sock.recv(65536)
+                if not d: break
+                for e in conn.receive_data(d):
+                    if isinstance(e, h2.events.ResponseReceived): status = dict(e.headers).get(":status")
+                    if isinstance(e, h2.events.StreamEnded): ended = True
+                sock.sendall(conn.data_to_send())
+            out({"status": status, "ended": ended})
+            """, [String(g.httpPort)])
+        XCTAssertEqual(py["status"] as? String, "200", "\(py)")
+        XCTAssertEqual(py["ended"] as? Bool, true, "\(py)")
+    }
+
     func testGETOverTLSNegotiatesH2ByALPN() throws {
         let g = try startGateway(tls: true)
         let pki = try XCTUnwrap(g.pki)
