@@ -94,6 +94,34 @@ public func grpcStatus(forHTTP status: UInt16) -> Int {
     }
 }
 
+/// The `grpc-status` of a response head (`name: value` lines; the name in any case), or -1
+/// when it has none or its value is not a number (0…254). For the stats of gRPC requests.
+public func grpcStatusField(_ head: UnsafeRawBufferPointer) -> Int {
+    let name: StaticString = "grpc-status:"
+    let n = name.utf8CodeUnitCount
+    var i = 0
+    while i + n < head.count {
+        // Line starts only: the first line is the status line.
+        if head[i] == 0x0A && i + 1 + n <= head.count {
+            var k = 0
+            while k < n && head[i + 1 + k] | (head[i + 1 + k] >= 0x41 && head[i + 1 + k] <= 0x5A ? 0x20 : 0) == name.utf8Start[k] { k += 1 }
+            if k == n {
+                var j = i + 1 + n
+                while j < head.count && (head[j] == 0x20 || head[j] == 0x09) { j += 1 }
+                var v = 0, digits = 0
+                while j < head.count && head[j] >= 0x30 && head[j] <= 0x39 && v < 256 {
+                    v = v * 10 + Int(head[j] - 0x30)
+                    digits += 1
+                    j += 1
+                }
+                return digits > 0 && v < 255 ? v : -1
+            }
+        }
+        i += 1
+    }
+    return -1
+}
+
 /// A local reply to a gRPC request, as Envoy sends it: HTTP 200, `content-type:
 /// application/grpc`, the status in `grpc-status` and the reply's text in `grpc-message`
 /// (percent-encoded as gRPC says), no body — over HTTP/2 a trailers-only response.

@@ -1,6 +1,9 @@
 import CNGHTTP2
 import HTTP1
 import HTTPCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 // The client side, towards an upstream that speaks HTTP/2 (a GRPC/HTTP2 port, or
 // `h2UpgradePolicy: UPGRADE`). The engine's session writes the forwarded request as HTTP/1.1
@@ -128,6 +131,23 @@ public func renderResponseHead(_ inbox: UnsafePointer<H2Inbox>, _ e: H2Event, in
 
 /// Writes a `.trailers` block as the end of a chunked body: the last chunk, the fields, the
 /// empty line. nil when it does not fit.
+/// The `grpc-status` of a header block (trailers), or -1 when it has none or it is not a
+/// number below 255 (field names arrive lowercase over HTTP/2).
+public func grpcStatusRecord(_ inbox: UnsafePointer<H2Inbox>, _ e: H2Event) -> Int {
+    let want: StaticString = "grpc-status"
+    for (name, value) in HeaderRecords(inbox, e.block)
+    where name.count == want.utf8CodeUnitCount && memcmp(name.baseAddress!, want.utf8Start, name.count) == 0 {
+        var v = 0
+        guard value.count > 0 && value.count <= 3 else { return -1 }
+        for b in value {
+            guard b >= 0x30 && b <= 0x39 else { return -1 }
+            v = v * 10 + Int(b - 0x30)
+        }
+        return v < 255 ? v : -1
+    }
+    return -1
+}
+
 public func renderTrailerSection(_ inbox: UnsafePointer<H2Inbox>, _ e: H2Event, into out: UnsafeMutableRawPointer,
                                  capacity: Int) -> Int? {
     var w = HeadWriter(out: out, capacity: capacity)

@@ -192,6 +192,11 @@ extension ProxyEngine {
     mutating func h2UpTrailers(_ s: Int32, _ e: H2Event) {
         let c = conns + Int(s)
         c.pointee.h2InClosed = true
+        let x = c.pointee.exchange
+        if x >= 0 && exchanges.slots[Int(x)].grpc {   // the call's status, for Istio's metrics
+            let g = grpcStatusRecord(UnsafePointer(h2Inbox), e)
+            if g >= 0 { exchanges.slots[Int(x)].stats.grpcStatus = UInt8(g) }
+        }
         if c.pointee.h2InChunked && c.pointee.h2UpTail == nil {
             let buf = small.get()
             if let n = renderTrailerSection(UnsafePointer(h2Inbox), e, into: buf, capacity: small.size) {

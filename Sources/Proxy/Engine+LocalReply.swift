@@ -50,7 +50,11 @@ extension ProxyEngine {
                                          into: UnsafeMutableRawBufferPointer(start: out, count: cap)) ?? 0
         }
         n = insertOverloadedHeader(x, out, n, cap)   // x-envoy-overloaded (CircuitBreakers.swift)
-        statFinish(x, status: status, responseBytes: n)
+        if grpc {
+            // Counted and logged as what the client got, as Envoy does: 200 with a grpc-status.
+            exchanges.slots[Int(x)].stats.grpcStatus = UInt8(grpcStatus(forHTTP: status))
+        }
+        statFinish(x, status: grpc ? 200 : status, responseBytes: n)
         send(i, UnsafeRawPointer(out), Int32(n), release: .out)
     }
 

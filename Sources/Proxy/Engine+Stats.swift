@@ -28,6 +28,10 @@ struct ExchangeStats {
     var responseBytes: UInt64 = 0
     var status: UInt16 = 0
     var flags: UInt16 = 0
+    /// A gRPC request's grpc-status from the response's fields or trailers (`noGRPCStatus`:
+    /// none seen; statFinish then maps the HTTP status, as Envoy does).
+    var grpcStatus: UInt8 = ExchangeStats.noGRPCStatus
+    static let noGRPCStatus: UInt8 = 0xFF
     /// Cluster stats record of the request (TCP routes: of the connection pair).
     var record: Int32 = Int32(ClusterStats.unknownRecord)
     /// Stable endpoint id of the upstream, or UInt32.max.
@@ -214,8 +218,10 @@ extension ProxyEngine {
         e.pointee.stats.startNs = 0
 
         let rec = stats.clusterRecord(Int(ex.record))
-        // (status, flags) count: find the key or a free slot among the 16.
-        let key = UInt32(ex.status) << 16 | UInt32(ex.flags)
+        // (status, flags, gRPC status) count: find the key or a free slot among the 16.
+        let grpc = e.pointee.grpc
+        let key = ResponseKey.make(status: ex.status, flags: ex.flags, grpcStatus: !grpc ? -1
+            : ex.grpcStatus != ExchangeStats.noGRPCStatus ? Int(ex.grpcStatus) : grpcStatus(forHTTP: ex.status))
         let keys = (rec + ClusterStats.codeKeys).assumingMemoryBound(to: UInt32.self)
         var slot = ClusterStats.codeSlots - 1
         for k in 0..<ClusterStats.codeSlots {
@@ -227,14 +233,15 @@ extension ProxyEngine {
                 break
             }
         }
-        if slot == ClusterStats.codeSlots - 1 && keys[slot] != key { keys[slot] = 0xFFFF_FFFF }
+        if slot == ClusterStats.codeSlots - 1 && keys[slot] != key { keys[slot] = ResponseKey.other }
         statAdd(rec, ClusterStats.codeCounts + slot * 8)
-        statAdd(rec, ClusterStats.durationBuckets + StatBuckets.index(durationUs, recorder.durationBounds) * 8)
-        statAdd(rec, ClusterStats.durationSumUs, durationUs)
-        statAdd(rec, ClusterStats.requestBytesBuckets + StatBuckets.index(ex.requestBytes, recorder.bytesBounds) * 8)
-        statAdd(rec, ClusterStats.requestBytesSum, ex.requestBytes)
-        statAdd(rec, ClusterStats.responseBytesBuckets + StatBuckets.index(ex.responseBytes, recorder.bytesBounds) * 8)
-        statAdd(rec, ClusterStats.responseBytesSum, ex.responseBytes)
+        let h = rec + (grpc ? ClusterStats.grpcShift : 0)   // gRPC requests' histograms
+        statAdd(h, ClusterStats.durationBuckets + StatBuckets.index(durationUs, recorder.durationBounds) * 8)
+        statAdd(h, ClusterStats.durationSumUs, durationUs)
+        statAdd(h, ClusterStats.requestBytesBuckets + StatBuckets.index(ex.requestBytes, recorder.bytesBounds) * 8)
+        statAdd(h, ClusterStats.requestBytesSum, ex.requestBytes)
+        statAdd(h, ClusterStats.responseBytesBuckets + StatBuckets.index(ex.responseBytes, recorder.bytesBounds) * 8)
+        statAdd(h, ClusterStats.responseBytesSum, ex.responseBytes)
 
         // Passive health evidence (outlier detection): consecutive 5xx / gateway errors.
         if ex.endpoint != .max && ex.status != 0, let ep = stats.endpointRecord(ex.endpoint) {

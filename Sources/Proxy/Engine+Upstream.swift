@@ -188,6 +188,10 @@ extension ProxyEngine {
         e.pointee.responseStarted = true
         setStageTimer(x, ms: 0)   // the per-try timeout covers the wait for a response head
         e.pointee.stats.status = head.status
+        if e.pointee.grpc {   // a trailers-only gRPC response has its grpc-status here
+            let g = grpcStatusField(UnsafeRawBufferPointer(start: base, count: Int(head.headLength)))
+            if g >= 0 { e.pointee.stats.grpcStatus = UInt8(g) }
+        }
         if !head.keepAlive || !responseAllowsReuse(status: head.status, requestMethod: e.pointee.method) {
             uc.pointee.reusable = false   // a 101 or a CONNECT tunnel never goes back to the pool
         }

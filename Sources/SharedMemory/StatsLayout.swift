@@ -34,7 +34,7 @@ public enum ClusterStats {
     /// Records per slot. A worker whose tables named more distinct clusters than this (over
     /// its whole life) counts the excess in record `overflowRecord`.
     public static let capacity = 256
-    public static let recordBytes = 832
+    public static let recordBytes = 1184
     /// Record 0: requests that reached no cluster (404 NR, 503 NC, local replies, codec errors);
     /// Istio reports them with destination_service="unknown".
     public static let unknownRecord = 0
@@ -51,12 +51,14 @@ public enum ClusterStats {
     public static let cxActive = 24
     /// Upstream connect failures and timeouts (upstream_cx_connect_fail).
     public static let cxConnectFail = 32
-    /// Responses by (status, flags): `codeSlots` UInt32 keys `status << 16 | flags` (0 = free),
-    /// then `codeSlots` UInt64 counts. A response whose key finds no slot counts in the last one,
-    /// keyed 0xFFFF_FFFF ("other").
+    /// Responses by (status, flags, gRPC status): `codeSlots` UInt32 keys (`ResponseKey`; 0 =
+    /// free), then `codeSlots` UInt64 counts. A response whose key finds no slot counts in the
+    /// last one, keyed `ResponseKey.other`.
     public static let codeKeys = 48
     public static let codeCounts = codeKeys + codeSlots * 4
     public static let codeSlots = 16
+    // The histograms of HTTP requests (request_protocol="http"); those of gRPC requests are the
+    // same fields `grpcShift` bytes further on (request_protocol="grpc").
     /// `durationBoundsUs.count + 1` bucket counts (last = +Inf), then the sum in µs.
     public static let durationBuckets = codeCounts + codeSlots * 8
     public static let durationSumUs = durationBuckets + (StatBuckets.durationBoundsUs.count + 1) * 8
@@ -94,13 +96,35 @@ public enum ClusterStats {
     public static let rqPendingOverflow = cxOverflow + 8
     /// A retry was refused at http.maxRetries (upstream_rq_retry_overflow).
     public static let rqRetryOverflow = rqPendingOverflow + 8
-    public static let end = rqRetryOverflow + 8
+
+    /// The gRPC requests' histograms: `durationBuckets` … `responseBytesSum` moved by this.
+    public static let grpcShift = rqRetryOverflow + 8 - durationBuckets
+    static let histogramBytes = responseBytesSum + 8 - durationBuckets
+    public static let end = durationBuckets + grpcShift + histogramBytes
 
     /// Slot of `tcpClosed` for `flags` (its lowest bit).
     @inline(__always)
     public static func tcpClosedSlot(_ flags: UInt16) -> Int {
         flags == 0 ? 0 : 1 + flags.trailingZeroBitCount
     }
+}
+
+/// A response's key in a cluster record's `codeKeys`: the response flags in bits 0–15, the
+/// HTTP status in bits 16–25, and bits 26–31 for gRPC requests (Istio's request_protocol="grpc"):
+/// 0 = not gRPC, else 1 + the grpc-status (0…62; more counts as 62).
+public enum ResponseKey {
+    /// The last slot, once every slot holds another key.
+    public static let other: UInt32 = 0xFFFF_FFFF
+
+    @inline(__always)
+    public static func make(status: UInt16, flags: UInt16, grpcStatus: Int) -> UInt32 {
+        let g = grpcStatus < 0 ? 0 : UInt32(min(grpcStatus, 62) + 1)
+        return g << 26 | UInt32(status & 0x3FF) << 16 | UInt32(flags)
+    }
+    public static func status(_ key: UInt32) -> UInt16 { UInt16(key >> 16 & 0x3FF) }
+    public static func flags(_ key: UInt32) -> UInt16 { UInt16(key & 0xFFFF) }
+    /// The grpc-status of a gRPC request's response; nil for other requests.
+    public static func grpcStatus(_ key: UInt32) -> Int? { key >> 26 == 0 ? nil : Int(key >> 26) - 1 }
 }
 
 /// Histogram bounds (upper bounds, inclusive). Istio's defaults for

@@ -59,11 +59,16 @@ struct ClusterTotals {
     var cxOverflow: UInt64 = 0
     var rqPendingOverflow: UInt64 = 0
     var rqRetryOverflow: UInt64 = 0
-    /// Key `status << 16 | flags` (0xFFFF_FFFF: other) → responses.
+    /// `ResponseKey` (status, flags, gRPC status) → responses.
     var responses: [UInt32: UInt64] = [:]
-    var durationUs = Histogram(bucketCount: StatBuckets.durationBoundsUs.count + 1)
-    var requestBytes = Histogram(bucketCount: StatBuckets.bytesBounds.count + 1)
-    var responseBytes = Histogram(bucketCount: StatBuckets.bytesBounds.count + 1)
+    /// Request histograms: [0] HTTP requests, [1] gRPC requests (request_protocol).
+    var durations = [Histogram](repeating: Histogram(bucketCount: StatBuckets.durationBoundsUs.count + 1), count: 2)
+    var requestSizes = [Histogram](repeating: Histogram(bucketCount: StatBuckets.bytesBounds.count + 1), count: 2)
+    var responseSizes = [Histogram](repeating: Histogram(bucketCount: StatBuckets.bytesBounds.count + 1), count: 2)
+    /// All requests' durations (Envoy's upstream_rq_time has no protocol).
+    var durationUs: Histogram { var h = durations[0]; h.add(durations[1]); return h }
+    var requestBytes: Histogram { var h = requestSizes[0]; h.add(requestSizes[1]); return h }
+    var responseBytes: Histogram { var h = responseSizes[0]; h.add(responseSizes[1]); return h }
     /// TCP-route connections: opened, bytes from clients, bytes to clients, and closed by
     /// `tcpClosedSlot` (0: no flag, 1 + k: flag bit k).
     var tcpOpened: UInt64 = 0
@@ -91,9 +96,11 @@ struct ClusterTotals {
             let n = statLoad(p, ClusterStats.codeCounts + k * 8)
             if n > 0 { responses[key, default: 0] &+= n }
         }
-        durationUs.add(record: p, buckets: ClusterStats.durationBuckets, sum: ClusterStats.durationSumUs)
-        requestBytes.add(record: p, buckets: ClusterStats.requestBytesBuckets, sum: ClusterStats.requestBytesSum)
-        responseBytes.add(record: p, buckets: ClusterStats.responseBytesBuckets, sum: ClusterStats.responseBytesSum)
+        for (k, shift) in [0, ClusterStats.grpcShift].enumerated() {
+            durations[k].add(record: p, buckets: shift + ClusterStats.durationBuckets, sum: shift + ClusterStats.durationSumUs)
+            requestSizes[k].add(record: p, buckets: shift + ClusterStats.requestBytesBuckets, sum: shift + ClusterStats.requestBytesSum)
+            responseSizes[k].add(record: p, buckets: shift + ClusterStats.responseBytesBuckets, sum: shift + ClusterStats.responseBytesSum)
+        }
         tcpOpened &+= statLoad(p, ClusterStats.tcpOpened)
         tcpReceivedBytes &+= statLoad(p, ClusterStats.tcpReceivedBytes)
         tcpSentBytes &+= statLoad(p, ClusterStats.tcpSentBytes)
@@ -112,9 +119,11 @@ struct ClusterTotals {
         rqPendingOverflow &+= o.rqPendingOverflow
         rqRetryOverflow &+= o.rqRetryOverflow
         for (k, v) in o.responses { responses[k, default: 0] &+= v }
-        durationUs.add(o.durationUs)
-        requestBytes.add(o.requestBytes)
-        responseBytes.add(o.responseBytes)
+        for k in 0..<2 {
+            durations[k].add(o.durations[k])
+            requestSizes[k].add(o.requestSizes[k])
+            responseSizes[k].add(o.responseSizes[k])
+        }
         tcpOpened &+= o.tcpOpened
         tcpReceivedBytes &+= o.tcpReceivedBytes
         tcpSentBytes &+= o.tcpSentBytes

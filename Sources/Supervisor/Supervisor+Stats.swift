@@ -37,28 +37,41 @@ extension Supervisor {
         let clusters = t.clusters.map { (name: clusterName($0.key), totals: $0.value) }.sorted { $0.name < $1.name }
 
         out.family("istio_requests_total", "counter", "Requests by destination, response code and response flags.")
+        // gRPC requests (HTTP/2, content-type application/grpc…) count with
+        // request_protocol="grpc" and their grpc-status, as Istio's stats do; others with "http"
+        // and an empty grpc_response_status.
         for c in clusters {
-            let labels = istioLabels(c.name)
             for (key, n) in c.totals.responses.sorted(by: { $0.key < $1.key }) {
-                let code = key == 0xFFFF_FFFF ? "other" : String(key >> 16)
-                let flags = key == 0xFFFF_FFFF ? "-" : ResponseFlags.text(UInt16(key & 0xFFFF))
-                out.sample("istio_requests_total", labels + [("response_code", code), ("response_flags", flags)], n)
+                let other = key == ResponseKey.other
+                let grpc = other ? nil : ResponseKey.grpcStatus(key)
+                let code = other ? "other" : String(ResponseKey.status(key))
+                let flags = other ? "-" : ResponseFlags.text(ResponseKey.flags(key))
+                out.sample("istio_requests_total", istioLabels(c.name, proto: grpc == nil ? "http" : "grpc")
+                           + [("response_code", code), ("grpc_response_status", grpc.map { String($0) } ?? ""),
+                              ("response_flags", flags)], n)
             }
         }
+        let protocols = ["http", "grpc"]
         out.family("istio_request_duration_milliseconds", "histogram", "Request duration (head parsed to response complete).")
-        for c in clusters where c.totals.durationUs.count > 0 {
-            out.histogram("istio_request_duration_milliseconds", istioLabels(c.name), c.totals.durationUs,
-                          bounds: StatBuckets.durationBoundsUs.map { Double($0) / 1000 }, sumScale: 1.0 / 1000)
+        for c in clusters {
+            for k in 0..<2 where c.totals.durations[k].count > 0 {
+                out.histogram("istio_request_duration_milliseconds", istioLabels(c.name, proto: protocols[k]), c.totals.durations[k],
+                              bounds: StatBuckets.durationBoundsUs.map { Double($0) / 1000 }, sumScale: 1.0 / 1000)
+            }
         }
         out.family("istio_request_bytes", "histogram", "Request sizes (head and body).")
-        for c in clusters where c.totals.requestBytes.count > 0 {
-            out.histogram("istio_request_bytes", istioLabels(c.name), c.totals.requestBytes,
-                          bounds: StatBuckets.bytesBounds.map { Double($0) }, sumScale: 1)
+        for c in clusters {
+            for k in 0..<2 where c.totals.requestSizes[k].count > 0 {
+                out.histogram("istio_request_bytes", istioLabels(c.name, proto: protocols[k]), c.totals.requestSizes[k],
+                              bounds: StatBuckets.bytesBounds.map { Double($0) }, sumScale: 1)
+            }
         }
         out.family("istio_response_bytes", "histogram", "Response sizes (head and body) sent to clients.")
-        for c in clusters where c.totals.responseBytes.count > 0 {
-            out.histogram("istio_response_bytes", istioLabels(c.name), c.totals.responseBytes,
-                          bounds: StatBuckets.bytesBounds.map { Double($0) }, sumScale: 1)
+        for c in clusters {
+            for k in 0..<2 where c.totals.responseSizes[k].count > 0 {
+                out.histogram("istio_response_bytes", istioLabels(c.name, proto: protocols[k]), c.totals.responseSizes[k],
+                              bounds: StatBuckets.bytesBounds.map { Double($0) }, sumScale: 1)
+            }
         }
 
         // TCP-route connections (Istio's TCP metrics, request_protocol="tcp"). Connections that
@@ -225,9 +238,12 @@ extension Supervisor {
         let clusters = t.clusters.map { (name: clusterName($0.key), totals: $0.value) }.sorted { $0.name < $1.name }
         let rows = clusters.map { c -> String in
             let responses = c.totals.responses.sorted { $0.key < $1.key }.map { key, n in
-                JSONText.object([
-                    ("code", key == 0xFFFF_FFFF ? "null" : String(key >> 16)),
-                    ("flags", JSONText.string(key == 0xFFFF_FFFF ? "-" : ResponseFlags.text(UInt16(key & 0xFFFF)))),
+                let other = key == ResponseKey.other
+                let grpc = other ? nil : ResponseKey.grpcStatus(key)
+                return JSONText.object([
+                    ("code", other ? "null" : String(ResponseKey.status(key))),
+                    ("flags", JSONText.string(other ? "-" : ResponseFlags.text(ResponseKey.flags(key)))),
+                    ("grpc_status", grpc.map { String($0) } ?? "null"),
                     ("count", String(n)),
                 ])
             }

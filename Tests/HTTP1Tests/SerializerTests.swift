@@ -184,4 +184,17 @@ final class SerializerTests: XCTestCase {
         XCTAssertNil(written(capacity: 35) { out in random.withUnsafeBytes { formatUUID(random: $0, into: out) } })
         XCTAssertNil(written { out in random.dropLast().withUnsafeBytes { formatUUID(random: $0, into: out) } })
     }
+
+    func testGRPCStatusFieldOfAResponseHead() {
+        func status(_ text: String) -> Int {
+            Array(text.utf8).withUnsafeBytes { grpcStatusField($0) }
+        }
+        XCTAssertEqual(status("HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ngrpc-status: 14\r\n\r\n"), 14)
+        XCTAssertEqual(status("HTTP/1.1 200 OK\r\nGRPC-Status:\t0\r\n\r\n"), 0)
+        XCTAssertEqual(status("HTTP/1.1 200 OK\r\nx-grpc-status: 3\r\n\r\n"), -1, "another field's name")
+        XCTAssertEqual(status("HTTP/1.1 200 OK\r\ngrpc-status: x\r\n\r\n"), -1)
+        XCTAssertEqual(status("HTTP/1.1 200 OK\r\ngrpc-status: 99999\r\n\r\n"), -1)
+        XCTAssertEqual(status("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"), -1)
+        XCTAssertEqual(status("HTTP/1.1 200 OK\r\ngrpc-status:"), -1, "cut short")
+    }
 }

@@ -109,6 +109,18 @@ final class GRPCTests: IntegrationTestCase {
         let stats = try harness.curl(gw.adminURL + "/stats/prometheus").text
         let opened = stats.split(separator: "\n").first { $0.hasPrefix("envoy_cluster_upstream_cx_total{cluster_name=\"outbound|9000||grpc.default.svc.cluster.local\"}") }
         XCTAssertEqual(opened.map { String($0.split(separator: " ").last ?? "") }, "1", stats)
+        // Istio's metrics say gRPC, with each call's grpc-status: from the trailers (22 OK
+        // calls) and from a trailers-only response (the one NOT_FOUND).
+        func requests(_ labels: String) -> String? {
+            stats.split(separator: "\n").first { $0.hasPrefix("istio_requests_total{") && $0.contains(labels) }
+                .map { String($0.split(separator: " ").last ?? "") }
+        }
+        let grpcLabels = "destination_cluster=\"outbound|9000||grpc.default.svc.cluster.local\",request_protocol=\"grpc\""
+        XCTAssertEqual(requests(grpcLabels + ",connection_security_policy=\"unknown\",response_code=\"200\",grpc_response_status=\"0\",response_flags=\"-\"}"), "22", stats)
+        XCTAssertEqual(requests(grpcLabels + ",connection_security_policy=\"unknown\",response_code=\"200\",grpc_response_status=\"5\",response_flags=\"-\"}"), "1", stats)
+        XCTAssertNil(requests("request_protocol=\"http\""), stats)
+        XCTAssertTrue(stats.contains("istio_request_duration_milliseconds_count{reporter=\"source\""), stats)
+        XCTAssertTrue(stats.split(separator: "\n").contains { $0.hasPrefix("istio_request_duration_milliseconds_count{") && $0.contains(grpcLabels) && $0.hasSuffix(" 23") }, stats)
         usleep(1_200_000)   // the access log is flushed about once a second
         let log = (try? String(contentsOfFile: harness.path("access.log"), encoding: .utf8)) ?? ""
 
@@ -140,6 +152,13 @@ final class GRPCTests: IntegrationTestCase {
         // UNAVAILABLE (14) with Envoy's text as grpc-message.
         XCTAssertEqual(lines, ["UNIMPLEMENTED",
                                "('UNAVAILABLE', 'upstream connect error or disconnect/reset before headers. reset reason: connection failure')"])
+        // Counted as Envoy counts them: what the client got (200) with the grpc-status.
+        let stats = try harness.curl(gw.adminURL + "/stats/prometheus").text
+        let samples = stats.split(separator: "\n").filter { $0.hasPrefix("istio_requests_total{") }
+        XCTAssertTrue(samples.contains { $0.contains("destination_service=\"unknown\"") && $0.contains("request_protocol=\"grpc\"")
+            && $0.contains("response_code=\"200\",grpc_response_status=\"12\",response_flags=\"NR\"} 1") }, stats)
+        XCTAssertTrue(samples.contains { $0.contains("destination_cluster=\"outbound|9001||down.default.svc.cluster.local\"")
+            && $0.contains("response_code=\"200\",grpc_response_status=\"14\",response_flags=\"UF\"} 1") }, stats)
     }
 
     func testGRPCTimeoutIsTheDeadline() throws {

@@ -172,7 +172,7 @@ final class StatsTests: IntegrationTestCase {
         XCTAssertEqual(json?["requestsTotal"] as? Int, 20, "requests of the killed workers are still counted: \(json ?? [:])")
         XCTAssertEqual(json?["workerRestarts"] as? Int, 2)
         let text = try harness.admin(gateway, "/stats/prometheus")
-        XCTAssertTrue(text.contains("response_code=\"200\",response_flags=\"-\"} 20"), text)
+        XCTAssertTrue(text.contains("response_code=\"200\",grpc_response_status=\"\",response_flags=\"-\"} 20"), text)
     }
 
     /// Envoy's default access-log format, and SIGUSR1 (logrotate) reopens the file.
@@ -248,7 +248,7 @@ final class StatsTests: IntegrationTestCase {
 
         // The same replies in the stats: unknown destination, flag DPE.
         let text = try harness.admin(gateway, "/stats/prometheus")
-        XCTAssertTrue(text.contains("destination_service=\"unknown\"") && text.contains("response_code=\"400\",response_flags=\"DPE\"} 1"), text)
-        XCTAssertTrue(text.contains("response_code=\"414\",response_flags=\"DPE\"} 1"), text)
+        XCTAssertTrue(text.contains("destination_service=\"unknown\"") && text.contains("response_code=\"400\",grpc_response_status=\"\",response_flags=\"DPE\"} 1"), text)
+        XCTAssertTrue(text.contains("response_code=\"414\",grpc_response_status=\"\",response_flags=\"DPE\"} 1"), text)
     }
 }
