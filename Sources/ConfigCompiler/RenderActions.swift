@@ -102,6 +102,7 @@ public func renderClusterPolicy(_ c: ClusterSpec) -> String {
     if p.idleTimeoutMs != d.idleTimeoutMs {
         parts.append(p.idleTimeoutMs == 0 ? "no idle timeout" : "idle-timeout \(p.idleTimeoutMs)ms")
     }
+    if p.maxConcurrentStreams != d.maxConcurrentStreams { parts.append("max-concurrent-streams \(p.maxConcurrentStreams)") }
     return parts.joined(separator: ", ")
 }
 
@@ -209,5 +210,5 @@ func jsonTrafficPolicy(_ c: ClusterSpec) -> String {
         + "\"connectionPool\":{\"maxConnections\":\(p.maxConnections),"
         + "\"maxPendingRequests\":\(p.maxPendingRequests),\"maxRequests\":\(p.maxRequests),"
         + "\"maxRequestsPerConnection\":\(p.maxRequestsPerConnection),\"maxRetries\":\(p.maxRetries),"
-        + "\"idleTimeoutMs\":\(p.idleTimeoutMs)}"
+        + "\"idleTimeoutMs\":\(p.idleTimeoutMs),\"maxConcurrentStreams\":\(p.maxConcurrentStreams)}"
 }

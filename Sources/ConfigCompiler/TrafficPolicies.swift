@@ -108,6 +108,7 @@ struct MergedTrafficPolicy: Equatable {
             if let v = limit(h.http2MaxRequests) { spec.maxRequests = v }
             if let v = limit(h.maxRequestsPerConnection) { spec.maxRequestsPerConnection = v }
             if let v = limit(h.maxRetries) { spec.maxRetries = v }
+            if let v = limit(h.maxConcurrentStreams) { spec.maxConcurrentStreams = v }
             if let ms = h.idleTimeout?.milliseconds { spec.idleTimeoutMs = clampMs(ms) }
         }
         return spec

@@ -61,6 +61,7 @@ extension ProxyEngine {
         if cluster >= 0 {
             let pool = reader.clusterConnectionPool(cluster)
             e.pointee.maxRequestsPerConnection = pool.maxRequestsPerConnection
+            e.pointee.maxConcurrentStreams = pool.maxConcurrentStreams
             e.pointee.poolIdleTimeoutMs = pool.idleTimeoutMs
         }
         statRoute(x, cluster: cluster)

@@ -48,7 +48,9 @@ extension ProxyEngine {
     /// The connection starts speaking HTTP/2 (ALPN h2, or the preface seen). False when
     /// nghttp2 could not make a session (the connection is closed).
     mutating func h2Start(_ p: Int32) -> Bool {
-        guard let h = H2Connection.make(inbox: h2Inbox) else {
+        var settings = H2Settings()
+        settings.maxConcurrentStreams = limits.http2MaxConcurrentStreams
+        guard let h = H2Connection.make(inbox: h2Inbox, settings: settings) else {
             closeConn(p)
             return false
         }

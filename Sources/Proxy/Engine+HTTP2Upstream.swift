@@ -34,9 +34,12 @@ extension ProxyEngine {
         var p: Int32 = ep.pool >= 0 ? pools.pools[Int(ep.pool)].h2Conn : -1
         if p >= 0 {
             let pc = conns + Int(p)
+            // DestinationRule connectionPool.http.maxConcurrentStreams, also while connecting.
+            let configured = x >= 0 ? exchanges.slots[Int(x)].maxConcurrentStreams : 0
             if pc.pointee.closing || pc.pointee.h2GoingAway || pc.pointee.h2 == nil
                 || (pc.pointee.connected && pc.pointee.h2!.pointee.refusesNewStreams)
-                || (pc.pointee.connected && Int(pc.pointee.h2Streams) >= pc.pointee.h2!.pointee.remoteMaxStreams) {
+                || (pc.pointee.connected && Int(pc.pointee.h2Streams) >= pc.pointee.h2!.pointee.remoteMaxStreams)
+                || (configured > 0 && UInt32(pc.pointee.h2Streams) >= configured) {
                 p = -1
             }
         }

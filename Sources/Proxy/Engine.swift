@@ -17,6 +17,9 @@ public struct ProxyLimits: Sendable {
     /// connections for this long ends (408 before the response started, else both close);
     /// 0 = none. Every completion on an exchange's connections pushes it back.
     public var streamIdleTimeoutMs: UInt64 = 300_000
+    /// SETTINGS_MAX_CONCURRENT_STREAMS of downstream HTTP/2 connections (`--http2-max-concurrent-streams`,
+    /// 1…1000; Envoy's recommended edge value 100): more streams at once are refused.
+    public var http2MaxConcurrentStreams: UInt32 = 100
     public var receiveBuffers: Int = 1024
     public var receiveBufferBytes: Int = 16 * 1024
     /// HTTP bodies with a known length of at least this many bytes still to forward (after the

@@ -119,6 +119,9 @@ struct Exchange {
     /// The cluster's connectionPool.http.maxRequestsPerConnection (0 = unlimited) and
     /// idleTimeout (ms, 0 = none), read at routing so that pooling needs no table lookup.
     var maxRequestsPerConnection: UInt32 = 0
+    /// The cluster's connectionPool.http.maxConcurrentStreams (0: the upstream's own limit):
+    /// streams per HTTP/2 upstream connection.
+    var maxConcurrentStreams: UInt32 = 0
     var poolIdleTimeoutMs: UInt32 = 0
     /// The request's Origin when the route's CORS policy allows it (a pooled small buffer):
     /// the response gets the access-control-* headers (Engine+CORS.swift).

@@ -72,18 +72,23 @@ public struct ConnectionPoolSpec: Sendable, Equatable {
     public var maxRetries: UInt32
     /// `http.idleTimeout`: an idle upstream connection closes after this; 0 = never. Default 1 h.
     public var idleTimeoutMs: UInt32
+    /// `http.maxConcurrentStreams`: streams per HTTP/2 upstream connection (another connection
+    /// opens past it); 0 = as many as the upstream's SETTINGS_MAX_CONCURRENT_STREAMS allows.
+    public var maxConcurrentStreams: UInt32
 
     public static let unlimited = UInt32.max
     public static let defaultIdleTimeoutMs: UInt32 = 3_600_000
 
     public init(maxConnections: UInt32 = unlimited, maxPendingRequests: UInt32 = unlimited,
                 maxRequests: UInt32 = unlimited, maxRequestsPerConnection: UInt32 = 0,
-                maxRetries: UInt32 = unlimited, idleTimeoutMs: UInt32 = defaultIdleTimeoutMs) {
+                maxRetries: UInt32 = unlimited, idleTimeoutMs: UInt32 = defaultIdleTimeoutMs,
+                maxConcurrentStreams: UInt32 = 0) {
         self.maxConnections = maxConnections
         self.maxPendingRequests = maxPendingRequests
         self.maxRequests = maxRequests
         self.maxRequestsPerConnection = maxRequestsPerConnection
         self.maxRetries = maxRetries
         self.idleTimeoutMs = idleTimeoutMs
+        self.maxConcurrentStreams = maxConcurrentStreams
     }
 }

@@ -375,6 +375,7 @@ struct ImageBuilder {
             w.ref(name); w.u32(c.connectTimeoutMs); w.u32(first); w.u32(n)
             w.bytes.append(contentsOf: policy)
             w.i32(tls)
+            w.u32(c.connectionPool.maxConcurrentStreams)
         }
     }
 

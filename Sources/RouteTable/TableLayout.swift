@@ -208,7 +208,7 @@
 //
 // TLSName (8 bytes): a StrRef; the string lists of TLSServer, TLSRoute and ClusterTLS records.
 //
-// Cluster (76 bytes):
+// Cluster (80 bytes):
 //     0: name StrRef
 //     8: connectTimeoutMsU32
 //    12: firstEndpointU32
@@ -234,6 +234,8 @@
 //    68: idleTimeoutMsU32         http.idleTimeout, 0 = none (default 1 h)
 //    72: tlsI32             index into `clusterTLS`, or -1: plain text (DestinationRule tls mode
 //                           DISABLE or none). Clusters with equal TLS settings share one record.
+//    76: maxConcurrentStreamsU32  http.maxConcurrentStreams per HTTP/2 upstream connection;
+//                           0 = the upstream's own limit
 //
 // ClusterTLS (52 bytes), DestinationRule `trafficPolicy.tls` of a cluster (ClusterTLSSpec,
 // TLSSpec.swift), after the top-level / port-level / subset merge. No two records are equal.
@@ -281,7 +283,8 @@ public enum Layout {
     ///    tlsServers, tlsRoutes, tlsNames; header 192.
     /// 5: TLS to upstreams: clusters 76 bytes (tlsI32), section clusterTLS; header 192 with 22
     ///    sections.
-    public static let version: UInt16 = 5
+    /// 6: clusters 80 bytes (maxConcurrentStreamsU32).
+    public static let version: UInt16 = 6
     static let headerBytes = 192
     static let sectionTableOffset = 16
     /// Marks a nil optional string.
@@ -295,7 +298,7 @@ public enum Layout {
     static let matchBytes = 16
     static let conditionBytes = 24
     static let weightedBytes = 20
-    static let clusterBytes = 76
+    static let clusterBytes = 80
     static let endpointBytes = 32
     static let tcpRouteBytes = 24
     static let headerOpBytes = 20

@@ -16,7 +16,8 @@ extension Supervisor {
                                   drainTimeoutMs: options.drainTimeoutMs, logLevel: options.logLevel,
                                   accessLog: options.accessLog, headerTimeoutMs: options.headerTimeoutMs,
                                   idleTimeoutMs: options.idleTimeoutMs,
-                                  streamIdleTimeoutMs: options.streamIdleTimeoutMs)
+                                  streamIdleTimeoutMs: options.streamIdleTimeoutMs,
+                                  http2MaxConcurrentStreams: options.http2MaxConcurrentStreams)
         // Reset before the process exists so it can never observe its predecessor's state;
         // the pid is filled in right after (workers do not read it).
         region.workerSlot(slot).reset(pid: 0)

@@ -22,11 +22,14 @@ public struct SupervisorOptions: Sendable {
     public var idleTimeoutMs: UInt64
     /// `--stream-idle-timeout` (Envoy's stream_idle_timeout, default 5 min; 0 = none).
     public var streamIdleTimeoutMs: UInt64
+    /// `--http2-max-concurrent-streams` (default 100, Envoy's recommended edge value).
+    public var http2MaxConcurrentStreams: UInt32
 
     public init(configPaths: [String], namespace: String = "default", workers: Int, bind: IPAddress? = nil,
                 adminAddress: IPAddress = .v4([127, 0, 0, 1]), adminPort: UInt16 = 15000, watch: Bool = false,
                 accessLog: String = "off", logLevel: LogLevel = .info, drainTimeoutMs: UInt64 = 30_000,
                 headerTimeoutMs: UInt64 = 10_000, idleTimeoutMs: UInt64 = 60_000, streamIdleTimeoutMs: UInt64 = 300_000,
+                http2MaxConcurrentStreams: UInt32 = 100,
                 readiness: (address: IPAddress, port: UInt16)? = nil,
                 credentialsDir: String = "/etc/ingressd/credentials") {
         self.readiness = readiness
@@ -34,6 +37,7 @@ public struct SupervisorOptions: Sendable {
         self.headerTimeoutMs = headerTimeoutMs
         self.idleTimeoutMs = idleTimeoutMs
         self.streamIdleTimeoutMs = streamIdleTimeoutMs
+        self.http2MaxConcurrentStreams = http2MaxConcurrentStreams
         self.configPaths = configPaths
         self.namespace = namespace
         self.workers = workers

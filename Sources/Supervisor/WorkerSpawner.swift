@@ -26,6 +26,7 @@ struct WorkerLaunch {
     var headerTimeoutMs: UInt64 = 10_000
     var idleTimeoutMs: UInt64 = 60_000
     var streamIdleTimeoutMs: UInt64 = 300_000
+    var http2MaxConcurrentStreams: UInt32 = 100
     /// The supervisor's pid: a worker whose parent is no longer this pid when it starts exits
     /// (PR_SET_PDEATHSIG cannot fire for a parent that died before it was set).
     var supervisorPid: pid_t = getpid()
@@ -42,6 +43,7 @@ struct WorkerLaunch {
         if headerTimeoutMs != 10_000 { a += ["--header-timeout-ms", String(headerTimeoutMs)] }
         if idleTimeoutMs != 60_000 { a += ["--idle-timeout-ms", String(idleTimeoutMs)] }
         if streamIdleTimeoutMs != 300_000 { a += ["--stream-idle-timeout-ms", String(streamIdleTimeoutMs)] }
+        if http2MaxConcurrentStreams != 100 { a += ["--http2-max-concurrent-streams", String(http2MaxConcurrentStreams)] }
         return a
     }
 }

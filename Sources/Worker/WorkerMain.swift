@@ -47,13 +47,16 @@ public struct WorkerOptions: Sendable {
     public var idleTimeoutMs: UInt64
     /// Envoy's stream_idle_timeout (`ProxyLimits.streamIdleTimeoutMs`; 0 = none).
     public var streamIdleTimeoutMs: UInt64 = 300_000
+    /// `ProxyLimits.http2MaxConcurrentStreams`.
+    public var http2MaxConcurrentStreams: UInt32 = 100
     /// The supervisor that spawned this worker; 0 = do not check (a worker started by hand).
     public var supervisorPid: Int32
 
     public init(index: Int, shmFd: Int32, listeners: [WorkerListener], drainTimeoutMs: UInt64 = 30_000, logLevel: Int = 2,
                 accessLog: String = "off", headerTimeoutMs: UInt64 = 10_000, idleTimeoutMs: UInt64 = 60_000,
-                streamIdleTimeoutMs: UInt64 = 300_000, supervisorPid: Int32 = 0) {
+                streamIdleTimeoutMs: UInt64 = 300_000, http2MaxConcurrentStreams: UInt32 = 100, supervisorPid: Int32 = 0) {
         self.supervisorPid = supervisorPid
+        self.http2MaxConcurrentStreams = http2MaxConcurrentStreams
         self.streamIdleTimeoutMs = streamIdleTimeoutMs
         self.accessLog = accessLog
         self.headerTimeoutMs = headerTimeoutMs
@@ -113,6 +116,7 @@ public enum WorkerMain {
             limits.headerTimeoutMs = options.headerTimeoutMs
             limits.idleTimeoutMs = options.idleTimeoutMs
             limits.streamIdleTimeoutMs = options.streamIdleTimeoutMs
+            limits.http2MaxConcurrentStreams = options.http2MaxConcurrentStreams
             engine = try ProxyEngine(ring: ring, listeners: options.listeners.map { ($0.fd, $0.port) },
                                      region: region, slot: slot, limits: limits)
         } catch {

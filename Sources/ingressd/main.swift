@@ -83,6 +83,9 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("stream-idle-timeout"), help: ArgumentHelp("A request with no byte moving either way for this long ends (Envoy's stream_idle_timeout: 408 before the response, else reset); 0 = never.", valueName: "duration"))
     var streamIdleTimeout: String = "5m"
 
+    @Option(name: .customLong("http2-max-concurrent-streams"), help: ArgumentHelp("Streams an HTTP/2 client may have open at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS; more are refused), 1 to 1000.", valueName: "n"))
+    var http2MaxConcurrentStreams: Int = 100
+
     func validate() throws {
         _ = try parsedWorkers()
         if let b = bind, IPAddress(parsing: b) == nil {
@@ -111,6 +114,9 @@ struct Run: ParsableCommand {
         guard parseDurationMs(streamIdleTimeout) != nil else {
             throw ValidationError("--stream-idle-timeout \(streamIdleTimeout): expected a duration like 5m, 30s or 0 (never)")
         }
+        guard (1...1000).contains(http2MaxConcurrentStreams) else {
+            throw ValidationError("--http2-max-concurrent-streams \(http2MaxConcurrentStreams): expected a number from 1 to 1000")
+        }
     }
 
     func parsedWorkers() throws -> Int {
@@ -131,6 +137,7 @@ struct Run: ParsableCommand {
             drainTimeoutMs: parseDurationMs(drainTimeout)!,
             headerTimeoutMs: parseDurationMs(headerTimeout)!, idleTimeoutMs: parseDurationMs(idleTimeout)!,
             streamIdleTimeoutMs: parseDurationMs(streamIdleTimeout)!,
+            http2MaxConcurrentStreams: UInt32(http2MaxConcurrentStreams),
             readiness: readiness == "off" ? nil : parseHostPort(readiness), credentialsDir: config.credentialsDir)
         let code = Supervisor.run(options)
         if code != 0 { throw ExitCode(code) }
@@ -232,6 +239,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .customLong("header-timeout-ms")) var headerTimeoutMs: UInt64 = 10_000
     @Option(name: .customLong("idle-timeout-ms")) var idleTimeoutMs: UInt64 = 60_000
     @Option(name: .customLong("stream-idle-timeout-ms")) var streamIdleTimeoutMs: UInt64 = 300_000
+    @Option(name: .customLong("http2-max-concurrent-streams")) var http2MaxConcurrentStreams: UInt32 = 100
     /// 0: started by hand, no parent check.
     @Option(name: .customLong("supervisor-pid")) var supervisorPid: Int32 = 0
 
@@ -255,6 +263,7 @@ struct WorkerCommand: ParsableCommand {
                                     drainTimeoutMs: drainTimeoutMs, logLevel: LogLevel(parsing: logLevel)!.rawValue,
                                     accessLog: accessLog, headerTimeoutMs: headerTimeoutMs, idleTimeoutMs: idleTimeoutMs,
                                     streamIdleTimeoutMs: streamIdleTimeoutMs,
+                                    http2MaxConcurrentStreams: http2MaxConcurrentStreams,
                                     supervisorPid: supervisorPid)
         let code = WorkerMain.run(options)
         if code != 0 { throw ExitCode(code) }

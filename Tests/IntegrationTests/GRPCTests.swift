@@ -206,6 +206,24 @@ final class GRPCTests: IntegrationTestCase {
         XCTAssertEqual(after, ["OK"])
     }
 
+    func testMaxConcurrentStreamsOpensAnotherUpstreamConnection() throws {
+        // DestinationRule connectionPool.http.maxConcurrentStreams: 1: three calls at once need
+        // three upstream connections (without it they share one, as the first test shows).
+        let echo = try startEcho()
+        let gw = try startGateway(echoPort: echo, rule: "{connectionPool: {http: {maxConcurrentStreams: 1}}}")
+        let lines = try client("127.0.0.1:\(gw.listenPort)", """
+            slow = ch.unary_unary("/pkg.Svc/Slow")
+            calls = [slow.future(b"x", timeout=10) for _ in range(3)]
+            out([f.result().decode() for f in calls])
+            """)
+        XCTAssertEqual(lines, ["['slow', 'slow', 'slow']"])
+        let stats = try harness.curl(gw.adminURL + "/stats/prometheus").text
+        let opened = stats.split(separator: "\n").first { $0.hasPrefix("envoy_cluster_upstream_cx_total{cluster_name=\"outbound|9000||grpc.default.svc.cluster.local\"}") }
+        XCTAssertEqual(opened.map { String($0.split(separator: " ").last ?? "") }, "3", stats)
+        let dump = try harness.curl(gw.adminURL + "/config_dump").text
+        XCTAssertTrue(dump.contains("\"maxConcurrentStreams\":1"), dump)
+    }
+
     func testAnHTTP11ClientReachesTheHTTP2UpstreamWithTrailers() throws {
         let echo = try startEcho()
         let gw = try startGateway(echoPort: echo)

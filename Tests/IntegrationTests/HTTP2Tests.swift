@@ -791,6 +791,74 @@ final class HTTP2Tests: IntegrationTestCase {
         XCTAssertEqual(g.ingressd.workerPids, workers, "the worker did not restart")
     }
 
+    func testSettingsFloodFromAClientThatDoesNotReadIsBounded() throws {
+        // SETTINGS frames each need an ACK: 200,000 of them from a client that reads nothing
+        // are bounded like PINGs (nghttp2 keeps at most 1000 ACKs queued, then ends the
+        // connection as a flood); the worker's memory stays flat and it keeps serving.
+        let g = try startGateway(workers: 1)
+        let workers = g.ingressd.workerPids
+        let rss0 = try vmRSSKiB(workers[0])
+        let py = try runPython("""
+            import hyperframe.frame as F
+            import socket
+            c = Client(int(sys.argv[1]))
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            c.sock.settimeout(2)
+            settings = F.SettingsFrame(0, settings={F.SettingsFrame.INITIAL_WINDOW_SIZE: 65535}).serialize()
+            sent = 0
+            try:
+                while sent < 200000:
+                    c.sock.sendall(settings * 1000)
+                    sent += 1000
+            except OSError:
+                pass
+            c.sock.settimeout(None)
+            c.wait_close(3)
+            out({"sent": sent, "closed": c.closed, "goaway": c.goaway})
+            """, [String(g.httpPort)], timeout: 90)
+        XCTAssertGreaterThan(py["sent"] as? Int ?? 0, 1000, "\(py)")
+        // Ended as a flood: GOAWAY ENHANCE_YOUR_CALM, then closed (measured: after ~170,000).
+        XCTAssertEqual((py["goaway"] as? [String: Any])?["error"] as? Int, 11, "\(py)")
+        XCTAssertEqual(py["closed"] as? Bool, true, "\(py)")
+        let rss1 = try vmRSSKiB(workers[0])
+        XCTAssertLessThan(rss1 - rss0, 16 * 1024, "the worker did not queue the flood (RSS \(rss0) → \(rss1) KiB)")
+        XCTAssertEqual(try curlH2C(g, "/after-settings").status, 200)
+        XCTAssertEqual(g.ingressd.workerPids, workers, "the worker did not restart")
+    }
+
+    func testConcurrentStreamLimitIsAdvertisedAndEnforced() throws {
+        // --http2-max-concurrent-streams 5: the server's SETTINGS say 5, and a sixth stream
+        // opened while five are open is refused (RST_STREAM REFUSED_STREAM, which a client may
+        // retry); the five go on and finish.
+        let g = try startGateway(extraArgs: ["--http2-max-concurrent-streams", "5"])
+        let py = try runPython("""
+            c = Client(int(sys.argv[1]))
+            # Opened at once, before the server's SETTINGS are read (h2 would hold back the sixth).
+            sids = [c.request("/open-%d" % k, method="POST", end=False) for k in range(6)]
+            deadline = time.time() + 5
+            while c.stream(sids[5]).reset is None and time.time() < deadline:
+                c.pump(0.2)
+            for sid in sids[:5]:
+                c.conn.end_stream(sid)
+            c.flush()
+            res = [c.wait(sid) for sid in sids]
+            from h2.settings import SettingCodes
+            out({"results": res, "advertised": c.conn.remote_settings.get(SettingCodes.MAX_CONCURRENT_STREAMS),
+                 "after": c.get("/after-limit")})
+            """, [String(g.httpPort)])
+        XCTAssertEqual(py["advertised"] as? Int, 5, "\(py)")
+        let results = try XCTUnwrap(py["results"] as? [[String: Any]])
+        XCTAssertEqual(results.count, 6)
+        for r in results.prefix(5) { XCTAssertEqual(r["status"] as? Int, 200, "\(r)") }
+        XCTAssertEqual(results.last?["reset"] as? Int, 7, "REFUSED_STREAM: \(results.last ?? [:])")
+        XCTAssertEqual((py["after"] as? [String: Any])?["status"] as? Int, 200, "\(py)")
+        XCTAssertFalse(g.upstream.requests.contains { $0.contains("/open-5") }, "the refused stream never reached the upstream")
+        // Out of range: a usage error (exit 2) that names the flag.
+        let bad = try harness.run(Paths.ingressdBinary, ["run", "-c", "/dev/null", "--http2-max-concurrent-streams", "0"], timeout: 10)
+        XCTAssertEqual(bad.status, 2, bad.output)
+        XCTAssertTrue(bad.output.contains("--http2-max-concurrent-streams 0: expected a number from 1 to 1000"), bad.output)
+    }
+
     // MARK: 10. stats and access log
 
     func testStatsCountHTTP2ConnectionsAndStreamsAndTheAccessLogSaysHTTP2() throws {

@@ -104,7 +104,7 @@ final class CorruptImageTests: XCTestCase {
         let good = try TableImage.build(actionsSpec)
         XCTAssertNil(error(good))
         let route0 = sectionStart(good, .routes)
-        let routeBytes = 168, clusterBytes = 76
+        let routeBytes = 168, clusterBytes = 80
         func expect(_ section: Section, _ index: Int, _ why: String, _ patch: (inout [UInt8]) -> Void) {
             var bad = good
             patch(&bad)

@@ -146,9 +146,9 @@ extension Checks {
             if let idle = h.idleTimeout, idle.nanoseconds != 0 { duration("\(hp).idleTimeout", idle) }
             // http1MaxPendingRequests, http2MaxRequests, maxRequestsPerConnection, maxRetries and
             // idleTimeout are served (Proxy/CircuitBreakers.swift); h2UpgradePolicy is compiled
-            // into the cluster's upstream protocol (ConfigCompiler/TrafficPolicies.swift); the
-            // other HTTP/2 settings are not served.
-            if h.maxConcurrentStreams != nil { unsupported("\(hp).maxConcurrentStreams") }
+            // into the cluster's upstream protocol (ConfigCompiler/TrafficPolicies.swift);
+            // maxConcurrentStreams bounds the streams per HTTP/2 upstream connection
+            // (Proxy/Engine+HTTP2Upstream.swift); the other HTTP/2 settings are not served.
             if h.useClientProtocol != nil { unsupported("\(hp).useClientProtocol") }
             if h.hasHTTP2KeepAlive { unsupported("\(hp).http2KeepAlive") }
         }
