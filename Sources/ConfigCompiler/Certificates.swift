@@ -114,6 +114,34 @@ enum PEMCheck {
     }
 }
 
+extension PEMCheck {
+    /// The key type of the leaf's public key (OpenSSL's EVP_PKEY base id, e.g. EVP_PKEY_RSA,
+    /// EVP_PKEY_EC), its name for messages; nil when `pem` holds no certificate.
+    static func keyType(_ pem: [UInt8]) -> (id: Int32, name: String)? {
+        let certs = certificates(pem)
+        defer { for x in certs { X509_free(x) } }
+        guard let leaf = certs.first, let key = X509_get0_pubkey(leaf) else { return nil }
+        let id = EVP_PKEY_get_base_id(key)
+        let name = id == EVP_PKEY_RSA ? "RSA" : id == EVP_PKEY_EC ? "ECDSA" : id == EVP_PKEY_ED25519 ? "Ed25519"
+            : String(cString: OBJ_nid2sn(id))
+        return (id, name)
+    }
+
+    /// The number of PEM CRLs in `pem` (0: none could be read).
+    static func crlCount(_ pem: [UInt8]) -> Int {
+        let n = withBIO(pem) { bio -> Int in
+            var n = 0
+            while let c = PEM_read_bio_X509_CRL(bio, nil, noPassphrase, nil) {
+                X509_CRL_free(c)
+                n += 1
+            }
+            return n
+        } ?? 0
+        ERR_clear_error()
+        return n
+    }
+}
+
 struct PEMError: Error, Equatable {
     var message: String
     init(_ message: String) { self.message = message }

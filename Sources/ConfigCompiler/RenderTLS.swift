@@ -38,9 +38,13 @@ func renderTLSServerLines(_ s: TLSServerSpec) -> [String] {
         return lines
     }
     lines.append("  certificate: \(describeCertificate(s.certificateChainPEM))")
+    if !s.secondCertificateChainPEM.isEmpty {
+        lines.append("  second certificate: \(describeCertificate(s.secondCertificateChainPEM))")
+    }
     if !s.caCertificatesPEM.isEmpty {
         lines.append("  client CA: \(describeCertificate(s.caCertificatesPEM))"
-                     + (s.mode == .mutual ? ", client certificate required" : ", client certificate optional"))
+                     + (s.mode == .mutual ? ", client certificate required" : ", client certificate optional")
+                     + (s.crlPEM.isEmpty ? "" : ", checked against \(PEMCheck.crlCount(s.crlPEM)) CRL(s)"))
     }
     lines.append("  versions: \(tlsVersionName(s.minVersion)) to \(tlsVersionName(s.maxVersion))"
                  + (s.cipherSuites.isEmpty ? "" : ", ciphers \(s.cipherSuites)"))
@@ -81,7 +85,9 @@ func jsonTLS(_ l: ListenerSpec, _ table: TableSpec) -> String {
         var f = ["\"name\":\(jsonString(s.name))", "\"mode\":\"\(tlsModeName(s.mode))\"", "\"hosts\":\(list(s.hosts))"]
         if s.mode != .passthrough {
             f.append("\"certificate\":\(jsonCertificate(s.certificateChainPEM))")
+            f.append("\"secondCertificate\":\(s.secondCertificateChainPEM.isEmpty ? "null" : jsonCertificate(s.secondCertificateChainPEM))")
             f.append("\"clientCA\":\(s.caCertificatesPEM.isEmpty ? "null" : jsonCertificate(s.caCertificatesPEM))")
+            f.append("\"crls\":\(PEMCheck.crlCount(s.crlPEM))")
             f.append("\"minProtocolVersion\":\"\(tlsVersionName(s.minVersion))\"")
             f.append("\"maxProtocolVersion\":\"\(tlsVersionName(s.maxVersion))\"")
             f.append("\"cipherSuites\":\(jsonString(s.cipherSuites))")

@@ -13,8 +13,10 @@
 // `--credentials-dir` (IstioConfig/Credentials.swift), `tlsCertificates[0]`, then
 // `serverCertificate`/`privateKey`. The client CA (MUTUAL, OPTIONAL_MUTUAL only):
 // `caCertCredentialName`, else the credential's CA, else `caCertificates`
-// (`tlsCertificates[0].caCertificates`). Not carried (validation says so): a second certificate
-// (warning), `caCrl` (error), `insecureSkipVerify` (warning; certificates are always verified).
+// (`tlsCertificates[0].caCertificates`). A second certificate of another key type:
+// `credentialNames[1]` or `tlsCertificates[1]`. Client CRLs (MUTUAL, OPTIONAL_MUTUAL): `caCrl`,
+// else the credential's `ca.crl`/`crl`. Not carried (validation says so): `insecureSkipVerify`
+// (warning; certificates are always verified).
 import IstioConfig
 import RouteTable
 
@@ -101,30 +103,84 @@ extension Compilation {
             diagnostics.append(meta.diagnostic(.error, field, e.message))
             failed = true
         }
-        var chainPEM: [UInt8] = [], keyPEM: [UInt8] = [], caPEM: [UInt8] = []
-        switch PEMCheck.read(certPath) {
-        case .failure(let e): fail(certField, e)
-        case .success(let bytes):
-            if let s = PEMCheck.summary(bytes) {
-                chainPEM = bytes
-                if s.expired {
-                    diagnostics.append(meta.diagnostic(.warning, certField,
-                        "certificate \(certPath) (\(s.subject)) expired on \(s.notAfter); clients will refuse it"))
-                } else if s.notYetValid {
-                    diagnostics.append(meta.diagnostic(.warning, certField,
-                        "certificate \(certPath) (\(s.subject)) is not valid before \(s.notBefore); clients will refuse it"))
+        /// A certificate chain and its key, checked (empty where a check failed).
+        func readPair(_ certField: String, _ certPath: String, _ keyField: String, _ keyPath: String) -> ([UInt8], [UInt8]) {
+            var chainPEM: [UInt8] = [], keyPEM: [UInt8] = []
+            switch PEMCheck.read(certPath) {
+            case .failure(let e): fail(certField, e)
+            case .success(let bytes):
+                if let s = PEMCheck.summary(bytes) {
+                    chainPEM = bytes
+                    if s.expired {
+                        diagnostics.append(meta.diagnostic(.warning, certField,
+                            "certificate \(certPath) (\(s.subject)) expired on \(s.notAfter); clients will refuse it"))
+                    } else if s.notYetValid {
+                        diagnostics.append(meta.diagnostic(.warning, certField,
+                            "certificate \(certPath) (\(s.subject)) is not valid before \(s.notBefore); clients will refuse it"))
+                    }
+                } else {
+                    fail(certField, PEMError("\(certPath) holds no PEM certificate"))
                 }
-            } else {
-                fail(certField, PEMError("\(certPath) holds no PEM certificate"))
+            }
+            switch PEMCheck.read(keyPath) {
+            case .failure(let e): fail(keyField, e)
+            case .success(let bytes):
+                if let e = PEMCheck.checkPrivateKey(bytes, path: keyPath, chainPEM: chainPEM, chainPath: certPath) {
+                    fail(keyField, e)
+                } else {
+                    keyPEM = bytes
+                }
+            }
+            return (chainPEM, keyPEM)
+        }
+        var caPEM: [UInt8] = []
+        let (chainPEM, keyPEM) = readPair(certField, certPath, keyField, keyPath)
+
+        // A second certificate of another key type (RSA beside ECDSA): `credentialNames[1]` or
+        // `tlsCertificates[1]`; OpenSSL picks per client by its signature algorithms.
+        var second: (cert: (String, String), key: (String, String))?
+        if tls.credentialName == nil, tls.credentialNames.count == 2 {
+            let credential = tls.credentialNames[1], field = "\(p).credentialNames[1]"
+            let files = CredentialFiles.resolve(credential, in: dir)
+            certificateFiles += CredentialFiles.certificateCandidates(credential, in: dir) + CredentialFiles.keyCandidates(credential, in: dir)
+            second = ((field, files.certificate ?? CredentialFiles.certificateCandidates(credential, in: dir)[0]),
+                      (field, files.privateKey ?? CredentialFiles.keyCandidates(credential, in: dir)[0]))
+        } else if tls.credentialName == nil, tls.credentialNames.isEmpty, tls.tlsCertificates.count == 2,
+                  let c2 = tls.tlsCertificates[1].serverCertificate, let k2 = tls.tlsCertificates[1].privateKey {
+            second = (("\(p).tlsCertificates[1].serverCertificate", c2), ("\(p).tlsCertificates[1].privateKey", k2))
+        }
+        var secondChainPEM: [UInt8] = [], secondKeyPEM: [UInt8] = []
+        if let (c2, k2) = second {
+            certificateFiles += [c2.1, k2.1]
+            (secondChainPEM, secondKeyPEM) = readPair(c2.0, c2.1, k2.0, k2.1)
+            if let t1 = PEMCheck.keyType(chainPEM), let t2 = PEMCheck.keyType(secondChainPEM), t1.id == t2.id {
+                fail(c2.0, PEMError("\(c2.1) has an \(t2.name) key like the first certificate \(certPath): a second certificate must be of another key type (RSA beside ECDSA); a client gets the one its signature algorithms accept"))
             }
         }
-        switch PEMCheck.read(keyPath) {
-        case .failure(let e): fail(keyField, e)
-        case .success(let bytes):
-            if let e = PEMCheck.checkPrivateKey(bytes, path: keyPath, chainPEM: chainPEM, chainPath: certPath) {
-                fail(keyField, e)
-            } else {
-                keyPEM = bytes
+
+        // Client certificate revocation lists (MUTUAL, OPTIONAL_MUTUAL): `caCrl`, or the
+        // credential's `ca.crl` / `crl` (Istio's Secret keys).
+        var crlPEM: [UInt8] = []
+        if mode != .simple {
+            var crl: (String, String)?
+            if let path = tls.caCrl {
+                crl = ("\(p).caCrl", path)
+            } else if let credential = caFromCredential ?? tls.caCertCredentialName {
+                let candidates = CredentialFiles.crlCandidates(credential, in: dir)
+                certificateFiles += candidates
+                crl = candidates.first(where: { CredentialFiles.fileExists($0) }).map { ("\(p).credentialName", $0) }
+            }
+            if let (crlField, crlPath) = crl {
+                certificateFiles.append(crlPath)
+                switch PEMCheck.read(crlPath) {
+                case .failure(let e): fail(crlField, e)
+                case .success(let bytes):
+                    if PEMCheck.crlCount(bytes) > 0 {
+                        crlPEM = bytes
+                    } else {
+                        fail(crlField, PEMError("\(crlPath) holds no PEM certificate revocation list (X509 CRL)"))
+                    }
+                }
             }
         }
         if mode != .simple {
@@ -158,7 +214,8 @@ extension Compilation {
                              caCertificatesPEM: caPEM, minVersion: minVersion, maxVersion: maxVersion,
                              cipherSuites: ciphers.joined(separator: ":"), subjectAltNames: tls.subjectAltNames,
                              verifyCertificateSpki: tls.verifyCertificateSpki,
-                             verifyCertificateHash: tls.verifyCertificateHash)
+                             verifyCertificateHash: tls.verifyCertificateHash,
+                             secondCertificateChainPEM: secondChainPEM, secondPrivateKeyPEM: secondKeyPEM, crlPEM: crlPEM)
     }
 
     static func tlsVersion(_ v: String?) -> TLSVersionSpec {

@@ -6,6 +6,7 @@
 //   DIR/NAME/tls.key  or DIR/NAME/key      private key (PEM, unencrypted)
 //   DIR/NAME/ca.crt   or DIR/NAME/cacert   client CA (MUTUAL, OPTIONAL_MUTUAL), else
 //   DIR/NAME-cacert/ca.crt or .../cacert   Istio's separate "<secret>-cacert" Secret
+//   DIR/NAME/ca.crl   or DIR/NAME/crl      client CRLs (optional; also in NAME-cacert)
 // The first existing name of each list wins (Istio's order of keys: tls.* before the generic
 // names). `caCertCredentialName: CA` is DIR/CA/ca.crt or DIR/CA/cacert and takes precedence.
 #if canImport(Glibc)
@@ -46,6 +47,12 @@ public struct CredentialFiles: Sendable, Equatable {
     public static func caCandidates(_ name: String, in dir: String, separate: Bool = true) -> [String] {
         ["ca.crt", "cacert"].map { path(dir, name, $0) }
             + (separate ? ["ca.crt", "cacert"].map { path(dir, "\(name)-cacert", $0) } : [])
+    }
+
+    /// Client certificate revocation lists of credential `name` (Istio's Secret keys `ca.crl`
+    /// and `crl`), in it or in its "<name>-cacert" credential; optional.
+    public static func crlCandidates(_ name: String, in dir: String) -> [String] {
+        ["ca.crl", "crl"].map { path(dir, name, $0) } + ["ca.crl", "crl"].map { path(dir, "\(name)-cacert", $0) }
     }
 
     /// DIR/NAME/FILE, without doubling a trailing slash of DIR.

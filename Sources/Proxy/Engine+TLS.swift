@@ -226,6 +226,8 @@ extension ProxyEngine {
             clientCertificates: mode == .mutual ? 1 : mode == .optionalMutual ? 2 : 0,
             minVersion: v.min.rawValue, maxVersion: v.max.rawValue, cipherSuites: reader.tlsServerCipherSuites(s))
         cfg.ticketKeys = region.ticketKeys
+        (cfg.secondCertificateChainPEM, cfg.secondPrivateKeyPEM) = reader.tlsServerSecondCertificate(s)
+        cfg.crlPEM = reader.tlsServerCRL(s)
         let (ctx, error) = ServerContext.make(cfg)
         if ctx == nil {
             tls.failed![Int(s)] = true

@@ -55,11 +55,23 @@ public struct TLSServerSpec: Sendable, Equatable {
     /// (either list matching is enough; both empty: no pinning).
     public var verifyCertificateSpki: [String]
     public var verifyCertificateHash: [String]
+    /// A second certificate chain and key of another key type (`credentialNames[1]`,
+    /// `tlsCertificates[1]`: RSA beside ECDSA); OpenSSL serves the one the client's signature
+    /// algorithms accept. Both empty: one certificate.
+    public var secondCertificateChainPEM: [UInt8]
+    public var secondPrivateKeyPEM: [UInt8]
+    /// PEM CRLs checked against client certificates (MUTUAL, OPTIONAL_MUTUAL: `caCrl`, or the
+    /// credential's `ca.crl`); empty = none.
+    public var crlPEM: [UInt8]
 
     public init(name: String, hosts: [String], mode: TLSServerMode, certificateChainPEM: [UInt8] = [],
                 privateKeyPEM: [UInt8] = [], caCertificatesPEM: [UInt8] = [], minVersion: TLSVersionSpec = .auto,
                 maxVersion: TLSVersionSpec = .auto, cipherSuites: String = "", subjectAltNames: [String] = [],
-                verifyCertificateSpki: [String] = [], verifyCertificateHash: [String] = []) {
+                verifyCertificateSpki: [String] = [], verifyCertificateHash: [String] = [],
+                secondCertificateChainPEM: [UInt8] = [], secondPrivateKeyPEM: [UInt8] = [], crlPEM: [UInt8] = []) {
+        self.secondCertificateChainPEM = secondCertificateChainPEM
+        self.secondPrivateKeyPEM = secondPrivateKeyPEM
+        self.crlPEM = crlPEM
         self.name = name
         self.hosts = hosts
         self.mode = mode

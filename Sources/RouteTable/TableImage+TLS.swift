@@ -97,9 +97,13 @@ extension ImageBuilder {
             guard !s.certificateChainPEM.isEmpty, !s.privateKeyPEM.isEmpty else {
                 throw .invalidTLSServer(server: s.name, what: "a terminating server needs a certificate chain and a private key")
             }
+            guard s.secondCertificateChainPEM.isEmpty == s.secondPrivateKeyPEM.isEmpty else {
+                throw .invalidTLSServer(server: s.name, what: "a second certificate needs both a chain and a private key")
+            }
         } else {
-            guard s.certificateChainPEM.isEmpty, s.privateKeyPEM.isEmpty, s.caCertificatesPEM.isEmpty else {
-                throw .invalidTLSServer(server: s.name, what: "a passthrough server carries no certificate, key or CA")
+            guard s.certificateChainPEM.isEmpty, s.privateKeyPEM.isEmpty, s.caCertificatesPEM.isEmpty,
+                  s.secondCertificateChainPEM.isEmpty, s.secondPrivateKeyPEM.isEmpty, s.crlPEM.isEmpty else {
+                throw .invalidTLSServer(server: s.name, what: "a passthrough server carries no certificate, key, CA or CRL")
             }
         }
         if s.minVersion != .auto, s.maxVersion != .auto, s.minVersion.rawValue > s.maxVersion.rawValue {
@@ -111,6 +115,7 @@ extension ImageBuilder {
         let nameRef = string(s.name)
         let chain = string(s.certificateChainPEM), key = string(s.privateKeyPEM)
         let ca = string(s.caCertificatesPEM), ciphers = string(s.cipherSuites)
+        let chain2 = string(s.secondCertificateChainPEM), key2 = string(s.secondPrivateKeyPEM), crl = string(s.crlPEM)
         record(.tlsServers) { w in
             w.ref(nameRef)
             w.u8(s.mode.rawValue); w.u8(s.minVersion.rawValue); w.u8(s.maxVersion.rawValue); w.u8(0)
@@ -119,6 +124,7 @@ extension ImageBuilder {
             w.u32(sans.0); w.u32(sans.1)
             w.u32(spki.0); w.u32(spki.1)
             w.u32(hashes.0); w.u32(hashes.1)
+            w.ref(chain2); w.ref(key2); w.ref(crl)
         }
     }
 }

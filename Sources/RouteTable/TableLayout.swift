@@ -178,7 +178,7 @@
 //    16: totalWeightU32     sum of the weights (build rejects overflow)
 //    20: padU32
 //
-// TLSServer (76 bytes), one Gateway server of an HTTPS/TLS listener (TLSServerSpec):
+// TLSServer (100 bytes), one Gateway server of an HTTPS/TLS listener (TLSServerSpec):
 //     0: name StrRef
 //     8: modeU8             `TLSServerMode.rawValue` (simple, mutual, optionalMutual, passthrough)
 //     9: minVersionU8       `TLSVersionSpec.rawValue` (0 = auto)
@@ -196,6 +196,10 @@
 //    64: spkiCountU32
 //    68: firstHashU32       TLSName records: verifyCertificateHash (hex)
 //    72: hashCountU32
+//    76: secondCertificateChain StrRef  PEM of a second certificate (another key type); empty = none
+//    84: secondPrivateKey StrRef        its key; empty exactly when the chain is
+//    92: crl StrRef         PEM CRLs for client certificates; empty = none (always empty for
+//                           passthrough)
 //
 // TLSRoute (32 bytes), a VirtualService `tls[]` block on a passthrough server (TLSRouteSpec):
 //     0: name StrRef
@@ -283,7 +287,8 @@ public enum Layout {
     ///    tlsServers, tlsRoutes, tlsNames; header 192.
     /// 5: TLS to upstreams: clusters 76 bytes (tlsI32), section clusterTLS; header 192 with 22
     ///    sections.
-    /// 6: clusters 80 bytes (maxConcurrentStreamsU32).
+    /// 6: clusters 80 bytes (maxConcurrentStreamsU32); TLS servers 100 bytes (a second
+    ///    certificate, CRLs).
     public static let version: UInt16 = 6
     static let headerBytes = 192
     static let sectionTableOffset = 16
@@ -306,7 +311,7 @@ public enum Layout {
     static let mirrorBytes = 8
     static let corsBytes = 40
     static let originBytes = 16
-    static let tlsServerBytes = 76
+    static let tlsServerBytes = 100
     static let tlsRouteBytes = 32
     static let clusterTLSBytes = 52
 }

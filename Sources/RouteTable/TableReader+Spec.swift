@@ -32,7 +32,9 @@ extension TableReader {
                              cipherSuites: Self.string(tlsServerCipherSuites(s)),
                              subjectAltNames: list(tlsServerSubjectAltNameCount(s), tlsServerSubjectAltName),
                              verifyCertificateSpki: list(tlsServerSpkiCount(s), tlsServerSpki),
-                             verifyCertificateHash: list(tlsServerHashCount(s), tlsServerHash))
+                             verifyCertificateHash: list(tlsServerHashCount(s), tlsServerHash),
+                             secondCertificateChainPEM: Array(tlsServerSecondCertificate(s).chain),
+                             secondPrivateKeyPEM: Array(tlsServerSecondCertificate(s).key), crlPEM: Array(tlsServerCRL(s)))
     }
 
     func decodeTLSRoute(_ r: Int32) -> TLSRouteSpec {

@@ -57,6 +57,19 @@ extension TableReader {
         return bytes(tlsServerOff(s) + 36)
     }
 
+    /// PEM chain and key of a second certificate of another key type; count 0 = none. The key
+    /// is secret: never log it.
+    public func tlsServerSecondCertificate(_ s: Int32) -> (chain: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer) {
+        precondition(tlsServers.contains(s))
+        return (bytes(tlsServerOff(s) + 76), bytes(tlsServerOff(s) + 84))
+    }
+
+    /// PEM CRLs for client certificates; count 0 = none.
+    public func tlsServerCRL(_ s: Int32) -> UnsafeRawBufferPointer {
+        precondition(tlsServers.contains(s))
+        return bytes(tlsServerOff(s) + 92)
+    }
+
     /// `.auto` leaves the side at the default (minimum TLS 1.2, maximum TLS 1.3).
     public func tlsServerVersions(_ s: Int32) -> (min: TLSVersionSpec, max: TLSVersionSpec) {
         precondition(tlsServers.contains(s))

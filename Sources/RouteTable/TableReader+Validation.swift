@@ -241,11 +241,14 @@ extension TableReader {
                   lo == .auto || hi == .auto || lo.rawValue <= hi.rawValue,
                   rangeValid(at + 12, tlsNameCount), rangeValid(at + 52, tlsNameCount),
                   rangeValid(at + 60, tlsNameCount), rangeValid(at + 68, tlsNameCount),
-                  strRefValid(at + 20), strRefValid(at + 28), strRefValid(at + 36), strRefValid(at + 44) else {
+                  strRefValid(at + 20), strRefValid(at + 28), strRefValid(at + 36), strRefValid(at + 44),
+                  strRefValid(at + 76), strRefValid(at + 84), strRefValid(at + 92) else {
                 throw .badRecord(.tlsServers, index: Int(s))
             }
             let chain = u32(at + 24), key = u32(at + 32), ca = u32(at + 40)
-            let fits = mode == .passthrough ? chain == 0 && key == 0 && ca == 0 : chain > 0 && key > 0
+            let chain2 = u32(at + 80), key2 = u32(at + 88), crl = u32(at + 96)
+            let fits = mode == .passthrough ? chain == 0 && key == 0 && ca == 0 && chain2 == 0 && key2 == 0 && crl == 0
+                                            : chain > 0 && key > 0 && (chain2 == 0) == (key2 == 0)
             guard fits else { throw .badRecord(.tlsServers, index: Int(s)) }
         }
         for r in 0..<tlsRouteCount {

@@ -20,6 +20,12 @@ public struct ServerContextConfig {
     public var maxVersion: UInt8
     /// OpenSSL cipher list for TLS ≤ 1.2; empty = Envoy's default list.
     public var cipherSuites: UnsafeRawBufferPointer
+    /// A second certificate chain and key of another key type (RSA beside ECDSA); empty = none.
+    public var secondCertificateChainPEM = UnsafeRawBufferPointer(start: nil, count: 0)
+    public var secondPrivateKeyPEM = UnsafeRawBufferPointer(start: nil, count: 0)
+    /// PEM CRLs that client certificates are checked against (with `caCertificatesPEM`);
+    /// empty = no revocation check.
+    public var crlPEM = UnsafeRawBufferPointer(start: nil, count: 0)
     /// Session-ticket keys shared by every worker (`struct ing_ticket_keys` in shared memory);
     /// nil: OpenSSL's per-context keys (resumption only on the same worker).
     public var ticketKeys: UnsafeMutableRawPointer? = nil
@@ -72,22 +78,12 @@ public enum ServerContext {
         let ciphers = c.cipherSuites.count > 0 ? String(decoding: c.cipherSuites, as: UTF8.self) : defaultCipherList
         guard SSL_CTX_set_cipher_list(ctx, ciphers) == 1 else { return fail("cipher suites \"\(ciphers)\"") }
 
-        // Certificate chain: leaf first, then intermediates.
-        guard let certs = readCertificates(c.certificateChainPEM), !certs.isEmpty else {
-            return fail("certificate chain: no PEM certificate")
-        }
-        defer { for x in certs { X509_free(x) } }
-        guard SSL_CTX_use_certificate(ctx, certs[0]) == 1 else { return fail("certificate") }
-        for x in certs.dropFirst() {
-            guard ing_ssl_ctx_add1_chain_cert(ctx, x) == 1 else { return fail("certificate chain") }
-        }
-        guard let key = withBIO(c.privateKeyPEM, { PEM_read_bio_PrivateKey($0, nil, nil, nil) }) else {
-            return fail("private key: no PEM key")
-        }
-        defer { EVP_PKEY_free(key) }
-        guard SSL_CTX_use_PrivateKey(ctx, key) == 1, SSL_CTX_check_private_key(ctx) == 1 else {
-            return fail("private key does not match the certificate")
-        }
+        // Certificate chains: leaf first, then intermediates. A second one of another key type
+        // sits beside the first (OpenSSL keeps one per type; the chain calls apply to the
+        // certificate set last), and the handshake picks the one the client can verify.
+        if let e = useCertificate(ctx, c.certificateChainPEM, c.privateKeyPEM) { return fail(e) }
+        if c.secondCertificateChainPEM.count > 0,
+           let e = useCertificate(ctx, c.secondCertificateChainPEM, c.secondPrivateKeyPEM) { return fail("second " + e) }
         if c.clientCertificates != 0 {
             guard let cas = readCertificates(c.caCertificatesPEM), !cas.isEmpty else {
                 return fail("CA certificates: no PEM certificate")
@@ -97,6 +93,16 @@ public enum ServerContext {
             for x in cas {
                 guard X509_STORE_add_cert(store, x) == 1 else { return fail("CA certificates") }
                 _ = SSL_CTX_add_client_CA(ctx, x)
+            }
+            if c.crlPEM.count > 0 {
+                // Revoked client certificates fail the handshake; every certificate of the chain
+                // is checked, as Envoy does unless only_verify_leaf_cert_crl is set.
+                guard let crls = readCRLs(c.crlPEM), !crls.isEmpty else { return fail("CRL: no PEM CRL") }
+                defer { for x in crls { X509_CRL_free(x) } }
+                for x in crls {
+                    guard X509_STORE_add_crl(store, x) == 1 else { return fail("CRL") }
+                }
+                _ = X509_STORE_set_flags(store, UInt(X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL))
             }
             let mode = c.clientCertificates == 1 ? (SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT) : SSL_VERIFY_PEER
             SSL_CTX_set_verify(ctx, mode, nil)
@@ -125,6 +131,33 @@ public enum ServerContext {
         guard bytes.count > 0, let bio = BIO_new_mem_buf(bytes.baseAddress, Int32(bytes.count)) else { return nil }
         defer { BIO_free(bio) }
         return body(bio)
+    }
+
+    /// Sets one certificate chain and its key on `ctx`; the reason when it cannot.
+    static func useCertificate(_ ctx: OpaquePointer, _ chainPEM: UnsafeRawBufferPointer,
+                               _ keyPEM: UnsafeRawBufferPointer) -> String? {
+        guard let certs = readCertificates(chainPEM), !certs.isEmpty else { return "certificate chain: no PEM certificate" }
+        defer { for x in certs { X509_free(x) } }
+        guard SSL_CTX_use_certificate(ctx, certs[0]) == 1 else { return "certificate" }
+        for x in certs.dropFirst() {
+            guard ing_ssl_ctx_add1_chain_cert(ctx, x) == 1 else { return "certificate chain" }
+        }
+        guard let key = withBIO(keyPEM, { PEM_read_bio_PrivateKey($0, nil, nil, nil) }) else { return "private key: no PEM key" }
+        defer { EVP_PKEY_free(key) }
+        guard SSL_CTX_use_PrivateKey(ctx, key) == 1, SSL_CTX_check_private_key(ctx) == 1 else {
+            return "private key does not match the certificate"
+        }
+        return nil
+    }
+
+    /// Every PEM CRL in `bytes`, in order (nil: none could be read).
+    static func readCRLs(_ bytes: UnsafeRawBufferPointer) -> [OpaquePointer]? {
+        withBIO(bytes) { bio in
+            var out: [OpaquePointer] = []
+            while let x = PEM_read_bio_X509_CRL(bio, nil, nil, nil) { out.append(x) }
+            ERR_clear_error()
+            return out
+        }
     }
 
     /// Every PEM certificate in `bytes`, in order (nil: none could be read).

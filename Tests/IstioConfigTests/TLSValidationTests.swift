@@ -54,14 +54,15 @@ final class TLSValidationTests: XCTestCase {
         XCTAssertEqual(server("{mode: SIMPLE, serverCertificate: /c.pem, privateKey: /k.pem, caCrl: /crl.pem}"), [
             "error spec.servers[0].tls.caCrl: CRL is not supported with SIMPLE TLS",
         ])
-        XCTAssertEqual(server("{mode: MUTUAL, serverCertificate: /c.pem, privateKey: /k.pem, caCertificates: /ca.pem, caCrl: /crl.pem}"), [
-            "error spec.servers[0].tls.caCrl: caCrl is not supported by ingressd yet (revoked client certificates would be accepted); remove it",
+        // Served: client CRLs, a second certificate (HTTPSCertificateTests).
+        XCTAssertEqual(server("{mode: MUTUAL, serverCertificate: /c.pem, privateKey: /k.pem, caCertificates: /ca.pem, caCrl: /crl.pem}"), [])
+        XCTAssertEqual(server("{mode: MUTUAL, credentialName: web, caCrl: /crl.pem}"), [
+            "error spec.servers[0].tls.caCrl: CRL is not supported with credentialName. CRL has to be specified in the credential",
         ])
-        XCTAssertEqual(server("{mode: SIMPLE, credentialNames: [rsa, ecdsa]}"), [
-            "warning spec.servers[0].tls.credentialNames[1]: a second certificate is not supported by ingressd yet; ignored (only credentialNames[0] is served)",
-        ])
-        XCTAssertEqual(server("{mode: SIMPLE, tlsCertificates: [{serverCertificate: /a, privateKey: /b}, {serverCertificate: /c, privateKey: /d}]}"), [
-            "warning spec.servers[0].tls.tlsCertificates[1]: a second certificate is not supported by ingressd yet; ignored (only tlsCertificates[0] is served)",
+        XCTAssertEqual(server("{mode: SIMPLE, credentialNames: [rsa, ecdsa]}"), [])
+        XCTAssertEqual(server("{mode: SIMPLE, tlsCertificates: [{serverCertificate: /a, privateKey: /b}, {serverCertificate: /c, privateKey: /d}]}"), [])
+        XCTAssertEqual(server("{mode: SIMPLE, tlsCertificates: [{serverCertificate: /a, privateKey: /b}, {serverCertificate: /c}]}"), [
+            "error spec.servers[0].tls.tlsCertificates[1]: SIMPLE TLS requires a private key",
         ])
         XCTAssertEqual(server("{mode: MUTUAL, credentialName: web, insecureSkipVerify: true}"), [
             "warning spec.servers[0].tls.insecureSkipVerify: insecureSkipVerify is not supported by ingressd yet; ignored (client certificates are always verified)",

@@ -184,7 +184,7 @@ final class TLSImageTests: XCTestCase {
         XCTAssertEqual(build([TLSServerSpec(name: "s", hosts: ["a.com"], mode: .simple, certificateChainPEM: pemChain)]),
                        .invalidTLSServer(server: "s", what: "a terminating server needs a certificate chain and a private key"))
         XCTAssertEqual(build([TLSServerSpec(name: "s", hosts: ["a.com"], mode: .passthrough, caCertificatesPEM: pemCA)]),
-                       .invalidTLSServer(server: "s", what: "a passthrough server carries no certificate, key or CA"))
+                       .invalidTLSServer(server: "s", what: "a passthrough server carries no certificate, key, CA or CRL"))
         XCTAssertEqual(build([TLSServerSpec(name: "s", hosts: ["a.com"], mode: .simple, certificateChainPEM: pemChain,
                                             privateKeyPEM: pemKey, minVersion: .v1_3, maxVersion: .v1_2)]),
                        .invalidTLSServer(server: "s", what: "minimum TLS version is above the maximum"))
@@ -219,7 +219,7 @@ final class TLSCorruptImageTests: XCTestCase {
         XCTAssertNil(error(good))
         let servers = start(good, .tlsServers), routes = start(good, .tlsRoutes), names = start(good, .tlsNames)
         let https = start(good, .listeners) + listenerBytes, tls = start(good, .listeners) + 2 * listenerBytes
-        let serverBytes = 76, routeBytes = 32
+        let serverBytes = 100, routeBytes = 32
         func expect(_ section: Section, _ index: Int, _ why: String, _ patch: (inout [UInt8]) -> Void) {
             var bad = good
             patch(&bad)

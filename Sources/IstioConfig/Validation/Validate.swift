@@ -262,9 +262,6 @@ extension Checks {
                     error("\(p).caCrl", "CRL is not supported with credentialName. CRL has to be specified in the credential")
                 } else if mode == "SIMPLE" {
                     error("\(p).caCrl", "CRL is not supported with SIMPLE TLS")
-                } else {
-                    // Ignoring it would accept revoked client certificates: refuse instead.
-                    error("\(p).caCrl", "caCrl is not supported by ingressd yet (revoked client certificates would be accepted); remove it")
                 }
             }
             if mode == "SIMPLE" {
@@ -273,11 +270,9 @@ extension Checks {
                     warning("\(p).\(field)", "SIMPLE TLS asks for no client certificate: \(field) is only checked with MUTUAL or OPTIONAL_MUTUAL; ignored")
                 }
             }
-            if t.credentialNames.count == 2 {
-                warning("\(p).credentialNames[1]", "a second certificate is \(unsupportedMessage) (only credentialNames[0] is served)")
-            }
-            if t.tlsCertificates.count == 2 {
-                warning("\(p).tlsCertificates[1]", "a second certificate is \(unsupportedMessage) (only tlsCertificates[0] is served)")
+            for (k, pair) in t.tlsCertificates.enumerated() {
+                if pair.serverCertificate == nil { error("\(p).tlsCertificates[\(k)]", "\(mode == "SIMPLE" ? "SIMPLE" : "MUTUAL") TLS requires a server certificate") }
+                if pair.privateKey == nil { error("\(p).tlsCertificates[\(k)]", "\(mode == "SIMPLE" ? "SIMPLE" : "MUTUAL") TLS requires a private key") }
             }
             if t.insecureSkipVerify != nil {
                 warning("\(p).insecureSkipVerify", "insecureSkipVerify is \(unsupportedMessage) (client certificates are always verified)")

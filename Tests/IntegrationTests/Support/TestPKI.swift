@@ -22,9 +22,9 @@ struct TestPKI {
 
     /// A certificate for `names` (subjectAltName DNS entries) signed by the CA: (crt, key) paths.
     @discardableResult
-    func issue(_ file: String, names: [String], client: Bool = false, days: Int = 3650) throws -> (crt: String, key: String) {
+    func issue(_ file: String, names: [String], client: Bool = false, days: Int = 3650, rsa: Bool = false) throws -> (crt: String, key: String) {
         let crt = "\(dir)/\(file).crt", key = "\(dir)/\(file).key", csr = "\(dir)/\(file).csr", ext = "\(dir)/\(file).ext"
-        try openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        try openssl(["req", "-newkey"] + (rsa ? ["rsa:2048"] : ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]) + ["-nodes",
                      "-keyout", key, "-out", csr, "-subj", "/CN=\(names[0])"])
         var extText = "subjectAltName=" + names.map { "DNS:\($0)" }.joined(separator: ",") + "\n"
         if client { extText += "extendedKeyUsage=clientAuth\n" }
@@ -43,6 +43,20 @@ struct TestPKI {
             try? FileManager.default.removeItem(atPath: "\(d)/\(to)")
             try FileManager.default.copyItem(atPath: from, toPath: "\(d)/\(to)")
         }
+    }
+
+    /// Revokes the certificates `crts` (issued by this CA) and writes the CA's CRL listing every
+    /// certificate revoked so far; returns its path.
+    @discardableResult
+    func revoke(_ crts: [String], crl: String = "ca.crl") throws -> String {
+        let index = "\(dir)/index.txt", cnf = "\(dir)/ca.cnf"
+        if !FileManager.default.fileExists(atPath: index) { FileManager.default.createFile(atPath: index, contents: nil) }
+        try "[ca]\ndefault_ca = d\n[d]\ndatabase = \(index)\ndefault_md = sha256\ndefault_crl_days = 30\n"
+            .write(toFile: cnf, atomically: true, encoding: .utf8)
+        for c in crts { try openssl(["ca", "-config", cnf, "-revoke", c, "-keyfile", "\(dir)/ca.key", "-cert", caPath]) }
+        let out = "\(dir)/\(crl)"
+        try openssl(["ca", "-config", cnf, "-gencrl", "-keyfile", "\(dir)/ca.key", "-cert", caPath, "-out", out])
+        return out
     }
 
     func openssl(_ args: [String]) throws {
