@@ -126,13 +126,14 @@ public func renderResponseHead(_ inbox: UnsafePointer<H2Inbox>, _ e: H2Event, in
     return RenderedResponse(length: w.count, status: status, chunked: chunked)
 }
 
-/// Writes a `.trailers` block as the end of a chunked body: the last chunk, the fields, the
-/// empty line. nil when it does not fit.
+/// Writes a `.trailers` block (an upstream's response trailers, a client's request trailers) as
+/// the end of a chunked body: the last chunk, the fields but those a trailer may not carry
+/// (`isForbiddenTrailer`), the empty line. nil when it does not fit.
 public func renderTrailerSection(_ inbox: UnsafePointer<H2Inbox>, _ e: H2Event, into out: UnsafeMutableRawPointer,
                                  capacity: Int) -> Int? {
     var w = HeadWriter(out: out, capacity: capacity)
     w.append("0\r\n")
-    for (name, value) in HeaderRecords(inbox, e.block) where name.count > 0 && name[0] != UInt8(ascii: ":") {
+    for (name, value) in HeaderRecords(inbox, e.block) where !isForbiddenTrailer(name.baseAddress!, name.count) {
         w.append(name)
         w.append(": ")
         w.append(value)
