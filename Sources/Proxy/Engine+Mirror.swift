@@ -10,7 +10,10 @@ import Glibc
 // mirror cluster with `-shadow` added to its Host (before the port, as Envoy does), fire and
 // forget. The copy has no exchange and no client: its connection is fresh (never pooled),
 // its response is read up to the head and discarded by closing the connection, and a slow or
-// failing mirror never delays or fails the client (it has its own connection timer).
+// failing mirror never delays or fails the client (it has its own connection timer). To a
+// cluster that speaks HTTP/2 (TableReader.clusterHTTP2: a gRPC mirror) the copy is a stream on
+// the endpoint's multiplexed connection instead (the pool's `h2Conn`, as for requests:
+// Engine+HTTP2Upstream.swift), reset once its response head came unless it already ended.
 //
 // The copy is made from the forwarded buffer when the first try is sent when the request's
 // bytes are all in it (no body, or a body that came with the head and fit). A body that streams
@@ -89,7 +92,8 @@ extension ProxyEngine {
         for m in mirrors where m - mirrors.lowerBound < 32 && fire & (1 << UInt32(m - mirrors.lowerBound)) != 0 {
             let (cluster, _) = reader.mirror(m)
             guard cluster >= 0, var ep = chooseEndpoint(reader, cluster: cluster) else { continue }
-            ep.pool = -1   // a fresh connection, closed after the response head
+            ep.http2 = reader.clusterHTTP2(cluster)
+            if !ep.http2 { ep.pool = -1 }   // a fresh connection, closed after the response head
             let needLarge = srcLen + 16 > small.size
             let out = needLarge ? large.get() : small.get()
             guard let n = writeShadowCopy(src, srcLen, into: out,
@@ -110,10 +114,17 @@ extension ProxyEngine {
             mc.pointee.outLarge = needLarge
             mc.pointee.outLen = Int32(n)
             if Int(cluster) < recorder.clusterCount { mc.pointee.cxRecord = recorder.clusterRecords[Int(cluster)] }
+            if ep.http2 {
+                // A stream: its connection (new, or already up) counts as the cluster's.
+                let pc = conns + Int(mc.pointee.h2Parent)
+                if pc.pointee.cxRecord == Int32(ClusterStats.unknownRecord) { pc.pointee.cxRecord = mc.pointee.cxRecord }
+                if mc.pointee.connected { mirrorConnected(mu) }   // else once it is (h2UpConnected)
+            }
         }
     }
 
-    /// A mirror connection connected: send the copy and wait for the response head.
+    /// A mirror connection connected (or an HTTP/2 mirror stream can start): send the copy and
+    /// wait for the response head.
     mutating func mirrorConnected(_ u: Int32) {
         let uc = conns + Int(u)
         setDeadline(u, nowMs + ProxyEngine.mirrorTimeoutMs)
