@@ -6,8 +6,8 @@ import CNGHTTP2
 //
 //   on_begin_headers ─► a header block starts (request headers or trailers)
 //   on_header        ─► one field, appended to the arena as a record
-//   on_frame_recv    ─► HEADERS done: `.request` (the block's records) or, for trailers,
-//                       `.end`; DATA with END_STREAM: `.end`
+//   on_frame_recv    ─► HEADERS done: `.request` / `.response` (the block's records) or
+//                       `.trailers` (which end the stream); DATA with END_STREAM: `.end`
 //   on_data_chunk    ─► `.data` (points into the input bytes, valid until the next call)
 //   on_stream_close  ─► `.closed` (the client reset it, nghttp2 reset it, or it completed)
 //
@@ -102,6 +102,23 @@ public struct H2Inbox {
 
     /// The connection whose bytes the last `ingest` read (the owner of a block in progress).
     var owner: UnsafeMutablePointer<H2Connection>? = nil
+
+    /// A buffer for the trailer section of a chunked body being sent in DATA frames
+    /// (`H2Source.trailerCapacity` bytes), kept for the next one: a body holds it only from
+    /// its last chunk until nghttp2 took the fields, so the worker rarely needs a second.
+    var spareTrailerSink: UnsafeMutableRawPointer? = nil
+
+    mutating func takeTrailerSink() -> UnsafeMutableRawPointer {
+        if let p = spareTrailerSink {
+            spareTrailerSink = nil
+            return p
+        }
+        return .allocate(byteCount: H2Source.trailerCapacity, alignment: 8)
+    }
+
+    mutating func giveBackTrailerSink(_ p: UnsafeMutableRawPointer) {
+        if spareTrailerSink == nil { spareTrailerSink = p } else { p.deallocate() }
+    }
 
     /// Forgets the handled events. A header block still in progress (its frame, or its
     /// CONTINUATIONs, not all read yet) belongs to the connection that was read: it is kept with

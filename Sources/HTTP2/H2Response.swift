@@ -41,12 +41,15 @@ public struct H2Source {
     public var deferred = false
     public init() {}
 
-    /// A chunked body's trailer section (`chunk.trailerSink`) is kept in a buffer of this size,
-    /// allocated when a response has one (gRPC's grpc-status, grpc-message) and freed once
-    /// nghttp2 took the fields; fields past it are dropped.
-    public static let trailerCapacity = 8 * 1024
+    /// A chunked body's trailer section (`chunk.trailerSink`) is kept in a buffer of this size
+    /// when the body has one (a gRPC response's grpc-status; a client's request trailers) until
+    /// nghttp2 took the fields: the worker's spare (`H2Inbox.takeTrailerSink`), given back then.
+    /// The HTTP/1 limit on a trailer section (ChunkedScanner: 60 KiB) fits; fields past it, or
+    /// past `H2Inbox.nvCapacity`, are dropped.
+    public static let trailerCapacity = 60 * 1024
 
-    /// Frees the trailer buffer, if any (the stream's slot is released).
+    /// Frees the trailer buffer, if any (the stream's slot is released with its trailer
+    /// section still being read: rare, so it is not kept).
     public mutating func release() {
         if let t = chunk.trailerSink {
             t.deallocate()
@@ -113,8 +116,9 @@ extension H2Connection {
 
 extension H2Connection {
     /// Submits an HTTP/1.1 trailer section (`name: value\r\n` lines) as trailers on `stream`
-    /// (names lowercased, connection-specific fields dropped). Called from the read callback,
-    /// which nghttp2 allows for trailers. False when there was nothing to send.
+    /// (names lowercased; the fields a trailer may not carry dropped: `isForbiddenTrailer`; a
+    /// line cut short by the sink's capacity, without its LF, dropped whole). Called from the
+    /// read callback, which nghttp2 allows for trailers. False when there was nothing to send.
     func submitTrailers(stream: Int32, _ section: UnsafeRawBufferPointer) -> Bool {
         let nv = inbox.pointee.nv
         let names = inbox.pointee.names
@@ -125,13 +129,14 @@ extension H2Connection {
         while k < n && nvCount < H2Inbox.nvCapacity {
             var end = k
             while end < n && section[end] != 0x0A { end += 1 }
+            if end == n { break }   // cut short: not a whole field
             var lineEnd = end
             if lineEnd > k && section[lineEnd - 1] == 0x0D { lineEnd -= 1 }
             var colon = k
             while colon < lineEnd && section[colon] != UInt8(ascii: ":") { colon += 1 }
             let nameLen = colon - k
             if colon < lineEnd && nameLen > 0 && w + nameLen <= H2Inbox.namesCapacity
-                && !isConnectionSpecific(section.baseAddress! + k, nameLen) {
+                && !isForbiddenTrailer(section.baseAddress! + k, nameLen) {
                 for j in 0..<nameLen {
                     var b = section[k + j]
                     if b >= 0x41 && b <= 0x5A { b |= 0x20 }
@@ -166,6 +171,21 @@ func isConnectionSpecific(_ p: UnsafeRawPointer, _ n: Int) -> Bool {
     }
 }
 
+/// Fields a trailer section may not carry, dropped wherever trailers change protocol (RFC 9110
+/// §6.5.1, RFC 9113 §8.1): pseudo-fields, connection-specific fields (transfer-encoding among
+/// them), `te`, and what frames or routes the message (`content-length`, `host`). A received
+/// HTTP/2 block was already checked by nghttp2, an HTTP/1.1 section by the ChunkedScanner.
+@inline(__always)
+public func isForbiddenTrailer(_ p: UnsafeRawPointer, _ n: Int) -> Bool {
+    guard n > 0, p.load(as: UInt8.self) != UInt8(ascii: ":") else { return true }
+    switch n {
+    case 2: return equalsLower(p, n, "te")
+    case 4: return equalsLower(p, n, "host")
+    case 14: return equalsLower(p, n, "content-length")
+    default: return isConnectionSpecific(p, n)
+    }
+}
+
 @inline(__always)
 func equalsLower(_ p: UnsafeRawPointer, _ n: Int, _ s: StaticString) -> Bool {
     guard n == s.utf8CodeUnitCount else { return false }
@@ -194,8 +214,8 @@ let readBody: nghttp2_data_source_read_callback = { _, stream, buf, length, flag
             var (c, p) = src.pointee.chunk.decode(input, into: UnsafeMutableRawBufferPointer(start: buf, count: length))
             if src.pointee.chunk.wantsTrailerSink {
                 // Trailers follow the last chunk: room for them, and on.
-                src.pointee.chunk.setTrailerSink(.allocate(byteCount: H2Source.trailerCapacity, alignment: 8),
-                                                 capacity: H2Source.trailerCapacity)
+                let inbox = user!.assumingMemoryBound(to: H2Connection.self).pointee.inbox
+                src.pointee.chunk.setTrailerSink(inbox.pointee.takeTrailerSink(), capacity: H2Source.trailerCapacity)
                 let rest = UnsafeRawBufferPointer(rebasing: input[c...])
                 let (c2, p2) = src.pointee.chunk.decode(rest, into: UnsafeMutableRawBufferPointer(start: buf! + p, count: length - p))
                 c += c2
@@ -228,13 +248,15 @@ let readBody: nghttp2_data_source_read_callback = { _, stream, buf, length, flag
     if src.pointee.ended && src.pointee.base == nil {
         src.pointee.eofSent = true
         flags!.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
-        if let t = src.pointee.chunk.trailerSink, src.pointee.chunk.trailerCount > 0 {
-            // The trailer section becomes a HEADERS frame that ends the stream (RFC 9113 §8.1).
+        if let t = src.pointee.chunk.trailerSink {
+            // The trailer section becomes a HEADERS frame that ends the stream (RFC 9113 §8.1),
+            // in either role: a response's trailers to a client, a request's to an upstream.
             let h = user!.assumingMemoryBound(to: H2Connection.self)
-            if h.pointee.submitTrailers(stream: stream, UnsafeRawBufferPointer(start: t, count: src.pointee.chunk.trailerCount)) {
+            if src.pointee.chunk.trailerCount > 0
+                && h.pointee.submitTrailers(stream: stream, UnsafeRawBufferPointer(start: t, count: src.pointee.chunk.trailerCount)) {
                 flags!.pointee |= UInt32(NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue)
             }
-            t.deallocate()
+            h.pointee.inbox.pointee.giveBackTrailerSink(t)   // nghttp2 copied the fields
             src.pointee.chunk.trailerSink = nil
         }
         return produced

@@ -129,8 +129,6 @@ public func renderResponseHead(_ inbox: UnsafePointer<H2Inbox>, _ e: H2Event, in
     return RenderedResponse(length: w.count, status: status, chunked: chunked)
 }
 
-/// Writes a `.trailers` block as the end of a chunked body: the last chunk, the fields, the
-/// empty line. nil when it does not fit.
 /// The `grpc-status` of a header block (trailers), or -1 when it has none or it is not a
 /// number below 255 (field names arrive lowercase over HTTP/2).
 public func grpcStatusRecord(_ inbox: UnsafePointer<H2Inbox>, _ e: H2Event) -> Int {
@@ -148,11 +146,14 @@ public func grpcStatusRecord(_ inbox: UnsafePointer<H2Inbox>, _ e: H2Event) -> I
     return -1
 }
 
+/// Writes a `.trailers` block (an upstream's response trailers, a client's request trailers) as
+/// the end of a chunked body: the last chunk, the fields but those a trailer may not carry
+/// (`isForbiddenTrailer`), the empty line. nil when it does not fit.
 public func renderTrailerSection(_ inbox: UnsafePointer<H2Inbox>, _ e: H2Event, into out: UnsafeMutableRawPointer,
                                  capacity: Int) -> Int? {
     var w = HeadWriter(out: out, capacity: capacity)
     w.append("0\r\n")
-    for (name, value) in HeaderRecords(inbox, e.block) where name.count > 0 && name[0] != UInt8(ascii: ":") {
+    for (name, value) in HeaderRecords(inbox, e.block) where !isForbiddenTrailer(name.baseAddress!, name.count) {
         w.append(name)
         w.append(": ")
         w.append(value)

@@ -195,10 +195,15 @@ struct Conn {
     /// Stream: the body source nghttp2 reads (a downstream stream's response, an upstream
     /// stream's request).
     var h2Out = H2Source()
-    /// Upstream stream: the response head(s) and trailer section rendered as HTTP/1.1, not yet
-    /// read by the session (small pooled buffers).
+    /// Upstream stream: the response head(s) rendered as HTTP/1.1, not yet read by the session
+    /// (a small pooled buffer).
     var h2UpHead: UnsafeMutableRawPointer? = nil
     var h2UpHeadLen: Int32 = 0
-    var h2UpTail: UnsafeMutableRawPointer? = nil
-    var h2UpTailLen: Int32 = 0
+    /// Stream (either role): the peer's trailers rendered as the chunked body's end (last chunk
+    /// and trailer section), read by the session after the body, `h2TailSent` of them so far
+    /// (a small pooled buffer, or a large one when they do not fit it).
+    var h2Tail: UnsafeMutableRawPointer? = nil
+    var h2TailLen: Int32 = 0
+    var h2TailSent: Int32 = 0
+    var h2TailLarge = false
 }

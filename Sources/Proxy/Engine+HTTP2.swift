@@ -18,6 +18,7 @@ import Glibc
 //                                        RequestRender.swift) is parsed and routed as usual
 //                                        .data/.end: request body, handed over when the
 //                                        session reads (armRecv), window opened as taken
+//                                        .trailers: the chunked body's trailer section
 //                                        .closed: a reset client stream ends its exchange (DC)
 //   session send(stream, bytes) ─► response head → HEADERS; body → the stream's H2Source,
 //                                  pulled by nghttp2 as windows allow ─► flush: frames into
@@ -129,14 +130,13 @@ extension ProxyEngine {
                 } else {
                     h.pointee.consume(stream: e.stream, e.length)   // nobody reads it: keep windows open
                 }
-            case .end, .trailers:
-                // Request trailers are not forwarded to an HTTP/1.1 upstream: the end.
-                guard e.kind == .end || e.endStream else { continue }
+            case .end:
                 let s = h2SlotOf(p, e)
-                if s >= 0 {
-                    conns[Int(s)].h2InClosed = true
-                    if conns[Int(s)].recvArmed && !conns[Int(s)].h2InPending { h2Deliver(s) }
-                }
+                if s >= 0 { h2RequestEnded(s) }
+            case .trailers:
+                // The request's trailers (they end it): the chunked body's trailer section.
+                let s = h2SlotOf(p, e)
+                if s >= 0 { h2RequestTrailers(s, e) }
             case .response:
                 break   // a server session gets none
             case .closed:

@@ -104,6 +104,91 @@ extension ProxyEngine {
         }
     }
 
+    /// The client ended stream slot `s`'s request.
+    mutating func h2RequestEnded(_ s: Int32) {
+        conns[Int(s)].h2InClosed = true
+        if conns[Int(s)].recvArmed && !conns[Int(s)].h2InPending { h2Deliver(s) }
+    }
+
+    /// The client's trailers for stream slot `s`, which end its request. A body sent chunked
+    /// carries them as its trailer section (to an HTTP/1.1 upstream as they are; an HTTP/2
+    /// upstream stream turns the section back into trailers: H2Source). A body with a
+    /// content-length cannot carry them in HTTP/1.1: they are dropped, as Envoy does. Past the
+    /// head limits (60 KiB, 100 fields) the request fails as a malformed body does (400 DPE,
+    /// as an HTTP/1.1 trailer section past ChunkedScanner's 60 KiB).
+    mutating func h2RequestTrailers(_ s: Int32, _ e: H2Event) {
+        let c = conns + Int(s)
+        c.pointee.h2InClosed = true
+        if e.tooLarge && c.pointee.exchange >= 0 && (c.pointee.rx == .body || c.pointee.rx == .chunked) {
+            failRequestBody(s)
+            return
+        }
+        if !e.tooLarge && c.pointee.h2InChunked && !c.pointee.h2InTerminated { h2KeepTrailers(s, e) }
+        if c.pointee.recvArmed && !c.pointee.h2InPending { h2Deliver(s) }
+    }
+
+    /// Keeps trailer block `e` for stream slot `s` (either role), rendered as its chunked body's
+    /// end — last chunk, trailer section, empty line — for the session to read after the body
+    /// (`h2TakeBodyEnd`): in a small buffer, or a large one when it does not fit (a block is at
+    /// most 60 KiB: it does). Nothing is kept when it does not fit either: the body ends bare.
+    mutating func h2KeepTrailers(_ s: Int32, _ e: H2Event) {
+        let c = conns + Int(s)
+        guard c.pointee.h2Tail == nil else { return }
+        let inbox = UnsafePointer(h2Inbox)
+        var buf = small.get()
+        var n = renderTrailerSection(inbox, e, into: buf, capacity: small.size)
+        var big = false
+        if n == nil {
+            small.put(buf)
+            buf = large.get()
+            big = true
+            n = renderTrailerSection(inbox, e, into: buf, capacity: large.size)
+        }
+        guard let n else {
+            large.put(buf)
+            return
+        }
+        c.pointee.h2Tail = buf
+        c.pointee.h2TailLen = Int32(n)
+        c.pointee.h2TailSent = 0
+        c.pointee.h2TailLarge = big
+    }
+
+    /// Once every body byte of stream slot `s` (either role) was taken and its peer ended the
+    /// stream, writes the end of a chunked body after the `w` bytes in `buf` (`capacity` in
+    /// all): the kept trailers, as many of their bytes as fit (the rest at the next read), or
+    /// the last chunk alone. Returns the bytes now in `buf`.
+    mutating func h2TakeBodyEnd(_ s: Int32, into buf: UnsafeMutableRawPointer, _ w: Int, capacity: Int) -> Int {
+        let c = conns + Int(s)
+        guard c.pointee.h2InChunked && c.pointee.h2InClosed && c.pointee.h2In == nil && !c.pointee.h2InTerminated else { return w }
+        if let tail = c.pointee.h2Tail {
+            let k = min(Int(c.pointee.h2TailLen - c.pointee.h2TailSent), capacity - w)
+            (buf + w).copyMemory(from: tail + Int(c.pointee.h2TailSent), byteCount: k)
+            c.pointee.h2TailSent += Int32(k)
+            if c.pointee.h2TailSent == c.pointee.h2TailLen {
+                h2ReleaseTail(s)
+                c.pointee.h2InTerminated = true
+            }
+            return w + k
+        }
+        guard capacity - w >= 5 else { return w }
+        let last: StaticString = "0\r\n\r\n"
+        (buf + w).copyMemory(from: last.utf8Start, byteCount: 5)
+        c.pointee.h2InTerminated = true
+        return w + 5
+    }
+
+    /// Gives back stream slot `s`'s kept trailers, if any.
+    @inline(__always)
+    mutating func h2ReleaseTail(_ s: Int32) {
+        let c = conns + Int(s)
+        guard let tail = c.pointee.h2Tail else { return }
+        if c.pointee.h2TailLarge { large.put(tail) } else { small.put(tail) }
+        c.pointee.h2Tail = nil
+        c.pointee.h2TailLen = 0
+        c.pointee.h2TailSent = 0
+    }
+
     /// The session of stream slot `s` reads (`armRecv`): buffered body bytes are handed over by
     /// a NOP completion (not inside the caller's step); otherwise the next DATA frame is.
     mutating func h2StreamRead(_ s: Int32) {
@@ -126,7 +211,8 @@ extension ProxyEngine {
     }
 
     /// Hands buffered body bytes to the session of stream slot `s` as one receive would: in
-    /// a receive-sized buffer, chunk-framed when the upstream gets the body chunked.
+    /// a receive-sized buffer, chunk-framed when the upstream gets the body chunked, then the
+    /// body's end (with the client's trailers, if any).
     mutating func h2Deliver(_ s: Int32) {
         let c = conns + Int(s)
         guard h2HasInput(s) else { return }
@@ -136,12 +222,7 @@ extension ProxyEngine {
         }
         c.pointee.recvArmed = false
         var w = h2TakeBody(s, into: buf, room: plain.size - 24)
-        if c.pointee.h2InChunked && c.pointee.h2InClosed && c.pointee.h2In == nil && !c.pointee.h2InTerminated {
-            let last: StaticString = "0\r\n\r\n"
-            (buf + w).copyMemory(from: last.utf8Start, byteCount: 5)
-            w += 5
-            c.pointee.h2InTerminated = true
-        }
+        w = h2TakeBodyEnd(s, into: buf, w, capacity: plain.size)
         onDownData(s, buf, w, pid)
     }
 
@@ -367,6 +448,7 @@ extension ProxyEngine {
         let c = conns + Int(s)
         if let b = c.pointee.h2In { large.put(b) }
         c.pointee.h2In = nil
+        h2ReleaseTail(s)
         c.pointee.xfcc = nil
         c.pointee.h2Out.release()
         c.pointee.h2Out = H2Source()

@@ -191,7 +191,8 @@ extension ProxyEngine {
         if c.pointee.recvArmed && !c.pointee.h2InPending { h2UpDeliver(s) }
     }
 
-    /// A trailer section for stream slot `s`: the end of its chunked body.
+    /// A trailer section for stream slot `s`: the end of its chunked body (past the head
+    /// limits, the body ends without them).
     mutating func h2UpTrailers(_ s: Int32, _ e: H2Event) {
         let c = conns + Int(s)
         c.pointee.h2InClosed = true
@@ -200,15 +201,7 @@ extension ProxyEngine {
             let g = grpcStatusRecord(UnsafePointer(h2Inbox), e)
             if g >= 0 { exchanges.slots[Int(x)].stats.grpcStatus = UInt8(g) }
         }
-        if c.pointee.h2InChunked && c.pointee.h2UpTail == nil {
-            let buf = small.get()
-            if let n = renderTrailerSection(UnsafePointer(h2Inbox), e, into: buf, capacity: small.size) {
-                c.pointee.h2UpTail = buf
-                c.pointee.h2UpTailLen = Int32(n)
-            } else {
-                small.put(buf)   // too large: the body ends without them
-            }
-        }
+        if c.pointee.h2InChunked && !e.tooLarge { h2KeepTrailers(s, e) }
         if c.pointee.recvArmed && !c.pointee.h2InPending { h2UpDeliver(s) }
     }
 
@@ -238,20 +231,8 @@ extension ProxyEngine {
             c.pointee.h2UpHead = nil
             c.pointee.h2UpHeadLen = 0
         } else {
-            w = h2TakeBody(s, into: buf, room: plain.size - 24 - small.size)   // room for the trailer tail
-            if c.pointee.h2InClosed && c.pointee.h2InChunked && c.pointee.h2In == nil && !c.pointee.h2InTerminated {
-                if let tail = c.pointee.h2UpTail {
-                    (buf + w).copyMemory(from: tail, byteCount: Int(c.pointee.h2UpTailLen))
-                    w += Int(c.pointee.h2UpTailLen)
-                    small.put(tail)
-                    c.pointee.h2UpTail = nil
-                } else {
-                    let last: StaticString = "0\r\n\r\n"
-                    (buf + w).copyMemory(from: last.utf8Start, byteCount: 5)
-                    w += 5
-                }
-                c.pointee.h2InTerminated = true
-            }
+            w = h2TakeBody(s, into: buf, room: plain.size - 24)
+            w = h2TakeBodyEnd(s, into: buf, w, capacity: plain.size)
         }
         onUpData(s, buf, w, pid)
     }
@@ -283,13 +264,12 @@ extension ProxyEngine {
         }
     }
 
-    /// Frees a stream slot's pending response pieces (from `finalizeIfIdle`).
+    /// Frees a stream slot's pending response head (from `finalizeIfIdle`; its trailers go
+    /// with `h2ReleaseStream`).
     mutating func h2UpReleaseStream(_ s: Int32) {
         let c = conns + Int(s)
         if let b = c.pointee.h2UpHead { small.put(b) }
-        if let b = c.pointee.h2UpTail { small.put(b) }
         c.pointee.h2UpHead = nil
-        c.pointee.h2UpTail = nil
     }
 
     /// Acts on an event of upstream connection `p`'s session.

@@ -10,32 +10,93 @@ import Glibc
 // mirror cluster with `-shadow` added to its Host (before the port, as Envoy does), fire and
 // forget. The copy has no exchange and no client: its connection is fresh (never pooled),
 // its response is read up to the head and discarded by closing the connection, and a slow or
-// failing mirror never delays or fails the client (it has its own connection timer).
+// failing mirror never delays or fails the client (it has its own connection timer). To a
+// cluster that speaks HTTP/2 (TableReader.clusterHTTP2: a gRPC mirror) the copy is a stream on
+// the endpoint's multiplexed connection instead (the pool's `h2Conn`, as for requests:
+// Engine+HTTP2Upstream.swift), reset once its response head came unless it already ended.
 //
-// The copy is made from the forwarded buffer when the first try is sent, so only a request
-// whose bytes are all in that buffer is mirrored (no body, or a body that came with the head and
-// fit): the same bytes a retry could resend. A streamed body is not mirrored.
+// The copy is made from the forwarded buffer when the first try is sent when the request's
+// bytes are all in it (no body, or a body that came with the head and fit). A body that streams
+// (an HTTP/2 client's always does: its DATA follows the head) is collected as it is read into a
+// copy held by the exchange, and the mirrors get it once the request ended, as Envoy buffers a
+// request for its shadows; a body past the copy's large buffer (80 KiB) is not mirrored.
 
 extension ProxyEngine {
     /// A mirror connection gives up after this long without its response head.
     static let mirrorTimeoutMs: UInt64 = 10_000
 
-    /// Sends a copy of exchange `x`'s request (in upstream `u`'s `out`) to each mirror of its
-    /// route that fires.
+    /// The first try of exchange `x` is being sent (its request in upstream `u`'s `out`): each
+    /// mirror of its route that fires gets a copy — now, or, when the body is still to be read,
+    /// once it was (`mirrorCollect`, `mirrorStreamedRequest`).
     mutating func mirrorRequest(_ x: Int32, from u: Int32) {
         let e = exchanges.slots + Int(x)
-        guard e.pointee.tries == 1, e.pointee.replayable, e.pointee.route >= 0,
+        guard e.pointee.tries == 1, e.pointee.route >= 0,
               e.pointee.tableGeneration == table.generation, let reader = table.reader else { return }
         let mirrors = reader.routeMirrors(route: e.pointee.route)
         guard !mirrors.isEmpty, let src = conns[Int(u)].out else { return }
         let srcLen = Int(conns[Int(u)].outLen)
-        for m in mirrors {
-            let (cluster, ppm) = reader.mirror(m)
-            guard cluster >= 0, fires(ppm), var ep = chooseEndpoint(reader, cluster: cluster) else { continue }
-            ep.pool = -1   // a fresh connection, closed after the response head
+        var fire: UInt32 = 0
+        for m in mirrors where m - mirrors.lowerBound < 32 && fires(reader.mirror(m).ppm) {
+            fire |= 1 << UInt32(m - mirrors.lowerBound)
+        }
+        guard fire != 0 else { return }
+        if e.pointee.replayable {
+            sendMirrors(reader, mirrors, fire, UnsafeRawPointer(src), srcLen)
+            return
+        }
+        guard srcLen <= large.size, e.pointee.mirrorCopy == nil else { return }
+        let copy = large.get()
+        copy.copyMemory(from: src, byteCount: srcLen)
+        e.pointee.mirrorCopy = copy
+        e.pointee.mirrorCopyLen = Int32(srcLen)
+        e.pointee.mirrorFires = fire
+    }
+
+    /// `n` more body bytes of exchange `x`'s streamed request, for its mirrors' copy (given up
+    /// when it outgrows its buffer).
+    mutating func mirrorCollect(_ x: Int32, _ p: UnsafeRawPointer, _ n: Int) {
+        let e = exchanges.slots + Int(x)
+        guard let copy = e.pointee.mirrorCopy, n > 0 else { return }
+        let len = Int(e.pointee.mirrorCopyLen)
+        guard len + n <= large.size else {
+            releaseMirrorCopy(x)
+            return
+        }
+        (copy + len).copyMemory(from: p, byteCount: n)
+        e.pointee.mirrorCopyLen += Int32(n)
+    }
+
+    /// Exchange `x`'s streamed request ended: its mirrors get the copy.
+    mutating func mirrorStreamedRequest(_ x: Int32) {
+        let e = exchanges.slots + Int(x)
+        guard let copy = e.pointee.mirrorCopy else { return }
+        if e.pointee.route >= 0 && e.pointee.tableGeneration == table.generation, let reader = table.reader {
+            sendMirrors(reader, reader.routeMirrors(route: e.pointee.route), e.pointee.mirrorFires,
+                        UnsafeRawPointer(copy), Int(e.pointee.mirrorCopyLen))
+        }
+        releaseMirrorCopy(x)
+    }
+
+    /// Gives back exchange `x`'s mirror copy, if any (sent, outgrown, or the exchange ended first).
+    mutating func releaseMirrorCopy(_ x: Int32) {
+        let e = exchanges.slots + Int(x)
+        if let copy = e.pointee.mirrorCopy { large.put(copy) }
+        e.pointee.mirrorCopy = nil
+        e.pointee.mirrorCopyLen = 0
+        e.pointee.mirrorFires = 0
+    }
+
+    /// Sends the request at `src` (`srcLen` bytes: the forwarded head and the whole body) to the
+    /// mirrors of `mirrors` whose bit is set in `fire`.
+    mutating func sendMirrors(_ reader: TableReader, _ mirrors: Range<Int32>, _ fire: UInt32, _ src: UnsafeRawPointer, _ srcLen: Int) {
+        for m in mirrors where m - mirrors.lowerBound < 32 && fire & (1 << UInt32(m - mirrors.lowerBound)) != 0 {
+            let (cluster, _) = reader.mirror(m)
+            guard cluster >= 0, var ep = chooseEndpoint(reader, cluster: cluster) else { continue }
+            ep.http2 = reader.clusterHTTP2(cluster)
+            if !ep.http2 { ep.pool = -1 }   // a fresh connection, closed after the response head
             let needLarge = srcLen + 16 > small.size
             let out = needLarge ? large.get() : small.get()
-            guard let n = writeShadowCopy(UnsafeRawPointer(src), srcLen, into: out,
+            guard let n = writeShadowCopy(src, srcLen, into: out,
                                           capacity: needLarge ? large.size : small.size) else {
                 if needLarge { large.put(out) } else { small.put(out) }
                 continue
@@ -53,10 +114,17 @@ extension ProxyEngine {
             mc.pointee.outLarge = needLarge
             mc.pointee.outLen = Int32(n)
             if Int(cluster) < recorder.clusterCount { mc.pointee.cxRecord = recorder.clusterRecords[Int(cluster)] }
+            if ep.http2 {
+                // A stream: its connection (new, or already up) counts as the cluster's.
+                let pc = conns + Int(mc.pointee.h2Parent)
+                if pc.pointee.cxRecord == Int32(ClusterStats.unknownRecord) { pc.pointee.cxRecord = mc.pointee.cxRecord }
+                if mc.pointee.connected { mirrorConnected(mu) }   // else once it is (h2UpConnected)
+            }
         }
     }
 
-    /// A mirror connection connected: send the copy and wait for the response head.
+    /// A mirror connection connected (or an HTTP/2 mirror stream can start): send the copy and
+    /// wait for the response head.
     mutating func mirrorConnected(_ u: Int32) {
         let uc = conns + Int(u)
         setDeadline(u, nowMs + ProxyEngine.mirrorTimeoutMs)

@@ -105,27 +105,33 @@ extension ProxyEngine {
     }
 
     /// How many of `n` bytes belong to the request body being received, and whether the body
-    /// ends within them.
+    /// ends within them. (A mirror's copy of a streamed body collects them: Engine+Mirror.swift.)
     @inline(__always)
     mutating func bodyPortion(_ d: Int32, _ p: UnsafeRawPointer, _ n: Int) -> (Int, Bool, Bool) {
         let c = conns + Int(d)
+        let e = ex(d)
+        var r: (Int, Bool, Bool)
         if c.pointee.rx == .body {
             let k = Int(min(Int64(n), c.pointee.bodyRemaining))
             c.pointee.bodyRemaining -= Int64(k)
-            ex(d).pointee.stats.requestBytes &+= UInt64(k)
-            return (k, c.pointee.bodyRemaining == 0, false)
+            e.pointee.stats.requestBytes &+= UInt64(k)
+            r = (k, c.pointee.bodyRemaining == 0, false)
+        } else {
+            switch c.pointee.chunk.scan(UnsafeRawBufferPointer(start: p, count: n)) {
+            case .needMore: e.pointee.stats.requestBytes &+= UInt64(n); r = (n, false, false)
+            case .done(let consumed): e.pointee.stats.requestBytes &+= UInt64(consumed); r = (consumed, true, false)
+            case .error: return (0, false, true)
+            }
         }
-        switch c.pointee.chunk.scan(UnsafeRawBufferPointer(start: p, count: n)) {
-        case .needMore: ex(d).pointee.stats.requestBytes &+= UInt64(n); return (n, false, false)
-        case .done(let consumed): ex(d).pointee.stats.requestBytes &+= UInt64(consumed); return (consumed, true, false)
-        case .error: return (0, false, true)
-        }
+        if e.pointee.mirrorCopy != nil { mirrorCollect(c.pointee.exchange, p, r.0) }
+        return r
     }
 
     @inline(__always)
     mutating func requestBodyDone(_ d: Int32) {
         conns[Int(d)].rx = .none
         conns[Int(d)].requestDone = true
+        if ex(d).pointee.mirrorCopy != nil { mirrorStreamedRequest(conns[Int(d)].exchange) }
         watchForClose(d)
     }
 

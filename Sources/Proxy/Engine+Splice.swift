@@ -58,6 +58,9 @@ extension ProxyEngine {
         let p = pipes.acquire()
         guard p >= 0 else { return false }
         let sc = conns + Int(s)
+        if sc.pointee.role == .downstream && sc.pointee.exchange >= 0 {
+            releaseMirrorCopy(sc.pointee.exchange)   // a body this large is not mirrored
+        }
         sc.pointee.pipe = p
         sc.pointee.spliceFlags = (sc.pointee.spliceFlags & ~(SpliceFlag.sourceDone | SpliceFlag.finished)) | SpliceFlag.active
         pumpSplice(s)

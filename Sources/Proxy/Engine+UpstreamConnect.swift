@@ -26,10 +26,11 @@ extension ProxyEngine {
     }
 
     /// A connection that carries no exchange (a mirror's copy): outside the circuit breakers.
+    /// To an HTTP/2 cluster it is a stream on the endpoint's multiplexed connection.
     mutating func acquireUpstream(_ ep: ChosenEndpoint) -> Int32 {
         var ep = ep
         ep.breaker = -1
-        return openUpstream(ep, for: -1)
+        return ep.http2 ? h2AcquireStream(ep, for: -1) : openUpstream(ep, for: -1)
     }
 
     /// `x` may be -1 only when `ep.breaker` is -1.

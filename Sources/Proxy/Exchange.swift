@@ -106,6 +106,13 @@ struct Exchange {
     /// head and fit): a retry can send it again. Cleared when body bytes are sent from
     /// anywhere else.
     var replayable = false
+    /// A request with mirrors whose body streams (an HTTP/2 client's, say): the copy for the
+    /// mirrors — the forwarded head, then the body as it is read — until the request ends (a
+    /// large pooled buffer; Engine+Mirror.swift), and which of the route's mirrors fire (bits by
+    /// index, decided at the first send).
+    var mirrorCopy: UnsafeMutableRawPointer? = nil
+    var mirrorCopyLen: Int32 = 0
+    var mirrorFires: UInt32 = 0
     /// Tries dispatched so far (the first one included).
     var tries: UInt8 = 0
     /// Stable id of the endpoint of the last try (a retry prefers another one).

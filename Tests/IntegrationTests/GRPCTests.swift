@@ -18,15 +18,19 @@ final class GRPCTests: IntegrationTestCase {
         }
     }
 
-    func startEcho(tls: [String] = []) throws -> UInt16 {
-        try harness.startPortPrintingServer("grpc-echo", [Paths.packageRoot.appendingPathComponent("examples/upstreams/grpc_echo.py").path,
-                                                          "--port", "0"] + tls, python: Self.python).port
+    func startEcho(tls: [String] = [], name: String = "grpc-echo", log: String? = nil) throws -> UInt16 {
+        try harness.startPortPrintingServer(name, [Paths.packageRoot.appendingPathComponent("examples/upstreams/grpc_echo.py").path,
+                                                   "--port", "0", "--name", name] + tls + (log.map { ["--log", $0] } ?? []),
+                                            python: Self.python).port
     }
 
     /// A Gateway on a free port; `/pkg.Svc/` goes to service `grpc` on port 9000 whose protocol
-    /// is `proto` (endpoint: `port`), with `rule` as its DestinationRule traffic policy if given.
-    func startGateway(echoPort: UInt16, proto: String = "GRPC", rule: String? = nil, extraRoutes: String = "") throws -> Ingressd {
+    /// is `proto` (endpoint: `port`), with `rule` as its DestinationRule traffic policy if given,
+    /// and mirrored to service `grpc-mirror` (protocol GRPC, endpoint `mirrorPort`) if given.
+    func startGateway(echoPort: UInt16, proto: String = "GRPC", rule: String? = nil, extraRoutes: String = "",
+                      mirrorPort: UInt16? = nil) throws -> Ingressd {
         let port = try freeTCPPort()
+        let mirror = mirrorPort == nil ? "" : "  mirror: {host: grpc-mirror.default.svc.cluster.local, port: {number: 9000}}"
         var docs = [WorkshopConfig.httpGateway(port: port, hosts: ["*"]), """
             apiVersion: networking.istio.io/v1
             kind: VirtualService
@@ -38,6 +42,7 @@ final class GRPCTests: IntegrationTestCase {
               - match: [{uri: {prefix: /pkg.Svc/}}]
                 route:
                 - destination: {host: grpc.default.svc.cluster.local, port: {number: 9000}}
+              \(mirror)
             \(extraRoutes)
             """, """
             apiVersion: networking.istio.io/v1
@@ -50,6 +55,19 @@ final class GRPCTests: IntegrationTestCase {
               resolution: STATIC
               endpoints: [{address: 127.0.0.1}]
             """]
+        if let mirrorPort {
+            docs.append("""
+                apiVersion: networking.istio.io/v1
+                kind: ServiceEntry
+                metadata: {name: grpc-mirror}
+                spec:
+                  hosts: [grpc-mirror.default.svc.cluster.local]
+                  location: MESH_INTERNAL
+                  ports: [{number: 9000, name: grpc, protocol: GRPC, targetPort: \(mirrorPort)}]
+                  resolution: STATIC
+                  endpoints: [{address: 127.0.0.1}]
+                """)
+        }
         if let rule {
             docs.append("""
                 apiVersion: networking.istio.io/v1
@@ -125,6 +143,40 @@ final class GRPCTests: IntegrationTestCase {
         let log = (try? String(contentsOfFile: harness.path("access.log"), encoding: .utf8)) ?? ""
 
         XCTAssertTrue(log.contains("\"POST /pkg.Svc/Echo HTTP/2\" 200"), log)
+    }
+
+    func testAMirrorToAGRPCClusterGetsTheCallsOverHTTP2() throws {
+        let echo = try startEcho()
+        let mirrorLog = harness.path("mirror.log")
+        FileManager.default.createFile(atPath: mirrorLog, contents: nil)
+        let mirrorPort = try startEcho(name: "mirror", log: mirrorLog)
+        let gw = try startGateway(echoPort: echo, mirrorPort: mirrorPort)
+        let lines = try client("127.0.0.1:\(gw.listenPort)", """
+            for i in range(5): out(call('/pkg.Svc/Echo', b'copy%d' % i)[:2])
+            """)
+        XCTAssertEqual(lines, (0..<5).map { "('OK', 'echo:copy\($0) xff=127.0.0.1 xfp=http')" }, "the client gets the primary's answers")
+        // An HTTP/1.1 client's call (its body came with the head: copied at once).
+        let frame = harness.path("frame.bin")
+        FileManager.default.createFile(atPath: frame, contents: Data([0, 0, 0, 0, 5] + Array("h1cp5".utf8)))
+        let h1 = try harness.run("curl", ["-s", "--http1.1", "-H", "content-type: application/grpc", "-H", "te: trailers",
+                                          "--data-binary", "@\(frame)", "http://127.0.0.1:\(gw.listenPort)/pkg.Svc/Echo"], timeout: 30)
+        XCTAssertEqual(h1.status, 0, h1.output)
+        // The mirror, a gRPC server (HTTP/2 only), got every call — an HTTP/2 client's body
+        // streams, so its copy waited for the request's end — with the -shadow authority.
+        var got: [String] = []
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline {
+            got = ((try? String(contentsOfFile: mirrorLog, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+            if got.count >= 6 { break }
+            usleep(50_000)
+        }
+        XCTAssertEqual(got.sorted(), ((0..<5).map { "copy\($0)" } + ["h1cp5"]).map {
+            "mirror /pkg.Svc/Echo authority=127.0.0.1-shadow:\(gw.listenPort) request=\($0)"
+        }, got.joined(separator: "\n"))
+        // The copies shared one multiplexed connection (the cluster's pooled HTTP/2 connection).
+        let stats = try harness.curl(gw.adminURL + "/stats/prometheus").text
+        let opened = stats.split(separator: "\n").first { $0.hasPrefix("envoy_cluster_upstream_cx_total{cluster_name=\"outbound|9000||grpc-mirror.default.svc.cluster.local\"}") }
+        XCTAssertEqual(opened.map { String($0.split(separator: " ").last ?? "") }, "1", stats)
     }
 
     func testLocalRepliesAreGRPCStatuses() throws {

@@ -226,6 +226,14 @@ final class MirrorTests: IntegrationTestCase {
                 chunk = c.recv(65536)
                 if not chunk: return
                 data += chunk
+            head_len = data.index(b"\\r\\n\\r\\n") + 4
+            length = 0
+            for line in data[:head_len].split(b"\\r\\n"):
+                if line.lower().startswith(b"content-length:"): length = int(line.split(b":", 1)[1])
+            while len(data) < head_len + length:
+                chunk = c.recv(65536)
+                if not chunk: break
+                data += chunk
             n[0] += 1
             with open(os.path.join(d, "%d.head" % n[0]), "wb") as f: f.write(data)
             time.sleep(delay / 1000.0)
@@ -301,6 +309,29 @@ final class MirrorTests: IntegrationTestCase {
         let (gw2, _) = try start(mirrorPort: dead)
         let r = try harness.curl(gw2.url + "/fast", host: "mirror.test")
         XCTAssertEqual(r.status, 200, "a mirror that refuses connections does not fail the request")
+    }
+
+    func testAStreamedBodyIsMirroredOnceItEndedUnlessItOutgrowsTheCopy() throws {
+        // An HTTP/2 client's body always streams (DATA after the head): the copy collects it.
+        let recorder = try startRecorder(delayMs: 0)
+        let (gw, app) = try start(mirrorPort: recorder.port)
+        let small = harness.path("small.bin"), big = harness.path("big.bin")
+        try Data(repeating: UInt8(ascii: "s"), count: 5000).write(to: URL(fileURLWithPath: small))
+        try Data(repeating: UInt8(ascii: "b"), count: 200_000).write(to: URL(fileURLWithPath: big))
+        for (path, file) in [("/small", small), ("/big", big)] {
+            let r = try harness.curl(gw.url + path, host: "mirror.test", ["--http2-prior-knowledge", "--data-binary", "@" + file])
+            XCTAssertEqual(r.status, 200)
+        }
+        var got: [String] = []
+        let deadline = Date().addingTimeInterval(3)
+        while got.isEmpty && Date() < deadline { usleep(50_000); got = heads(recorder.dir) }
+        usleep(300_000)
+        got = heads(recorder.dir)
+        XCTAssertEqual(got.count, 1, "the 200 KB body is past the copy's buffer: not mirrored")
+        let copy = got.first ?? ""
+        XCTAssertTrue(copy.lowercased().hasPrefix("post /small http/1.1\r\n"), copy)
+        XCTAssertTrue(copy.hasSuffix("\r\n\r\n" + String(repeating: "s", count: 5000)), "the whole body: \(copy.suffix(100))")
+        XCTAssertEqual(app.requests, ["app POST /small body=5000", "app POST /big body=200000"])
     }
 
     func testZeroPercentMirrorsNothing() throws {

@@ -18,7 +18,8 @@ so a person sees at a glance which upstream a route reached and what the gateway
 The response also carries `x-demo-upstream: NAME`, which scripts and tests can count.
 
 Request bodies are read whole, by `Content-Length` or `Transfer-Encoding: chunked`; their length
-and SHA-256 are echoed, not the bytes. Connections are kept alive (HTTP/1.1) until the client
+and SHA-256 are echoed, not the bytes. A chunked body's trailer section, when it has fields, is
+echoed raw as `trailer-section: b'name: value\r\n...\r\n'` (Python's repr of the bytes). Connections are kept alive (HTTP/1.1) until the client
 closes them or asks `Connection: close`.
 
 Test hooks, by the end of the path (any prefix before them, the query ignored), so they work
@@ -80,6 +81,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         """Reads the whole request body; returns (length, sha256 hex)."""
         digest = hashlib.sha256()
         length = 0
+        self.trailer_section = None
         te = self.headers.get_all("Transfer-Encoding") or []
         codings = [c.strip().lower() for v in te for c in v.split(",") if c.strip()]
         if codings and codings[-1] == "chunked":
@@ -93,11 +95,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 except ValueError:
                     raise BadRequest("bad chunk size %r" % size_text)
                 if size == 0:
-                    # trailers, up to the empty line
+                    # trailers, up to the empty line (kept raw for the echo)
+                    section = b""
                     while True:
                         trailer = self.rfile.readline(65537)
+                        section += trailer
                         if trailer in (b"\r\n", b"\n", b""):
                             break
+                    if section not in (b"\r\n", b"\n", b""):
+                        self.trailer_section = section
                     break
                 remaining = size
                 while remaining:
@@ -137,6 +143,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             lines.append("  %s: %s" % (name, value))
         lines.append("body-bytes: %d" % body_len)
         lines.append("body-sha256: %s" % body_sha)
+        section = getattr(self, "trailer_section", None)
+        if section is not None:
+            lines.append("trailer-section: %r" % section)
+            self.trailer_section = None
         return ("\n".join(lines) + "\n").encode("utf-8", "replace")
 
     def send_simple(self, status, body, content_type="text/plain; charset=utf-8"):

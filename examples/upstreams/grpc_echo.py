@@ -8,10 +8,13 @@ methods take and return raw bytes).
   /pkg.Svc/Stream  bidirectional: "s:<message>" for each message
   /pkg.Svc/Slow    unary: answers "slow" after 2 s
 
-Prints "NAME listening on 127.0.0.1:PORT" once serving (--port 0 picks a free port).
+Prints "NAME listening on 127.0.0.1:PORT" once serving (--port 0 picks a free port). `--log FILE`
+appends one line per unary call, flushed at once: "NAME METHOD authority=AUTHORITY request=BYTES"
+(so a test sees what reached it: a mirror's copy, say).
 """
 import argparse
 import sys
+import threading
 import time
 from concurrent import futures
 
@@ -24,9 +27,22 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--tls-cert", help="serve TLS (ALPN h2) with this PEM certificate chain")
     ap.add_argument("--tls-key", help="and this PEM private key")
+    ap.add_argument("--log", help="append a line per unary call to this file")
     args = ap.parse_args()
+    lock = threading.Lock()
+
+    def record(request, context):
+        if not args.log:
+            return
+        # The call's :authority and method: grpcio keeps them in the call details.
+        details = getattr(getattr(context, "_rpc_event", None), "call_details", None)
+        method = details.method.decode() if details else "?"
+        authority = details.host.decode() if details else "?"
+        with lock, open(args.log, "a") as f:
+            f.write("%s %s authority=%s request=%s\n" % (args.name, method, authority, request.decode("utf-8", "replace")))
 
     def echo(request, context):
+        record(request, context)
         md = dict(context.invocation_metadata())
         context.set_trailing_metadata((("x-echo-trailer", "yes"),))
         if request == b"fail":
@@ -35,6 +51,7 @@ def main():
                 + b" xfp=" + md.get("x-forwarded-proto", "").encode())
 
     def slow(request, context):
+        record(request, context)
         time.sleep(2)
         return b"slow"
 
