@@ -194,6 +194,17 @@ extension ProxyEngine {
         }
     }
 
+    /// `n` bytes came from connection `s` of a TCP-route pair whose bytes are copied (TLS
+    /// terminated or originated) and are being passed to its peer: counted like spliced ones.
+    @inline(__always)
+    func statTunnelBytes(_ s: Int32, _ n: Int) {
+        guard ProxyEngine.statsCompiledIn else { return }
+        let c = conns + Int(s)
+        guard c.pointee.spliceFlags & SpliceFlag.tcp != 0, c.pointee.exchange >= 0 else { return }
+        statAdd(stats.clusterRecord(Int(ex(s).pointee.stats.record)),
+                c.pointee.role == .downstream ? ClusterStats.tcpReceivedBytes : ClusterStats.tcpSentBytes, UInt64(n))
+    }
+
     /// Records exchange `x` once; `status` 0 keeps the one already noted.
     mutating func statFinish(_ x: Int32, status: UInt16 = 0, responseBytes: Int = -1) {
         guard ProxyEngine.statsCompiledIn else { return }

@@ -19,6 +19,11 @@ import Glibc
 //   upstreamReady: the head goes out, the response comes back through the transport; the
 //   connection is pooled like a plain one, in a pool keyed by the cluster's TLS identity
 //
+// TCP routes (and TLS servers' tcp routes, and passthrough routes) to such a cluster originate
+// TLS the same way: no Host, so the SNI is the cluster's `sni` or none; once the handshake is
+// done the pair is a tunnel of copies through the transport (Engine+TCP.swift tcpConnected):
+// the kernel cannot splice what it must encrypt. A failed handshake closes the client (UF).
+//
 // The pool of an auto-SNI cluster may hold connections made for other Hosts: one whose SNI
 // hash differs from the request's is closed instead of reused.
 
@@ -83,7 +88,10 @@ extension ProxyEngine {
         _ = ing_bio_set_mem_eof_return(wbio, -1)
         SSL_set_bio(ssl, rbio, wbio)
         var host = UnsafeRawBufferPointer(start: nil, count: 0)
-        if uc.pointee.tlsAutoSNI || uc.pointee.tlsVerifyHost, let out = uc.pointee.out {
+        // A TCP route has no Host: no SNI unless the cluster names one, and (with no
+        // `subjectAltNames`) only the chain is verified, as Envoy's tcp_proxy does.
+        if uc.pointee.tlsAutoSNI || uc.pointee.tlsVerifyHost, uc.pointee.spliceFlags & SpliceFlag.tcp == 0,
+           let out = uc.pointee.out {
             host = forwardedHost(UnsafeRawBufferPointer(start: out, count: Int(uc.pointee.outLen)))
         }
         if uc.pointee.tlsAutoSNI && host.count > 0 {

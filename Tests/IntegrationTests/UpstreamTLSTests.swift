@@ -89,4 +89,107 @@ final class UpstreamTLSTests: IntegrationTestCase {
         // SIMPLE to an upstream that requires a client certificate: refused by the upstream.
         XCTAssertEqual(try harness.curl(ingressd.url + "/", host: "nocert.example.com").status, 503)
     }
+
+    /// TCP Gateway servers whose tcp routes go to clusters with DestinationRule `tls`, one per
+    /// (service, tls block): the gateway port of each.
+    func startTCPGateway(_ services: [(name: String, port: UInt16, tls: String)]) throws -> (Ingressd, [UInt16]) {
+        let httpPort = try freeTCPPort()
+        var ports: [UInt16] = []
+        var gateway = "apiVersion: networking.istio.io/v1beta1\nkind: Gateway\nmetadata: {name: gw}\nspec:\n  servers:\n"
+            + "  - port: {number: \(httpPort), name: http, protocol: HTTP}\n    hosts: [\"*\"]\n"
+        var vs = "apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\nmetadata: {name: tcp}\nspec:\n"
+            + "  hosts: [\"*\"]\n  gateways: [\"gw\"]\n  tcp:\n"
+        var docs: [String] = []
+        for s in services {
+            let p = try freeTCPPort()
+            ports.append(p)
+            gateway += "  - port: {number: \(p), name: tcp-\(s.name), protocol: TCP}\n    hosts: [\"*\"]\n"
+            vs += "  - match: [{port: \(p)}]\n    route:\n    - destination: {host: \(s.name), port: {number: 9000}}\n"
+            docs.append(WorkshopConfig.serviceEntry(name: s.name, servicePort: 9000, endpoints: [(s.port, [:])]))
+            docs.append("""
+                apiVersion: networking.istio.io/v1beta1
+                kind: DestinationRule
+                metadata: {name: \(s.name)}
+                spec:
+                  host: \(s.name).default.svc.cluster.local
+                  trafficPolicy:
+                    tls: \(s.tls)
+                """)
+        }
+        docs = [gateway, vs] + docs
+        let path = try harness.write("upstream-tls-tcp.yaml", WorkshopConfig.documents(docs))
+        return (try harness.startIngressd(configs: [path], listenPort: httpPort, workers: 1), ports)
+    }
+
+    /// A plain TCP client: reads the upstream's greeting line, sends `size` bytes and reads
+    /// their echo (without half-closing), prints the greeting and whether the echo matched.
+    static let tcpClientScript = """
+    import socket, sys, select
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+    greeting = b""
+    while not greeting.endswith(b"\\n"):
+        c = s.recv(1)
+        if not c: break
+        greeting += c
+    print(greeting.decode().strip() or "EOF")
+    if not greeting: sys.exit(0)
+    size = int(sys.argv[2])
+    payload = bytes((i * 13) & 255 for i in range(size))
+    got = b""; sent = 0
+    s.setblocking(False)
+    while len(got) < size:
+        r, w, _ = select.select([s], [s] if sent < size else [], [], 10)
+        if not r and not w: break
+        if w: sent += s.send(payload[sent:sent + 65536])
+        if r:
+            c = s.recv(65536)
+            if not c: break
+            got += c
+    print(len(got), got == payload)
+    """
+
+    /// TLS origination on TCP routes: plain TCP in, TLS out, as Istio does for a
+    /// DestinationRule `tls` on a cluster reached by a tcp route (an external database, say).
+    /// The upstream's certificate and SAN are verified, the client certificate presented; a
+    /// certificate that does not verify closes the client (UF, a connect failure).
+    func testTCPRouteOriginatesTLSToTheUpstream() throws {
+        let pki = try TestPKI(harness)
+        let client = try pki.issue("gateway-client", names: ["gateway.example.com"], client: true)
+        let db = try harness.startTLSEchoUpstream("db", pki: pki, names: ["db.internal"], clientCA: pki.caPath)
+        let plain = try harness.startTLSEchoUpstream("plain", pki: pki, names: ["plain.internal"])
+        let wrong = try harness.startTLSEchoUpstream("wrong", pki: pki, names: ["elsewhere.internal"])
+        let (ingressd, ports) = try startTCPGateway([
+            ("db", db, "{mode: MUTUAL, caCertificates: \(pki.caPath), clientCertificate: \(client.crt), privateKey: \(client.key), sni: db.internal}"),
+            ("plain", plain, "{mode: SIMPLE, caCertificates: \(pki.caPath)}"),
+            ("wrong", wrong, "{mode: SIMPLE, caCertificates: \(pki.caPath), subjectAltNames: [db.internal]}"),
+        ])
+        let script = try harness.write("tcp_client.py", Self.tcpClientScript)
+        func connect(_ port: UInt16, _ size: Int) throws -> [String] {
+            let r = try harness.run("/usr/bin/python3", [script, String(port), String(size)], timeout: 60)
+            XCTAssertEqual(r.status, 0, r.output)
+            return r.stdout.split(separator: "\n").map(String.init)
+        }
+        // MUTUAL with an explicit SNI; the upstream speaks first, then echoes 3 MiB.
+        XCTAssertEqual(try connect(ports[0], 3 << 20), ["hello db sni db.internal client gateway.example.com", "\(3 << 20) True"])
+        // SIMPLE, no sni: none is sent (a TCP route has no Host), the chain is verified.
+        XCTAssertEqual(try connect(ports[1], 1000), ["hello plain sni None client None", "1000 True"])
+        // A certificate without the required SAN: the client is closed without a byte.
+        XCTAssertEqual(try connect(ports[2], 10), ["EOF"])
+        XCTAssertTrue(ingressd.child.isRunning)
+
+        var values: [String: Double] = [:]
+        let deadline = Date().addingTimeInterval(5)
+        repeat {
+            values = try harness.prometheusValues(ingressd)
+            if values["istio_tcp_connections_closed_total|db||-|"] == 1 && values["istio_tcp_connections_closed_total|wrong||UF|"] == 1 { break }
+            usleep(100_000)
+        } while Date() < deadline
+        XCTAssertEqual(values["istio_tcp_connections_closed_total|db||-|"], 1, "\(values)")
+        XCTAssertEqual(values["istio_tcp_received_bytes_total|db||-|"], Double(3 << 20), "bytes copied through TLS are counted")
+        XCTAssertEqual(values["istio_tcp_sent_bytes_total|db||-|"],
+                       Double((3 << 20) + "hello db sni db.internal client gateway.example.com\n".utf8.count))
+        XCTAssertEqual(values["istio_tcp_connections_closed_total|wrong||UF|"], 1, "\(values)")
+        XCTAssertEqual(values["envoy_cluster_upstream_cx_connect_fail_total|outbound|9000||wrong.default.svc.cluster.local|||"], 1, "\(values)")
+        XCTAssertEqual(values["envoy_cluster_upstream_cx_total|outbound|9000||db.default.svc.cluster.local|||"], 1, "\(values)")
+    }
 }
