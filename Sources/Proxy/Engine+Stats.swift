@@ -133,6 +133,20 @@ extension ProxyEngine {
         }
     }
 
+    /// The TLS handshake of upstream `u` completed (`reused`: it resumed a session) or failed
+    /// (Envoy's cluster ssl.handshake, ssl.session_reused, ssl.connection_error).
+    @inline(__always)
+    func statUpstreamTLS(_ u: Int32, ok: Bool, reused: Bool = false) {
+        guard ProxyEngine.statsCompiledIn else { return }
+        let rec = stats.clusterRecord(Int(conns[Int(u)].cxRecord))
+        guard ok else {
+            statAdd(rec, ClusterStats.sslConnectionError)
+            return
+        }
+        statAdd(rec, ClusterStats.sslHandshake)
+        if reused { statAdd(rec, ClusterStats.sslSessionReused) }
+    }
+
     /// Upstream `u` is being finalized.
     @inline(__always)
     func statUpstreamClosed(_ u: Int32) {

@@ -94,7 +94,15 @@ public enum ClusterStats {
     public static let rqPendingOverflow = cxOverflow + 8
     /// A retry was refused at http.maxRetries (upstream_rq_retry_overflow).
     public static let rqRetryOverflow = rqPendingOverflow + 8
-    public static let end = rqRetryOverflow + 8
+
+    // TLS to the cluster's endpoints (Engine+UpstreamTLS.swift; Envoy's cluster ssl.* names).
+    /// Handshakes completed (ssl.handshake).
+    public static let sslHandshake = rqRetryOverflow + 8
+    /// Of those, the ones that resumed a session (ssl.session_reused).
+    public static let sslSessionReused = sslHandshake + 8
+    /// Handshakes that failed: verification or protocol errors (ssl.connection_error).
+    public static let sslConnectionError = sslSessionReused + 8
+    public static let end = sslConnectionError + 8
 
     /// Slot of `tcpClosed` for `flags` (its lowest bit).
     @inline(__always)

@@ -59,6 +59,9 @@ struct ClusterTotals {
     var cxOverflow: UInt64 = 0
     var rqPendingOverflow: UInt64 = 0
     var rqRetryOverflow: UInt64 = 0
+    var sslHandshake: UInt64 = 0
+    var sslSessionReused: UInt64 = 0
+    var sslConnectionError: UInt64 = 0
     /// Key `status << 16 | flags` (0xFFFF_FFFF: other) → responses.
     var responses: [UInt32: UInt64] = [:]
     var durationUs = Histogram(bucketCount: StatBuckets.durationBoundsUs.count + 1)
@@ -85,6 +88,9 @@ struct ClusterTotals {
         cxOverflow &+= statLoad(p, ClusterStats.cxOverflow)
         rqPendingOverflow &+= statLoad(p, ClusterStats.rqPendingOverflow)
         rqRetryOverflow &+= statLoad(p, ClusterStats.rqRetryOverflow)
+        sslHandshake &+= statLoad(p, ClusterStats.sslHandshake)
+        sslSessionReused &+= statLoad(p, ClusterStats.sslSessionReused)
+        sslConnectionError &+= statLoad(p, ClusterStats.sslConnectionError)
         for k in 0..<ClusterStats.codeSlots {
             let key = p.load(fromByteOffset: ClusterStats.codeKeys + k * 4, as: UInt32.self)
             guard key != 0 else { continue }
@@ -111,6 +117,9 @@ struct ClusterTotals {
         cxOverflow &+= o.cxOverflow
         rqPendingOverflow &+= o.rqPendingOverflow
         rqRetryOverflow &+= o.rqRetryOverflow
+        sslHandshake &+= o.sslHandshake
+        sslSessionReused &+= o.sslSessionReused
+        sslConnectionError &+= o.sslConnectionError
         for (k, v) in o.responses { responses[k, default: 0] &+= v }
         durationUs.add(o.durationUs)
         requestBytes.add(o.requestBytes)

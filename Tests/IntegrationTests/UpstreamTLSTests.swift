@@ -90,6 +90,60 @@ final class UpstreamTLSTests: IntegrationTestCase {
         XCTAssertEqual(try harness.curl(ingressd.url + "/", host: "nocert.example.com").status, 503)
     }
 
+    /// Upstream session resumption: with maxRequestsPerConnection 1 every request opens a new
+    /// TLS connection, and each after the first resumes the session (a TLS 1.3 ticket) the one
+    /// before it received; a cluster whose sessions go to another SNI does not mix them up.
+    func testNewUpstreamConnectionsResumeTheTLSSession() throws {
+        let pki = try TestPKI(harness)
+        let up = try harness.startTLSUpstream("resume", pki: pki, names: ["resume.example.com", "other.example.com"])
+        let httpPort = try freeTCPPort()
+        let docs = [
+            WorkshopConfig.httpGateway(port: httpPort, hosts: ["*"]),
+            """
+            apiVersion: networking.istio.io/v1beta1
+            kind: VirtualService
+            metadata: {name: resume}
+            spec:
+              hosts: ["resume.example.com", "other.example.com"]
+              gateways: ["gw"]
+              http:
+              - route:
+                - destination: {host: resume, port: {number: 443}}
+            """,
+            WorkshopConfig.serviceEntry(name: "resume", servicePort: 443, endpoints: [(up, [:])]),
+            """
+            apiVersion: networking.istio.io/v1beta1
+            kind: DestinationRule
+            metadata: {name: resume}
+            spec:
+              host: resume.default.svc.cluster.local
+              trafficPolicy:
+                tls: {mode: SIMPLE, caCertificates: \(pki.caPath)}
+                connectionPool: {http: {maxRequestsPerConnection: 1}}
+            """,
+        ]
+        let path = try harness.write("resume.yaml", WorkshopConfig.documents(docs))
+        let ingressd = try harness.startIngressd(configs: [path], listenPort: httpPort, workers: 1)
+        for k in 0..<5 {
+            let r = try harness.curl(ingressd.url + "/\(k)", host: "resume.example.com")
+            XCTAssertEqual(r.status, 200, r.text)
+            XCTAssertEqual(r.text, "upstream resume sni resume.example.com client None\n")
+        }
+        // Another Host (auto SNI): its first connection cannot use resume.example.com's session.
+        for _ in 0..<2 {
+            let r = try harness.curl(ingressd.url + "/", host: "other.example.com")
+            XCTAssertEqual(r.text, "upstream resume sni other.example.com client None\n")
+        }
+        let cluster = "outbound|443||resume.default.svc.cluster.local"
+        let values = try harness.prometheusValues(ingressd)
+        XCTAssertEqual(values["envoy_cluster_upstream_cx_total|\(cluster)|||"], 7, "a connection per request")
+        XCTAssertEqual(values["envoy_cluster_ssl_handshake_total|\(cluster)|||"], 7, "\(values)")
+        XCTAssertEqual(values["envoy_cluster_ssl_session_reused_total|\(cluster)|||"], 5, "4 + 1 resumed: \(values)")
+        XCTAssertEqual(values["envoy_cluster_ssl_connection_error_total|\(cluster)|||"], 0)
+        // Upstream handshakes are not the listener's.
+        XCTAssertEqual(values["envoy_listener_ssl_handshake_total||||"], 0)
+    }
+
     /// TCP Gateway servers whose tcp routes go to clusters with DestinationRule `tls`, one per
     /// (service, tls block): the gateway port of each.
     func startTCPGateway(_ services: [(name: String, port: UInt16, tls: String)]) throws -> (Ingressd, [UInt16]) {
@@ -173,6 +227,8 @@ final class UpstreamTLSTests: IntegrationTestCase {
         XCTAssertEqual(try connect(ports[0], 3 << 20), ["hello db sni db.internal client gateway.example.com", "\(3 << 20) True"])
         // SIMPLE, no sni: none is sent (a TCP route has no Host), the chain is verified.
         XCTAssertEqual(try connect(ports[1], 1000), ["hello plain sni None client None", "1000 True"])
+        // Again: the session of the first connection is resumed.
+        XCTAssertEqual(try connect(ports[1], 1000), ["hello plain sni None client None", "1000 True"])
         // A certificate without the required SAN: the client is closed without a byte.
         XCTAssertEqual(try connect(ports[2], 10), ["EOF"])
         XCTAssertTrue(ingressd.child.isRunning)
@@ -191,5 +247,8 @@ final class UpstreamTLSTests: IntegrationTestCase {
         XCTAssertEqual(values["istio_tcp_connections_closed_total|wrong||UF|"], 1, "\(values)")
         XCTAssertEqual(values["envoy_cluster_upstream_cx_connect_fail_total|outbound|9000||wrong.default.svc.cluster.local|||"], 1, "\(values)")
         XCTAssertEqual(values["envoy_cluster_upstream_cx_total|outbound|9000||db.default.svc.cluster.local|||"], 1, "\(values)")
+        XCTAssertEqual(values["envoy_cluster_ssl_handshake_total|outbound|9000||plain.default.svc.cluster.local|||"], 2)
+        XCTAssertEqual(values["envoy_cluster_ssl_session_reused_total|outbound|9000||plain.default.svc.cluster.local|||"], 1)
+        XCTAssertEqual(values["envoy_cluster_ssl_connection_error_total|outbound|9000||wrong.default.svc.cluster.local|||"], 1)
     }
 }
