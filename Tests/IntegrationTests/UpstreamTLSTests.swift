@@ -251,4 +251,74 @@ final class UpstreamTLSTests: IntegrationTestCase {
         XCTAssertEqual(values["envoy_cluster_ssl_session_reused_total|outbound|9000||plain.default.svc.cluster.local|||"], 1)
         XCTAssertEqual(values["envoy_cluster_ssl_connection_error_total|outbound|9000||wrong.default.svc.cluster.local|||"], 1)
     }
+
+    /// A passthrough route to a cluster with DestinationRule `tls`: Istio's gateway originates
+    /// TLS there too (the client's own TLS inside it). The ClientHello that picked the route is
+    /// the first thing written into the upstream's TLS session; the echo upstream sends it back.
+    func testPassthroughRouteToATLSClusterSendsTheHelloThroughTheOriginatedTLS() throws {
+        let pki = try TestPKI(harness)
+        let echo = try harness.startTLSEchoUpstream("inner", pki: pki, names: ["inner.internal"])
+        let port = try freeTCPPort()
+        let httpPort = try freeTCPPort()
+        let docs = [
+            """
+            apiVersion: networking.istio.io/v1beta1
+            kind: Gateway
+            metadata: {name: gw}
+            spec:
+              servers:
+              - port: {number: \(port), name: tls, protocol: TLS}
+                hosts: ["pass.example.com"]
+                tls: {mode: PASSTHROUGH}
+              - port: {number: \(httpPort), name: http, protocol: HTTP}
+                hosts: ["*"]
+            """,
+            """
+            apiVersion: networking.istio.io/v1beta1
+            kind: VirtualService
+            metadata: {name: pass}
+            spec:
+              hosts: ["pass.example.com"]
+              gateways: ["gw"]
+              tls:
+              - match: [{port: \(port), sniHosts: ["pass.example.com"]}]
+                route:
+                - destination: {host: inner, port: {number: 443}}
+            """,
+            WorkshopConfig.serviceEntry(name: "inner", servicePort: 443, endpoints: [(echo, [:])]),
+            """
+            apiVersion: networking.istio.io/v1beta1
+            kind: DestinationRule
+            metadata: {name: inner}
+            spec:
+              host: inner.default.svc.cluster.local
+              trafficPolicy:
+                tls: {mode: SIMPLE, caCertificates: \(pki.caPath), sni: inner.internal}
+            """,
+        ]
+        let path = try harness.write("pass-tls.yaml", WorkshopConfig.documents(docs))
+        let ingressd = try harness.startIngressd(configs: [path], listenPort: httpPort, workers: 1)
+        let script = """
+        import socket, ssl, sys
+        ctx = ssl.create_default_context()
+        i, o = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = ctx.wrap_bio(i, o, server_hostname="pass.example.com")
+        try: obj.do_handshake()
+        except ssl.SSLWantReadError: pass
+        hello = o.read()
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+        s.sendall(hello)
+        got = b""
+        while got.count(b"\\n") < 1 or len(got) < got.index(b"\\n") + 1 + len(hello):
+            c = s.recv(65536)
+            if not c: break
+            got += c
+        line, _, rest = got.partition(b"\\n")
+        print(line.decode())
+        print(len(hello) > 0 and rest == hello)
+        """
+        let r = try harness.run("/usr/bin/python3", ["-c", script, String(port)], timeout: 30)
+        XCTAssertEqual(r.stdout.split(separator: "\n").map(String.init), ["hello inner sni inner.internal client None", "True"], r.output)
+        XCTAssertTrue(ingressd.child.isRunning)
+    }
 }
