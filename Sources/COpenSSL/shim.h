@@ -104,3 +104,63 @@ static inline int ing_ssl_ctx_verify_mode(const SSL_CTX *c) { return SSL_CTX_get
 static inline unsigned long ing_xn_flag_rfc2253(void) { return XN_FLAG_RFC2253; }
 /// Bytes a memory BIO has allocated (its BUF_MEM's max), whatever it holds now.
 static inline size_t ing_bio_mem_capacity(BIO *b) { BUF_MEM *m = NULL; BIO_get_mem_ptr(b, &m); return m ? m->max : 0; }
+
+// ---------------------------------------------------------------------------------------------
+// Upstream TLS session resumption (TLS to upstreams): each client SSL_CTX (one per cluster per
+// route table, per worker) keeps the newest resumable session per key, the key being a hash of
+// the endpoint and SNI a connection was made for, which the worker puts in the SSL's app data
+// before the handshake. TLS 1.3 sessions arrive after the handshake (NewSessionTicket), so they
+// are taken from OpenSSL's new-session callback, for both versions. The table hangs off the
+// context (its app data, for the callback; an ex_data slot, so that it is freed with the
+// context, which outlives the route table while connections made from it are open).
+#define ING_SESSION_SLOTS 16
+struct ing_session_cache { uint64_t keys[ING_SESSION_SLOTS]; SSL_SESSION *sessions[ING_SESSION_SLOTS]; unsigned next; };
+
+static inline void ing_session_cache_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp) {
+    (void)parent; (void)ad; (void)idx; (void)argl; (void)argp;
+    struct ing_session_cache *c = ptr;
+    if (!c) return;
+    for (int k = 0; k < ING_SESSION_SLOTS; k++) if (c->sessions[k]) SSL_SESSION_free(c->sessions[k]);
+    OPENSSL_free(c);
+}
+
+/// The ex_data index for session caches (asked for once per process).
+static inline int ing_session_cache_index(void) {
+    return SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, ing_session_cache_free);
+}
+
+static inline int ing_session_new_cb(SSL *s, SSL_SESSION *sess) {
+    struct ing_session_cache *c = SSL_CTX_get_app_data(SSL_get_SSL_CTX(s));
+    uint64_t key = (uint64_t)(uintptr_t)SSL_get_app_data(s);
+    if (!c || key == 0 || !SSL_SESSION_is_resumable(sess)) return 0;
+    int slot = -1;
+    for (int k = 0; k < ING_SESSION_SLOTS; k++) if (c->keys[k] == key) { slot = k; break; }
+    if (slot < 0) { slot = (int)c->next; c->next = (c->next + 1) % ING_SESSION_SLOTS; }
+    if (c->sessions[slot]) SSL_SESSION_free(c->sessions[slot]);
+    c->keys[slot] = key;
+    c->sessions[slot] = sess;
+    return 1;   /* the reference is ours */
+}
+
+/// Gives client context `ctx` a session cache (ex_data `index`). 1 on success.
+static inline int ing_client_session_cache(SSL_CTX *ctx, int index) {
+    struct ing_session_cache *c = OPENSSL_zalloc(sizeof *c);
+    if (!c) return 0;
+    if (SSL_CTX_set_ex_data(ctx, index, c) != 1) { OPENSSL_free(c); return 0; }
+    SSL_CTX_set_app_data(ctx, c);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, ing_session_new_cb);
+    return 1;
+}
+
+/// Before a client handshake: notes `key` (nonzero) on `s` and offers the session kept for it,
+/// if any. 1 when a session was offered (the server may still decline it).
+static inline int ing_client_session_offer(SSL *s, uint64_t key) {
+    SSL_set_app_data(s, (void *)(uintptr_t)key);
+    struct ing_session_cache *c = SSL_CTX_get_app_data(SSL_get_SSL_CTX(s));
+    if (!c) return 0;
+    for (int k = 0; k < ING_SESSION_SLOTS; k++) {
+        if (c->keys[k] == key && c->sessions[k]) return SSL_set_session(s, c->sessions[k]) == 1;
+    }
+    return 0;
+}

@@ -152,6 +152,7 @@ extension ProxyEngine {
         case .tunnel:
             let u = peerOf(i)
             if u >= 0 && !conns[Int(u)].closing {
+                statTunnelBytes(i, n)
                 send(u, UnsafeRawPointer(data), Int32(n), release: .recv(bid))
             } else {
                 recycleRecv(bid)

@@ -137,6 +137,20 @@ extension ProxyEngine {
         }
     }
 
+    /// The TLS handshake of upstream `u` completed (`reused`: it resumed a session) or failed
+    /// (Envoy's cluster ssl.handshake, ssl.session_reused, ssl.connection_error).
+    @inline(__always)
+    func statUpstreamTLS(_ u: Int32, ok: Bool, reused: Bool = false) {
+        guard ProxyEngine.statsCompiledIn else { return }
+        let rec = stats.clusterRecord(Int(conns[Int(u)].cxRecord))
+        guard ok else {
+            statAdd(rec, ClusterStats.sslConnectionError)
+            return
+        }
+        statAdd(rec, ClusterStats.sslHandshake)
+        if reused { statAdd(rec, ClusterStats.sslSessionReused) }
+    }
+
     /// Upstream `u` is being finalized.
     @inline(__always)
     func statUpstreamClosed(_ u: Int32) {
@@ -196,6 +210,17 @@ extension ProxyEngine {
         } else {
             e.pointee.stats.responseBytes &+= UInt64(written)
         }
+    }
+
+    /// `n` bytes came from connection `s` of a TCP-route pair whose bytes are copied (TLS
+    /// terminated or originated) and are being passed to its peer: counted like spliced ones.
+    @inline(__always)
+    func statTunnelBytes(_ s: Int32, _ n: Int) {
+        guard ProxyEngine.statsCompiledIn else { return }
+        let c = conns + Int(s)
+        guard c.pointee.spliceFlags & SpliceFlag.tcp != 0, c.pointee.exchange >= 0 else { return }
+        statAdd(stats.clusterRecord(Int(ex(s).pointee.stats.record)),
+                c.pointee.role == .downstream ? ClusterStats.tcpReceivedBytes : ClusterStats.tcpSentBytes, UInt64(n))
     }
 
     /// Records exchange `x` once; `status` 0 keeps the one already noted.

@@ -1,3 +1,4 @@
+import COpenSSL
 import CSupport
 import RouteTable
 import SharedMemory
@@ -16,6 +17,12 @@ import Glibc
 //
 // There is no HTTP on these connections: a failure closes the client (Envoy tcp_proxy does the
 // same; there is no 503 to send).
+//
+// When either side speaks TLS through ingressd (a terminating TLS server's tcp route, or a
+// cluster with DestinationRule `tls`, whose handshake completes before `tcpConnected`), the
+// pair is a tunnel of copies through the TLS transport instead: the kernel cannot splice
+// bytes it would have to encrypt or decrypt (no kTLS). Such a tunnel closes both sides at the
+// first EOF (no half-close), and counts its bytes as it copies them (`statTunnelBytes`).
 
 extension ProxyEngine {
     /// Whether the table routes `port` as opaque TCP. Linear in the listener count (a handful).
@@ -87,10 +94,11 @@ extension ProxyEngine {
             closeTCPPair(u)
             return
         }
-        if conns[Int(d)].transport == .tls {
-            // TLS terminated here: the kernel cannot splice plaintext it never sees, so the pair
-            // is a tunnel of copies (one buffer in flight per direction, as an Upgrade's) whose
-            // idle timeout every completion pushes back (`streamActive`).
+        if conns[Int(d)].transport == .tls || conns[Int(u)].transport == .tls {
+            // TLS terminated here, or originated to the upstream (DestinationRule tls): the
+            // kernel cannot splice plaintext it never sees (no kTLS), so the pair is a tunnel
+            // of copies (one buffer in flight per direction, as an Upgrade's) whose idle
+            // timeout every completion pushes back (`streamActive`).
             setDeadline(d, nowMs + limits.tcpIdleTimeoutMs)
             armRecv(d)
             armRecv(u)
@@ -119,11 +127,19 @@ extension ProxyEngine {
     /// TLS passthrough: the ClientHello read to find the SNI goes to the upstream before any
     /// spliced byte. A fresh connection's socket buffer takes it whole (at most
     /// ClientHello.maxBytes), so one non-blocking send(2) suffices; a short one fails the pair.
+    /// To a TLS upstream (a passthrough route to a cluster with DestinationRule tls) it is
+    /// written into the upstream's TLS session (a memory BIO takes it whole) and flushed.
     mutating func sendPrefix(_ d: Int32, _ u: Int32) -> Bool {
         let dc = conns + Int(d)
         guard let acc = dc.pointee.accum, dc.pointee.accumEnd > dc.pointee.accumStart else { return true }
         let n = Int(dc.pointee.accumEnd - dc.pointee.accumStart)
-        let sent = Glibc.send(conns[Int(u)].fd, acc + Int(dc.pointee.accumStart), n, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+        var sent = -1
+        if conns[Int(u)].transport == .tls, let ssl = conns[Int(u)].ssl {
+            sent = Int(SSL_write(ssl, acc + Int(dc.pointee.accumStart), Int32(n)))
+            if sent == n { tlsFlush(u) } else { ERR_clear_error() }
+        } else {
+            sent = Glibc.send(conns[Int(u)].fd, acc + Int(dc.pointee.accumStart), n, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+        }
         releaseAccum(d)
         if sent == n, dc.pointee.exchange >= 0 {
             exchanges.slots[Int(dc.pointee.exchange)].stats.requestBytes &+= UInt64(n)

@@ -318,6 +318,7 @@ extension ProxyEngine {
                     // The upstream's certificate did not verify, or its TLS is broken: a
                     // connect failure (503 UF, retried as connect-failure).
                     ERR_clear_error()
+                    statUpstreamTLS(i, ok: false)
                     upstreamFailed(i)
                 } else {
                     ERR_clear_error()
@@ -336,13 +337,15 @@ extension ProxyEngine {
                 tlsCloseAfterFlush(i)
                 return
             }
-            stats.add(WorkerSlotField.tlsHandshakes)
-            if ing_ssl_session_reused(ssl) != 0 { stats.add(WorkerSlotField.tlsSessionReused) }
             if c.pointee.role == .upstream {
+                // Cluster stats (envoy_cluster_ssl_*), not the listener's.
+                statUpstreamTLS(i, ok: true, reused: ing_ssl_session_reused(ssl) != 0)
                 tlsFlush(i)
                 upstreamHandshakeDone(i)   // Engine+UpstreamTLS.swift
                 return
             }
+            stats.add(WorkerSlotField.tlsHandshakes)
+            if ing_ssl_session_reused(ssl) != 0 { stats.add(WorkerSlotField.tlsSessionReused) }
             recordClientCertificate(i, ssl)
             setDeadline(i, nowMs + limits.idleTimeoutMs)
             tlsFlush(i)

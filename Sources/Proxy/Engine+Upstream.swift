@@ -65,6 +65,7 @@ extension ProxyEngine {
         case .tunnel:
             let d = peerOf(u)
             if d >= 0 && !conns[Int(d)].closing {
+                statTunnelBytes(u, n)
                 send(d, UnsafeRawPointer(data), Int32(n), release: .recv(bid))
             } else {
                 recycleRecv(bid)

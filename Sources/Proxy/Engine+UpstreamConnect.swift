@@ -68,7 +68,7 @@ extension ProxyEngine {
         uc.pointee.role = .upstream
         uc.pointee.pool = ep.pool
         uc.pointee.reusable = true
-        if ep.tlsCluster >= 0 && !ep.tcp && !prepareUpstreamTLS(u, cluster: ep.tlsCluster) {
+        if ep.tlsCluster >= 0 && !prepareUpstreamTLS(u, cluster: ep.tlsCluster) {
             close(fd)
             uc.pointee.fd = -1
             uc.pointee.role = .free

@@ -19,8 +19,19 @@ import Glibc
 //   upstreamReady: the head goes out, the response comes back through the transport; the
 //   connection is pooled like a plain one, in a pool keyed by the cluster's TLS identity
 //
+// TCP routes (and TLS servers' tcp routes, and passthrough routes) to such a cluster originate
+// TLS the same way: no Host, so the SNI is the cluster's `sni` or none; once the handshake is
+// done the pair is a tunnel of copies through the transport (Engine+TCP.swift tcpConnected):
+// the kernel cannot splice what it must encrypt. A failed handshake closes the client (UF).
+//
 // The pool of an auto-SNI cluster may hold connections made for other Hosts: one whose SNI
 // hash differs from the request's is closed instead of reused.
+//
+// Session resumption (Envoy's upstream session cache): each cluster's client context keeps the
+// newest session per endpoint and SNI (TLS/ClientContext.swift; TLS 1.3 tickets arrive after
+// the handshake, through OpenSSL's new-session callback), and a new connection to the same
+// endpoint and name offers it: an abbreviated handshake when the upstream accepts it. Counted
+// per cluster: envoy_cluster_ssl_handshake, _ssl_session_reused, _ssl_connection_error.
 
 extension ProxyEngine {
     /// The client SSL_CTX of `cluster` in the current table (built on first use).
@@ -83,7 +94,10 @@ extension ProxyEngine {
         _ = ing_bio_set_mem_eof_return(wbio, -1)
         SSL_set_bio(ssl, rbio, wbio)
         var host = UnsafeRawBufferPointer(start: nil, count: 0)
-        if uc.pointee.tlsAutoSNI || uc.pointee.tlsVerifyHost, let out = uc.pointee.out {
+        // A TCP route has no Host: no SNI unless the cluster names one, and (with no
+        // `subjectAltNames`) only the chain is verified, as Envoy's tcp_proxy does.
+        if uc.pointee.tlsAutoSNI || uc.pointee.tlsVerifyHost, uc.pointee.spliceFlags & SpliceFlag.tcp == 0,
+           let out = uc.pointee.out {
             host = forwardedHost(UnsafeRawBufferPointer(start: out, count: Int(uc.pointee.outLen)))
         }
         if uc.pointee.tlsAutoSNI && host.count > 0 {
@@ -102,9 +116,31 @@ extension ProxyEngine {
             }
             _ = withCString(name) { X509_VERIFY_PARAM_set1_host(SSL_get0_param(ssl), $0, 0) }
         }
+        _ = ClientContext.offerSession(ssl, key: sessionKey(u, ssl))
         SSL_set_connect_state(ssl)
         uc.pointee.transport = .tls
         tlsRead(u)
+    }
+
+    /// The key of upstream `u`'s TLS sessions in its cluster's context: its endpoint's address
+    /// and the SNI (none, the cluster's, or the Host), hashed (FNV-1a, never 0). A session is
+    /// only offered to the endpoint and name it was made with, so auto SNI cannot resume a
+    /// session verified for another Host.
+    func sessionKey(_ u: Int32, _ ssl: OpaquePointer) -> UInt64 {
+        var h: UInt64 = 14_695_981_039_346_656_037
+        let a = UnsafeRawPointer(conns + Int(u)).advanced(by: MemoryLayout<Conn>.offset(of: \Conn.addr)!)
+        for k in 0..<min(Int(conns[Int(u)].addrLen), MemoryLayout<sockaddr_in6>.size) {
+            h = (h ^ UInt64(a.load(fromByteOffset: k, as: UInt8.self))) &* 1_099_511_628_211
+        }
+        h = (h ^ 0xFF) &* 1_099_511_628_211
+        if let s = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) {
+            var p = s
+            while p.pointee != 0 {
+                h = (h ^ UInt64(UInt8(bitPattern: p.pointee))) &* 1_099_511_628_211
+                p += 1
+            }
+        }
+        return h | 1
     }
 
     /// The handshake with the upstream completed (or the connection needs none).

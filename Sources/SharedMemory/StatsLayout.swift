@@ -97,8 +97,16 @@ public enum ClusterStats {
     /// A retry was refused at http.maxRetries (upstream_rq_retry_overflow).
     public static let rqRetryOverflow = rqPendingOverflow + 8
 
+    // TLS to the cluster's endpoints (Engine+UpstreamTLS.swift; Envoy's cluster ssl.* names).
+    /// Handshakes completed (ssl.handshake).
+    public static let sslHandshake = rqRetryOverflow + 8
+    /// Of those, the ones that resumed a session (ssl.session_reused).
+    public static let sslSessionReused = sslHandshake + 8
+    /// Handshakes that failed: verification or protocol errors (ssl.connection_error).
+    public static let sslConnectionError = sslSessionReused + 8
+
     /// The gRPC requests' histograms: `durationBuckets` … `responseBytesSum` moved by this.
-    public static let grpcShift = rqRetryOverflow + 8 - durationBuckets
+    public static let grpcShift = sslConnectionError + 8 - durationBuckets
     static let histogramBytes = responseBytesSum + 8 - durationBuckets
     public static let end = durationBuckets + grpcShift + histogramBytes
 

@@ -59,6 +59,9 @@ struct ClusterTotals {
     var cxOverflow: UInt64 = 0
     var rqPendingOverflow: UInt64 = 0
     var rqRetryOverflow: UInt64 = 0
+    var sslHandshake: UInt64 = 0
+    var sslSessionReused: UInt64 = 0
+    var sslConnectionError: UInt64 = 0
     /// `ResponseKey` (status, flags, gRPC status) → responses.
     var responses: [UInt32: UInt64] = [:]
     /// Request histograms: [0] HTTP requests, [1] gRPC requests (request_protocol).
@@ -90,6 +93,9 @@ struct ClusterTotals {
         cxOverflow &+= statLoad(p, ClusterStats.cxOverflow)
         rqPendingOverflow &+= statLoad(p, ClusterStats.rqPendingOverflow)
         rqRetryOverflow &+= statLoad(p, ClusterStats.rqRetryOverflow)
+        sslHandshake &+= statLoad(p, ClusterStats.sslHandshake)
+        sslSessionReused &+= statLoad(p, ClusterStats.sslSessionReused)
+        sslConnectionError &+= statLoad(p, ClusterStats.sslConnectionError)
         for k in 0..<ClusterStats.codeSlots {
             let key = p.load(fromByteOffset: ClusterStats.codeKeys + k * 4, as: UInt32.self)
             guard key != 0 else { continue }
@@ -118,6 +124,9 @@ struct ClusterTotals {
         cxOverflow &+= o.cxOverflow
         rqPendingOverflow &+= o.rqPendingOverflow
         rqRetryOverflow &+= o.rqRetryOverflow
+        sslHandshake &+= o.sslHandshake
+        sslSessionReused &+= o.sslSessionReused
+        sslConnectionError &+= o.sslConnectionError
         for (k, v) in o.responses { responses[k, default: 0] &+= v }
         for k in 0..<2 {
             durations[k].add(o.durations[k])

@@ -113,6 +113,16 @@ extension Supervisor {
         clusterCounter("envoy_cluster_upstream_cx_overflow", "New connections wanted at connectionPool.tcp.maxConnections.") { $0.cxOverflow }
         clusterCounter("envoy_cluster_upstream_rq_pending_overflow", "Requests refused (503 UO) at http1MaxPendingRequests or http2MaxRequests.") { $0.rqPendingOverflow }
         clusterCounter("envoy_cluster_upstream_rq_retry_overflow", "Retries not made at connectionPool.http.maxRetries.") { $0.rqRetryOverflow }
+        // TLS to upstreams: clusters that attempted a handshake (DestinationRule tls).
+        let tlsClusters = upstream.filter { $0.totals.sslHandshake > 0 || $0.totals.sslConnectionError > 0 }
+        for (name, help, value) in [
+            ("envoy_cluster_ssl_handshake", "TLS handshakes with the cluster's endpoints completed.", \ClusterTotals.sslHandshake),
+            ("envoy_cluster_ssl_session_reused", "Of those, handshakes that resumed a session.", \ClusterTotals.sslSessionReused),
+            ("envoy_cluster_ssl_connection_error", "TLS handshakes with the cluster's endpoints that failed.", \ClusterTotals.sslConnectionError),
+        ] {
+            out.family(name, "counter", help)
+            for c in tlsClusters { out.sample(name, [("cluster_name", c.name)], c.totals[keyPath: value]) }
+        }
         // Circuit-breaker state now (1 = at the limit), for clusters with limits.
         let breakers = breakerStates()
         for (field, name, help) in [(0, "cx_open", "connections"), (1, "rq_pending_open", "pending requests"), (2, "rq_retry_open", "retries"), (3, "rq_open", "requests in flight")] {
@@ -267,6 +277,9 @@ extension Supervisor {
                 ("upstream_cx_overflow", String(c.totals.cxOverflow)),
                 ("upstream_rq_pending_overflow", String(c.totals.rqPendingOverflow)),
                 ("upstream_rq_retry_overflow", String(c.totals.rqRetryOverflow)),
+                ("ssl_handshake", String(c.totals.sslHandshake)),
+                ("ssl_session_reused", String(c.totals.sslSessionReused)),
+                ("ssl_connection_error", String(c.totals.sslConnectionError)),
                 ("responses", JSONText.array(responses)),
                 ("request_duration_us", hist(c.totals.durationUs, StatBuckets.durationBoundsUs.map(String.init))),
                 ("request_bytes", hist(c.totals.requestBytes, StatBuckets.bytesBounds.map(String.init))),

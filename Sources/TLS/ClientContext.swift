@@ -22,7 +22,12 @@ public struct ClientContextConfig {
 }
 
 public enum ClientContext {
-    /// Builds a client SSL_CTX (TLS 1.2–1.3, as Envoy's upstream defaults), or the reason not.
+    /// The SSL_CTX ex_data index of the upstream session caches (COpenSSL/shim.h).
+    static let sessionCacheIndex = ing_session_cache_index()
+
+    /// Builds a client SSL_CTX (TLS 1.2–1.3, as Envoy's upstream defaults) that keeps the
+    /// sessions its connections get for the next connection to resume (`offerSession`, as
+    /// Envoy's upstream session cache), or the reason not.
     public static func make(_ c: ClientContextConfig) -> (context: OpaquePointer?, error: String?) {
         guard let ctx = SSL_CTX_new(TLS_client_method()) else { return (nil, "SSL_CTX_new: " + ServerContext.lastError()) }
         func fail(_ what: String) -> (OpaquePointer?, String?) {
@@ -34,6 +39,9 @@ public enum ClientContext {
             return fail("protocol versions")
         }
         _ = ing_ssl_ctx_set_mode(ctx, Int(SSL_MODE_RELEASE_BUFFERS))
+        guard sessionCacheIndex >= 0, ing_client_session_cache(ctx, sessionCacheIndex) == 1 else {
+            return fail("session cache")
+        }
         if c.verify {
             if c.caCertificatesPEM.count > 0 {
                 guard let cas = ServerContext.readCertificates(c.caCertificatesPEM), !cas.isEmpty else {
@@ -65,5 +73,13 @@ public enum ClientContext {
             }
         }
         return (ctx, nil)
+    }
+
+    /// Before the handshake of `ssl` (made from a context of `make`): offers the session kept
+    /// for `key` (the endpoint and SNI, hashed, nonzero) and has the connection's own sessions
+    /// kept under it. True when a session was offered.
+    @inline(__always)
+    public static func offerSession(_ ssl: OpaquePointer, key: UInt64) -> Bool {
+        ing_client_session_offer(ssl, key) == 1
     }
 }

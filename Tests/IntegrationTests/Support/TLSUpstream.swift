@@ -45,4 +45,44 @@ extension Harness {
         let script = try write("tls_upstream_\(name).py", Harness.tlsUpstreamScript)
         return try startPortPrintingServer("tls-\(name)", [script, name, crt, key] + (clientCA.map { [$0] } ?? [])).port
     }
+
+    /// A TLS TCP upstream (a database's stand-in): on each connection it first sends one line,
+    /// `hello NAME sni SNI client CN`, then echoes every byte until the client closes.
+    static let tlsEchoScript = """
+    import socket, ssl, sys, threading
+    name, crt, key = sys.argv[1], sys.argv[2], sys.argv[3]
+    client_ca = sys.argv[4] if len(sys.argv) > 4 else None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+    if client_ca:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(client_ca)
+    seen = {}
+    ctx.sni_callback = lambda sock, server_name, c: seen.__setitem__(id(sock), server_name)
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0)); ls.listen(64)
+    print(f"{name} listening on 127.0.0.1:{ls.getsockname()[1]}", flush=True)
+    def serve(conn):
+        try:
+            s = ctx.wrap_socket(conn, server_side=True)
+            peer = s.getpeercert()
+            cn = dict(x[0] for x in peer["subject"]).get("commonName") if peer else None
+            s.sendall(f"hello {name} sni {seen.get(id(s))} client {cn}\\n".encode())
+            while True:
+                chunk = s.recv(65536)
+                if not chunk: return
+                s.sendall(chunk)
+        except Exception as e:
+            print("error", e, file=sys.stderr, flush=True)
+    while True:
+        c, _ = ls.accept()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+    """
+
+    /// Starts a TLS echo upstream (`tlsEchoScript`) with a certificate for `names`; its port.
+    func startTLSEchoUpstream(_ name: String, pki: TestPKI, names: [String], clientCA: String? = nil) throws -> UInt16 {
+        let (crt, key) = try pki.issue("up-\(name)", names: names)
+        let script = try write("tls_echo_\(name).py", Harness.tlsEchoScript)
+        return try startPortPrintingServer("tls-echo-\(name)", [script, name, crt, key] + (clientCA.map { [$0] } ?? [])).port
+    }
 }
