@@ -199,6 +199,11 @@ struct Conn {
     /// (a small pooled buffer).
     var h2UpHead: UnsafeMutableRawPointer? = nil
     var h2UpHeadLen: Int32 = 0
+    /// Bytes of `h2UpHead` already handed to the session (a head larger than one receive
+    /// buffer goes in pieces).
+    var h2UpHeadOff: Int32 = 0
+    /// `h2UpHead` is a large pooled buffer (a head past 4 KiB), else a small one.
+    var h2UpHeadLarge = false
     /// Stream (either role): the peer's trailers rendered as the chunked body's end (last chunk
     /// and trailer section), read by the session after the body, `h2TailSent` of them so far
     /// (a small pooled buffer, or a large one when they do not fit it).

@@ -175,10 +175,24 @@ extension ProxyEngine {
         if c.pointee.h2UpHead == nil {
             c.pointee.h2UpHead = small.get()
             c.pointee.h2UpHeadLen = 0
+            c.pointee.h2UpHeadOff = 0
+            c.pointee.h2UpHeadLarge = false
         }
         let at = Int(c.pointee.h2UpHeadLen)
-        guard let r = renderResponseHead(UnsafePointer(h2Inbox), e, into: c.pointee.h2UpHead! + at, capacity: small.size - at),
-              !e.tooLarge else {
+        var rendered = e.tooLarge ? nil   // past the head limits (60 KiB / 100 fields)
+            : renderResponseHead(UnsafePointer(h2Inbox), e, into: c.pointee.h2UpHead! + at,
+                                 capacity: (c.pointee.h2UpHeadLarge ? large.size : small.size) - at)
+        if rendered == nil && !e.tooLarge && !c.pointee.h2UpHeadLarge {
+            // Past 4 KiB (large cookies, gRPC metadata): into a large buffer, as an HTTP/1.1
+            // upstream's head would go into the accumulation buffer.
+            let big = large.get()
+            big.copyMemory(from: c.pointee.h2UpHead!, byteCount: at)
+            small.put(c.pointee.h2UpHead!)
+            c.pointee.h2UpHead = big
+            c.pointee.h2UpHeadLarge = true
+            rendered = renderResponseHead(UnsafePointer(h2Inbox), e, into: big + at, capacity: large.size - at)
+        }
+        guard let r = rendered else {
             h2UpStreamReset(s)
             badUpstreamResponse(s)   // unusable head: 502 UPE
             return
@@ -225,11 +239,15 @@ extension ProxyEngine {
         c.pointee.recvArmed = false
         var w = 0
         if let head = c.pointee.h2UpHead {
-            w = Int(c.pointee.h2UpHeadLen)
-            buf.copyMemory(from: head, byteCount: w)
-            small.put(head)
-            c.pointee.h2UpHead = nil
-            c.pointee.h2UpHeadLen = 0
+            // The head, in pieces of a receive buffer when it is larger.
+            let off = Int(c.pointee.h2UpHeadOff)
+            w = min(Int(c.pointee.h2UpHeadLen) - off, plain.size)
+            buf.copyMemory(from: head + off, byteCount: w)
+            if off + w < Int(c.pointee.h2UpHeadLen) {
+                c.pointee.h2UpHeadOff += Int32(w)
+            } else {
+                h2UpReleaseStream(s)
+            }
         } else {
             w = h2TakeBody(s, into: buf, room: plain.size - 24)
             w = h2TakeBodyEnd(s, into: buf, w, capacity: plain.size)
@@ -268,8 +286,13 @@ extension ProxyEngine {
     /// with `h2ReleaseStream`).
     mutating func h2UpReleaseStream(_ s: Int32) {
         let c = conns + Int(s)
-        if let b = c.pointee.h2UpHead { small.put(b) }
+        if let b = c.pointee.h2UpHead {
+            if c.pointee.h2UpHeadLarge { large.put(b) } else { small.put(b) }
+        }
         c.pointee.h2UpHead = nil
+        c.pointee.h2UpHeadLen = 0
+        c.pointee.h2UpHeadOff = 0
+        c.pointee.h2UpHeadLarge = false
     }
 
     /// Acts on an event of upstream connection `p`'s session.

@@ -12,7 +12,8 @@ import XCTest
 final class HTTP2TrailersTests: IntegrationTestCase {
     /// An HTTP/2 upstream over Python h2 (prior knowledge): answers every request, once its
     /// stream ended, with 200, `x-got-trailers: name=value; ...` (`none` without trailers; `N
-    /// fields` past 1000 bytes) and a
+    /// fields` past 1000 bytes), N fields `x-big-K` of 1000 bytes when the request says
+    /// `x-want-header-kib: N`, and a
     /// JSON body with the method, path, authority, header fields, trailers and the body's length
     /// and SHA-256. `--log FILE` appends that JSON, one line per request. Prints its port first.
     static let h2Upstream = #"""
@@ -57,8 +58,9 @@ final class HTTP2TrailersTests: IntegrationTestCase {
                         if len(got) > 1000:
                             got = "%d fields" % len(st["trailers"])   # the body has them
                         body = (line + "\n").encode()
+                        big = [("x-big-%d" % k, "v" * 1000) for k in range(int(h.get("x-want-header-kib", "0")))]
                         conn.send_headers(e.stream_id, [(":status", "200"), ("content-type", "application/json"),
-                                                        ("content-length", str(len(body))), ("x-got-trailers", got)])
+                                                        ("content-length", str(len(body))), ("x-got-trailers", got)] + big)
                         for k in range(0, len(body), 16384):
                             conn.send_data(e.stream_id, body[k:k + 16384], end_stream=k + 16384 >= len(body))
                 sock.sendall(conn.data_to_send())
@@ -268,5 +270,22 @@ final class HTTP2TrailersTests: IntegrationTestCase {
         XCTAssertEqual(py["after"] as? Int, 200, "\(py)")
         XCTAssertTrue((py["afterBody"] as? String ?? "").contains(#"trailer-section: b'x-ok: 1\r\n\r\n'"#), "\(py)")
         XCTAssertFalse(web.requests.contains { $0.contains("/big") && $0.contains("body=1000") }, "\(web.requests)")
+    }
+
+    func testLargeResponseHeadsFromAnHTTP2UpstreamPass() throws {
+        // An HTTP/2 upstream's head past 4 KiB (large cookies, gRPC metadata) reaches HTTP/1.1
+        // and HTTP/2 clients whole, up to the head limits (60 KiB, 100 fields): past them 502.
+        let (gw, _) = try startGateway()
+        for kib in [3, 10, 40, 58] {
+            let r = try harness.curl(gw.url + "/big", host: "h2up.test", ["-H", "x-want-header-kib: \(kib)"])
+            XCTAssertEqual(r.status, 200, "\(kib) KiB: \(r.text.prefix(300))")
+            XCTAssertEqual(r.header("x-big-\(kib - 1)")?.count, 1000, "\(kib) KiB")
+            let h2 = try harness.curl(gw.url + "/big", host: "h2up.test", ["--http2-prior-knowledge", "-H", "x-want-header-kib: \(kib)"])
+            XCTAssertEqual(h2.status, 200, "HTTP/2 client, \(kib) KiB: \(h2.text.prefix(300))")
+            XCTAssertEqual(h2.header("x-big-\(kib - 1)")?.count, 1000, "HTTP/2 client, \(kib) KiB")
+        }
+        let over = try harness.curl(gw.url + "/big", host: "h2up.test", ["-H", "x-want-header-kib: 70"])
+        XCTAssertEqual(over.status, 502, over.text)
+        XCTAssertEqual(try harness.curl(gw.url + "/after", host: "h2up.test").status, 200)
     }
 }
