@@ -155,16 +155,6 @@ final class HTTP2Tests: IntegrationTestCase {
         try curl(g.url + path, host: host, ["--http2-prior-knowledge"] + extra)
     }
 
-    /// Debian's python3 with python3-h2 (the pyenv python3 on PATH has no h2); skips without it.
-    func pythonH2() throws -> String {
-        let python = "/usr/bin/python3"
-        guard FileManager.default.isExecutableFile(atPath: python),
-              try harness.run(python, ["-c", "import h2, hpack, hyperframe"]).status == 0 else {
-            throw XCTSkip("/usr/bin/python3 has no h2/hpack/hyperframe (Debian python3-h2)")
-        }
-        return python
-    }
-
     /// A small HTTP/2 client over Python h2, prepended to every frame-level script: `Client(port)`
     /// opens a prior-knowledge connection (`tls_ca`: TLS with ALPN h2), `request` starts a
     /// stream, `wait(sid)` runs until it ends or is reset, `wait_close()` until the peer
@@ -758,10 +748,10 @@ final class HTTP2Tests: IntegrationTestCase {
         XCTAssertFalse(g.upstream.requests.contains { $0.contains("/flood") })
     }
 
-    func testPingFloodFromAClientThatDoesNotReadIsBounded() throws {
-        // A client that sends 300,000 PINGs while reading nothing: the ACKs are held by the
-        // kernel's buffers and at most 1000 queued in nghttp2 (past that it ends the connection
-        // as a flood), never by the worker's heap.
+    /// A client that sends `count` copies of `frame` (Python, hyperframe as `F`) while reading
+    /// nothing (a 4 KiB receive buffer: the ACKs back up in the gateway, not in the client):
+    /// the worker's memory stays flat, it keeps serving and does not restart. The script's result.
+    func floodFromAClientThatDoesNotRead(_ frame: String, count: Int, path: String) throws -> [String: Any] {
         let g = try startGateway(workers: 1)
         let workers = g.ingressd.workerPids
         let rss0 = try vmRSSKiB(workers[0])
@@ -769,14 +759,13 @@ final class HTTP2Tests: IntegrationTestCase {
             import hyperframe.frame as F
             import socket
             c = Client(int(sys.argv[1]))
-            # A small receive buffer: the ACKs back up in the gateway, not in this socket.
             c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             c.sock.settimeout(2)
-            ping = F.PingFrame(0, opaque_data=b"12345678").serialize()
+            frame = \(frame).serialize()
             sent = 0
             try:
-                while sent < 300000:
-                    c.sock.sendall(ping * 1000)
+                while sent < \(count):
+                    c.sock.sendall(frame * 1000)
                     sent += 1000
             except OSError:
                 pass
@@ -787,43 +776,25 @@ final class HTTP2Tests: IntegrationTestCase {
         XCTAssertGreaterThan(py["sent"] as? Int ?? 0, 1000, "\(py)")   // all of them, or until a flood close
         let rss1 = try vmRSSKiB(workers[0])
         XCTAssertLessThan(rss1 - rss0, 16 * 1024, "the worker did not queue the flood (RSS \(rss0) → \(rss1) KiB)")
-        XCTAssertEqual(try curlH2C(g, "/after-pings").status, 200)
+        XCTAssertEqual(try curlH2C(g, path).status, 200)
         XCTAssertEqual(g.ingressd.workerPids, workers, "the worker did not restart")
+        return py
+    }
+
+    func testPingFloodFromAClientThatDoesNotReadIsBounded() throws {
+        // 300,000 PINGs: the ACKs are held by the kernel's buffers and at most 1000 queued in
+        // nghttp2 (past that it ends the connection as a flood), never by the worker's heap.
+        _ = try floodFromAClientThatDoesNotRead(#"F.PingFrame(0, opaque_data=b"12345678")"#, count: 300_000, path: "/after-pings")
     }
 
     func testSettingsFloodFromAClientThatDoesNotReadIsBounded() throws {
-        // SETTINGS frames each need an ACK: 200,000 of them from a client that reads nothing
-        // are bounded like PINGs (nghttp2 keeps at most 1000 ACKs queued, then ends the
-        // connection as a flood); the worker's memory stays flat and it keeps serving.
-        let g = try startGateway(workers: 1)
-        let workers = g.ingressd.workerPids
-        let rss0 = try vmRSSKiB(workers[0])
-        let py = try runPython("""
-            import hyperframe.frame as F
-            import socket
-            c = Client(int(sys.argv[1]))
-            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            c.sock.settimeout(2)
-            settings = F.SettingsFrame(0, settings={F.SettingsFrame.INITIAL_WINDOW_SIZE: 65535}).serialize()
-            sent = 0
-            try:
-                while sent < 200000:
-                    c.sock.sendall(settings * 1000)
-                    sent += 1000
-            except OSError:
-                pass
-            c.sock.settimeout(None)
-            c.wait_close(3)
-            out({"sent": sent, "closed": c.closed, "goaway": c.goaway})
-            """, [String(g.httpPort)], timeout: 90)
-        XCTAssertGreaterThan(py["sent"] as? Int ?? 0, 1000, "\(py)")
-        // Ended as a flood: GOAWAY ENHANCE_YOUR_CALM, then closed (measured: after ~170,000).
+        // SETTINGS frames each need an ACK: 200,000 of them are bounded like PINGs, and the
+        // connection ends as a flood: GOAWAY ENHANCE_YOUR_CALM, then closed (measured: after
+        // ~170,000).
+        let py = try floodFromAClientThatDoesNotRead("F.SettingsFrame(0, settings={F.SettingsFrame.INITIAL_WINDOW_SIZE: 65535})",
+                                                      count: 200_000, path: "/after-settings")
         XCTAssertEqual((py["goaway"] as? [String: Any])?["error"] as? Int, 11, "\(py)")
         XCTAssertEqual(py["closed"] as? Bool, true, "\(py)")
-        let rss1 = try vmRSSKiB(workers[0])
-        XCTAssertLessThan(rss1 - rss0, 16 * 1024, "the worker did not queue the flood (RSS \(rss0) → \(rss1) KiB)")
-        XCTAssertEqual(try curlH2C(g, "/after-settings").status, 200)
-        XCTAssertEqual(g.ingressd.workerPids, workers, "the worker did not restart")
     }
 
     func testConcurrentStreamLimitIsAdvertisedAndEnforced() throws {

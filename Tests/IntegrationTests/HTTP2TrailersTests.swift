@@ -79,16 +79,6 @@ final class HTTP2TrailersTests: IntegrationTestCase {
         threading.Thread(target=serve, args=(s,), daemon=True).start()
     """#
 
-    /// Debian's python3 with python3-h2; skips without it.
-    func pythonH2() throws -> String {
-        let python = "/usr/bin/python3"
-        guard FileManager.default.isExecutableFile(atPath: python),
-              try harness.run(python, ["-c", "import h2, hpack, hyperframe"]).status == 0 else {
-            throw XCTSkip("/usr/bin/python3 has no h2/hpack/hyperframe (Debian python3-h2)")
-        }
-        return python
-    }
-
     /// Starts `h2Upstream`; returns its port and its log's path.
     func startH2Upstream(_ name: String) throws -> (port: UInt16, log: String) {
         let python = try pythonH2()

@@ -47,6 +47,13 @@ final class HTTPSCertificateTests: IntegrationTestCase {
         return Int(line.split(separator: " ").dropLast().last ?? "")
     }
 
+    /// The status of a GET over HTTPS to a.example.com presenting `client`'s certificate (0: the
+    /// handshake failed).
+    func status(_ port: UInt16, _ pki: TestPKI, _ client: (crt: String, key: String)) throws -> Int {
+        try harness.curl("https://a.example.com:\(port)/", ["--cacert", pki.caPath, "--resolve", "a.example.com:\(port):127.0.0.1",
+                                                            "--cert", client.crt, "--key", client.key]).status
+    }
+
     func testTwoCertificatesServeRSAAndECDSAClientsEach() throws {
         let pki = try TestPKI(harness)
         let ec = try pki.issue("a-ec", names: ["a.example.com"])
@@ -109,10 +116,7 @@ final class HTTPSCertificateTests: IntegrationTestCase {
         let (ingressd, port) = try start("""
             {mode: MUTUAL, serverCertificate: \(server.crt), privateKey: \(server.key), caCertificates: \(pki.caPath), caCrl: \(crl)}
             """)
-        func call(_ client: (crt: String, key: String)) throws -> Int {
-            try harness.curl("https://a.example.com:\(port)/", ["--cacert", pki.caPath, "--resolve", "a.example.com:\(port):127.0.0.1",
-                                                                "--cert", client.crt, "--key", client.key]).status
-        }
+        func call(_ client: (crt: String, key: String)) throws -> Int { try status(port, pki, client) }
         XCTAssertEqual(try call(good), 200)
         XCTAssertNotEqual(try call(bad), 200, "a revoked client certificate fails the handshake")
         let routes = try harness.run(Paths.ingressdBinary, ["routes", "-c", harness.path("gw.yaml")], timeout: 30)
@@ -137,10 +141,7 @@ final class HTTPSCertificateTests: IntegrationTestCase {
         let good = try pki.issue("good", names: ["good.example.com"], client: true)
         try FileManager.default.copyItem(atPath: try pki.revoke([bad.crt]), toPath: "\(creds)/m/ca.crl")
         let (_, port) = try start("{mode: MUTUAL, credentialName: m}", credentials: creds)
-        func call(_ client: (crt: String, key: String)) throws -> Int {
-            try harness.curl("https://a.example.com:\(port)/", ["--cacert", pki.caPath, "--resolve", "a.example.com:\(port):127.0.0.1",
-                                                                "--cert", client.crt, "--key", client.key]).status
-        }
+        func call(_ client: (crt: String, key: String)) throws -> Int { try status(port, pki, client) }
         XCTAssertEqual(try call(good), 200)
         XCTAssertNotEqual(try call(bad), 200)
 

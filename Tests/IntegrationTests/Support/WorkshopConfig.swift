@@ -169,4 +169,14 @@ class IntegrationTestCase: XCTestCase {
         harness = nil
         super.tearDown()
     }
+
+    /// Debian's python3 with python3-h2 (the pyenv python3 on PATH has no h2); skips without it.
+    func pythonH2() throws -> String {
+        let python = "/usr/bin/python3"
+        guard FileManager.default.isExecutableFile(atPath: python),
+              try harness.run(python, ["-c", "import h2, hpack, hyperframe"]).status == 0 else {
+            throw XCTSkip("/usr/bin/python3 has no h2/hpack/hyperframe (Debian python3-h2)")
+        }
+        return python
+    }
 }
