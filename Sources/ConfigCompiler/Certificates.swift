@@ -152,3 +152,61 @@ struct PEMError: Error, Equatable {
 public func certificateSummary(_ pem: [UInt8]) -> CertificateSummary? {
     PEMCheck.summary(pem)
 }
+
+/// How a certificate file is named in messages, and what an expired one will cause.
+struct CertificateUse {
+    /// "certificate", "client certificate", "CA certificate".
+    var what: String
+    /// In parentheses after "holds no PEM certificate" (nil: nothing).
+    var label: String?
+    /// "clients will refuse it", "upstream TLS handshakes will fail".
+    var consequence: String
+}
+
+/// What checking certificate files found: errors and warnings, each on a field.
+struct CertificateFindings {
+    var errors: [(field: String, message: String)] = []
+    var warnings: [(field: String, message: String)] = []
+}
+
+extension PEMCheck {
+    /// The bytes of a PEM certificate file (a chain or a CA bundle); a warning when its first
+    /// certificate is expired or not yet valid, an error naming the path and why it failed.
+    static func readCertificates(_ path: String, _ use: CertificateUse, field: String,
+                                 _ findings: inout CertificateFindings) -> [UInt8]? {
+        switch read(path) {
+        case .failure(let e):
+            findings.errors.append((field, e.message))
+            return nil
+        case .success(let bytes):
+            guard let s = summary(bytes) else {
+                findings.errors.append((field, "\(path) holds no PEM certificate" + (use.label.map { " (\($0))" } ?? "")))
+                return nil
+            }
+            if s.expired {
+                findings.warnings.append((field, "\(use.what) \(path) (\(s.subject)) expired on \(s.notAfter); \(use.consequence)"))
+            } else if s.notYetValid {
+                findings.warnings.append((field, "\(use.what) \(path) (\(s.subject)) is not valid before \(s.notBefore); \(use.consequence)"))
+            }
+            return bytes
+        }
+    }
+
+    /// A certificate chain and its private key, each checked (read, PEM, the key the leaf's);
+    /// a part that failed is empty.
+    static func readCertificateAndKey(cert: (field: String, path: String), key: (field: String, path: String),
+                                      _ use: CertificateUse, _ findings: inout CertificateFindings) -> (chain: [UInt8], key: [UInt8]) {
+        let chainPEM = readCertificates(cert.path, use, field: cert.field, &findings) ?? []
+        var keyPEM: [UInt8] = []
+        switch read(key.path) {
+        case .failure(let e): findings.errors.append((key.field, e.message))
+        case .success(let bytes):
+            if let e = checkPrivateKey(bytes, path: key.path, chainPEM: chainPEM, chainPath: cert.path) {
+                findings.errors.append((key.field, e.message))
+            } else {
+                keyPEM = bytes
+            }
+        }
+        return (chainPEM, keyPEM)
+    }
+}

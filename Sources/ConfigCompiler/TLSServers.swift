@@ -105,33 +105,13 @@ extension Compilation {
         }
         /// A certificate chain and its key, checked (empty where a check failed).
         func readPair(_ certField: String, _ certPath: String, _ keyField: String, _ keyPath: String) -> ([UInt8], [UInt8]) {
-            var chainPEM: [UInt8] = [], keyPEM: [UInt8] = []
-            switch PEMCheck.read(certPath) {
-            case .failure(let e): fail(certField, e)
-            case .success(let bytes):
-                if let s = PEMCheck.summary(bytes) {
-                    chainPEM = bytes
-                    if s.expired {
-                        diagnostics.append(meta.diagnostic(.warning, certField,
-                            "certificate \(certPath) (\(s.subject)) expired on \(s.notAfter); clients will refuse it"))
-                    } else if s.notYetValid {
-                        diagnostics.append(meta.diagnostic(.warning, certField,
-                            "certificate \(certPath) (\(s.subject)) is not valid before \(s.notBefore); clients will refuse it"))
-                    }
-                } else {
-                    fail(certField, PEMError("\(certPath) holds no PEM certificate"))
-                }
-            }
-            switch PEMCheck.read(keyPath) {
-            case .failure(let e): fail(keyField, e)
-            case .success(let bytes):
-                if let e = PEMCheck.checkPrivateKey(bytes, path: keyPath, chainPEM: chainPEM, chainPath: certPath) {
-                    fail(keyField, e)
-                } else {
-                    keyPEM = bytes
-                }
-            }
-            return (chainPEM, keyPEM)
+            var found = CertificateFindings()
+            let pair = PEMCheck.readCertificateAndKey(cert: (certField, certPath), key: (keyField, keyPath),
+                                                      CertificateUse(what: "certificate", label: nil, consequence: "clients will refuse it"),
+                                                      &found)
+            for w in found.warnings { diagnostics.append(meta.diagnostic(.warning, w.field, w.message)) }
+            for e in found.errors { fail(e.field, PEMError(e.message)) }
+            return pair
         }
         var caPEM: [UInt8] = []
         let (chainPEM, keyPEM) = readPair(certField, certPath, keyField, keyPath)

@@ -84,51 +84,22 @@ extension Registry {
         certificateFiles += [cert?.1, key?.1, ca?.1].compactMap { $0 }
 
         var chainPEM: [UInt8] = [], keyPEM: [UInt8] = [], caPEM: [UInt8] = []
-        if let (certField, certPath) = cert, let (keyField, keyPath) = key {
-            switch readCertificates(certPath, what: "client certificate", rule: rule, field: certField) {
-            case .failure(let e): fail(certField, e.message)
-            case .success(let bytes): chainPEM = bytes
-            }
-            switch PEMCheck.read(keyPath) {
-            case .failure(let e): fail(keyField, e.message)
-            case .success(let bytes):
-                if let e = PEMCheck.checkPrivateKey(bytes, path: keyPath, chainPEM: chainPEM, chainPath: certPath) {
-                    fail(keyField, e.message)
-                } else {
-                    keyPEM = bytes
-                }
-            }
+        var found = CertificateFindings()
+        if let cert, let key {
+            (chainPEM, keyPEM) = PEMCheck.readCertificateAndKey(
+                cert: cert, key: key, CertificateUse(what: "client certificate", label: "client certificate",
+                                                     consequence: "upstream TLS handshakes will fail"), &found)
         }
         if let (caField, caPath) = ca {
-            switch readCertificates(caPath, what: "CA certificate", rule: rule, field: caField) {
-            case .failure(let e): fail(caField, e.message)
-            case .success(let bytes): caPEM = bytes
-            }
+            caPEM = PEMCheck.readCertificates(caPath, CertificateUse(what: "CA certificate", label: "CA certificate",
+                                                                     consequence: "upstream TLS handshakes will fail"),
+                                              field: caField, &found) ?? []
         }
+        for w in found.warnings { diagnostics.append(rule.diagnostic(.warning, w.field, w.message)) }
+        for e in found.errors { fail(e.field, e.message) }
         if failed { return nil }
         return ClusterTLSSpec(mode: mode, caCertificatesPEM: caPEM, clientCertificateChainPEM: chainPEM,
                               clientPrivateKeyPEM: keyPEM, sni: tls.sni ?? "",
                               subjectAltNames: skip ? [] : tls.subjectAltNames, insecureSkipVerify: skip)
-    }
-
-    /// The bytes of a PEM certificate file (a chain or a CA bundle), warning when its first
-    /// certificate is expired or not yet valid; a failure names the path and why.
-    private mutating func readCertificates(_ path: String, what: String, rule: ResourceMeta,
-                                           field: String) -> Result<[UInt8], PEMError> {
-        switch PEMCheck.read(path) {
-        case .failure(let e): return .failure(e)
-        case .success(let bytes):
-            guard let s = PEMCheck.summary(bytes) else {
-                return .failure(PEMError("\(path) holds no PEM certificate (\(what))"))
-            }
-            if s.expired {
-                diagnostics.append(rule.diagnostic(.warning, field,
-                    "\(what) \(path) (\(s.subject)) expired on \(s.notAfter); upstream TLS handshakes will fail"))
-            } else if s.notYetValid {
-                diagnostics.append(rule.diagnostic(.warning, field,
-                    "\(what) \(path) (\(s.subject)) is not valid before \(s.notBefore); upstream TLS handshakes will fail"))
-            }
-            return .success(bytes)
-        }
     }
 }
