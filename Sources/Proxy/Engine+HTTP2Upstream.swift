@@ -16,9 +16,9 @@ import Glibc
 // upstream session drives exactly as a pooled connection carrying one request: the forwarded
 // head it writes becomes HEADERS (`H2Connection.submitRequest`), its body DATA pulled as the
 // upstream's windows allow; the response comes back rendered as HTTP/1.1 (head, body chunked
-// unless it has a length, trailers as the chunked trailer section), so retries, timeouts,
-// header edits and stats apply unchanged — and a downstream HTTP/2 stream turns the trailer
-// section back into trailers, which is what gRPC needs end to end.
+// unless it has a length and no trailers can follow, trailers as the chunked trailer section),
+// so retries, timeouts, header edits and stats apply unchanged — and a downstream HTTP/2 stream
+// turns the trailer section back into trailers, which is what gRPC needs end to end.
 //
 //   dispatch ─► h2AcquireStream: the endpoint's connection (connecting, or new) + a stream slot
 //   stream send(head [+ body]) ─► submitRequest ─► flush (end of iteration) ─► upstream
@@ -174,7 +174,10 @@ extension ProxyEngine {
             c.pointee.h2UpHeadLen = 0
         }
         let at = Int(c.pointee.h2UpHeadLen)
-        guard let r = renderResponseHead(UnsafePointer(h2Inbox), e, into: c.pointee.h2UpHead! + at, capacity: small.size - at),
+        let x = c.pointee.exchange
+        let grpc = x >= 0 && exchanges.slots[Int(x)].grpc   // its grpc-status trailer must get through
+        guard let r = renderResponseHead(UnsafePointer(h2Inbox), e, into: c.pointee.h2UpHead! + at, capacity: small.size - at,
+                                         trailers: grpc),
               !e.tooLarge else {
             h2UpStreamReset(s)
             badUpstreamResponse(s)   // unusable head: 502 UPE

@@ -127,6 +127,51 @@ final class GRPCTests: IntegrationTestCase {
         XCTAssertTrue(log.contains("\"POST /pkg.Svc/Echo HTTP/2\" 200"), log)
     }
 
+    /// nghttpd (Debian nghttp2-server) as a gRPC upstream that sends `content-length` with its
+    /// answer and then the `grpc-status` trailer (also announced in a `trailer` field), as the
+    /// perf/bench `grpc` scenario's upstream does: the path /pkg.Svc/Echo.grpc is a file holding
+    /// one length-prefixed message (the suffix gives it content-type application/grpc).
+    func startNghttpd(message: String) throws -> UInt16 {
+        guard let nghttpd = Paths.which("nghttpd") else { throw XCTSkip("nghttpd (Debian nghttp2-server) is not installed") }
+        let docroot = harness.path("nghttpd")
+        var framed: [UInt8] = [0, 0, 0, 0, UInt8(message.utf8.count)]
+        framed += Array(message.utf8)
+        try FileManager.default.createDirectory(atPath: docroot + "/pkg.Svc", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: docroot + "/pkg.Svc/Echo.grpc", contents: Data(framed))
+        let mime = try harness.write("grpc.mime", "application/grpc grpc\n")
+        let port = try freeTCPPort()
+        let child = try harness.spawn("nghttpd", nghttpd, ["--no-tls", "-a", "127.0.0.1", "-d", docroot, "--mime-types-file", mime,
+                                                           "--trailer", "grpc-status: 0", String(port)])
+        let deadline = Date().addingTimeInterval(10)
+        while (try? RawHTTP.exchange(port: port, send: [], timeout: 0.2)) == nil {
+            guard child.isRunning, Date() < deadline else { throw HarnessError("nghttpd did not start: \(child.stderr)") }
+            usleep(50_000)
+        }
+        return port
+    }
+
+    func testTrailersAfterABodyWithContentLengthReachTheClient() throws {
+        // A body with content-length used to be forwarded by its length and ended there: the
+        // grpc-status trailer after it was dropped, and grpcio failed the call.
+        let upstream = try startNghttpd(message: "from nghttpd")
+        let gw = try startGateway(echoPort: upstream)
+        let lines = try client("127.0.0.1:\(gw.listenPort)", """
+            out(call("/pkg.Svc/Echo.grpc", b"hello"))
+            """)
+        XCTAssertEqual(lines, ["('OK', 'from nghttpd', {})"])
+        // A plain GET (not gRPC) keeps the trailer too, since the response announces it.
+        if let nghttp = Paths.which("nghttp") {
+            let r = try harness.run(nghttp, ["-v", "http://127.0.0.1:\(gw.listenPort)/pkg.Svc/Echo.grpc"])
+            XCTAssertEqual(r.status, 0, r.output)
+            XCTAssertTrue(r.stdout.contains(":status: 200"), r.output)
+            let body = r.stdout.range(of: "from nghttpd")
+            let trailer = r.stdout.range(of: "grpc-status: 0", options: .backwards)
+            XCTAssertNotNil(body, r.output)
+            XCTAssertNotNil(trailer, "the grpc-status trailer reached the client: \(r.output)")
+            if let body, let trailer { XCTAssertLessThan(body.lowerBound, trailer.lowerBound, r.output) }
+        }
+    }
+
     func testLocalRepliesAreGRPCStatuses() throws {
         let echo = try startEcho()
         let gw = try startGateway(echoPort: echo, extraRoutes: """
