@@ -272,6 +272,7 @@ extension ProxyEngine {
     mutating func h2UpStreamClosing(_ s: Int32) {
         let c = conns + Int(s)
         let p = c.pointee.h2Parent
+        h2GiveBackUnread(s)
         h2UpStreamReset(s)
         if c.pointee.h2Prev >= 0 { conns[Int(c.pointee.h2Prev)].h2Next = c.pointee.h2Next } else { conns[Int(p)].h2First = c.pointee.h2Next }
         if c.pointee.h2Next >= 0 { conns[Int(c.pointee.h2Next)].h2Prev = c.pointee.h2Prev }
