@@ -168,8 +168,17 @@ public struct H2Connection {
     public var finished: Bool { nghttp2_session_want_read(session) == 0 && !wantsWrite }
 
     /// The engine took `n` body bytes of `stream`: open its window (and the connection's).
+    /// `stream` 0 (the engine's slot no longer holds the stream: it closed, for instance with
+    /// the trailers that followed these bytes) opens the connection's window alone; nghttp2
+    /// refuses stream 0 in `nghttp2_session_consume`, and the connection's window, which every
+    /// received DATA byte counts against, would shrink for good.
     public func consume(stream: Int32, _ n: Int) {
-        if n > 0 { _ = nghttp2_session_consume(session, stream, n) }
+        guard n > 0 else { return }
+        if stream > 0 {
+            _ = nghttp2_session_consume(session, stream, n)
+        } else {
+            _ = nghttp2_session_consume_connection(session, n)
+        }
     }
 
     /// Ties a stream to an engine slot (+1, so that 0 means none) for data and close events.

@@ -10,7 +10,7 @@ import Glibc
 // (one codec builds and checks every head); `submitRequest` turns it into HEADERS (+ DATA
 // pulled from an `H2Source`, as for responses downstream), and the response's blocks come back
 // rendered as HTTP/1.1 for the upstream session to parse: the head with its framing (chunked
-// unless the upstream gave a length, so that trailers can follow), then the trailer section.
+// unless the upstream gave a length and no trailers can follow), then the trailer section.
 
 extension H2Connection {
     /// Submits the HTTP/1.1 request head at `source` on a new stream: `:method`, `:scheme`,
@@ -75,18 +75,22 @@ extension H2Connection {
 public struct RenderedResponse: Sendable {
     public var length: Int
     public var status: UInt16
-    /// The body follows chunked (the upstream gave no content-length).
+    /// The body follows chunked (the upstream gave no content-length, or trailers may follow).
     public var chunked: Bool
 }
 
 /// Writes a `.response` block as an HTTP/1.1 response head into `out`: the status line, the
 /// fields, and the framing (`content-length: 0` for a final response that ended with its
-/// headers; chunked when a body follows without a length). nil when it does not fit or the
-/// block has no valid :status.
+/// headers; chunked when a body follows without a length). A body with a length is chunked too
+/// (its content-length dropped) when trailers may follow it: the response announces them
+/// (a `trailer` field) or `trailers` says so (a gRPC call: grpc-status comes as a trailer, and a
+/// server may send content-length too, as nghttpd does); only a chunked body carries trailers
+/// through the session. nil when it does not fit or the block has no valid :status.
 public func renderResponseHead(_ inbox: UnsafePointer<H2Inbox>, _ e: H2Event, into out: UnsafeMutableRawPointer,
-                               capacity: Int) -> RenderedResponse? {
+                               capacity: Int, trailers: Bool = false) -> RenderedResponse? {
     var status: UInt16 = 0
     var hasLength = false
+    var announced = false
     let records = HeaderRecords(inbox, e.block)
     for (name, value) in records {
         if bytesEqual(name, ":status") {
@@ -97,9 +101,15 @@ public func renderResponseHead(_ inbox: UnsafePointer<H2Inbox>, _ e: H2Event, in
             }
         } else if bytesEqual(name, "content-length") {
             hasLength = true
+        } else if bytesEqual(name, "trailer") {
+            announced = true
         }
     }
     guard status >= 100 else { return nil }
+    let interim = status < 200
+    let noBody = interim || status == 204 || status == 304
+    // Chunked: a body follows with no length, or one that trailers may follow.
+    let chunked = !noBody && !e.endStream && (!hasLength || trailers || announced)
     var w = HeadWriter(out: out, capacity: capacity)
     w.append("HTTP/1.1 ")
     var digits = (UInt8(0x30 + status / 100), UInt8(0x30 + status / 10 % 10), UInt8(0x30 + status % 10))
@@ -108,21 +118,16 @@ public func renderResponseHead(_ inbox: UnsafePointer<H2Inbox>, _ e: H2Event, in
     w.append(reasonPhrase(status))
     w.append("\r\n")
     for (name, value) in records where name.count > 0 && name[0] != UInt8(ascii: ":") {
+        if chunked && bytesEqual(name, "content-length") { continue }
         w.append(name)
         w.append(": ")
         w.append(value)
         w.append("\r\n")
     }
-    let interim = status < 200
-    let noBody = interim || status == 204 || status == 304
-    var chunked = false
-    if !noBody {
-        if e.endStream {
-            if !hasLength { w.append("content-length: 0\r\n") }
-        } else if !hasLength {
-            w.append("transfer-encoding: chunked\r\n")
-            chunked = true
-        }
+    if chunked {
+        w.append("transfer-encoding: chunked\r\n")
+    } else if !noBody && e.endStream && !hasLength {
+        w.append("content-length: 0\r\n")
     }
     w.append("\r\n")
     guard !w.overflow else { return nil }

@@ -412,6 +412,7 @@ extension ProxyEngine {
         let c = conns + Int(s)
         let p = c.pointee.h2Parent
         guard let h = conns[Int(p)].h2 else { return }
+        h2GiveBackUnread(s)
         let stream = c.pointee.h2Stream
         if stream != 0 {
             if !c.pointee.h2ResponseDone {
@@ -441,6 +442,17 @@ extension ProxyEngine {
             setDeadline(p, nowMs + limits.idleTimeoutMs)
         }
         h2ScheduleFlush(p)
+    }
+
+    /// Body bytes stream slot `s` received and its session never took (the stream ends early)
+    /// are consumed for the connection: nghttp2 counts every received DATA byte against the
+    /// connection's window until it is consumed, so left behind they would shrink it for good.
+    mutating func h2GiveBackUnread(_ s: Int32) {
+        let c = conns + Int(s)
+        let n = Int(c.pointee.h2InEnd - c.pointee.h2InStart)
+        guard n > 0, let h = conns[Int(c.pointee.h2Parent)].h2 else { return }
+        h.pointee.consume(stream: c.pointee.h2Stream, n)   // 0 once closed: the connection's alone
+        c.pointee.h2InStart = c.pointee.h2InEnd
     }
 
     /// Frees what a stream slot holds (from `finalizeIfIdle`); `xfcc` is its connection's.

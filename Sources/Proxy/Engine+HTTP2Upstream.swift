@@ -16,9 +16,9 @@ import Glibc
 // upstream session drives exactly as a pooled connection carrying one request: the forwarded
 // head it writes becomes HEADERS (`H2Connection.submitRequest`), its body DATA pulled as the
 // upstream's windows allow; the response comes back rendered as HTTP/1.1 (head, body chunked
-// unless it has a length, trailers as the chunked trailer section), so retries, timeouts,
-// header edits and stats apply unchanged — and a downstream HTTP/2 stream turns the trailer
-// section back into trailers, which is what gRPC needs end to end.
+// unless it has a length and no trailers can follow, trailers as the chunked trailer section),
+// so retries, timeouts, header edits and stats apply unchanged — and a downstream HTTP/2 stream
+// turns the trailer section back into trailers, which is what gRPC needs end to end.
 //
 //   dispatch ─► h2AcquireStream: the endpoint's connection (connecting, or new) + a stream slot
 //   stream send(head [+ body]) ─► submitRequest ─► flush (end of iteration) ─► upstream
@@ -179,9 +179,11 @@ extension ProxyEngine {
             c.pointee.h2UpHeadLarge = false
         }
         let at = Int(c.pointee.h2UpHeadLen)
+        let x = c.pointee.exchange
+        let grpc = x >= 0 && exchanges.slots[Int(x)].grpc   // its grpc-status trailer must get through
         var rendered = e.tooLarge ? nil   // past the head limits (60 KiB / 100 fields)
             : renderResponseHead(UnsafePointer(h2Inbox), e, into: c.pointee.h2UpHead! + at,
-                                 capacity: (c.pointee.h2UpHeadLarge ? large.size : small.size) - at)
+                                 capacity: (c.pointee.h2UpHeadLarge ? large.size : small.size) - at, trailers: grpc)
         if rendered == nil && !e.tooLarge && !c.pointee.h2UpHeadLarge {
             // Past 4 KiB (large cookies, gRPC metadata): into a large buffer, as an HTTP/1.1
             // upstream's head would go into the accumulation buffer.
@@ -190,7 +192,7 @@ extension ProxyEngine {
             small.put(c.pointee.h2UpHead!)
             c.pointee.h2UpHead = big
             c.pointee.h2UpHeadLarge = true
-            rendered = renderResponseHead(UnsafePointer(h2Inbox), e, into: big + at, capacity: large.size - at)
+            rendered = renderResponseHead(UnsafePointer(h2Inbox), e, into: big + at, capacity: large.size - at, trailers: grpc)
         }
         guard let r = rendered else {
             h2UpStreamReset(s)
@@ -271,6 +273,7 @@ extension ProxyEngine {
     mutating func h2UpStreamClosing(_ s: Int32) {
         let c = conns + Int(s)
         let p = c.pointee.h2Parent
+        h2GiveBackUnread(s)
         h2UpStreamReset(s)
         if c.pointee.h2Prev >= 0 { conns[Int(c.pointee.h2Prev)].h2Next = c.pointee.h2Next } else { conns[Int(p)].h2First = c.pointee.h2Next }
         if c.pointee.h2Next >= 0 { conns[Int(c.pointee.h2Next)].h2Prev = c.pointee.h2Prev }

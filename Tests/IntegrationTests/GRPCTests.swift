@@ -179,6 +179,70 @@ final class GRPCTests: IntegrationTestCase {
         XCTAssertEqual(opened.map { String($0.split(separator: " ").last ?? "") }, "1", stats)
     }
 
+    /// nghttpd (Debian nghttp2-server) as a gRPC upstream that sends `content-length` with its
+    /// answer and then the `grpc-status` trailer (also announced in a `trailer` field), as the
+    /// perf/bench `grpc` scenario's upstream does: each path /pkg.Svc/NAME.grpc is a file holding
+    /// one length-prefixed message (the suffix gives it content-type application/grpc), and
+    /// nghttpd writes its DATA and trailers at once.
+    func startNghttpd(messages: [String: String]) throws -> UInt16 {
+        guard let nghttpd = Paths.which("nghttpd") else { throw XCTSkip("nghttpd (Debian nghttp2-server) is not installed") }
+        let docroot = harness.path("nghttpd")
+        try FileManager.default.createDirectory(atPath: docroot + "/pkg.Svc", withIntermediateDirectories: true)
+        for (name, message) in messages {
+            let n = message.utf8.count
+            let framed: [UInt8] = [0, UInt8(n >> 24 & 0xFF), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)] + Array(message.utf8)
+            FileManager.default.createFile(atPath: docroot + "/pkg.Svc/\(name).grpc", contents: Data(framed))
+        }
+        let mime = try harness.write("grpc.mime", "application/grpc grpc\n")
+        let port = try freeTCPPort()
+        let child = try harness.spawn("nghttpd", nghttpd, ["--no-tls", "-a", "127.0.0.1", "-d", docroot, "--mime-types-file", mime,
+                                                           "--trailer", "grpc-status: 0", String(port)])
+        let deadline = Date().addingTimeInterval(10)
+        while (try? RawHTTP.exchange(port: port, send: [], timeout: 0.2)) == nil {
+            guard child.isRunning, Date() < deadline else { throw HarnessError("nghttpd did not start: \(child.stderr)") }
+            usleep(50_000)
+        }
+        return port
+    }
+
+    func testTrailersAfterABodyWithContentLengthReachTheClient() throws {
+        // A body with content-length used to be forwarded by its length and ended there: the
+        // grpc-status trailer after it was dropped, and grpcio failed the call.
+        let upstream = try startNghttpd(messages: ["Echo": "from nghttpd", "Small": String(repeating: "s", count: 1024),
+                                                    "Big": String(repeating: "x", count: 65536)])
+        let gw = try startGateway(echoPort: upstream)
+        let lines = try client("127.0.0.1:\(gw.listenPort)", """
+            out(call("/pkg.Svc/Echo.grpc", b"hello"))
+            code, text, _ = call("/pkg.Svc/Big.grpc", b"hello")
+            out(code, len(text))
+            """)
+        XCTAssertEqual(lines, ["('OK', 'from nghttpd', {})", "OK 65536"])
+        // 2000 calls answered with 1 KiB each: 2 MiB of DATA on the one upstream connection,
+        // twice its 1 MiB window. Each answer's trailers (in the same read as its DATA) closed
+        // its stream before the body was taken; the bytes were then consumed for stream id 0,
+        // which nghttp2 refuses, the window was never reopened, and from about the 1020th call
+        // on every call hung.
+        if let h2load = Paths.which("h2load") {
+            let request = harness.path("grpc-request.bin")
+            FileManager.default.createFile(atPath: request, contents: Data([0, 0, 0, 0, 7, 0x0a, 5] + Array("hello".utf8)))
+            let r = try harness.run(h2load, ["-n", "2000", "-c", "1", "-m", "20", "-N", "5", "-d", request,
+                                             "-H", "content-type: application/grpc", "-H", "te: trailers",
+                                             "http://127.0.0.1:\(gw.listenPort)/pkg.Svc/Small.grpc"], timeout: 60)
+            XCTAssertTrue(r.stdout.contains("2000 succeeded, 0 failed"), r.output)
+        }
+        // A plain GET (not gRPC) keeps the trailer too, since the response announces it.
+        if let nghttp = Paths.which("nghttp") {
+            let r = try harness.run(nghttp, ["-v", "http://127.0.0.1:\(gw.listenPort)/pkg.Svc/Echo.grpc"])
+            XCTAssertEqual(r.status, 0, r.output)
+            XCTAssertTrue(r.stdout.contains(":status: 200"), r.output)
+            let body = r.stdout.range(of: "from nghttpd")
+            let trailer = r.stdout.range(of: "grpc-status: 0", options: .backwards)
+            XCTAssertNotNil(body, r.output)
+            XCTAssertNotNil(trailer, "the grpc-status trailer reached the client: \(r.output)")
+            if let body, let trailer { XCTAssertLessThan(body.lowerBound, trailer.lowerBound, r.output) }
+        }
+    }
+
     func testLocalRepliesAreGRPCStatuses() throws {
         let echo = try startEcho()
         let gw = try startGateway(echoPort: echo, extraRoutes: """

@@ -111,12 +111,13 @@ def parse_h2load(out):
     return r
 
 
-def run_h2load(url, connections, streams, threads, requests=None, duration=None, cpus=None, tls=False):
-    """One h2load run: `requests` in all (-n) or for `duration` seconds (-D). Returns
-    parse_h2load's dict plus h2load_exit, and h2load_output where it did not finish cleanly."""
+def run_h2load(url, connections, streams, threads, requests=None, duration=None, cpus=None, tls=False, extra=()):
+    """One h2load run: `requests` in all (-n) or for `duration` seconds (-D); `extra`: more
+    h2load arguments (grpc: the body and headers of a gRPC call). Returns parse_h2load's dict
+    plus h2load_exit, and h2load_output where it did not finish cleanly."""
     argv = taskset_prefix(cpus) + [
         tool("h2load"), "-c%d" % connections, "-m%d" % streams, "-t%d" % max(1, min(threads, connections)),
-        "-N", "%d" % INACTIVITY_S]
+        "-N", "%d" % INACTIVITY_S] + list(extra)
     if tls:
         argv.append("--npn-list=h2")  # offer h2 alone: a proxy without ALPN h2 fails, not falls back
     if requests is not None:
@@ -170,6 +171,20 @@ class _H2Scenario(Scenario):
     def url(self, port):
         return "%s://127.0.0.1:%d/" % (self.scheme, port)
 
+    def h2load_extra(self, ctx):
+        """More h2load arguments for every run (grpc: method, body and headers)."""
+        return ()
+
+    def check_proxy(self, port):
+        """None when the proxy answers as the upstream does over HTTP/2, else why not."""
+        body, out = nghttp_get(self.url(port))
+        if body == BODY.encode():
+            return None
+        if body is None:
+            return "h2 not supported: nghttp got no HTTP/2 answer (%s)" % (
+                out.splitlines()[-1] if out else "no output")
+        return "h2 answer was %d bytes %r instead of the upstream's body" % (len(body), body[:60])
+
     def start_proxy(self, ctx, name, port, keepalive):
         raise NotImplementedError
 
@@ -189,13 +204,8 @@ class _H2Scenario(Scenario):
                 log("bench: %s: %s did not start: %s" % (self.name, name, err))
                 continue
             self.services[name] = svc
-            body, out = nghttp_get(self.url(port))
-            if body != BODY.encode():
-                if body is None:
-                    why = "h2 not supported: nghttp got no HTTP/2 answer (%s)" % (
-                        out.splitlines()[-1] if out else "no output")
-                else:
-                    why = "h2 answer was %d bytes %r instead of the upstream's body" % (len(body), body[:60])
+            why = self.check_proxy(port)
+            if why:
                 why += "; not measured"
                 self.invalid[name] = why
                 ctx.meta.setdefault("notes", []).append("%s: %s: %s" % (self.name, name, why))
@@ -218,7 +228,8 @@ class _H2Scenario(Scenario):
             return
         for conns in self.variants(ctx.args):
             r = run_h2load(self.url(target.port), conns, ctx.args.h2_streams, ctx.threads,
-                           duration=max(1, ctx.args.warmup), cpus=ctx.load_cpus, tls=self.scheme == "https")
+                           duration=max(1, ctx.args.warmup), cpus=ctx.load_cpus, tls=self.scheme == "https",
+                           extra=self.h2load_extra(ctx))
             self.size_next(ctx, name, conns, r)
 
     def size_next(self, ctx, name, conns, r):
@@ -236,7 +247,7 @@ class _H2Scenario(Scenario):
             return dict(base, requests=0, errors=0, invalid=self.invalid[name])
         n = self.requests.get((name, variant)) or max(1000, 4 * variant * streams)
         h = run_h2load(self.url(target.port), variant, streams, ctx.threads, requests=n, cpus=ctx.load_cpus,
-                       tls=self.scheme == "https")
+                       tls=self.scheme == "https", extra=self.h2load_extra(ctx))
         succeeded = h["succeeded"] or 0
         failed = h["failed"] if h["failed"] is not None else n
         non2xx = sum(h[k] or 0 for k in ("s3xx", "s4xx", "s5xx"))
@@ -348,29 +359,46 @@ class H2Up(_H2Scenario):
     #: one connection (HAProxy and ingressd open another connection when it is reached).
     upstream_max_streams = 4096
 
-    def setup(self, ctx):
-        docroot = os.path.join(ctx.workdir, "h2up-htdocs")
-        os.makedirs(docroot, exist_ok=True)
+    #: ServiceEntry port protocol of ingressd's upstream (both make it speak HTTP/2 cleartext).
+    upstream_protocol = "HTTP2"
+
+    def fill_docroot(self, docroot):
+        """What nghttpd serves: the 20-byte body as index.html (GET /)."""
         with open(os.path.join(docroot, "index.html"), "w") as f:
             f.write(BODY)
+
+    def upstream_args(self, ctx):
+        """More nghttpd arguments (grpc: the trailer, the MIME types)."""
+        return []
+
+    def check_upstream(self):
+        """None when nghttpd answers as the scenario needs, else why not."""
+        body, out = nghttp_get("http://127.0.0.1:%d/" % self.upstream_port)
+        if body == BODY.encode():
+            return None
+        return "nghttpd did not serve the 20-byte body over h2c: %s" % (out.splitlines()[-1] if out else "no output")
+
+    def setup(self, ctx):
+        docroot = os.path.join(ctx.workdir, self.name + "-htdocs")
+        os.makedirs(docroot, exist_ok=True)
+        self.fill_docroot(docroot)
         self.upstream = None
         self.upstream_port = free_port()
         workers = max(1, ctx.args.upstream_workers)
-        self.upstream = Service("h2up-nghttpd", [
+        self.upstream = Service(self.name + "-nghttpd", [
             tool("nghttpd"), "--no-tls", "-a", "127.0.0.1", "-d", docroot, "-n", "%d" % workers,
-            "-m", "%d" % self.upstream_max_streams, "%d" % self.upstream_port],
+            "-m", "%d" % self.upstream_max_streams] + self.upstream_args(ctx) + ["%d" % self.upstream_port],
             ctx.workdir, self.upstream_port, ctx.load_cpus)
         if not wait_port(self.upstream_port, self.upstream.proc):
             why = "nghttpd did not start: %s" % (self.upstream.log_tail(3).strip() or "no output")
             self.upstream.stop()
             self.upstream = None
             raise ScenarioSkip(why)
-        body, out = nghttp_get("http://127.0.0.1:%d/" % self.upstream_port)
-        if body != BODY.encode():
+        why = self.check_upstream()
+        if why:
             self.upstream.stop()
             self.upstream = None
-            raise ScenarioSkip("nghttpd did not serve the 20-byte body over h2c: %s" % (
-                out.splitlines()[-1] if out else "no output"))
+            raise ScenarioSkip(why)
         try:
             super().setup(ctx)
         except ScenarioSkip:
@@ -379,12 +407,13 @@ class H2Up(_H2Scenario):
             raise
         self.title = self.title.replace("h2load", "h2load -m%d" % ctx.args.h2_streams)
         ctx.meta.setdefault("h2", {})["nghttpd"] = version_of([tool("nghttpd"), "--version"])
-        ctx.meta["h2"]["h2up_upstream"] = {"threads": workers, "max_concurrent_streams": self.upstream_max_streams}
+        ctx.meta["h2"][self.name + "_upstream"] = {"threads": workers,
+                                                   "max_concurrent_streams": self.upstream_max_streams}
 
     def start_proxy(self, ctx, name, port, keepalive):
         args = ctx.args
         up = self.upstream_port
-        svc_name = "h2up-" + name
+        svc_name = self.name + "-" + name
         if name == "nginx":
             listen_extra, server_extra = nginx_http2_syntax()
             return start_nginx(svc_name, nginx_grpc_conf(
@@ -396,7 +425,7 @@ class H2Up(_H2Scenario):
                                                         server_extra=" proto h2"))
         binary = args.baseline if name == BASELINE else args.binary
         return start_ingressd(binary, ctx.workdir, port, up, args.workers, cpus=args.proxy_cpus, name=svc_name,
-                              conf_text=ingressd_conf(port, up, upstream_protocol="HTTP2"))
+                              conf_text=ingressd_conf(port, up, upstream_protocol=self.upstream_protocol))
 
     def run(self, ctx, target, variant):
         """_H2Scenario.run, plus nghttpd's CPU use over the run (percent of one CPU): near 100
