@@ -63,7 +63,7 @@ extension ProxyEngine {
             timers.cancel(exchangeTimer(x))
             timers.cancel(stageTimer(x))
             releasePending(x)
-            releaseMirrorCopy(x)
+            releaseRequestCopy(x)
             if let o = e.pointee.corsOrigin { small.put(o) }
             trafficExchangeEnded(x)   // CircuitBreakers.swift
             exchanges.release(x)

@@ -57,6 +57,12 @@ extension ProxyEngine {
             features |= RouteFeature.statusRetries
         }
         if !reader.routeMirrors(route: route).isEmpty { features |= RouteFeature.mirrors }
+        if policy.attempts > 0 {
+            features |= RouteFeature.retries
+            if !policy.retryOn.isDisjoint(with: [.cancelled, .deadlineExceeded, .internal, .resourceExhausted, .unavailable]) {
+                features |= RouteFeature.grpcRetries
+            }
+        }
         e.pointee.features = features
         if cluster >= 0 {
             let pool = reader.clusterConnectionPool(cluster)
@@ -303,8 +309,13 @@ extension ProxyEngine {
         appendBodyFromAccum(downstream: d, upstream: u)
         // The whole request is in `out` now, or the rest of the body will come from elsewhere.
         let e = ex(d)
+        let x = conns[Int(d)].exchange
         e.pointee.replayable = conns[Int(d)].requestDone
-        if e.pointee.features & RouteFeature.mirrors != 0 { mirrorRequest(conns[Int(d)].exchange, from: u) }
+        if !e.pointee.replayable && e.pointee.tries == 1 && e.pointee.features & (RouteFeature.mirrors | RouteFeature.retries) != 0,
+           let out = conns[Int(u)].out {
+            startRequestCopy(x, UnsafeRawPointer(out), Int(conns[Int(u)].outLen))   // Engine+RequestCopy.swift
+        }
+        if e.pointee.features & RouteFeature.mirrors != 0 { mirrorRequest(x, from: u) }
         if conns[Int(u)].connected && !conns[Int(u)].sendArmed {
             send(u, UnsafeRawPointer(conns[Int(u)].out!), conns[Int(u)].outLen, release: .none)
         }

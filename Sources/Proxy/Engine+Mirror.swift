@@ -17,9 +17,10 @@ import Glibc
 //
 // The copy is made from the forwarded buffer when the first try is sent when the request's
 // bytes are all in it (no body, or a body that came with the head and fit). A body that streams
-// (an HTTP/2 client's always does: its DATA follows the head) is collected as it is read into a
-// copy held by the exchange, and the mirrors get it once the request ended, as Envoy buffers a
-// request for its shadows; a body past the copy's large buffer (80 KiB) is not mirrored.
+// (an HTTP/2 client's always does: its DATA follows the head) is collected as it is read into
+// the exchange's request copy (Engine+RequestCopy.swift), and the mirrors get it once the
+// request ended, as Envoy buffers a request for its shadows; a body past the copy's large
+// buffer (80 KiB) is not mirrored.
 
 extension ProxyEngine {
     /// A mirror connection gives up after this long without its response head.
@@ -27,62 +28,33 @@ extension ProxyEngine {
 
     /// The first try of exchange `x` is being sent (its request in upstream `u`'s `out`): each
     /// mirror of its route that fires gets a copy — now, or, when the body is still to be read,
-    /// once it was (`mirrorCollect`, `mirrorStreamedRequest`).
+    /// once it was (from the exchange's request copy: `mirrorStreamedRequest`).
     mutating func mirrorRequest(_ x: Int32, from u: Int32) {
         let e = exchanges.slots + Int(x)
         guard e.pointee.tries == 1, e.pointee.route >= 0,
               e.pointee.tableGeneration == table.generation, let reader = table.reader else { return }
         let mirrors = reader.routeMirrors(route: e.pointee.route)
         guard !mirrors.isEmpty, let src = conns[Int(u)].out else { return }
-        let srcLen = Int(conns[Int(u)].outLen)
         var fire: UInt32 = 0
         for m in mirrors where m - mirrors.lowerBound < 32 && fires(reader.mirror(m).ppm) {
             fire |= 1 << UInt32(m - mirrors.lowerBound)
         }
         guard fire != 0 else { return }
         if e.pointee.replayable {
-            sendMirrors(reader, mirrors, fire, UnsafeRawPointer(src), srcLen)
-            return
+            sendMirrors(reader, mirrors, fire, UnsafeRawPointer(src), Int(conns[Int(u)].outLen))
+        } else if e.pointee.requestCopy != nil {
+            e.pointee.mirrorFires = fire
         }
-        guard srcLen <= large.size, e.pointee.mirrorCopy == nil else { return }
-        let copy = large.get()
-        copy.copyMemory(from: src, byteCount: srcLen)
-        e.pointee.mirrorCopy = copy
-        e.pointee.mirrorCopyLen = Int32(srcLen)
-        e.pointee.mirrorFires = fire
     }
 
-    /// `n` more body bytes of exchange `x`'s streamed request, for its mirrors' copy (given up
-    /// when it outgrows its buffer).
-    mutating func mirrorCollect(_ x: Int32, _ p: UnsafeRawPointer, _ n: Int) {
-        let e = exchanges.slots + Int(x)
-        guard let copy = e.pointee.mirrorCopy, n > 0 else { return }
-        let len = Int(e.pointee.mirrorCopyLen)
-        guard len + n <= large.size else {
-            releaseMirrorCopy(x)
-            return
-        }
-        (copy + len).copyMemory(from: p, byteCount: n)
-        e.pointee.mirrorCopyLen += Int32(n)
-    }
-
-    /// Exchange `x`'s streamed request ended: its mirrors get the copy.
+    /// Exchange `x`'s streamed request ended with its copy whole: its mirrors get it.
     mutating func mirrorStreamedRequest(_ x: Int32) {
         let e = exchanges.slots + Int(x)
-        guard let copy = e.pointee.mirrorCopy else { return }
+        guard let copy = e.pointee.requestCopy, e.pointee.mirrorFires != 0 else { return }
         if e.pointee.route >= 0 && e.pointee.tableGeneration == table.generation, let reader = table.reader {
             sendMirrors(reader, reader.routeMirrors(route: e.pointee.route), e.pointee.mirrorFires,
-                        UnsafeRawPointer(copy), Int(e.pointee.mirrorCopyLen))
+                        UnsafeRawPointer(copy), Int(e.pointee.requestCopyLen))
         }
-        releaseMirrorCopy(x)
-    }
-
-    /// Gives back exchange `x`'s mirror copy, if any (sent, outgrown, or the exchange ended first).
-    mutating func releaseMirrorCopy(_ x: Int32) {
-        let e = exchanges.slots + Int(x)
-        if let copy = e.pointee.mirrorCopy { large.put(copy) }
-        e.pointee.mirrorCopy = nil
-        e.pointee.mirrorCopyLen = 0
         e.pointee.mirrorFires = 0
     }
 

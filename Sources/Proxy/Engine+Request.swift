@@ -105,7 +105,7 @@ extension ProxyEngine {
     }
 
     /// How many of `n` bytes belong to the request body being received, and whether the body
-    /// ends within them. (A mirror's copy of a streamed body collects them: Engine+Mirror.swift.)
+    /// ends within them. (The request copy of a streamed body collects them: Engine+RequestCopy.swift.)
     @inline(__always)
     mutating func bodyPortion(_ d: Int32, _ p: UnsafeRawPointer, _ n: Int) -> (Int, Bool, Bool) {
         let c = conns + Int(d)
@@ -123,7 +123,7 @@ extension ProxyEngine {
             case .error: return (0, false, true)
             }
         }
-        if e.pointee.mirrorCopy != nil { mirrorCollect(c.pointee.exchange, p, r.0) }
+        if e.pointee.requestCopy != nil { requestCopyCollect(c.pointee.exchange, p, r.0) }
         return r
     }
 
@@ -131,7 +131,7 @@ extension ProxyEngine {
     mutating func requestBodyDone(_ d: Int32) {
         conns[Int(d)].rx = .none
         conns[Int(d)].requestDone = true
-        if ex(d).pointee.mirrorCopy != nil { mirrorStreamedRequest(conns[Int(d)].exchange) }
+        if ex(d).pointee.requestCopy != nil { requestCopyEnded(conns[Int(d)].exchange) }
         watchForClose(d)
     }
 

@@ -16,8 +16,11 @@ import SharedMemory
 //                               dispatch again, preferring another endpoint
 //
 // Only a request whose bytes are all in the forwarded buffer can be sent again (no body, or a
-// body that came with the head and fit: `Exchange.replayable`); Envoy buffers up to 64 KiB, a
-// larger body is not retried there either. The route timeout spans every try. A reload between
+// body that came with the head and fit: `Exchange.replayable`), or one whose streamed body (an
+// HTTP/2 client's) ended whole in the exchange's request copy (Engine+RequestCopy.swift, up to
+// 80 KiB); Envoy buffers up to 64 KiB, a larger body is not retried there either. A gRPC
+// answer is retried on its grpc-status when it comes in the head (trailers-only, as Envoy's
+// x-envoy-retry-grpc-on): Istio's default policy retries UNAVAILABLE and CANCELLED. The route timeout spans every try. A reload between
 // tries ends the retries (the route's indices belong to the old table).
 
 extension ProxyEngine {
@@ -26,13 +29,29 @@ extension ProxyEngine {
         /// The connection failed or closed after it was established, before a response.
         case reset
         case status(UInt16)
+        /// A trailers-only gRPC response with this grpc-status.
+        case grpcStatus(Int)
         case perTryTimeout
+    }
+
+    /// Whether the route's policy retries grpc-status `code` (-1: none): retryOn cancelled (1),
+    /// deadline-exceeded (4), resource-exhausted (8), internal (13), unavailable (14).
+    func retriesOnGRPCStatus(_ reader: TableReader, route: Int32, _ code: Int) -> Bool {
+        let on = reader.retryPolicy(route: route).retryOn
+        switch code {
+        case 1: return on.contains(.cancelled)
+        case 4: return on.contains(.deadlineExceeded)
+        case 8: return on.contains(.resourceExhausted)
+        case 13: return on.contains(.internal)
+        case 14: return on.contains(.unavailable)
+        default: return false
+        }
     }
 
     /// Whether exchange `x` may be tried again after `reason`.
     func mayRetry(_ x: Int32, _ reason: RetryReason) -> Bool {
         let e = exchanges.slots + Int(x)
-        guard e.pointee.replayable, !e.pointee.responseStarted, e.pointee.route >= 0,
+        guard e.pointee.replayable || e.pointee.requestCopyDone, !e.pointee.responseStarted, e.pointee.route >= 0,
               e.pointee.tableGeneration == table.generation, let reader = table.reader else { return false }
         let d = e.pointee.down
         guard d >= 0, !conns[Int(d)].closing, !draining else { return false }
@@ -46,6 +65,8 @@ extension ProxyEngine {
             wanted = !p.retryOn.isDisjoint(with: [.reset, .status5xx, .gatewayError])
         case .status(let s):
             wanted = reader.retriesOnStatus(route: e.pointee.route, status: s)
+        case .grpcStatus(let g):
+            wanted = retriesOnGRPCStatus(reader, route: e.pointee.route, g)
         }
         return wanted && retryBudgetAvailable(x)   // connectionPool.http.maxRetries (CircuitBreakers.swift)
     }
@@ -55,13 +76,23 @@ extension ProxyEngine {
     mutating func scheduleRetry(_ x: Int32, from u: Int32) {
         let e = exchanges.slots + Int(x)
         let uc = conns + Int(u)
-        // SAFETY: the buffer moves to the exchange; a send still in flight from it only reads
-        // it (its queue segment releases nothing), and it is not written until sent again.
-        e.pointee.pending = uc.pointee.out
-        e.pointee.pendingLarge = uc.pointee.outLarge
-        e.pointee.pendingLen = uc.pointee.outLen
-        uc.pointee.out = nil
-        uc.pointee.outLen = 0
+        if !e.pointee.replayable, let copy = e.pointee.requestCopy, e.pointee.requestCopyDone {
+            // A streamed body: the request copy is the whole request (Engine+RequestCopy.swift);
+            // the connection's own buffer goes with it.
+            e.pointee.pending = copy
+            e.pointee.pendingLarge = e.pointee.requestCopyLarge
+            e.pointee.pendingLen = e.pointee.requestCopyLen
+            e.pointee.requestCopy = nil
+            releaseRequestCopy(x)
+        } else {
+            // SAFETY: the buffer moves to the exchange; a send still in flight from it only reads
+            // it (its queue segment releases nothing), and it is not written until sent again.
+            e.pointee.pending = uc.pointee.out
+            e.pointee.pendingLarge = uc.pointee.outLarge
+            e.pointee.pendingLen = uc.pointee.outLen
+            uc.pointee.out = nil
+            uc.pointee.outLen = 0
+        }
         closeConn(u)
         statRetry(x)
         e.pointee.stage = .backoff

@@ -59,7 +59,7 @@ extension ProxyEngine {
         guard p >= 0 else { return false }
         let sc = conns + Int(s)
         if sc.pointee.role == .downstream && sc.pointee.exchange >= 0 {
-            releaseMirrorCopy(sc.pointee.exchange)   // a body this large is not mirrored
+            releaseRequestCopy(sc.pointee.exchange)   // a body this large is neither mirrored nor retried
         }
         sc.pointee.pipe = p
         sc.pointee.spliceFlags = (sc.pointee.spliceFlags & ~(SpliceFlag.sourceDone | SpliceFlag.finished)) | SpliceFlag.active

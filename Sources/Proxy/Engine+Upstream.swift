@@ -152,6 +152,16 @@ extension ProxyEngine {
         let dc = conns + Int(d)
         let x = uc.pointee.exchange
         let e = ex(u)
+        if head.status == 200 && e.pointee.grpc && e.pointee.features & RouteFeature.grpcRetries != 0 {
+            // A trailers-only gRPC answer whose grpc-status the policy retries (Envoy's
+            // x-envoy-retry-grpc-on; Istio's default retries unavailable and cancelled).
+            let g = grpcStatusField(UnsafeRawBufferPointer(start: base, count: Int(head.headLength)))
+            if g >= 0 && mayRetry(x, .grpcStatus(g)) {
+                if bid >= 0 { recycleRecv(UInt16(bid)) }
+                scheduleRetry(x, from: u)
+                return
+            }
+        }
         if head.status >= 200 && e.pointee.features & RouteFeature.statusRetries != 0
             && !(head.status == 101 && e.pointee.upgrade) && mayRetry(x, .status(head.status)) {
             // A retriable answer (retryOn 5xx, gateway-error, retriable-4xx or a listed code):
@@ -162,8 +172,12 @@ extension ProxyEngine {
         }
         if head.status >= 200 && e.pointee.tries > 1 {
             // The last try's answer goes to the client, retriable or not.
-            if e.pointee.features & RouteFeature.statusRetries != 0 && e.pointee.tableGeneration == table.generation
-                && table.reader!.retriesOnStatus(route: e.pointee.route, status: head.status) {
+            if e.pointee.tableGeneration == table.generation
+                && ((e.pointee.features & RouteFeature.statusRetries != 0
+                     && table.reader!.retriesOnStatus(route: e.pointee.route, status: head.status))
+                    || (e.pointee.grpc && e.pointee.features & RouteFeature.grpcRetries != 0 && head.status == 200
+                        && retriesOnGRPCStatus(table.reader!, route: e.pointee.route,
+                                               grpcStatusField(UnsafeRawBufferPointer(start: base, count: Int(head.headLength)))))) {
                 statRetryExhausted(x)
             } else {
                 statRetrySucceeded(x)
@@ -187,6 +201,7 @@ extension ProxyEngine {
             }
         }
         e.pointee.responseStarted = true
+        if e.pointee.requestCopy != nil { requestCopyUnneeded(x) }   // no retry from now on
         setStageTimer(x, ms: 0)   // the per-try timeout covers the wait for a response head
         e.pointee.stats.status = head.status
         if e.pointee.grpc {   // a trailers-only gRPC response has its grpc-status here

@@ -45,6 +45,11 @@ enum RouteFeature {
     static let statusRetries: UInt8 = 1 << 1
     /// The route has mirrors.
     static let mirrors: UInt8 = 1 << 2
+    /// The retry policy allows retries (attempts > 0).
+    static let retries: UInt8 = 1 << 3
+    /// The retry policy may retry on a gRPC status (cancelled, deadline-exceeded, internal,
+    /// resource-exhausted, unavailable: Envoy's x-envoy-retry-grpc-on).
+    static let grpcRetries: UInt8 = 1 << 4
 }
 
 /// Where a forwarded exchange stands.
@@ -106,12 +111,17 @@ struct Exchange {
     /// head and fit): a retry can send it again. Cleared when body bytes are sent from
     /// anywhere else.
     var replayable = false
-    /// A request with mirrors whose body streams (an HTTP/2 client's, say): the copy for the
-    /// mirrors — the forwarded head, then the body as it is read — until the request ends (a
-    /// large pooled buffer; Engine+Mirror.swift), and which of the route's mirrors fire (bits by
-    /// index, decided at the first send).
-    var mirrorCopy: UnsafeMutableRawPointer? = nil
-    var mirrorCopyLen: Int32 = 0
+    /// A request whose body streams (an HTTP/2 client's, say) on a route with mirrors or
+    /// retries: its copy — the forwarded head, then the body as it is read — for the mirrors
+    /// once the request ended and for a retry until the response starts (a pooled buffer, small
+    /// then large; Engine+RequestCopy.swift). `requestCopyDone`: the request ended with its copy
+    /// whole, so a retry can send it again.
+    var requestCopy: UnsafeMutableRawPointer? = nil
+    var requestCopyLen: Int32 = 0
+    var requestCopyLarge = false
+    var requestCopyDone = false
+    /// Which of the route's mirrors fire (bits by index, decided at the first send) and still
+    /// wait for the request copy.
     var mirrorFires: UInt32 = 0
     /// Tries dispatched so far (the first one included).
     var tries: UInt8 = 0

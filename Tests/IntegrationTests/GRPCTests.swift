@@ -243,6 +243,43 @@ final class GRPCTests: IntegrationTestCase {
         }
     }
 
+    func testRetriableGRPCStatusesAreRetriedAsIstiosDefaultPolicySays() throws {
+        // Istio's default retry policy (2 retries; unavailable, cancelled among retryOn) retries a
+        // trailers-only UNAVAILABLE answer; the call's body streamed over HTTP/2, so the retry
+        // sends the request copy. INTERNAL is not in the default list: answered as it came. A
+        // route's own retryOn "internal" retries it. Three failures use up the two retries.
+        let echo = try startEcho()
+        let gw = try startGateway(echoPort: echo)
+        let flaky = """
+            def flaky(req):
+                try:
+                    resp, c = ch.unary_unary("/pkg.Svc/Flaky").with_call(req, timeout=10)
+                    return ("OK", resp.decode())
+                except grpc.RpcError as e:
+                    return (e.code().name, e.details())
+            """
+        let lines = try client("127.0.0.1:\(gw.listenPort)", flaky + "\n" + """
+            out(flaky(b"UNAVAILABLE:1:a" + b"x" * 3000))
+            out(flaky(b"UNAVAILABLE:2:b"))
+            out(flaky(b"UNAVAILABLE:3:c"))
+            out(flaky(b"INTERNAL:1:d"))
+            """)
+        XCTAssertEqual(lines, ["('OK', 'flaky:a\(String(repeating: "x", count: 3000)) after 1')",
+                               "('OK', 'flaky:b after 2')",
+                               "('UNAVAILABLE', 'flaky c 3')",
+                               "('INTERNAL', 'flaky d 1')"])
+        // The route's own policy: retryOn internal.
+        let own = try startGateway(echoPort: echo, extraRoutes: "    retries: {attempts: 3, retryOn: internal}")
+        XCTAssertEqual(try client("127.0.0.1:\(own.listenPort)", flaky + "\nout(flaky(b'INTERNAL:2:e'))"), ["('OK', 'flaky:e after 2')"])
+        let stats = try harness.curl(gw.adminURL + "/stats/prometheus").text
+        func counter(_ name: String) -> String? {
+            stats.split(separator: "\n").first { $0.hasPrefix(name + "{cluster_name=\"outbound|9000||grpc.default.svc.cluster.local\"}") }
+                .map { String($0.split(separator: " ").last ?? "") }
+        }
+        XCTAssertEqual(counter("envoy_cluster_upstream_rq_retry"), "5", stats)   // 1 + 2 + 2 + 0
+        XCTAssertEqual(counter("envoy_cluster_upstream_rq_retry_limit_exceeded"), "1", stats)
+    }
+
     func testLocalRepliesAreGRPCStatuses() throws {
         let echo = try startEcho()
         let gw = try startGateway(echoPort: echo, extraRoutes: """

@@ -7,6 +7,9 @@ methods take and return raw bytes).
                    "nothing here"
   /pkg.Svc/Stream  bidirectional: "s:<message>" for each message
   /pkg.Svc/Slow    unary: answers "slow" after 2 s
+  /pkg.Svc/Flaky   unary, request "CODE:N:KEY": the first N calls with that KEY end with status
+                   CODE (a name: UNAVAILABLE, INTERNAL, ...; trailers-only), the next answers
+                   "flaky:KEY after N" (a retry test's upstream)
 
 Prints "NAME listening on 127.0.0.1:PORT" once serving (--port 0 picks a free port). `--log FILE`
 appends one line per unary call, flushed at once: "NAME METHOD authority=AUTHORITY request=BYTES"
@@ -55,6 +58,18 @@ def main():
         time.sleep(2)
         return b"slow"
 
+    failures = {}
+
+    def flaky(request, context):
+        record(request, context)
+        code, n, key = request.decode().split(":", 2)
+        with lock:
+            seen = failures.get(key, 0)
+            failures[key] = seen + 1
+        if seen < int(n):
+            context.abort(getattr(grpc.StatusCode, code), "flaky %s %d" % (key, seen + 1))
+        return ("flaky:%s after %d" % (key, seen)).encode()
+
     def stream(requests, context):
         for r in requests:
             yield b"s:" + r
@@ -63,6 +78,7 @@ def main():
         "Echo": grpc.unary_unary_rpc_method_handler(echo),
         "Stream": grpc.stream_stream_rpc_method_handler(stream),
         "Slow": grpc.unary_unary_rpc_method_handler(slow),
+        "Flaky": grpc.unary_unary_rpc_method_handler(flaky),
     })
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     server.add_generic_rpc_handlers((handler,))
