@@ -152,11 +152,14 @@ extension ProxyEngine {
         let dc = conns + Int(d)
         let x = uc.pointee.exchange
         let e = ex(u)
-        if head.status == 200 && e.pointee.grpc && e.pointee.features & RouteFeature.grpcRetries != 0 {
+        // A gRPC answer without a body (trailers-only) has its grpc-status in the head; one with
+        // a body has it in its trailers (h2UpTrailers), so the head is not scanned.
+        let grpcHeadStatus = e.pointee.grpc && !head.isChunked && head.contentLength <= 0
+            ? grpcStatusField(UnsafeRawBufferPointer(start: base, count: Int(head.headLength))) : -1
+        if head.status == 200 && grpcHeadStatus >= 0 && e.pointee.features & RouteFeature.grpcRetries != 0 {
             // A trailers-only gRPC answer whose grpc-status the policy retries (Envoy's
             // x-envoy-retry-grpc-on; Istio's default retries unavailable and cancelled).
-            let g = grpcStatusField(UnsafeRawBufferPointer(start: base, count: Int(head.headLength)))
-            if g >= 0 && mayRetry(x, .grpcStatus(g)) {
+            if mayRetry(x, .grpcStatus(grpcHeadStatus)) {
                 if bid >= 0 { recycleRecv(UInt16(bid)) }
                 scheduleRetry(x, from: u)
                 return
@@ -176,8 +179,7 @@ extension ProxyEngine {
                 && ((e.pointee.features & RouteFeature.statusRetries != 0
                      && table.reader!.retriesOnStatus(route: e.pointee.route, status: head.status))
                     || (e.pointee.grpc && e.pointee.features & RouteFeature.grpcRetries != 0 && head.status == 200
-                        && retriesOnGRPCStatus(table.reader!, route: e.pointee.route,
-                                               grpcStatusField(UnsafeRawBufferPointer(start: base, count: Int(head.headLength)))))) {
+                        && retriesOnGRPCStatus(table.reader!, route: e.pointee.route, grpcHeadStatus))) {
                 statRetryExhausted(x)
             } else {
                 statRetrySucceeded(x)
@@ -204,10 +206,7 @@ extension ProxyEngine {
         if e.pointee.requestCopy != nil { requestCopyUnneeded(x) }   // no retry from now on
         setStageTimer(x, ms: 0)   // the per-try timeout covers the wait for a response head
         e.pointee.stats.status = head.status
-        if e.pointee.grpc {   // a trailers-only gRPC response has its grpc-status here
-            let g = grpcStatusField(UnsafeRawBufferPointer(start: base, count: Int(head.headLength)))
-            if g >= 0 { e.pointee.stats.grpcStatus = UInt8(g) }
-        }
+        if grpcHeadStatus >= 0 { e.pointee.stats.grpcStatus = UInt8(grpcHeadStatus) }   // trailers-only
         if !head.keepAlive || !responseAllowsReuse(status: head.status, requestMethod: e.pointee.method) {
             uc.pointee.reusable = false   // a 101 or a CONNECT tunnel never goes back to the pool
         }
