@@ -288,6 +288,12 @@ extension ProxyEngine {
                 receiveStarved(i)
                 return
             }
+            if copiesTCP(i) {
+                // A TCP pair's side: EOF (without close_notify) ends its direction, as on a
+                // plain socket; a reset closes the pair.
+                if result == 0 { tunnelSourceEnded(i) } else { closeTCPPair(i) }
+                return
+            }
             tlsGone(i)
             return
         }
@@ -380,6 +386,10 @@ extension ProxyEngine {
         ERR_clear_error()
         let failed = err != SSL_ERROR_ZERO_RETURN
         if failed && c.pointee.role == .downstream { stats.add(WorkerSlotField.tlsConnectionErrors) }
+        if !failed && copiesTCP(i) {
+            tunnelSourceEnded(i)   // close_notify on a TCP pair: half-close (Engine+TCP.swift)
+            return
+        }
         tlsGone(i, error: failed)
     }
 
@@ -570,6 +580,7 @@ extension ProxyEngine {
             onSendComplete(i, result: p, downstream: c.pointee.role == .downstream)
         }
         if c.pointee.role != .free && !c.pointee.closing && !c.pointee.sendArmed { tlsFlush(i) }
+        if c.pointee.spliceFlags & SpliceFlag.finPending != 0 { tunnelShutWrite(i) }   // close_notify out
     }
 
     // MARK: passthrough
