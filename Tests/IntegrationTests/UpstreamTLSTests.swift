@@ -141,7 +141,7 @@ final class UpstreamTLSTests: IntegrationTestCase {
         XCTAssertEqual(values["envoy_cluster_ssl_session_reused_total|\(cluster)|||"], 5, "4 + 1 resumed: \(values)")
         XCTAssertEqual(values["envoy_cluster_ssl_connection_error_total|\(cluster)|||"], 0)
         // Upstream handshakes are not the listener's.
-        XCTAssertEqual(values["envoy_listener_ssl_handshake_total||||"], 0)
+        XCTAssertEqual(values["envoy_listener_ssl_handshake_total||||"] ?? 0, 0)
     }
 
     /// TCP Gateway servers whose tcp routes go to clusters with DestinationRule `tls`, one per
