@@ -128,6 +128,10 @@ extension ProxyEngine {
                 receiveStarved(i)
                 return
             }
+            if result == 0 && copiesTCP(i) {
+                tunnelSourceEnded(i)   // a TCP pair through TLS upstream: half-close
+                return
+            }
             downstreamGone(i)
             return
         }

@@ -180,8 +180,12 @@ extension ProxyEngine {
             return
         }
         if dc.pointee.rx == .tunnel {
-            if !uc.pointee.recvArmed { armRecv(u) }
-            if !dc.pointee.recvArmed && !uc.pointee.sendArmed { armRecv(d) }
+            // A side whose direction ended (a half-closed TCP pair) is not read again.
+            if !uc.pointee.recvArmed && uc.pointee.spliceFlags & SpliceFlag.finished == 0 { armRecv(u) }
+            if !dc.pointee.recvArmed && !uc.pointee.sendArmed && dc.pointee.spliceFlags & SpliceFlag.finished == 0 {
+                armRecv(d)
+            }
+            tunnelShutWrite(d)   // the upstream's FIN, once its last bytes are out
             return
         }
         if uc.pointee.responseDone {
@@ -247,7 +251,8 @@ extension ProxyEngine {
             return
         }
         if conns[Int(d)].rx == .tunnel {
-            if !conns[Int(d)].recvArmed { armRecv(d) }
+            if !conns[Int(d)].recvArmed && conns[Int(d)].spliceFlags & SpliceFlag.finished == 0 { armRecv(d) }
+            tunnelShutWrite(u)   // the client's FIN, once its last bytes are out
             return
         }
         pumpRequestBody(d, u)

@@ -42,8 +42,15 @@ enum SpliceFlag {
     static let pollOutArmed: UInt8 = 0x08
     /// The connection is one side of a TCP-route pair (no HTTP on it).
     static let tcp: UInt8 = 0x10
-    /// TCP: the direction from this connection is over and its FIN was passed on.
+    /// TCP: the direction from this connection is over and its FIN was passed on (copied
+    /// through TLS: its FIN is on its way, see `finPending` on the other side).
     static let finished: UInt8 = 0x20
+    /// TCP copied through TLS: the other side's direction ended; this connection's write side
+    /// shuts (close_notify first, for TLS) once nothing is left to send to it.
+    static let finPending: UInt8 = 0x40
+    /// TCP: the pair is a tunnel of copies through the TLS transport (connected, handshakes
+    /// done): EOFs half-close it as the splice path does (Engine+TCP.swift).
+    static let copied: UInt8 = 0x80
 }
 
 extension ProxyEngine {

@@ -21,8 +21,14 @@ import Glibc
 // When either side speaks TLS through ingressd (a terminating TLS server's tcp route, or a
 // cluster with DestinationRule `tls`, whose handshake completes before `tcpConnected`), the
 // pair is a tunnel of copies through the TLS transport instead: the kernel cannot splice
-// bytes it would have to encrypt or decrypt (no kTLS). Such a tunnel closes both sides at the
-// first EOF (no half-close), and counts its bytes as it copies them (`statTunnelBytes`).
+// bytes it would have to encrypt or decrypt (no kTLS). It counts its bytes as it copies them
+// (`statTunnelBytes`) and half-closes as a spliced pair does: an EOF or a close_notify from one
+// side ends that direction and is passed on to the other side once what is left to send there
+// is out (a TLS side gets close_notify, then shutdown(SHUT_WR)); the other direction flows on
+// until it ends too, and then both close.
+//
+//   EOF from S ─► S finished, D finPending ─► D's sends drained ─► [SSL_shutdown ─► close_notify
+//   sent] ─► shutdown(D, SHUT_WR) ─► both directions finished and passed on ─► close the pair
 
 extension ProxyEngine {
     /// Whether the table routes `port` as opaque TCP. Linear in the listener count (a handful).
@@ -100,6 +106,8 @@ extension ProxyEngine {
             // of copies (one buffer in flight per direction, as an Upgrade's) whose idle
             // timeout every completion pushes back (`streamActive`).
             setDeadline(d, nowMs + limits.tcpIdleTimeoutMs)
+            conns[Int(d)].spliceFlags |= SpliceFlag.copied
+            conns[Int(u)].spliceFlags |= SpliceFlag.copied
             armRecv(d)
             armRecv(u)
             return
@@ -145,6 +153,55 @@ extension ProxyEngine {
             exchanges.slots[Int(dc.pointee.exchange)].stats.requestBytes &+= UInt64(n)
         }
         return sent == n
+    }
+
+    // MARK: half-close through the TLS transport
+
+    /// Whether connection `i` is one side of a TCP-route pair copying through TLS (both sides
+    /// up): its EOF half-closes the pair (`tunnelSourceEnded`) instead of closing it.
+    @inline(__always)
+    func copiesTCP(_ i: Int32) -> Bool {
+        conns[Int(i)].spliceFlags & SpliceFlag.copied != 0
+    }
+
+    /// Connection `s` of a copying TCP pair ended its direction (EOF, or a TLS close_notify):
+    /// nothing more is read from it, and its FIN goes on to the other side.
+    mutating func tunnelSourceEnded(_ s: Int32) {
+        let d = peerOf(s)
+        guard d >= 0, !conns[Int(d)].closing else {
+            closeTCPPair(s)
+            return
+        }
+        conns[Int(s)].spliceFlags |= SpliceFlag.finished
+        conns[Int(d)].spliceFlags |= SpliceFlag.finPending
+        tunnelShutWrite(d)
+    }
+
+    /// Passes the FIN pending for connection `d` on once nothing is left to send to it (called
+    /// again by its send completions): close_notify first on a TLS connection (its ciphertext
+    /// through the usual send path), then shutdown(SHUT_WR). Closes the pair when both
+    /// directions ended and both FINs went out.
+    mutating func tunnelShutWrite(_ d: Int32) {
+        let c = conns + Int(d)
+        guard c.pointee.spliceFlags & SpliceFlag.finPending != 0, c.pointee.role != .free, !c.pointee.closing,
+              !c.pointee.sendArmed, c.pointee.sendQueue.isEmpty else { return }
+        if c.pointee.transport == .tls, let ssl = c.pointee.ssl {
+            if SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN == 0 {
+                _ = SSL_shutdown(ssl)   // writes close_notify; reading goes on (SSL_read)
+                ERR_clear_error()
+            }
+            if ing_bio_pending(SSL_get_wbio(ssl)) > 0 {
+                tlsSubmitSend(d)   // back here from onTLSSendComplete once it is on the wire
+                return
+            }
+        }
+        c.pointee.spliceFlags &= ~SpliceFlag.finPending
+        shutdown(c.pointee.fd, Int32(SHUT_WR))
+        let p = peerOf(d)
+        if c.pointee.spliceFlags & SpliceFlag.finished != 0
+            && (p < 0 || conns[Int(p)].spliceFlags & SpliceFlag.finPending == 0) {
+            closeTCPPair(d)
+        }
     }
 
     /// Closes both connections of a TCP-route pair (either may be given).

@@ -207,8 +207,21 @@ extension ProxyEngine {
     /// Closes a connection whose ClientHello was refused (not TLS, malformed, no server):
     /// no alert, no bytes, as Envoy does when no filter chain matches.
     mutating func tlsRefused(_ i: Int32, flags: UInt16) {
-        stats.add(flags == ResponseFlags.nr ? WorkerSlotField.tlsNoFilterChainMatch : WorkerSlotField.tlsConnectionErrors)
+        statListenerTLS(i, flags == ResponseFlags.nr ? ListenerStats.noFilterChainMatch : ListenerStats.connectionErrors)
         closeConn(i)
+    }
+
+    /// Counts a TLS event of downstream connection `i` (a `ListenerStats` field) in its
+    /// listener's record (envoy_listener_*{listener_address}) and in the process-wide total.
+    /// Once per connection at most, not per request: a scan of the worker's few listeners.
+    @inline(__always)
+    mutating func statListenerTLS(_ i: Int32, _ field: Int) {
+        stats.add(ListenerStats.processField(field))
+        let port = conns[Int(i)].listenerPort
+        for k in 0..<listenerCount where listenerPorts[k] == port {
+            if listenerRecords[k] >= 0 { statAdd(stats.listenerRecord(Int(listenerRecords[k])), field) }
+            return
+        }
     }
 
     // MARK: termination
@@ -288,6 +301,12 @@ extension ProxyEngine {
                 receiveStarved(i)
                 return
             }
+            if copiesTCP(i) {
+                // A TCP pair's side: EOF (without close_notify) ends its direction, as on a
+                // plain socket; a reset closes the pair.
+                if result == 0 { tunnelSourceEnded(i) } else { closeTCPPair(i) }
+                return
+            }
             tlsGone(i)
             return
         }
@@ -322,17 +341,17 @@ extension ProxyEngine {
                     upstreamFailed(i)
                 } else {
                     ERR_clear_error()
-                    stats.add(WorkerSlotField.tlsConnectionErrors)
+                    statListenerTLS(i, ListenerStats.connectionErrors)
                     if SSL_get_verify_result(ssl) != X509_V_OK || (c.pointee.ssl != nil && peerCertificateMissing(ssl)) {
-                        stats.add(WorkerSlotField.tlsFailVerifyNoCert)
+                        statListenerTLS(i, ListenerStats.failVerifyNoCert)
                     }
                     tlsCloseAfterFlush(i)
                 }
                 return
             }
             guard c.pointee.role == .upstream || clientCertificatePasses(i, ssl) else {
-                stats.add(WorkerSlotField.tlsConnectionErrors)
-                stats.add(WorkerSlotField.tlsFailVerifyNoCert)
+                statListenerTLS(i, ListenerStats.connectionErrors)
+                statListenerTLS(i, ListenerStats.failVerifyNoCert)
                 tlsFlush(i)
                 tlsCloseAfterFlush(i)
                 return
@@ -344,8 +363,8 @@ extension ProxyEngine {
                 upstreamHandshakeDone(i)   // Engine+UpstreamTLS.swift
                 return
             }
-            stats.add(WorkerSlotField.tlsHandshakes)
-            if ing_ssl_session_reused(ssl) != 0 { stats.add(WorkerSlotField.tlsSessionReused) }
+            statListenerTLS(i, ListenerStats.handshakes)
+            if ing_ssl_session_reused(ssl) != 0 { statListenerTLS(i, ListenerStats.sessionReused) }
             recordClientCertificate(i, ssl)
             setDeadline(i, nowMs + limits.idleTimeoutMs)
             tlsFlush(i)
@@ -379,7 +398,11 @@ extension ProxyEngine {
         }
         ERR_clear_error()
         let failed = err != SSL_ERROR_ZERO_RETURN
-        if failed && c.pointee.role == .downstream { stats.add(WorkerSlotField.tlsConnectionErrors) }
+        if failed && c.pointee.role == .downstream { statListenerTLS(i, ListenerStats.connectionErrors) }
+        if !failed && copiesTCP(i) {
+            tunnelSourceEnded(i)   // close_notify on a TCP pair: half-close (Engine+TCP.swift)
+            return
+        }
         tlsGone(i, error: failed)
     }
 
@@ -475,7 +498,7 @@ extension ProxyEngine {
             let w = SSL_write(ssl, seg.base! + off, take)
             guard w == take else {
                 ERR_clear_error()
-                stats.add(WorkerSlotField.tlsConnectionErrors)
+                if c.pointee.role == .downstream { statListenerTLS(i, ListenerStats.connectionErrors) }
                 dropSendQueue(i)
                 closeConn(i)
                 return
@@ -570,6 +593,7 @@ extension ProxyEngine {
             onSendComplete(i, result: p, downstream: c.pointee.role == .downstream)
         }
         if c.pointee.role != .free && !c.pointee.closing && !c.pointee.sendArmed { tlsFlush(i) }
+        if c.pointee.spliceFlags & SpliceFlag.finPending != 0 { tunnelShutWrite(i) }   // close_notify out
     }
 
     // MARK: passthrough

@@ -83,7 +83,7 @@ extension ProxyEngine {
             tcpIdleTimeout(i)
         } else if c.pointee.role == .downstream {
             if c.pointee.transport == .hello || (c.pointee.transport == .tls && SSL_is_init_finished(c.pointee.ssl) != 1) {
-                stats.add(WorkerSlotField.tlsConnectionErrors)
+                statListenerTLS(i, ListenerStats.connectionErrors)
                 closeConn(i)   // a ClientHello or handshake that stalled: closed, no bytes
             } else if c.pointee.h2 != nil {
                 h2GoAway(i)   // no stream for the idle timeout: GOAWAY, then close

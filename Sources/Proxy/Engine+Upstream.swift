@@ -35,6 +35,8 @@ extension ProxyEngine {
                 } else {
                     closeConn(u)
                 }
+            case .tunnel where result == 0 && copiesTCP(u):
+                tunnelSourceEnded(u)   // a TCP pair through TLS: half-close (Engine+TCP.swift)
             case .tunnel:
                 let d = peerOf(u)
                 closeConn(u)

@@ -99,6 +99,8 @@ public struct ProxyEngine: ~Copyable {
     // Listeners.
     let listenerFds: UnsafeMutablePointer<Int32>
     let listenerPorts: UnsafeMutablePointer<UInt16>
+    /// Each listener's TLS stats record in the worker slot (`ListenerStats`), -1: none left.
+    let listenerRecords: UnsafeMutablePointer<Int32>
     let listenerCount: Int
     public internal(set) var draining = false
     /// Accepting paused after running out of descriptors (Engine+AcceptPause.swift).
@@ -168,9 +170,11 @@ public struct ProxyEngine: ~Copyable {
         listenerCount = listeners.count
         listenerFds = .allocate(capacity: max(1, listeners.count))
         listenerPorts = .allocate(capacity: max(1, listeners.count))
+        listenerRecords = .allocate(capacity: max(1, listeners.count))
         for (i, l) in listeners.enumerated() {
             listenerFds[i] = l.fd
             listenerPorts[i] = l.port
+            listenerRecords[i] = slot.claimListenerRecord(port: l.port).map { Int32($0) } ?? -1
         }
         starved = .allocate(capacity: limits.maxConnections)
         h2Inbox = .allocate(capacity: 1)

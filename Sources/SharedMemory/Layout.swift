@@ -106,9 +106,10 @@ public enum WorkerSlotField {
     /// Access-log lines written, and lines dropped because the log buffer was full.
     public static let accessLogLines = 152
     public static let accessLogDropped = 160
-    /// TLS on downstream connections (Envoy's listener ssl.* stats): handshakes completed,
-    /// connections that failed (not TLS, malformed hello, failed handshake, TLS error later),
-    /// handshakes that failed for want of a valid client certificate, resumed sessions.
+    /// TLS on downstream connections (Envoy's listener ssl.* stats), summed over listeners
+    /// (per listener: `ListenerStats`, same order): handshakes completed, connections that
+    /// failed (not TLS, malformed hello, failed handshake, TLS error later), handshakes that
+    /// failed for want of a valid client certificate, resumed sessions.
     public static let tlsHandshakes = 192
     public static let tlsConnectionErrors = 200
     public static let tlsFailVerifyNoCert = 208
@@ -121,6 +122,7 @@ public enum WorkerSlotField {
     public static let h2Streams = 240
     public static let h2ProtocolErrors = 248
 
-    /// First byte after the fixed counters; later versions extend from here.
+    /// First byte after the fixed counters; later versions extend from here, up to
+    /// `ListenerStats.offset` (the per-listener records fill the rest of the page).
     public static let end = 256
 }

@@ -6,7 +6,9 @@ import CSupport
 // worker's slot into before the slot is reused (`Supervisor+Stats.swift`).
 //
 // Worker slot (`WorkerSlotLayout.bytes`, sparse: untouched pages cost nothing)
-//   0                    the fixed fields and process counters of `WorkerSlotField` (one page)
+//   0                    the fixed fields and process counters of `WorkerSlotField`
+//   ListenerStats.offset ListenerStats.capacity × ListenerStats.recordBytes, one per listener
+//                        port (the rest of the first page)
 //   clusterStatsOffset   ClusterStats.capacity × ClusterStats.recordBytes
 //   endpointStatsOffset  EndpointStats.capacity × EndpointStats.recordBytes, indexed by the
 //                        endpoint's stable id (the same index as the health array)
@@ -174,6 +176,38 @@ public enum EndpointStats {
     public static let nonGateway = 32
 }
 
+/// Per-listener TLS counters in a worker slot: Envoy's listener `ssl.*` and
+/// `no_filter_chain_match` stats, which Istio exposes labelled by `listener_address`. Records
+/// in the rest of the slot's first page, one per listener port of the worker, claimed in order
+/// when the worker starts (a worker's listeners are fixed for its life: a port change rolls a
+/// new worker set onto a zeroed slot). Listeners beyond `capacity` count only in the
+/// process-wide fields (`WorkerSlotField.tlsHandshakes` …), which every event also counts in.
+public enum ListenerStats {
+    public static let offset = 1024
+    public static let recordBytes = 48
+    public static let capacity = (4096 - offset) / recordBytes
+    /// UInt64: the listener's port; 0 = free.
+    public static let port = 0
+    // Counters, in the order of their process-wide fields (`processField`).
+    /// Handshakes completed (ssl.handshake).
+    public static let handshakes = 8
+    /// Connections that failed: not TLS, malformed hello, failed handshake, TLS error later
+    /// (ssl.connection_error).
+    public static let connectionErrors = 16
+    /// Handshakes that failed for want of a valid client certificate (ssl.fail_verify_no_cert).
+    public static let failVerifyNoCert = 24
+    /// Resumed sessions (ssl.session_reused).
+    public static let sessionReused = 32
+    /// SNI matched no server or passthrough route (no_filter_chain_match).
+    public static let noFilterChainMatch = 40
+
+    /// The process-wide `WorkerSlotField` of a record field (the same order, 8 bytes apart).
+    @inline(__always)
+    public static func processField(_ field: Int) -> Int {
+        WorkerSlotField.tlsHandshakes + field - handshakes
+    }
+}
+
 /// Names of stats records.
 public enum StatKey {
     /// 64-bit FNV-1a of `bytes`, never 0 or 1 (0 marks a free record, 1 is `unknown`).
@@ -229,6 +263,26 @@ extension WorkerSlot {
         }
         ing_store_release_u64(clusterRecord(ClusterStats.overflowRecord), StatKey.overflow)
         return ClusterStats.overflowRecord
+    }
+
+    /// Base of listener record `index` (< `ListenerStats.capacity`).
+    @inline(__always)
+    public func listenerRecord(_ index: Int) -> UnsafeMutableRawPointer {
+        base + ListenerStats.offset + index * ListenerStats.recordBytes
+    }
+
+    /// Worker: the listener record of `port` (its own, or the first free one), nil when every
+    /// record holds another port. Called when the worker sets up its listeners.
+    public func claimListenerRecord(port: UInt16) -> Int? {
+        for r in 0..<ListenerStats.capacity {
+            let k = ing_load_relaxed_u64(listenerRecord(r))
+            if k == UInt64(port) { return r }
+            if k == 0 {
+                ing_store_release_u64(listenerRecord(r), UInt64(port))
+                return r
+            }
+        }
+        return nil
     }
 
     /// Supervisor: zeroes every stats byte (after folding them into the retired total, with no

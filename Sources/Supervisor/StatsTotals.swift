@@ -145,9 +145,20 @@ struct EndpointTotals {
     var rq5xx: UInt64 = 0
 }
 
+/// Per-listener TLS counters (`ListenerStats`), summed over workers.
+struct ListenerTotals {
+    /// The counters of `ListenerStats.fields`, in that order.
+    var counts = [UInt64](repeating: 0, count: ListenerTotals.fields.count)
+    static let fields = [ListenerStats.handshakes, ListenerStats.connectionErrors, ListenerStats.failVerifyNoCert,
+                         ListenerStats.sessionReused, ListenerStats.noFilterChainMatch]
+    var isZero: Bool { !counts.contains { $0 != 0 } }
+}
+
 /// Sums over worker slots.
 struct StatsTotals {
     var process: [Int: UInt64] = [:]
+    /// By listener port.
+    var listeners: [UInt16: ListenerTotals] = [:]
     /// By cluster-name hash (`StatKey`).
     var clusters: [UInt64: ClusterTotals] = [:]
     /// By stable endpoint id.
@@ -157,6 +168,14 @@ struct StatsTotals {
     mutating func add(slot ws: WorkerSlot, gauges: Bool, endpointIds: some Sequence<UInt32>) {
         for f in processCounterFields where gauges || !f.gauge {
             process[f.offset, default: 0] &+= ws.counter(f.offset)
+        }
+        for r in 0..<ListenerStats.capacity {
+            let p = UnsafeRawPointer(ws.listenerRecord(r))
+            let port = statLoad(p, ListenerStats.port)
+            guard port != 0 else { break }   // claimed in order: the first free one ends them
+            var l = listeners[UInt16(truncatingIfNeeded: port), default: ListenerTotals()]
+            for (k, f) in ListenerTotals.fields.enumerated() { l.counts[k] &+= statLoad(p, f) }
+            listeners[UInt16(truncatingIfNeeded: port)] = l
         }
         for r in 0..<ClusterStats.capacity {
             let p = UnsafeRawPointer(ws.clusterRecord(r))
@@ -177,6 +196,11 @@ struct StatsTotals {
 
     mutating func add(_ o: StatsTotals) {
         for (k, v) in o.process { process[k, default: 0] &+= v }
+        for (port, v) in o.listeners {
+            var l = listeners[port, default: ListenerTotals()]
+            for k in l.counts.indices { l.counts[k] &+= v.counts[k] }
+            listeners[port] = l
+        }
         for (k, v) in o.clusters { clusters[k, default: ClusterTotals()].add(v) }
         for (k, v) in o.endpoints {
             var e = endpoints[k, default: EndpointTotals()]

@@ -162,18 +162,36 @@ extension Supervisor {
         processStat("ingressd_downstream_rq_bad_total", "counter", "Requests refused by the HTTP codec.", p[WorkerSlotField.badRequests] ?? 0)
         processStat("ingressd_access_log_lines_total", "counter", "Access-log lines written.", p[WorkerSlotField.accessLogLines] ?? 0)
         processStat("ingressd_access_log_dropped_total", "counter", "Access-log lines dropped (log buffer full or unwritable).", p[WorkerSlotField.accessLogDropped] ?? 0)
-        // Envoy's listener TLS stats (summed over the HTTPS/TLS listeners; Envoy labels them
-        // per listener address).
-        processStat("envoy_listener_ssl_handshake", "counter", "TLS handshakes completed on downstream connections.", p[WorkerSlotField.tlsHandshakes] ?? 0)
-        processStat("envoy_listener_ssl_connection_error", "counter", "Downstream TLS connections that failed (not TLS, malformed hello, failed handshake, TLS error).", p[WorkerSlotField.tlsConnectionErrors] ?? 0)
-        processStat("envoy_listener_ssl_fail_verify_no_cert", "counter", "Handshakes that failed for want of a valid client certificate.", p[WorkerSlotField.tlsFailVerifyNoCert] ?? 0)
-        processStat("envoy_listener_ssl_session_reused", "counter", "TLS sessions resumed.", p[WorkerSlotField.tlsSessionReused] ?? 0)
-        processStat("envoy_listener_no_filter_chain_match", "counter", "Connections on HTTPS/TLS ports whose SNI matched no server or passthrough route (closed).", p[WorkerSlotField.tlsNoFilterChainMatch] ?? 0)
+        // Envoy's listener TLS stats, one sample per listener as Istio exposes them
+        // (listener_address="0.0.0.0_443"): the HTTPS/TLS listeners of the configuration, and
+        // any other port that counted something (a listener since removed or changed).
+        let tlsPorts = Set(config.spec.listeners.filter { $0.proto == .https || $0.proto == .tls }.map(\.port))
+        let listeners = t.listeners.filter { !$0.value.isZero || tlsPorts.contains($0.key) }
+            .merging(tlsPorts.map { ($0, ListenerTotals()) }) { a, _ in a }
+            .sorted { $0.key < $1.key }
+        for (k, (name, help)) in [
+            ("envoy_listener_ssl_handshake", "TLS handshakes completed on downstream connections."),
+            ("envoy_listener_ssl_connection_error", "Downstream TLS connections that failed (not TLS, malformed hello, failed handshake, TLS error)."),
+            ("envoy_listener_ssl_fail_verify_no_cert", "Handshakes that failed for want of a valid client certificate."),
+            ("envoy_listener_ssl_session_reused", "TLS sessions resumed."),
+            ("envoy_listener_no_filter_chain_match", "Connections on HTTPS/TLS ports whose SNI matched no server or passthrough route (closed)."),
+        ].enumerated() {
+            out.family(name, "counter", help)
+            for (port, l) in listeners { out.sample(name, [("listener_address", listenerAddress(port))], l.counts[k]) }
+        }
         // Envoy's HTTP connection manager stats for HTTP/2 clients.
         processStat("envoy_http_downstream_cx_http2_total", "counter", "Client connections that spoke HTTP/2.", p[WorkerSlotField.h2Connections] ?? 0)
         processStat("envoy_http_downstream_rq_http2_total", "counter", "HTTP/2 requests (streams).", p[WorkerSlotField.h2Streams] ?? 0)
         processStat("envoy_http_downstream_cx_protocol_error", "counter", "HTTP/2 client connections closed for a protocol error (GOAWAY sent).", p[WorkerSlotField.h2ProtocolErrors] ?? 0)
         return out.text
+    }
+
+    /// Envoy's stat name of a listener's address: "0.0.0.0_443" (the default dual-stack
+    /// listener is reported as Istio's gateway listeners are), "10.0.0.1_443", "[__1]_443".
+    func listenerAddress(_ port: UInt16) -> String {
+        guard let a = options.bind else { return "0.0.0.0_\(port)" }
+        if case .v6 = a { return "[" + String(a.description.map { $0 == ":" ? "_" : $0 }) + "]_\(port)" }
+        return "\(a)_\(port)"
     }
 
     /// Istio's standard labels for a cluster "outbound|PORT|SUBSET|FQDN" (or "unknown").

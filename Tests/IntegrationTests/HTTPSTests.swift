@@ -277,7 +277,7 @@ final class HTTPSTests: IntegrationTestCase {
         let r = try harness.run("python3", ["-c", script, String(g.httpsPort), g.pki.caPath], timeout: 60)
         XCTAssertEqual(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "12", r.output)
         let text = try harness.curl("http://127.0.0.1:\(g.ingressd.adminPort)/stats/prometheus").text
-        XCTAssertTrue(text.contains("envoy_listener_ssl_session_reused 12"), text)
+        XCTAssertTrue(text.contains("envoy_listener_ssl_session_reused{listener_address=\"127.0.0.1_\(g.httpsPort)\"} 12\n"), text)
     }
 
     // MARK: mutual TLS
@@ -307,7 +307,8 @@ final class HTTPSTests: IntegrationTestCase {
         let refused = try curlHTTPS(g, host: "m.example.com", ["--cert", wrongName.crt, "--key", wrongName.key])
         XCTAssertEqual(refused.status, 0, "SAN not in subjectAltNames")
         let text = try harness.curl("http://127.0.0.1:\(g.ingressd.adminPort)/stats/prometheus").text
-        XCTAssertFalse(text.contains("envoy_listener_ssl_fail_verify_no_cert 0\n"), text)
+        XCTAssertTrue(text.contains("envoy_listener_ssl_fail_verify_no_cert{listener_address=\"127.0.0.1_\(g.httpsPort)\"} "), text)
+        XCTAssertFalse(text.contains("envoy_listener_ssl_fail_verify_no_cert{listener_address=\"127.0.0.1_\(g.httpsPort)\"} 0\n"), text)
         // Pinned by certificate hash and by SPKI: the pinned client passes, another does not.
         for host in ["hash.example.com", "spki.example.com"] {
             let pinned = try curlHTTPS(g, host: host, ["--cert", client.crt, "--key", client.key])
@@ -352,18 +353,84 @@ final class HTTPSTests: IntegrationTestCase {
 
     // MARK: stats
 
+    /// The value of `name{listener_address="127.0.0.1_PORT"}` in a Prometheus text (nil: none).
+    func listenerValue(_ text: String, _ name: String, port: UInt16) -> Double? {
+        let prefix = name + "{listener_address=\"127.0.0.1_\(port)\"} "
+        return text.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { Double($0.dropFirst(prefix.count)) }
+    }
+
     func testListenerTLSStats() throws {
         let g = try startGateway()
         for _ in 0..<3 { XCTAssertEqual(try curlHTTPS(g, host: "a.example.com").status, 200) }
         _ = try RawHTTP.exchange(port: g.httpsPort, send: Array("GET / HTTP/1.1\r\n\r\n".utf8), timeout: 5)
         _ = try presentedCertificate(g, sni: "nobody.example.com")
         let text = try harness.curl("http://127.0.0.1:\(g.ingressd.adminPort)/stats/prometheus").text
-        func value(_ name: String) -> Double? {
-            text.split(separator: "\n").first { $0.hasPrefix(name + " ") || $0.hasPrefix(name + "{") }
-                .flatMap { Double($0.split(separator: " ").last!) }
+        XCTAssertEqual(listenerValue(text, "envoy_listener_ssl_handshake", port: g.httpsPort), 3, text)
+        XCTAssertGreaterThanOrEqual(listenerValue(text, "envoy_listener_ssl_connection_error", port: g.httpsPort) ?? 0, 1, text)
+        XCTAssertEqual(listenerValue(text, "envoy_listener_no_filter_chain_match", port: g.httpsPort), 1, text)
+        XCTAssertEqual(listenerValue(text, "envoy_listener_ssl_session_reused", port: g.httpsPort), 0, text)
+        // The plain HTTP port has no TLS stats.
+        XCTAssertNil(listenerValue(text, "envoy_listener_ssl_handshake", port: g.ingressd.listenPort), text)
+    }
+
+    /// Envoy labels listener stats by listener address, as Istio exposes them: two HTTPS ports
+    /// count apart (over two workers), and /stats keeps the totals.
+    func testListenerTLSStatsPerListenerAddress() throws {
+        let pki = try TestPKI(harness)
+        let a = try pki.issue("a", names: ["a.example.com"])
+        let upstream = try harness.startUpstream("web")
+        let portA = try freeTCPPort()
+        let portB = try freeTCPPort()
+        let httpPort = try freeTCPPort()
+        let docs = [
+            """
+            apiVersion: networking.istio.io/v1beta1
+            kind: Gateway
+            metadata: {name: gw}
+            spec:
+              servers:
+              - port: {number: \(portA), name: https-a, protocol: HTTPS}
+                hosts: ["a.example.com"]
+                tls: {mode: SIMPLE, serverCertificate: \(a.crt), privateKey: \(a.key)}
+              - port: {number: \(portB), name: https-b, protocol: HTTPS}
+                hosts: ["a.example.com"]
+                tls: {mode: SIMPLE, serverCertificate: \(a.crt), privateKey: \(a.key)}
+              - port: {number: \(httpPort), name: http, protocol: HTTP}
+                hosts: ["*"]
+            """,
+            """
+            apiVersion: networking.istio.io/v1beta1
+            kind: VirtualService
+            metadata: {name: web}
+            spec:
+              hosts: ["*"]
+              gateways: ["gw"]
+              http:
+              - route:
+                - destination: {host: web, port: {number: 80}}
+            """,
+            WorkshopConfig.serviceEntry(name: "web", servicePort: 80, endpoints: [(upstream.port, [:])]),
+        ]
+        let path = try harness.write("https-two-ports.yaml", WorkshopConfig.documents(docs))
+        let ingressd = try harness.startIngressd(configs: [path], listenPort: httpPort, workers: 2)
+        func get(_ port: UInt16) throws -> Int {
+            try harness.curl("https://a.example.com:\(port)/", ["--cacert", pki.caPath, "--resolve", "a.example.com:\(port):127.0.0.1"]).status
         }
-        XCTAssertEqual(value("envoy_listener_ssl_handshake"), 3, text)
-        XCTAssertGreaterThanOrEqual(value("envoy_listener_ssl_connection_error") ?? 0, 1, text)
-        XCTAssertEqual(value("envoy_listener_no_filter_chain_match"), 1, text)
+        for _ in 0..<4 { XCTAssertEqual(try get(portA), 200) }
+        XCTAssertEqual(try get(portB), 200)
+        // On B only: an SNI no server takes, and plain HTTP.
+        _ = try harness.run("/bin/sh", ["-c", "echo | openssl s_client -connect 127.0.0.1:\(portB) -servername nobody.example.com 2>&1"], timeout: 20)
+        _ = try RawHTTP.exchange(port: portB, send: Array("GET / HTTP/1.1\r\n\r\n".utf8), timeout: 5)
+        let text = try harness.curl("http://127.0.0.1:\(ingressd.adminPort)/stats/prometheus").text
+        XCTAssertEqual(listenerValue(text, "envoy_listener_ssl_handshake", port: portA), 4, text)
+        XCTAssertEqual(listenerValue(text, "envoy_listener_ssl_handshake", port: portB), 1, text)
+        XCTAssertEqual(listenerValue(text, "envoy_listener_no_filter_chain_match", port: portA), 0, text)
+        XCTAssertEqual(listenerValue(text, "envoy_listener_no_filter_chain_match", port: portB), 1, text)
+        XCTAssertEqual(listenerValue(text, "envoy_listener_ssl_connection_error", port: portA), 0, text)
+        XCTAssertEqual(listenerValue(text, "envoy_listener_ssl_connection_error", port: portB), 1, text)
+        XCTAssertEqual(text.split(separator: "\n").filter { $0.hasPrefix("envoy_listener_ssl_handshake{") }.count, 2, text)
+        // /stats keeps the totals over listeners.
+        let json = try harness.curl("http://127.0.0.1:\(ingressd.adminPort)/stats").text
+        XCTAssertTrue(json.contains("\"tlsHandshakes\": 5") || json.contains("\"tlsHandshakes\":5"), json)
     }
 }

@@ -71,11 +71,12 @@ final class TLSPassthroughTests: IntegrationTestCase {
     }
 
     /// A TLS-protocol server in SIMPLE mode terminates and forwards the plaintext to its `tcp`
-    /// route (here the bulk upstream's TCP echo): the transport copies instead of splicing.
+    /// route (here the bulk upstream's TCP echo): the transport copies instead of splicing, and
+    /// passes a half-close on (close_notify in, FIN out; FIN in, close_notify out).
     func testTerminatedTLSServerForwardsPlaintextToItsTCPRoute() throws {
         let pki = try TestPKI(harness)
         let cert = try pki.issue("tcp", names: ["tcp.example.com"])
-        let echo = try harness.startBulkUpstream(["tcp"])
+        let echo = try harness.startBulkUpstream(["tcp", "--linger-ms", "300"])
         let port = try freeTCPPort()
         let httpPort = try freeTCPPort()
         let docs = [
@@ -133,5 +134,82 @@ final class TLSPassthroughTests: IntegrationTestCase {
         let r = try harness.run("python3", ["-c", script, String(port), pki.caPath], timeout: 60)
         XCTAssertEqual(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "\(3 << 20) True", r.output)
         XCTAssertTrue(ingressd.child.isRunning)
+
+        // Half-close through the terminated TLS: the client sends close_notify and shuts down
+        // its sending side; the upstream sees the FIN, and its echo and END line (300 ms
+        // later) still reach the client, then close_notify from ingressd.
+        let client = try harness.write("tls_half_close.py", Self.halfCloseClientScript)
+        for size in [0, 5, 5 << 20] {
+            let h = try harness.run("/usr/bin/python3", [client, String(port), pki.caPath, "tcp.example.com", String(size)], timeout: 60)
+            let lines = h.stdout.split(separator: "\n").map(String.init)
+            XCTAssertEqual(lines.count, 3, h.output)
+            guard lines.count == 3 else { continue }
+            XCTAssertEqual(lines[0], "\(size) True", "the whole echo after the client's close_notify")
+            XCTAssertEqual(lines[1], "END \(size) True", "the upstream saw the FIN, got every byte")
+            XCTAssertEqual(lines[2], "close_notify", "the upstream's FIN comes back as close_notify")
+        }
+        XCTAssertTrue(ingressd.child.isRunning)
     }
+
+    /// A TLS client that half-closes (Python ssl over memory BIOs): sends N random bytes while
+    /// reading the echo, then close_notify and shutdown(SHUT_WR), then reads until the server's
+    /// close_notify or EOF. Prints "<echoed bytes> <echo matches>", "END <n> <sha matches>" and
+    /// how the stream ended (close_notify, eof).
+    static let halfCloseClientScript = """
+    import hashlib, os, select, socket, ssl, sys
+    port, ca, name, size = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+    ctx = ssl.create_default_context(cafile=ca)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname=name)
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    while True:
+        try:
+            obj.do_handshake(); break
+        except ssl.SSLWantReadError:
+            s.sendall(out.read())
+            d = s.recv(65536)
+            if not d: sys.exit("EOF in the handshake")
+            inc.write(d)
+    s.sendall(out.read())
+    s.setblocking(False)
+    payload = os.urandom(size)
+    sent = 0; pending = b""; got = bytearray(); notified = False; shut = False; ended = None
+    while ended is None:
+        while sent < size and len(pending) < 262144:
+            k = obj.write(payload[sent:sent + 16384]); sent += k
+            pending += out.read()
+        if sent == size and not notified:
+            try: obj.unwrap()
+            except ssl.SSLWantReadError: pass
+            notified = True
+            pending += out.read()
+        if notified and not pending and not shut:
+            s.shutdown(socket.SHUT_WR); shut = True
+        r, w, _ = select.select([s], [s] if pending else [], [], 10)
+        if not r and not w: ended = "timeout"; break
+        if w:
+            try:
+                k = s.send(pending); pending = pending[k:]
+            except BlockingIOError: pass
+        if r:
+            d = s.recv(262144)
+            if d: inc.write(d)
+            else: inc.write_eof()
+            try:
+                while True:
+                    c = obj.read(262144)
+                    if not c: ended = "close_notify"; break
+                    got += c
+            except ssl.SSLWantReadError:
+                if not d: ended = "eof"
+            except ssl.SSLZeroReturnError: ended = "close_notify"
+            except ssl.SSLError as e: ended = "error " + str(e)
+    data = bytes(got)
+    i = data.rfind(b"END ")
+    end = data[i:].decode().split() if i >= 0 and data.endswith(b"\\n") else []
+    echo = data[:i] if i >= 0 else data
+    print(len(echo), echo == payload)
+    print("END", end[1] if len(end) == 3 else "-", len(end) == 3 and end[2] == hashlib.sha256(payload).hexdigest())
+    print(ended)
+    """
 }

@@ -12,6 +12,28 @@ final class StatsLayoutTests: XCTestCase {
                                  WorkerSlotLayout.bytes)
     }
 
+    func testListenerRecordsFillTheFirstPageAfterTheFixedFieldsInTheirOrder() throws {
+        XCTAssertLessThanOrEqual(WorkerSlotField.end, ListenerStats.offset)
+        XCTAssertLessThanOrEqual(ListenerStats.offset + ListenerStats.capacity * ListenerStats.recordBytes, WorkerSlotLayout.clusterStatsOffset)
+        XCTAssertEqual(ListenerStats.processField(ListenerStats.handshakes), WorkerSlotField.tlsHandshakes)
+        XCTAssertEqual(ListenerStats.processField(ListenerStats.connectionErrors), WorkerSlotField.tlsConnectionErrors)
+        XCTAssertEqual(ListenerStats.processField(ListenerStats.failVerifyNoCert), WorkerSlotField.tlsFailVerifyNoCert)
+        XCTAssertEqual(ListenerStats.processField(ListenerStats.sessionReused), WorkerSlotField.tlsSessionReused)
+        XCTAssertEqual(ListenerStats.processField(ListenerStats.noFilterChainMatch), WorkerSlotField.tlsNoFilterChainMatch)
+        XCTAssertLessThanOrEqual(ListenerStats.noFilterChainMatch + 8, ListenerStats.recordBytes)
+        let region = try SharedRegion.create(maxWorkers: 1, tableSlotBytes: 1 << 16)
+        let ws = region.workerSlot(0)
+        XCTAssertEqual(ws.claimListenerRecord(port: 443), 0)
+        XCTAssertEqual(ws.claimListenerRecord(port: 8443), 1)
+        XCTAssertEqual(ws.claimListenerRecord(port: 443), 0, "same port, same record")
+        statAdd(ws.listenerRecord(1), ListenerStats.handshakes, 3)
+        XCTAssertEqual(statLoad(ws.listenerRecord(1), ListenerStats.handshakes), 3)
+        for p in 2..<ListenerStats.capacity { XCTAssertEqual(ws.claimListenerRecord(port: UInt16(9000 + p)), p) }
+        XCTAssertNil(ws.claimListenerRecord(port: 1), "full: counted in the process-wide fields only")
+        ws.zeroStats()
+        XCTAssertEqual(statLoad(ws.listenerRecord(1), ListenerStats.port), 0, "a reaped worker's records are freed")
+    }
+
     func testGRPCHistogramsFollowTheOtherFieldsWithoutOverlap() {
         XCTAssertGreaterThanOrEqual(ClusterStats.durationBuckets + ClusterStats.grpcShift, ClusterStats.rqRetryOverflow + 8)
         XCTAssertEqual(ClusterStats.responseBytesSum + ClusterStats.grpcShift + 8, ClusterStats.end)

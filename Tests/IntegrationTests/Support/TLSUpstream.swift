@@ -86,3 +86,42 @@ extension Harness {
         return try startPortPrintingServer("tls-echo-\(name)", [script, name, crt, key] + (clientCA.map { [$0] } ?? [])).port
     }
 }
+
+extension Harness {
+    /// bulk_upstream.py's TCP echo behind TLS: echoes every byte; when the client's direction
+    /// ends (close_notify, or a bare EOF), waits `linger` ms, writes "END <bytes> <sha256>\n",
+    /// then sends close_notify and closes. A client that half-closes still gets everything.
+    static let tlsBulkEchoScript = """
+    import hashlib, socket, ssl, sys, threading, time
+    name, crt, key, linger = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0)); ls.listen(64)
+    print(f"{name} listening on 127.0.0.1:{ls.getsockname()[1]}", flush=True)
+    def serve(conn):
+        try:
+            s = ctx.wrap_socket(conn, server_side=True)
+            h = hashlib.sha256(); n = 0
+            while True:
+                d = s.recv(1 << 20)
+                if not d: break
+                n += len(d); h.update(d)
+                s.sendall(d)
+            time.sleep(linger / 1000.0)
+            s.sendall(b"END %d %s\\n" % (n, h.hexdigest().encode()))
+            s.unwrap().close()
+        except Exception as e:
+            print("error", e, file=sys.stderr, flush=True)
+    while True:
+        c, _ = ls.accept()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+    """
+
+    /// Starts a TLS bulk echo upstream (`tlsBulkEchoScript`) with a certificate for `names`.
+    func startTLSBulkEchoUpstream(_ name: String, pki: TestPKI, names: [String], lingerMs: Int = 300) throws -> UInt16 {
+        let (crt, key) = try pki.issue("up-\(name)", names: names)
+        let script = try write("tls_bulk_echo_\(name).py", Harness.tlsBulkEchoScript)
+        return try startPortPrintingServer("tls-bulk-\(name)", [script, name, crt, key, String(lingerMs)]).port
+    }
+}
