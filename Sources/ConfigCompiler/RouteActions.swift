@@ -76,7 +76,8 @@ extension Compilation {
     }
 
     /// A `delay` without `percentage` uses the deprecated integer `percent`, else 0 % (Istio
-    /// fault.go). An abort with only `grpcStatus` is not carried (HTTP/1 gateway) and noted.
+    /// fault.go). An abort with `grpcStatus` answers 200 with that status, as Envoy's fault
+    /// filter does.
     mutating func fault(_ f: HTTPFaultInjection?, _ meta: ResourceMeta, path: String) -> FaultSpec? {
         guard let f else { return nil }
         var spec = FaultSpec()
@@ -85,12 +86,16 @@ extension Compilation {
             spec.delay = FaultDelaySpec(fixedDelayMs: clampMs(d.fixedDelay?.milliseconds ?? 0), ppm: ppm)
         }
         if let ab = f.abort {
+            let ppm = ab.percentage.map { Compilation.ppm($0.value) } ?? Compilation.ppm(Double(max(ab.percent ?? 0, 0)))
             if let status = ab.httpStatus {
-                let ppm = ab.percentage.map { Compilation.ppm($0.value) } ?? Compilation.ppm(Double(max(ab.percent ?? 0, 0)))
                 spec.abort = FaultAbortSpec(httpStatus: UInt16(clamping: status), ppm: ppm)
+            } else if let name = ab.grpcStatus, let code = grpcStatusNames.firstIndex(of: name.uppercased()) {
+                // Envoy's fault filter: HTTP 200 with the gRPC status (a gRPC reply to a gRPC
+                // request; a plain 200 "fault filter abort" to any other).
+                spec.abort = FaultAbortSpec(httpStatus: 200, ppm: ppm, grpcStatus: UInt8(code))
             } else {
                 diagnostics.append(meta.diagnostic(.note, "\(path).abort",
-                                                   "abort without httpStatus (grpcStatus, http2Error) is not carried; no abort"))
+                                                   "abort without httpStatus or grpcStatus (http2Error) is not carried; no abort"))
             }
         }
         return spec.delay == nil && spec.abort == nil ? nil : spec

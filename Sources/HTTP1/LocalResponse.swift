@@ -123,15 +123,16 @@ public func grpcStatusField(_ head: UnsafeRawBufferPointer) -> Int {
 }
 
 /// A local reply to a gRPC request, as Envoy sends it: HTTP 200, `content-type:
-/// application/grpc`, the status in `grpc-status` and the reply's text in `grpc-message`
+/// application/grpc`, `grpcStatus` (`grpcStatus(forHTTP:)` of the HTTP status, or a fault's) in
+/// `grpc-status` and the reply's text in `grpc-message`
 /// (percent-encoded as gRPC says), no body — over HTTP/2 a trailers-only response.
-public func serializeGRPCLocalResponse(status: UInt16, message: UnsafeRawBufferPointer,
+public func serializeGRPCLocalResponse(grpcStatus: Int, message: UnsafeRawBufferPointer,
                                        date: UnsafeRawBufferPointer, closeConnection: Bool,
                                        into out: UnsafeMutableRawBufferPointer) -> Int? {
     var w = ByteWriter(out)
     writeStatusLine(&w, 200)
     w.append("content-type: application/grpc\r\ngrpc-status: ")
-    w.appendDecimal(grpcStatus(forHTTP: status))
+    w.appendDecimal(grpcStatus)
     w.append("\r\n")
     if message.count > 0 {
         w.append("grpc-message: ")

@@ -97,7 +97,7 @@ extension ProxyEngine {
         guard let abort = reader.faultAbort(route: route), fires(abort.ppm) else { return false }
         exchanges.slots[Int(x)].stats.flags |= ResponseFlags.fi
         releasePending(x)
-        sendLocalReply(i, status: abort.httpStatus, body: LocalReplyBody.faultAbort, close: false)
+        sendLocalReply(i, status: abort.httpStatus, body: LocalReplyBody.faultAbort, close: false, grpcStatus: abort.grpcStatus)
         return true
     }
 

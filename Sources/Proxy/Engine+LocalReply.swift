@@ -11,8 +11,10 @@ import Glibc
 extension ProxyEngine {
     /// Sends a local reply on downstream `i`. `close`: end the connection afterwards (also
     /// forced when a request body was not read, as it would otherwise be taken for a request).
+    /// A gRPC request gets it as a gRPC status: `grpcStatus` when ≥ 0, else mapped from `status`.
     mutating func sendLocalReply(_ i: Int32, status: UInt16, body: UnsafeRawBufferPointer?, close: Bool,
-                                 fields: UnsafeBufferPointer<HeaderEdit> = UnsafeBufferPointer(start: nil, count: 0)) {
+                                 fields: UnsafeBufferPointer<HeaderEdit> = UnsafeBufferPointer(start: nil, count: 0),
+                                 grpcStatus explicitGRPC: Int = -1) {
         let c = conns + Int(i)
         if close || !c.pointee.requestDone || draining { c.pointee.keepAlive = false }
         if c.pointee.rx == .head { c.pointee.keepAlive = false }   // a parse error: the stream is lost
@@ -38,9 +40,10 @@ extension ProxyEngine {
         c.pointee.out = out
         let omit = exchanges.slots[Int(x)].method == .head
         let grpc = exchanges.slots[Int(x)].grpc
+        let code = explicitGRPC >= 0 ? explicitGRPC : grpcStatus(forHTTP: status)
         var n = withUnsafeBytes(of: &date.bytes) { d in
             grpc
-                ? serializeGRPCLocalResponse(status: status, message: body ?? UnsafeRawBufferPointer(start: nil, count: 0),
+                ? serializeGRPCLocalResponse(grpcStatus: code, message: body ?? UnsafeRawBufferPointer(start: nil, count: 0),
                                              date: UnsafeRawBufferPointer(rebasing: d[0..<DateCache.count]),
                                              closeConnection: !c.pointee.keepAlive,
                                              into: UnsafeMutableRawBufferPointer(start: out, count: cap)) ?? 0
@@ -52,14 +55,15 @@ extension ProxyEngine {
         n = insertOverloadedHeader(x, out, n, cap)   // x-envoy-overloaded (CircuitBreakers.swift)
         if grpc {
             // Counted and logged as what the client got, as Envoy does: 200 with a grpc-status.
-            exchanges.slots[Int(x)].stats.grpcStatus = UInt8(grpcStatus(forHTTP: status))
+            exchanges.slots[Int(x)].stats.grpcStatus = UInt8(code)
         }
         statFinish(x, status: grpc ? 200 : status, responseBytes: n)
         send(i, UnsafeRawPointer(out), Int32(n), release: .out)
     }
 
-    mutating func sendLocalReply(_ i: Int32, status: UInt16, body: StaticString, close: Bool) {
-        sendLocalReply(i, status: status, body: UnsafeRawBufferPointer(start: body.utf8Start, count: body.utf8CodeUnitCount), close: close)
+    mutating func sendLocalReply(_ i: Int32, status: UInt16, body: StaticString, close: Bool, grpcStatus: Int = -1) {
+        sendLocalReply(i, status: status, body: UnsafeRawBufferPointer(start: body.utf8Start, count: body.utf8CodeUnitCount),
+                       close: close, grpcStatus: grpcStatus)
     }
 
     /// `tls.httpsRedirect`: 301 to https:// with the same host (port dropped) and path.

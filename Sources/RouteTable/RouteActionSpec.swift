@@ -220,13 +220,17 @@ public struct FaultDelaySpec: Sendable, Equatable {
 }
 
 public struct FaultAbortSpec: Sendable, Equatable {
-    /// The local reply's status (body `fault filter abort`).
+    /// The local reply's status (body `fault filter abort`); 200 with `grpcStatus` (Envoy's).
     public var httpStatus: UInt16
     /// Share of requests aborted, parts per million. A missing percentage is 0.
     public var ppm: UInt32
-    public init(httpStatus: UInt16, ppm: UInt32) {
+    /// `abort.grpcStatus` as a code (0…16): a gRPC request gets a gRPC reply with it; nil:
+    /// the reply's grpc-status follows `httpStatus`.
+    public var grpcStatus: UInt8?
+    public init(httpStatus: UInt16, ppm: UInt32, grpcStatus: UInt8? = nil) {
         self.httpStatus = httpStatus
         self.ppm = ppm
+        self.grpcStatus = grpcStatus
     }
 }
 

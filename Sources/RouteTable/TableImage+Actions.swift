@@ -84,6 +84,10 @@ extension ImageBuilder {
             flags |= 2
             abortPpm = ab.ppm
             abortStatus = ab.httpStatus
+            if let g = ab.grpcStatus {
+                guard g <= 16 else { throw .invalidStatusCode(route: route, code: UInt16(g)) }
+                flags |= 0x10 | UInt16(g) << 8
+            }
         }
         if retry.retryRemoteLocalities { flags |= 4 }
         if retry.ignorePreviousHosts { flags |= 8 }

@@ -111,7 +111,8 @@
 //   152: faultAbortStatusU16
 //   154: actionFlagsU16              bit 0: fault delay present; bit 1: fault abort present;
 //                                    bit 2: retryRemoteLocalities; bit 3: retry ignores
-//                                    previous hosts; other bits 0
+//                                    previous hosts; bit 4: the abort carries a gRPC status,
+//                                    bits 8–12 its code (≤ 16); other bits 0
 //   156: firstMirrorU32              Mirror records
 //   160: mirrorCountU32
 //   164: corsI32                     index into `cors`, or -1

@@ -211,11 +211,13 @@ extension TableReader {
         return u16(at + 154) & 1 != 0 ? (u32(at + 140), u32(at + 144)) : nil
     }
     /// `fault.abort`: answer `httpStatus` (body `fault filter abort`) to `ppm` parts per million
-    /// of requests; nil = none.
-    public func faultAbort(route r: Int32) -> (httpStatus: UInt16, ppm: UInt32)? {
+    /// of requests, with `grpcStatus` (0…16) to gRPC requests when ≥ 0; nil = none.
+    public func faultAbort(route r: Int32) -> (httpStatus: UInt16, ppm: UInt32, grpcStatus: Int)? {
         precondition(routes.contains(r))
         let at = routeOff(r)
-        return u16(at + 154) & 2 != 0 ? (u16(at + 152), u32(at + 148)) : nil
+        let flags = u16(at + 154)
+        guard flags & 2 != 0 else { return nil }
+        return (u16(at + 152), u32(at + 148), flags & 0x10 != 0 ? Int(flags >> 8 & 0x1F) : -1)
     }
 
     // MARK: mirrors

@@ -106,7 +106,9 @@ extension TableReader {
                             retryRemoteLocalities: p.retryRemoteLocalities, ignorePreviousHosts: p.ignorePreviousHosts,
                             backoffBaseMs: p.backoffBaseMs)
         let delay = faultDelay(route: r).map { FaultDelaySpec(fixedDelayMs: $0.fixedDelayMs, ppm: $0.ppm) }
-        let abort = faultAbort(route: r).map { FaultAbortSpec(httpStatus: $0.httpStatus, ppm: $0.ppm) }
+        let abort = faultAbort(route: r).map {
+            FaultAbortSpec(httpStatus: $0.httpStatus, ppm: $0.ppm, grpcStatus: $0.grpcStatus >= 0 ? UInt8($0.grpcStatus) : nil)
+        }
         if delay != nil || abort != nil { a.fault = FaultSpec(delay: delay, abort: abort) }
         a.mirrors = routeMirrors(route: r).map { MirrorSpec(cluster: mirror($0).cluster, ppm: mirror($0).ppm) }
         let c = routeCors(route: r)

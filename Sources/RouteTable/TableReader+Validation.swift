@@ -151,7 +151,8 @@ extension TableReader {
             && u32(at + 124) & ~RetryOn.all.rawValue == 0
             && rangeValid(at + 128, retryStatusCount)
             && u32(at + 144) <= ppmMax && u32(at + 148) <= ppmMax
-            && u16(at + 154) & ~0xF == 0
+            && u16(at + 154) & ~0x1F1F == 0
+            && (u16(at + 154) & 0x10 == 0 || u16(at + 154) >> 8 & 0x1F <= 16)
             && rangeValid(at + 156, mirrorCount)
             && (cors == -1 || (cors >= 0 && cors < corsCount))
     }

@@ -139,7 +139,8 @@ final class RouteActionCompilerTests: XCTestCase {
         XCTAssertEqual(fault("{delay: {fixedDelay: 1s, percent: 30, percentage: {value: 12.5}}}")?.delay?.ppm, 125_000)
         XCTAssertEqual(fault("{abort: {httpStatus: 503}}"), FaultSpec(abort: FaultAbortSpec(httpStatus: 503, ppm: 0)))
         XCTAssertEqual(fault("{abort: {httpStatus: 503, percentage: {value: 0.0001}}}")?.abort?.ppm, 1)
-        XCTAssertNil(fault("{abort: {grpcStatus: UNAVAILABLE, percentage: {value: 50}}}"))
+        XCTAssertEqual(fault("{abort: {grpcStatus: UNAVAILABLE, percentage: {value: 50}}}"),
+                       FaultSpec(abort: FaultAbortSpec(httpStatus: 200, ppm: 500_000, grpcStatus: 14)))
     }
 
     func testRewriteVariants() {

@@ -280,6 +280,22 @@ final class GRPCTests: IntegrationTestCase {
         XCTAssertEqual(counter("envoy_cluster_upstream_rq_retry_limit_exceeded"), "1", stats)
     }
 
+    func testFaultAbortWithAGRPCStatus() throws {
+        // fault.abort.grpcStatus, as Envoy's fault filter: HTTP 200 with that status to a gRPC
+        // call (grpc-message "fault filter abort"), a plain 200 "fault filter abort" to any other
+        // request; the upstream is never reached; flag FI.
+        let echo = try startEcho()
+        let gw = try startGateway(echoPort: echo, extraRoutes: "    fault: {abort: {grpcStatus: RESOURCE_EXHAUSTED, percentage: {value: 100}}}")
+        let lines = try client("127.0.0.1:\(gw.listenPort)", "out(call('/pkg.Svc/Echo', b'x')[:2])")
+        XCTAssertEqual(lines, ["('RESOURCE_EXHAUSTED', 'fault filter abort')"])
+        let plain = try harness.curl("http://127.0.0.1:\(gw.listenPort)/pkg.Svc/Echo")
+        XCTAssertEqual(plain.status, 200)
+        XCTAssertEqual(plain.text, "fault filter abort")
+        let stats = try harness.curl(gw.adminURL + "/stats/prometheus").text
+        XCTAssertTrue(stats.contains("request_protocol=\"grpc\",connection_security_policy=\"unknown\",response_code=\"200\",grpc_response_status=\"8\",response_flags=\"FI\"} 1"), stats)
+        XCTAssertTrue(stats.contains("envoy_cluster_upstream_cx_total{cluster_name=\"outbound|9000||grpc.default.svc.cluster.local\"} 0"), stats)
+    }
+
     func testLocalRepliesAreGRPCStatuses() throws {
         let echo = try startEcho()
         let gw = try startGateway(echoPort: echo, extraRoutes: """

@@ -182,6 +182,14 @@ final class RouteActionImageTests: XCTestCase {
         XCTAssertNil(r.faultAbort(route: 1))
         XCTAssertNil(r.faultDelay(route: 2))
         XCTAssertNil(r.faultAbort(route: 2))
+        XCTAssertEqual(r.faultAbort(route: 0)?.grpcStatus, -1)
+        // An abort with a gRPC status keeps its code.
+        let spec = TableSpec(listeners: [ListenerSpec(port: 80, virtualHosts: [VirtualHostSpec(
+            name: "vh", domains: ["*"], routes: [RouteSpec(name: "r", matches: [], action: .forward([]), actions: RouteActionsSpec(
+                fault: FaultSpec(abort: FaultAbortSpec(httpStatus: 200, ppm: 1_000_000, grpcStatus: 16))))])])])
+        let g = try Fixture(spec).reader
+        XCTAssertEqual(g.faultAbort(route: 0)?.grpcStatus, 16)
+        XCTAssertEqual(g.decodeRoute(0).actions.fault?.abort?.grpcStatus, 16)
     }
 
     func testMirrors() throws {
@@ -291,6 +299,8 @@ final class RouteActionImageTests: XCTestCase {
                        .invalidStatusCode(route: "r", code: 99))
         XCTAssertEqual(build(RouteActionsSpec(fault: FaultSpec(abort: FaultAbortSpec(httpStatus: 500, ppm: 1_000_001)))),
                        .ppmOutOfRange(route: "r", field: "fault abort", ppm: 1_000_001))
+        XCTAssertEqual(build(RouteActionsSpec(fault: FaultSpec(abort: FaultAbortSpec(httpStatus: 200, ppm: 1, grpcStatus: 17)))),
+                       .invalidStatusCode(route: "r", code: 17))
         XCTAssertEqual(build(RouteActionsSpec(mirrors: [MirrorSpec(cluster: 0)])), .mirrorClusterOutOfRange(route: "r", index: 0))
         if case .regexDoesNotCompile(let p, _, _, _)? = build(RouteActionsSpec(rewrite: RewriteSpec(uriRegex: RegexRewriteSpec(pattern: "(", substitution: "")))) {
             XCTAssertEqual(p, "(")

@@ -6,11 +6,13 @@ let retryOnPolicies: Set<String> = [
     "deadline-exceeded", "internal", "resource-exhausted", "unavailable",
 ]
 
-let grpcStatuses: Set<String> = [
+/// gRPC status names by code (0…16), as `fault.abort.grpcStatus` names them.
+public let grpcStatusNames: [String] = [
     "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
     "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
     "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
 ]
+let grpcStatuses = Set(grpcStatusNames)
 
 extension Checks {
     mutating func virtualService(_ vs: VirtualService) {
