@@ -171,6 +171,7 @@ struct Registry {
         var cluster = ClusterSpec(name: name, endpoints: endpoints, connectTimeoutMs: policy.connectTimeoutMs,
                                   loadBalancer: policy.loadBalancerSpec, connectionPool: policy.connectionPoolSpec)
         cluster.http2 = policy.http2(portProtocol: sePort?.proto)
+        cluster.useClientProtocol = policy.connectionPool?.http?.useClientProtocol == true
         cluster.outlier = outlierPolicy(policy.outlierDetection)
         cluster.healthCheck = healthCheckPolicy(entry: found?.0, fqdn: fqdn, namespace: vs.namespace)
         if let tls = policy.tls, let rule = policy.tlsFromSubset ? subsetRule?.meta : topRule?.0 {

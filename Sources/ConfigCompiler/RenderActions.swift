@@ -91,6 +91,7 @@ func percent(_ ppm: UInt32) -> String {
 public func renderClusterPolicy(_ c: ClusterSpec) -> String {
     var parts = ["lb " + describe(c.loadBalancer)]
     if c.http2 { parts.append("upstream protocol HTTP/2") }
+    if c.useClientProtocol { parts.append("upstream protocol the client's") }
     let p = c.connectionPool, d = ConnectionPoolSpec()
     if p.maxConnections != d.maxConnections { parts.append("max-connections \(p.maxConnections)") }
     if p.maxPendingRequests != d.maxPendingRequests { parts.append("max-pending-requests \(p.maxPendingRequests)") }
@@ -206,7 +207,7 @@ func json(_ a: RouteActionsSpec, _ table: TableSpec) -> String {
 /// as JSON fields (no braces).
 func jsonTrafficPolicy(_ c: ClusterSpec) -> String {
     let p = c.connectionPool
-    return "\"loadBalancer\":\(jsonString(describe(c.loadBalancer))),\"protocol\":\"\(c.http2 ? "HTTP2" : "HTTP1")\","
+    return "\"loadBalancer\":\(jsonString(describe(c.loadBalancer))),\"protocol\":\"\(c.useClientProtocol ? "CLIENT" : c.http2 ? "HTTP2" : "HTTP1")\","
         + "\"connectionPool\":{\"maxConnections\":\(p.maxConnections),"
         + "\"maxPendingRequests\":\(p.maxPendingRequests),\"maxRequests\":\(p.maxRequests),"
         + "\"maxRequestsPerConnection\":\(p.maxRequestsPerConnection),\"maxRetries\":\(p.maxRetries),"

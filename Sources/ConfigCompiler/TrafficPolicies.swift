@@ -117,8 +117,9 @@ struct MergedTrafficPolicy: Equatable {
     /// Whether the upstream speaks HTTP/2, as Istio's cluster builder decides it
     /// (istio-semantics.md §4 `connectionPool.http`, §5 `ports[].protocol`):
     /// * `http.useClientProtocol: true` wins: Envoy then follows the downstream protocol
-    ///   (setUseDownstreamProtocol replaces the HTTP/2 options). ingressd does not, so it is not
-    ///   forced HTTP/2: HTTP/1.1 upstream. Validation rejects it together with `UPGRADE`.
+    ///   (setUseDownstreamProtocol replaces the HTTP/2 options), as the data plane does with
+    ///   `ClusterSpec.useClientProtocol`; not forced HTTP/2 here. Validation rejects it together
+    ///   with `UPGRADE`.
     /// * an HTTP/2 port protocol (`GRPC`, `GRPC-WEB`, `HTTP2`: Istio's `Protocol.IsHTTP2`) is
     ///   always HTTP/2: Istio sets the HTTP/2 options when it builds the cluster, and
     ///   `DO_NOT_UPGRADE` (shouldH2Upgrade) only declines an upgrade, it never undoes them;

@@ -275,7 +275,7 @@ extension ProxyEngine {
             failForward(x, status: 503, flag: ResponseFlags.uh, body: LocalReplyBody.noHealthyUpstream)
             return
         }
-        ep.http2 = reader.clusterHTTP2(e.pointee.cluster)
+        ep.http2 = reader.clusterUsesClientProtocol(e.pointee.cluster) ? clientHTTP2(x) : reader.clusterHTTP2(e.pointee.cluster)
         guard requestBudgetAvailable(x, reader: reader) else { return }   // http2MaxRequests (CircuitBreakers.swift)
         let u = acquireUpstream(ep, for: x)
         guard u >= 0 else {

@@ -41,7 +41,7 @@ extension ProxyEngine {
         }
         guard fire != 0 else { return }
         if e.pointee.replayable {
-            sendMirrors(reader, mirrors, fire, UnsafeRawPointer(src), Int(conns[Int(u)].outLen))
+            sendMirrors(reader, mirrors, fire, UnsafeRawPointer(src), Int(conns[Int(u)].outLen), clientHTTP2: clientHTTP2(x))
         } else if e.pointee.requestCopy != nil {
             e.pointee.mirrorFires = fire
         }
@@ -53,18 +53,25 @@ extension ProxyEngine {
         guard let copy = e.pointee.requestCopy, e.pointee.mirrorFires != 0 else { return }
         if e.pointee.route >= 0 && e.pointee.tableGeneration == table.generation, let reader = table.reader {
             sendMirrors(reader, reader.routeMirrors(route: e.pointee.route), e.pointee.mirrorFires,
-                        UnsafeRawPointer(copy), Int(e.pointee.requestCopyLen))
+                        UnsafeRawPointer(copy), Int(e.pointee.requestCopyLen), clientHTTP2: clientHTTP2(x))
         }
         e.pointee.mirrorFires = 0
     }
 
+    /// Exchange `x`'s client speaks HTTP/2 (for clusters with `useClientProtocol`).
+    func clientHTTP2(_ x: Int32) -> Bool {
+        let d = exchanges.slots[Int(x)].down
+        return d >= 0 && conns[Int(d)].transport == .h2stream
+    }
+
     /// Sends the request at `src` (`srcLen` bytes: the forwarded head and the whole body) to the
     /// mirrors of `mirrors` whose bit is set in `fire`.
-    mutating func sendMirrors(_ reader: TableReader, _ mirrors: Range<Int32>, _ fire: UInt32, _ src: UnsafeRawPointer, _ srcLen: Int) {
+    mutating func sendMirrors(_ reader: TableReader, _ mirrors: Range<Int32>, _ fire: UInt32, _ src: UnsafeRawPointer, _ srcLen: Int,
+                              clientHTTP2: Bool) {
         for m in mirrors where m - mirrors.lowerBound < 32 && fire & (1 << UInt32(m - mirrors.lowerBound)) != 0 {
             let (cluster, _) = reader.mirror(m)
             guard cluster >= 0, var ep = chooseEndpoint(reader, cluster: cluster) else { continue }
-            ep.http2 = reader.clusterHTTP2(cluster)
+            ep.http2 = reader.clusterUsesClientProtocol(cluster) ? clientHTTP2 : reader.clusterHTTP2(cluster)
             if !ep.http2 { ep.pool = -1 }   // a fresh connection, closed after the response head
             let needLarge = srcLen + 16 > small.size
             let out = needLarge ? large.get() : small.get()

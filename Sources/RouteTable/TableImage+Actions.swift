@@ -171,6 +171,7 @@ extension ImageBuilder {
         case .queryParameter(let q)?: key = .queryParameter; name = string(q)
         }
         if c.http2 { flags |= 2 }
+        if c.useClientProtocol { flags |= 4 }
         let pool = c.connectionPool
         var w = ByteWriter()
         w.u8(lb.kind.rawValue); w.u8(key.rawValue); w.u8(flags); w.u8(0)

@@ -224,7 +224,8 @@
 //                           and never 0 for those
 //    22: flagsU8            bit 0: cookie TTL present (generate the cookie when missing);
 //                           bit 1: upstream HTTP/2 (`ClusterSpec.http2`: prior knowledge, or
-//                           ALPN h2 over TLS); other bits 0
+//                           ALPN h2 over TLS); bit 2: the client's protocol upstream
+//                           (`ClusterSpec.useClientProtocol`); other bits 0
 //    23: padU8
 //    24: hashName StrRef    header name (lower-case), cookie name or query parameter name;
 //                           absent for sourceIP and none

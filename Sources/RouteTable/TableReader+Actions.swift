@@ -284,4 +284,10 @@ extension TableReader {
         precondition(clusters.contains(cluster))
         return u8(clusterOff(cluster) + 22) & 2 != 0
     }
+    /// Whether the cluster's upstream is spoken to in the client's protocol (`useClientProtocol`):
+    /// HTTP/2 for an HTTP/2 client's request, else HTTP/1.1.
+    public func clusterUsesClientProtocol(_ cluster: Int32) -> Bool {
+        precondition(clusters.contains(cluster))
+        return u8(clusterOff(cluster) + 22) & 4 != 0
+    }
 }

@@ -169,6 +169,7 @@ extension TableReader {
                     connectionPool: clusterConnectionPool(c))
         spec.tls = decodeClusterTLS(c)
         spec.http2 = clusterHTTP2(c)
+        spec.useClientProtocol = clusterUsesClientProtocol(c)
         return spec
     }
 

@@ -165,7 +165,7 @@ extension TableReader {
         let hashed = lb == .ringHash || lb == .maglev
         let named = key == .header || key == .cookie || key == .queryParameter
         return hashed == (key != .none)
-            && u8(at + 22) & ~3 == 0
+            && u8(at + 22) & ~7 == 0
             && (named ? strRefValid(at + 24) : u32(at + 24) == Layout.absent)
             && strRefValid(at + 32, optional: true)
     }

@@ -219,6 +219,10 @@ public struct ClusterSpec: Sendable, Equatable {
     /// plain text, ALPN h2 over TLS) instead of HTTP/1.1. Set from the port protocol and the
     /// DestinationRule's `h2UpgradePolicy` (ConfigCompiler/TrafficPolicies.swift).
     public var http2: Bool = false
+    /// DestinationRule `http.useClientProtocol`: the upstream is spoken to in the client's
+    /// protocol (HTTP/2 for an HTTP/2 client, else HTTP/1.1), as Envoy's
+    /// use_downstream_protocol; `http2` is then false.
+    public var useClientProtocol: Bool = false
     /// Supervisor-only health policies (ClusterPolicy.swift); not in the image.
     public var outlier: OutlierPolicy? = nil
     public var healthCheck: HealthCheckPolicy? = nil

@@ -830,6 +830,64 @@ final class HTTP2Tests: IntegrationTestCase {
         XCTAssertTrue(bad.output.contains("--http2-max-concurrent-streams 0: expected a number from 1 to 1000"), bad.output)
     }
 
+    func testUseClientProtocolSpeaksTheClientsProtocolUpstream() throws {
+        // DestinationRule useClientProtocol: the upstream (here another ingressd, which takes
+        // both and logs the protocol) is spoken to in HTTP/1.1 for an HTTP/1.1 client and in
+        // HTTP/2 for an HTTP/2 client, as Envoy's use_downstream_protocol.
+        let upstreamPort = try freeTCPPort()
+        let upstreamLog = harness.path("upstream-access.log")
+        let upstreamConfig = try harness.write("upstream.yaml", WorkshopConfig.documents([
+            WorkshopConfig.httpGateway(port: upstreamPort, hosts: ["*"]), """
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: answer}
+            spec:
+              hosts: ["*"]
+              gateways: [gw]
+              http:
+              - directResponse: {status: 200, body: {string: "from the upstream"}}
+            """]))
+        let upstream = try harness.startIngressd(configs: [upstreamConfig], listenPort: upstreamPort, workers: 1,
+                                                 extraArgs: ["--access-log", upstreamLog])
+        let port = try freeTCPPort()
+        let config = try harness.write("front.yaml", WorkshopConfig.documents([
+            WorkshopConfig.httpGateway(port: port, hosts: ["*"]), """
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: web}
+            spec:
+              hosts: ["*"]
+              gateways: [gw]
+              http:
+              - route:
+                - destination: {host: web, port: {number: 80}}
+            """, """
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: web}
+            spec:
+              host: web
+              trafficPolicy: {connectionPool: {http: {useClientProtocol: true}}}
+            """, WorkshopConfig.serviceEntry(name: "web", servicePort: 80, endpoints: [(upstreamPort, [:])])]))
+        let front = try harness.startIngressd(configs: [config], listenPort: port, workers: 1)
+        let h1 = try harness.curl("http://127.0.0.1:\(port)/one")
+        XCTAssertEqual(h1.status, 200, h1.text)
+        XCTAssertEqual(h1.text, "from the upstream")
+        let h2 = try harness.curl("http://127.0.0.1:\(port)/two", ["--http2-prior-knowledge"])
+        XCTAssertEqual(h2.status, 200, h2.text)
+        XCTAssertEqual(h2.text, "from the upstream")
+        var log = ""
+        for _ in 0..<40 where !(log.contains("/one") && log.contains("/two")) {
+            usleep(100_000)
+            log = (try? String(contentsOfFile: upstreamLog, encoding: .utf8)) ?? ""
+        }
+        XCTAssertTrue(log.contains("\"GET /one HTTP/1.1\" 200"), log)
+        XCTAssertTrue(log.contains("\"GET /two HTTP/2\" 200"), log)
+        let dump = try harness.curl(front.adminURL + "/config_dump").text
+        XCTAssertTrue(dump.contains("\"protocol\":\"CLIENT\""), dump)
+        _ = upstream
+    }
+
     // MARK: 10. stats and access log
 
     func testStatsCountHTTP2ConnectionsAndStreamsAndTheAccessLogSaysHTTP2() throws {

@@ -150,7 +150,7 @@ final class CorruptImageTests: XCTestCase {
         expect(.clusters, 1, "unknown hash key") { $0[clusters + clusterBytes + 21] = 9 }
         expect(.clusters, 1, "cookie name absent") { set32(&$0, clusters + clusterBytes + 24, 0xFFFF_FFFF) }
         expect(.clusters, 1, "cookie path past the strings") { set32(&$0, clusters + clusterBytes + 36, 0x00FF_FFFF) }
-        expect(.clusters, 1, "unknown cluster flag") { $0[clusters + clusterBytes + 22] = 4 }
+        expect(.clusters, 1, "unknown cluster flag") { $0[clusters + clusterBytes + 22] = 8 }
         expect(.clusters, 5, "source IP with a name") { set32(&$0, clusters + 5 * clusterBytes + 24, 0) }
     }
 

@@ -148,8 +148,8 @@ extension Checks {
             // idleTimeout are served (Proxy/CircuitBreakers.swift); h2UpgradePolicy is compiled
             // into the cluster's upstream protocol (ConfigCompiler/TrafficPolicies.swift);
             // maxConcurrentStreams bounds the streams per HTTP/2 upstream connection
-            // (Proxy/Engine+HTTP2Upstream.swift); the other HTTP/2 settings are not served.
-            if h.useClientProtocol != nil { unsupported("\(hp).useClientProtocol") }
+            // (Proxy/Engine+HTTP2Upstream.swift), useClientProtocol picks the upstream protocol
+            // per request (Proxy/Engine+Forward.swift); http2KeepAlive is not served.
             if h.hasHTTP2KeepAlive { unsupported("\(hp).http2KeepAlive") }
         }
     }
