@@ -132,6 +132,11 @@ public struct ProxyEngine: ~Copyable {
     /// TLS (Engine+TLS.swift): the current table's server contexts, plaintext buffers.
     var tls = TLSContexts()
     var plain: PlainBuffers
+    /// Bulk receive buffers (ids above the plaintext ones): a response body on its way to a
+    /// TLS client is received 64 KiB at a time and encrypted in one piece (Engine+Upstream.swift).
+    var bulk: PlainBuffers
+    static let bulkIds = 4096
+    static let bulkBytes = 64 * 1024
     /// HTTP/2 (Engine+HTTP2.swift): what nghttp2 reports while it reads, for every connection.
     let h2Inbox: UnsafeMutablePointer<H2Inbox>
     /// HTTP/2 connections with frames to send, flushed once at the end of each loop iteration
@@ -148,7 +153,9 @@ public struct ProxyEngine: ~Copyable {
         pools.maxIdlePerPool = limits.maxIdlePerPool
         self.ring = ring
         self.limits = limits
-        plain = PlainBuffers(base: limits.receiveBuffers, size: limits.receiveBufferBytes)
+        plain = PlainBuffers(base: limits.receiveBuffers, size: limits.receiveBufferBytes,
+                             capacity: 65_536 - ProxyEngine.bulkIds - limits.receiveBuffers)
+        bulk = PlainBuffers(base: 65_536 - ProxyEngine.bulkIds, size: ProxyEngine.bulkBytes, capacity: ProxyEngine.bulkIds)
         pipes = PipePool(capacity: limits.maxConnections)
         capacity = Int32(limits.maxConnections)
         // The slab is reserved, not touched: anonymous pages are backed only when a slot is
@@ -237,6 +244,19 @@ public struct ProxyEngine: ~Copyable {
             } else {
                 onSendComplete(index, result: result, downstream: op == Op.downSend.rawValue)
             }
+        case Op.upRecvBulk.rawValue:
+            c.pointee.recvArmed = false
+            let bid = c.pointee.bulkRecv
+            if c.pointee.closing || result <= 0 {
+                bulk.put(bid)
+                if c.pointee.closing {
+                    finalizeIfIdle(index)
+                } else {
+                    onUpRecv(index, result: result, flags: 0)
+                }
+                return
+            }
+            onUpData(index, bulk.buffer(bid), Int(result), bid)
         case Op.tlsPending.rawValue:
             c.pointee.recvArmed = false
             if c.pointee.closing {
