@@ -100,7 +100,8 @@ struct TLSContexts {
 
 /// Receive-buffer ids `base..<base + capacity`, beyond the ring's: plaintext buffers of TLS
 /// connections (`plain`), and bulk buffers a response body for a TLS client is received into
-/// (`bulk`, Engine+Upstream.swift). Allocated on first use and kept for reuse.
+/// (`bulk`, Engine+Upstream.swift). Allocated on first use and kept for reuse; memory unused
+/// for a trim interval is freed (`trim`).
 struct PlainBuffers {
     let base: Int
     let size: Int
@@ -122,14 +123,27 @@ struct PlainBuffers {
     @inline(__always)
     func owns(_ id: UInt16) -> Bool { Int(id) >= base && Int(id) < base + capacity }
 
+    /// Free ids from the bottom of `freeIds` up to here have no memory (freed by `trim`).
+    var bareBelow = 0
+    /// The fewest free ids since the last trim.
+    var lowWater = 0
+
     /// A buffer id (≥ base) and its memory, or nil when every id is in use.
     @inline(__always)
     mutating func get() -> (UInt16, UnsafeMutableRawPointer)? {
         if freeCount > 0 {
             freeCount -= 1
+            if freeCount < lowWater { lowWater = freeCount }
             let id = freeIds[freeCount]
+            if freeCount < bareBelow {
+                bareBelow = freeCount
+                let m = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+                memory[Int(id) - base] = m
+                return (id, m)
+            }
             return (id, memory[Int(id) - base]!)
         }
+        lowWater = 0
         guard fresh < capacity else { return nil }
         let k = fresh
         fresh += 1
@@ -142,6 +156,22 @@ struct PlainBuffers {
     mutating func put(_ id: UInt16) {
         freeIds[freeCount] = id
         freeCount += 1
+    }
+
+    /// Frees the memory of the ids that were not taken since the last trim (the bottom of the
+    /// free list), keeping `keep`; the ids stay free and get memory again when next taken.
+    /// Returns how many buffers were freed.
+    mutating func trim(keep: Int) -> Int {
+        let top = min(lowWater, freeCount) - keep
+        lowWater = freeCount
+        guard top > bareBelow else { return 0 }
+        for k in bareBelow..<top {
+            let j = Int(freeIds[k]) - base
+            memory[j]!.deallocate()
+            memory[j] = nil
+        }
+        defer { bareBelow = top }
+        return top - bareBelow
     }
 
     @inline(__always)

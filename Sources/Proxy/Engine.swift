@@ -120,6 +120,9 @@ public struct ProxyEngine: ~Copyable {
     /// (`Conn.starved`); re-armed together by `tick` at most every `starvedRetryMs`.
     var starved: UnsafeMutablePointer<Int32>
     var starvedCount = 0
+    /// When `tick` trims the buffer pools next (monotonic ms; `trimBuffers`).
+    var trimAtMs: UInt64 = 0
+    static let trimIntervalMs: UInt64 = 2_000
     /// When `tick` may re-arm the starved receives next (monotonic ms).
     var starvedRetryAtMs: UInt64 = 0
     /// Buffers come back only as sends to slow readers complete, and a receive re-armed into
@@ -285,6 +288,7 @@ public struct ProxyEngine: ~Copyable {
         runTimers()
         flushHTTP2()   // Engine+HTTP2.swift
         flushAccessLog()
+        if nowMs >= trimAtMs { trimBuffers() }
         if starvedCount > 0 && nowMs >= starvedRetryAtMs {
             starvedRetryAtMs = nowMs + ProxyEngine.starvedRetryMs
             let n = starvedCount
@@ -299,6 +303,20 @@ public struct ProxyEngine: ~Copyable {
                 }
             }
         }
+    }
+
+    /// Every `trimIntervalMs`: buffers of the worker's pools that no connection took during
+    /// the whole interval are freed, and glibc is asked to return freed heap pages
+    /// (malloc_trim: the pools' buffers, memory BIOs replaced by shrinkBIOs and OpenSSL's
+    /// released record buffers are heap chunks below the mmap threshold, which free() keeps
+    /// resident). After a burst of large HTTPS responses the idle worker shrinks back, as
+    /// nginx frees an idle connection's buffers; under steady load the pools keep what the
+    /// load uses. The receive ring (`rx`, registered with the kernel) is not trimmed.
+    mutating func trimBuffers() {
+        trimAtMs = nowMs + ProxyEngine.trimIntervalMs
+        var freed = large.trim(keep: 4) + small.trim(keep: 16)
+        freed += plain.trim(keep: 4) + bulk.trim(keep: 2)
+        if freed > 0 { _ = ing_malloc_trim() }
     }
 
     /// The receive of connection `i` found the buffer ring empty: `tick` re-arms it later.
