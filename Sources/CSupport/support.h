@@ -11,6 +11,7 @@
 
 extern int memfd_create(const char *name, unsigned int flags);
 extern int prctl(int option, ...);
+extern int malloc_trim(size_t pad);
 #define ING_PR_SET_PDEATHSIG 1
 #define ING_PR_SET_NAME 15
 
@@ -27,6 +28,8 @@ static inline uint64_t ing_fetch_add_u64(void *p, uint64_t v) { return __atomic_
 static inline uint64_t ing_cas_u64(void *p, uint64_t expected, uint64_t desired) { __atomic_compare_exchange_n((uint64_t *)p, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE); return expected; }
 
 static inline int ing_memfd_create(const char *name, unsigned int flags) { return memfd_create(name, flags); }
+/// Returns free heap memory to the kernel (glibc: also whole free pages inside the heap).
+static inline int ing_malloc_trim(void) { return malloc_trim(0); }
 static inline int ing_set_pdeathsig(int sig) { return prctl(ING_PR_SET_PDEATHSIG, sig, 0, 0, 0); }
 static inline int ing_set_name(const char *name) { return prctl(ING_PR_SET_NAME, (unsigned long)name, 0, 0, 0); }
 static inline int ing_errno(void) { return errno; }

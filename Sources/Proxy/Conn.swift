@@ -50,6 +50,8 @@ struct Conn {
     /// Operations in flight on this slot; the slot is finalized only when this reaches 0.
     var pendingOps: UInt16 = 0
     var recvArmed = false
+    /// The bulk buffer (a receive-buffer id) an armed `upRecvBulk` receive fills.
+    var bulkRecv: UInt16 = 0
     /// In the engine's list of receives starved by an empty buffer ring (`receiveStarved`).
     var starved = false
     var sendArmed = false

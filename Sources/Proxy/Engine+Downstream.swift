@@ -114,6 +114,7 @@ extension ProxyEngine {
             h2StreamRead(i)   // Engine+HTTP2.swift (both roles)
             return
         }
+        if c.pointee.role == .upstream && c.pointee.rx == .body && armBulkRecv(i) { return }
         ring.prepRecvSelect(fd: c.pointee.fd, group: rx.groupID,
                             userData: userData(c.pointee.role == .downstream ? .downRecv : .upRecv, i),
                             pollFirst: idle)

@@ -38,6 +38,9 @@ import Glibc
 // Plaintext buffers share the receive-buffer id space (ids from `rx.count` up), so the send
 // queue's `.recv(bid)` release and every other user of a received buffer work unchanged.
 // Splicing (large bodies) is off for TLS connections: the kernel cannot encrypt (no kTLS).
+// Instead a plain upstream's response body for a TLS client is received 64 KiB at a time into
+// bulk buffers (Engine+Upstream.swift's armBulkRecv), each encrypted by one SSL_write (four
+// records) and sent in one send: per MiB 16 receives and 16 sends instead of 64 and 64.
 
 /// How bytes on a connection's socket relate to the bytes its session reads and writes.
 enum Transport: UInt8 {
@@ -95,8 +98,10 @@ struct TLSContexts {
     }
 }
 
-/// Receive-buffer ids from `base` up: plaintext buffers of TLS connections, allocated on first
-/// use and kept for reuse.
+/// Receive-buffer ids `base..<base + capacity`, beyond the ring's: plaintext buffers of TLS
+/// connections (`plain`), and bulk buffers a response body for a TLS client is received into
+/// (`bulk`, Engine+Upstream.swift). Allocated on first use and kept for reuse; memory unused
+/// for a trim interval is freed (`trim`).
 struct PlainBuffers {
     let base: Int
     let size: Int
@@ -106,22 +111,39 @@ struct PlainBuffers {
     var freeCount = 0
     var fresh = 0
 
-    init(base: Int, size: Int) {
+    init(base: Int, size: Int, capacity: Int) {
         self.base = base
         self.size = size
-        capacity = 65_536 - base
+        self.capacity = capacity
         memory = .allocate(capacity: capacity)
         freeIds = .allocate(capacity: capacity)
     }
+
+    /// Whether receive-buffer id `id` is one of these.
+    @inline(__always)
+    func owns(_ id: UInt16) -> Bool { Int(id) >= base && Int(id) < base + capacity }
+
+    /// Free ids from the bottom of `freeIds` up to here have no memory (freed by `trim`).
+    var bareBelow = 0
+    /// The fewest free ids since the last trim.
+    var lowWater = 0
 
     /// A buffer id (≥ base) and its memory, or nil when every id is in use.
     @inline(__always)
     mutating func get() -> (UInt16, UnsafeMutableRawPointer)? {
         if freeCount > 0 {
             freeCount -= 1
+            if freeCount < lowWater { lowWater = freeCount }
             let id = freeIds[freeCount]
+            if freeCount < bareBelow {
+                bareBelow = freeCount
+                let m = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+                memory[Int(id) - base] = m
+                return (id, m)
+            }
             return (id, memory[Int(id) - base]!)
         }
+        lowWater = 0
         guard fresh < capacity else { return nil }
         let k = fresh
         fresh += 1
@@ -136,6 +158,22 @@ struct PlainBuffers {
         freeCount += 1
     }
 
+    /// Frees the memory of the ids that were not taken since the last trim (the bottom of the
+    /// free list), keeping `keep`; the ids stay free and get memory again when next taken.
+    /// Returns how many buffers were freed.
+    mutating func trim(keep: Int) -> Int {
+        let top = min(lowWater, freeCount) - keep
+        lowWater = freeCount
+        guard top > bareBelow else { return 0 }
+        for k in bareBelow..<top {
+            let j = Int(freeIds[k]) - base
+            memory[j]!.deallocate()
+            memory[j] = nil
+        }
+        defer { bareBelow = top }
+        return top - bareBelow
+    }
+
     @inline(__always)
     func buffer(_ id: UInt16) -> UnsafeMutableRawPointer { memory[Int(id) - base]! }
 }
@@ -145,7 +183,7 @@ extension ProxyEngine {
 
     @inline(__always)
     mutating func recycleRecv(_ bid: UInt16) {
-        if Int(bid) < rx.count { rx.recycle(bid) } else { plain.put(bid) }
+        if Int(bid) < rx.count { rx.recycle(bid) } else if bulk.owns(bid) { bulk.put(bid) } else { plain.put(bid) }
     }
 
     // MARK: accept and the ClientHello

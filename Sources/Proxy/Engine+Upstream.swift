@@ -392,6 +392,29 @@ extension ProxyEngine {
         if conns[Int(d)].sendQueue.count == 1 { armBodyRecvEarly(u) }
     }
 
+    /// A plain upstream's response body on its way to a TLS client is received into a 64 KiB
+    /// bulk buffer instead of a 16 KiB ring buffer, and that piece is encrypted and sent in one
+    /// go (four TLS records per send, Engine+TLS.swift's `tlsSubmitSend`): a quarter of the
+    /// receives and sends per MiB of the ring-buffer path, which cost more kernel time than
+    /// the bytes (perf/README.md, https-large). Only bodies with more than a ring buffer's
+    /// worth left; false (a ring receive instead) for other connections or when no bulk
+    /// buffer is free. Called by armRecv for an upstream in `.body`.
+    @inline(__always)
+    mutating func armBulkRecv(_ u: Int32) -> Bool {
+        let uc = conns + Int(u)
+        guard uc.pointee.transport == .plain, uc.pointee.h2 == nil,
+              uc.pointee.bodyRemaining > Int64(limits.receiveBufferBytes) else { return false }
+        let d = peerOf(u)
+        guard d >= 0, conns[Int(d)].transport == .tls, conns[Int(d)].h2 == nil,
+              let (bid, buf) = bulk.get() else { return false }
+        uc.pointee.bulkRecv = bid
+        ring.prepRecv(fd: uc.pointee.fd, buffer: buf, count: Int(min(Int64(bulk.size), uc.pointee.bodyRemaining)),
+                      userData: userData(.upRecvBulk, u))
+        uc.pointee.pendingOps += 1
+        uc.pointee.recvArmed = true
+        return true
+    }
+
     /// The response is complete and sent: pool or close the upstream, record the exchange,
     /// and let the client's session go on (exchangeEnded).
     mutating func finishExchange(_ d: Int32, _ u: Int32) {

@@ -122,6 +122,9 @@ public struct ProxyEngine: ~Copyable {
     /// (`Conn.starved`); re-armed together by `tick` at most every `starvedRetryMs`.
     var starved: UnsafeMutablePointer<Int32>
     var starvedCount = 0
+    /// When `tick` trims the buffer pools next (monotonic ms; `trimBuffers`).
+    var trimAtMs: UInt64 = 0
+    static let trimIntervalMs: UInt64 = 2_000
     /// When `tick` may re-arm the starved receives next (monotonic ms).
     var starvedRetryAtMs: UInt64 = 0
     /// Buffers come back only as sends to slow readers complete, and a receive re-armed into
@@ -134,6 +137,11 @@ public struct ProxyEngine: ~Copyable {
     /// TLS (Engine+TLS.swift): the current table's server contexts, plaintext buffers.
     var tls = TLSContexts()
     var plain: PlainBuffers
+    /// Bulk receive buffers (ids above the plaintext ones): a response body on its way to a
+    /// TLS client is received 64 KiB at a time and encrypted in one piece (Engine+Upstream.swift).
+    var bulk: PlainBuffers
+    static let bulkIds = 4096
+    static let bulkBytes = 64 * 1024
     /// HTTP/2 (Engine+HTTP2.swift): what nghttp2 reports while it reads, for every connection.
     let h2Inbox: UnsafeMutablePointer<H2Inbox>
     /// HTTP/2 connections with frames to send, flushed once at the end of each loop iteration
@@ -150,7 +158,9 @@ public struct ProxyEngine: ~Copyable {
         pools.maxIdlePerPool = limits.maxIdlePerPool
         self.ring = ring
         self.limits = limits
-        plain = PlainBuffers(base: limits.receiveBuffers, size: limits.receiveBufferBytes)
+        plain = PlainBuffers(base: limits.receiveBuffers, size: limits.receiveBufferBytes,
+                             capacity: 65_536 - ProxyEngine.bulkIds - limits.receiveBuffers)
+        bulk = PlainBuffers(base: 65_536 - ProxyEngine.bulkIds, size: ProxyEngine.bulkBytes, capacity: ProxyEngine.bulkIds)
         pipes = PipePool(capacity: limits.maxConnections)
         capacity = Int32(limits.maxConnections)
         // The slab is reserved, not touched: anonymous pages are backed only when a slot is
@@ -241,6 +251,19 @@ public struct ProxyEngine: ~Copyable {
             } else {
                 onSendComplete(index, result: result, downstream: op == Op.downSend.rawValue)
             }
+        case Op.upRecvBulk.rawValue:
+            c.pointee.recvArmed = false
+            let bid = c.pointee.bulkRecv
+            if c.pointee.closing || result <= 0 {
+                bulk.put(bid)
+                if c.pointee.closing {
+                    finalizeIfIdle(index)
+                } else {
+                    onUpRecv(index, result: result, flags: 0)
+                }
+                return
+            }
+            onUpData(index, bulk.buffer(bid), Int(result), bid)
         case Op.tlsPending.rawValue:
             c.pointee.recvArmed = false
             if c.pointee.closing {
@@ -269,6 +292,7 @@ public struct ProxyEngine: ~Copyable {
         runTimers()
         flushHTTP2()   // Engine+HTTP2.swift
         flushAccessLog()
+        if nowMs >= trimAtMs { trimBuffers() }
         if starvedCount > 0 && nowMs >= starvedRetryAtMs {
             starvedRetryAtMs = nowMs + ProxyEngine.starvedRetryMs
             let n = starvedCount
@@ -283,6 +307,20 @@ public struct ProxyEngine: ~Copyable {
                 }
             }
         }
+    }
+
+    /// Every `trimIntervalMs`: buffers of the worker's pools that no connection took during
+    /// the whole interval are freed, and glibc is asked to return freed heap pages
+    /// (malloc_trim: the pools' buffers, memory BIOs replaced by shrinkBIOs and OpenSSL's
+    /// released record buffers are heap chunks below the mmap threshold, which free() keeps
+    /// resident). After a burst of large HTTPS responses the idle worker shrinks back, as
+    /// nginx frees an idle connection's buffers; under steady load the pools keep what the
+    /// load uses. The receive ring (`rx`, registered with the kernel) is not trimmed.
+    mutating func trimBuffers() {
+        trimAtMs = nowMs + ProxyEngine.trimIntervalMs
+        var freed = large.trim(keep: 4) + small.trim(keep: 16)
+        freed += plain.trim(keep: 4) + bulk.trim(keep: 2)
+        if freed > 0 { _ = ing_malloc_trim() }
     }
 
     /// The receive of connection `i` found the buffer ring empty: `tick` re-arms it later.

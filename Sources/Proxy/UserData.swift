@@ -27,6 +27,9 @@ enum Op: UInt8 {
     case tlsPending = 11
     /// An HTTP/2 stream's buffered request body is handed to its session (a NOP).
     case h2Pending = 12
+    /// Receive on an upstream connection into a bulk buffer (`Conn.bulkRecv`), not a ring
+    /// buffer: a response body for a TLS client (Engine+Upstream.swift).
+    case upRecvBulk = 13
 }
 
 @inline(__always)

@@ -27,6 +27,14 @@ extension Ring {
         s.pointee.user_data = userData
     }
 
+    /// Receive into `buffer` (the caller's, not a provided one).
+    @inline(__always)
+    public func prepRecv(fd: Int32, buffer: UnsafeMutableRawPointer, count: Int, userData: UInt64) {
+        let s = sqe()
+        io_uring_prep_recv(s, fd, buffer, count, 0)
+        s.pointee.user_data = userData
+    }
+
     @inline(__always)
     public func prepSend(fd: Int32, buffer: UnsafeRawPointer, count: Int, userData: UInt64) {
         let s = sqe()
