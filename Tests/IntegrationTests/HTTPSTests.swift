@@ -298,7 +298,14 @@ final class HTTPSTests: IntegrationTestCase {
         p.standardOutput = stdout
         try p.run()
         defer { try? stdin.fileHandleForWriting.close(); p.waitUntilExit() }
-        let line = String(decoding: stdout.fileHandleForReading.availableData, as: UTF8.self)
+        // The whole line: a pipe read may return it in pieces ("ready 200" then " []").
+        var output = Data()
+        while !output.contains(UInt8(ascii: "\n")) {
+            let piece = stdout.fileHandleForReading.availableData
+            if piece.isEmpty { break }
+            output += piece
+        }
+        let line = String(decoding: output, as: UTF8.self)
         XCTAssertEqual(line.trimmingCharacters(in: .whitespacesAndNewlines), "ready \(conns) []")
         let busy = try vmRSSKiB(worker)
         // Two trim intervals at most; poll so that a passing run does not wait them out.
