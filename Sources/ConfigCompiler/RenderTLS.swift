@@ -123,6 +123,7 @@ func renderClusterTLSLines(_ c: ClusterSpec) -> [String] {
     var lines = ["tls \(clusterTLSModeName(t.mode)) \(sni), \(verify)"]
     if t.mode == .mutual { lines.append("  client certificate \(describeCertificate(t.clientCertificateChainPEM))") }
     if !t.subjectAltNames.isEmpty { lines.append("  SANs \(t.subjectAltNames.joined(separator: ", "))") }
+    if !t.crlPEM.isEmpty { lines.append("  checked against \(PEMCheck.crlCount(t.crlPEM)) CRL(s)") }
     return lines
 }
 
@@ -135,5 +136,6 @@ func jsonClusterTLS(_ c: ClusterSpec) -> String {
     f.append("\"insecureSkipVerify\":\(t.insecureSkipVerify)")
     f.append("\"clientCertificate\":\(t.mode == .mutual ? jsonCertificate(t.clientCertificateChainPEM) : "null")")
     f.append("\"subjectAltNames\":[" + t.subjectAltNames.map(jsonString).joined(separator: ",") + "]")
+    f.append("\"crls\":\(PEMCheck.crlCount(t.crlPEM))")
     return "\"tls\":{" + f.joined(separator: ",") + "}"
 }

@@ -20,10 +20,16 @@
 // `insecureSkipVerify` (Istio's validation context then names that resource, and a missing one
 // leaves the cluster unable to connect).
 //
+// Revocation (SIMPLE, MUTUAL): `caCrl: PATH`, or with `credentialName` the credential's
+// `ca.crl`/`crl` (in NAME or NAME-cacert, optional; `caCrl` beside `credentialName` is Istio's
+// validation error). The upstream's whole chain is checked against it, as Envoy does: a revoked
+// certificate, or one whose issuer has no CRL there, fails the handshake (503 UF). Not with
+// `insecureSkipVerify` (nothing is verified; a validation error with `caCrl`).
+//
 // Files are read and checked here, as for Gateway servers (TLSServers.swift): an unreadable or
-// non-PEM file, or a key that does not match its certificate, is an error naming the field and
-// the path; an expired or not-yet-valid client certificate or CA is a warning. `caCrl` is a
-// validation error (not carried: ignoring it would accept revoked upstreams).
+// non-PEM file, a CRL file without a PEM CRL, or a key that does not match its certificate, is
+// an error naming the field and the path; an expired or not-yet-valid client certificate or CA
+// is a warning. The CRL is a watched certificate file: a reload publishes a new one.
 import IstioConfig
 import RouteTable
 
@@ -54,7 +60,7 @@ extension Registry {
         }
 
         // Where the material comes from: (diagnostic path, file path) each.
-        var cert: (String, String)?, key: (String, String)?, ca: (String, String)?
+        var cert: (String, String)?, key: (String, String)?, ca: (String, String)?, crl: (String, String)?
         if let credential = tls.credentialName {
             let field = "\(p).credentialName", dir = options.credentialsDir
             let files = CredentialFiles.resolve(credential, in: dir)
@@ -73,15 +79,21 @@ extension Registry {
                 } else {
                     fail(field, "credential \"\(credential)\" has no CA certificate to verify the upstream with (looked for \(cas.joined(separator: ", "))); add ca.crt, or set insecureSkipVerify")
                 }
+                let crls = CredentialFiles.crlCandidates(credential, in: dir)
+                certificateFiles += crls
+                crl = crls.first(where: { CredentialFiles.fileExists($0) }).map { (field, $0) }
             }
         } else {
             cert = tls.clientCertificate.map { ("\(p).clientCertificate", $0) }
             key = tls.privateKey.map { ("\(p).privateKey", $0) }
-            if !skip { ca = tls.caCertificates.map { ("\(p).caCertificates", $0) } }
+            if !skip {
+                ca = tls.caCertificates.map { ("\(p).caCertificates", $0) }
+                crl = tls.caCrl.map { ("\(p).caCrl", $0) }
+            }
         }
         if mode == .simple { cert = nil; key = nil }  // SIMPLE sends no client certificate
         if mode == .mutual, cert == nil || key == nil { return nil }  // validation error
-        certificateFiles += [cert?.1, key?.1, ca?.1].compactMap { $0 }
+        certificateFiles += [cert?.1, key?.1, ca?.1, crl?.1].compactMap { $0 }
 
         var chainPEM: [UInt8] = [], keyPEM: [UInt8] = [], caPEM: [UInt8] = []
         var found = CertificateFindings()
@@ -95,11 +107,24 @@ extension Registry {
                                                                      consequence: "upstream TLS handshakes will fail"),
                                               field: caField, &found) ?? []
         }
+        var crlPEM: [UInt8] = []
+        if let (crlField, crlPath) = crl {
+            switch PEMCheck.read(crlPath) {
+            case .failure(let e): fail(crlField, e.message)
+            case .success(let bytes):
+                if PEMCheck.crlCount(bytes) > 0 {
+                    crlPEM = bytes
+                } else {
+                    fail(crlField, "\(crlPath) holds no PEM certificate revocation list (X509 CRL)")
+                }
+            }
+        }
         for w in found.warnings { diagnostics.append(rule.diagnostic(.warning, w.field, w.message)) }
         for e in found.errors { fail(e.field, e.message) }
         if failed { return nil }
         return ClusterTLSSpec(mode: mode, caCertificatesPEM: caPEM, clientCertificateChainPEM: chainPEM,
                               clientPrivateKeyPEM: keyPEM, sni: tls.sni ?? "",
-                              subjectAltNames: skip ? [] : tls.subjectAltNames, insecureSkipVerify: skip)
+                              subjectAltNames: skip ? [] : tls.subjectAltNames, insecureSkipVerify: skip,
+                              crlPEM: crlPEM)
     }
 }

@@ -13,7 +13,8 @@ import Glibc
 //        │ connect completes (Engine+UpstreamConnect.swift)
 //        ▼
 //   SNI = the cluster's `sni`, else the forwarded Host without its port (Istio's auto SNI);
-//   with no `subjectAltNames`, the certificate must match that SNI (auto SAN validation)
+//   with no `subjectAltNames`, the certificate must match that SNI (auto SAN validation);
+//   with CRLs (`caCrl`), no certificate of its chain may be revoked
 //        │ handshake (bounded by the connect timeout; a failure is a connect failure: 503 UF,
 //        ▼ retried as connect-failure)
 //   upstreamReady: the head goes out, the response comes back through the transport; the
@@ -40,11 +41,12 @@ extension ProxyEngine {
         if let ctx = ctxs[Int(cluster)] { return ctx }
         if tls.clientFailed![Int(cluster)] { return nil }
         let mode = reader.clusterTLSMode(cluster)
-        let cfg = ClientContextConfig(
+        var cfg = ClientContextConfig(
             caCertificatesPEM: reader.clusterTLSCACertificates(cluster),
             certificateChainPEM: mode == .mutual ? reader.clusterTLSCertificateChain(cluster) : UnsafeRawBufferPointer(start: nil, count: 0),
             privateKeyPEM: mode == .mutual ? reader.clusterTLSPrivateKey(cluster) : UnsafeRawBufferPointer(start: nil, count: 0),
             verify: !reader.clusterTLSInsecureSkipVerify(cluster))
+        cfg.crlPEM = reader.clusterTLSCRL(cluster)
         let (ctx, error) = ClientContext.make(cfg)
         if ctx == nil {
             tls.clientFailed![Int(cluster)] = true

@@ -1,6 +1,6 @@
 // The 64-bit identity of a cluster's TLS settings (TableLayout.swift, ClusterTLS identityU64).
 // Upstream connection pools key TLS connections by it, so that a connection opened with one
-// client certificate, CA, SNI or SAN list is never reused for a cluster whose settings differ,
+// client certificate, CA, SNI, SAN list or CRL is never reused for a cluster whose settings differ,
 // while clusters (and table generations) with the same settings share connections.
 //
 // It is SipHash-2-4 (Aumasson & Bernstein, 2012) with a fixed key over a canonical encoding of
@@ -13,7 +13,8 @@ public enum ClusterTLSIdentity {
     /// The identity of these settings, never 0 (0 means "no TLS"). Control plane and image
     /// validation only: it allocates.
     public static func of(mode: UInt8, skipVerify: Bool, ca: some Collection<UInt8>, chain: some Collection<UInt8>,
-                          key: some Collection<UInt8>, sni: some Collection<UInt8>, sans: [[UInt8]]) -> UInt64 {
+                          key: some Collection<UInt8>, sni: some Collection<UInt8>, sans: [[UInt8]],
+                          crl: some Collection<UInt8>) -> UInt64 {
         var e: [UInt8] = [mode, skipVerify ? 1 : 0]
         func field(_ b: some Collection<UInt8>) {
             let n = UInt32(truncatingIfNeeded: b.count)
@@ -25,6 +26,7 @@ public enum ClusterTLSIdentity {
         let n = UInt32(truncatingIfNeeded: sans.count)
         for shift in stride(from: 0, to: 32, by: 8) { e.append(UInt8(truncatingIfNeeded: n >> UInt32(shift))) }
         for s in sans { field(s) }
+        field(crl)
         let h = sipHash24(e)
         return h == 0 ? 1 : h
     }

@@ -126,10 +126,15 @@ public struct ClusterTLSSpec: Sendable, Hashable {
     public var subjectAltNames: [String]
     /// No verification of the upstream's certificate at all.
     public var insecureSkipVerify: Bool
+    /// PEM CRLs the upstream's certificate chain is checked against (`caCrl`, or the
+    /// credential's `ca.crl`/`crl`): every certificate of the chain must have its issuer's CRL
+    /// here and not be revoked in it; empty = no revocation check. Never with insecureSkipVerify.
+    public var crlPEM: [UInt8]
 
     public init(mode: ClusterTLSMode, caCertificatesPEM: [UInt8] = [], clientCertificateChainPEM: [UInt8] = [],
                 clientPrivateKeyPEM: [UInt8] = [], sni: String = "", subjectAltNames: [String] = [],
-                insecureSkipVerify: Bool = false) {
+                insecureSkipVerify: Bool = false, crlPEM: [UInt8] = []) {
+        self.crlPEM = crlPEM
         self.mode = mode
         self.caCertificatesPEM = caCertificatesPEM
         self.clientCertificateChainPEM = clientCertificateChainPEM
@@ -145,6 +150,6 @@ public struct ClusterTLSSpec: Sendable, Hashable {
         guard mode != .disable else { return 0 }
         return ClusterTLSIdentity.of(mode: mode.rawValue, skipVerify: insecureSkipVerify, ca: caCertificatesPEM,
                                      chain: clientCertificateChainPEM, key: clientPrivateKeyPEM,
-                                     sni: Array(sni.utf8), sans: subjectAltNames.map { Array($0.utf8) })
+                                     sni: Array(sni.utf8), sans: subjectAltNames.map { Array($0.utf8) }, crl: crlPEM)
     }
 }

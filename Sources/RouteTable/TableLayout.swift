@@ -243,7 +243,7 @@
 //    76: maxConcurrentStreamsU32  http.maxConcurrentStreams per HTTP/2 upstream connection;
 //                           0 = the upstream's own limit
 //
-// ClusterTLS (52 bytes), DestinationRule `trafficPolicy.tls` of a cluster (ClusterTLSSpec,
+// ClusterTLS (60 bytes), DestinationRule `trafficPolicy.tls` of a cluster (ClusterTLSSpec,
 // TLSSpec.swift), after the top-level / port-level / subset merge. No two records are equal.
 //     0: modeU8             `ClusterTLSMode.rawValue`: simple or mutual (never disable: a plain-text
 //                           cluster has no record)
@@ -255,10 +255,11 @@
 //    28: sni StrRef                empty = the request's Host (without its port)
 //    36: firstSanU32        TLSName records: subjectAltNames the upstream certificate must carry
 //    40: sanCountU32
-//    44: identityU64        `ClusterTLSIdentity` of the fields above (never 0): equal settings
+//    44: identityU64        `ClusterTLSIdentity` of the other fields (never 0): equal settings
 //                           give equal identities, in any image; a reader recomputes it and
 //                           rejects a record whose identity does not match
-//   insecureSkipVerify excludes a CA and SANs (Istio rejects the combination).
+//    52: crl StrRef                PEM CRLs checking the upstream's chain (`caCrl`); empty = none
+//   insecureSkipVerify excludes a CA and SANs (Istio rejects the combination) and CRLs.
 //
 // Endpoint (32 bytes):
 //     0: familyU8           4 or 6
@@ -290,7 +291,7 @@ public enum Layout {
     /// 5: TLS to upstreams: clusters 76 bytes (tlsI32), section clusterTLS; header 192 with 22
     ///    sections.
     /// 6: clusters 80 bytes (maxConcurrentStreamsU32); TLS servers 100 bytes (a second
-    ///    certificate, CRLs).
+    ///    certificate, CRLs); ClusterTLS 60 bytes (upstream CRLs, in the identity too).
     public static let version: UInt16 = 6
     static let headerBytes = 192
     static let sectionTableOffset = 16
@@ -315,7 +316,7 @@ public enum Layout {
     static let originBytes = 16
     static let tlsServerBytes = 100
     static let tlsRouteBytes = 32
-    static let clusterTLSBytes = 52
+    static let clusterTLSBytes = 60
 }
 
 /// Sections of the image, in the order of the header's section table.

@@ -56,7 +56,11 @@ extension TableReader {
         return u8(at + 1) & 1 != 0
     }
 
-    /// A 64-bit identity of the cluster's TLS settings (mode, CA, client cert, SNI, SANs, skip):
+    /// PEM CRLs the upstream's certificate chain is checked against; count 0: no revocation
+    /// check.
+    public func clusterTLSCRL(_ c: Int32) -> UnsafeRawBufferPointer { clusterTLSBytes(c, 52) }
+
+    /// A 64-bit identity of the cluster's TLS settings (mode, CA, client cert, SNI, SANs, CRLs, skip):
     /// two clusters with equal settings have equal identities. Upstream connection pools key
     /// TLS connections by it (0 for .disable).
     public func clusterTLSIdentity(_ c: Int32) -> UInt64 {
@@ -76,30 +80,31 @@ extension TableReader {
                               subjectAltNames: (0..<clusterTLSSubjectAltNameCount(c)).map {
                                   Self.string(clusterTLSSubjectAltName(c, $0))
                               },
-                              insecureSkipVerify: clusterTLSInsecureSkipVerify(c))
+                              insecureSkipVerify: clusterTLSInsecureSkipVerify(c), crlPEM: Array(clusterTLSCRL(c)))
     }
 
     /// ClusterTLS records: known mode and flags, references inside the image, client material
-    /// present exactly for MUTUAL, skip-verify without CA or SANs, and an identity that is the
+    /// present exactly for MUTUAL, skip-verify without CA, SANs or CRLs, and an identity that is the
     /// one its fields give.
     func validateClusterTLSRecords() throws(TableReadError) {
         for t in 0..<clusterTLSCount {
             let at = clusterTLSOff(t)
             guard let mode = ClusterTLSMode(rawValue: u8(at)), mode != .disable, u8(at + 1) & ~1 == 0,
                   strRefValid(at + 4), strRefValid(at + 12), strRefValid(at + 20), strRefValid(at + 28),
-                  rangeValid(at + 36, tlsNameCount) else {
+                  strRefValid(at + 52), rangeValid(at + 36, tlsNameCount) else {
                 throw .badRecord(.clusterTLS, index: Int(t))
             }
-            let chain = u32(at + 16), key = u32(at + 24), ca = u32(at + 8), sans = u32(at + 40)
+            let chain = u32(at + 16), key = u32(at + 24), ca = u32(at + 8), sans = u32(at + 40), crl = u32(at + 56)
             let skip = u8(at + 1) & 1 != 0
             guard mode == .mutual ? chain > 0 && key > 0 : chain == 0 && key == 0,
-                  !skip || (ca == 0 && sans == 0) else {
+                  !skip || (ca == 0 && sans == 0 && crl == 0) else {
                 throw .badRecord(.clusterTLS, index: Int(t))
             }
             let first = Int32(u32(at + 36))
             let identity = ClusterTLSIdentity.of(mode: mode.rawValue, skipVerify: skip, ca: bytes(at + 4),
                                                  chain: bytes(at + 12), key: bytes(at + 20), sni: bytes(at + 28),
-                                                 sans: (0..<Int32(sans)).map { Array(bytes(tlsNameOff(first + $0))) })
+                                                 sans: (0..<Int32(sans)).map { Array(bytes(tlsNameOff(first + $0))) },
+                                                 crl: bytes(at + 52))
             guard identity == UInt64(u32(at + 44)) | UInt64(u32(at + 48)) << 32 else {
                 throw .badRecord(.clusterTLS, index: Int(t))
             }

@@ -11,6 +11,9 @@ public struct ClientContextConfig {
     public var privateKeyPEM: UnsafeRawBufferPointer
     /// Verify the upstream's certificate chain (false: `insecureSkipVerify`).
     public var verify: Bool
+    /// PEM CRLs the upstream's chain is checked against (with `verify`); empty = no revocation
+    /// check.
+    public var crlPEM = UnsafeRawBufferPointer(start: nil, count: 0)
 
     public init(caCertificatesPEM: UnsafeRawBufferPointer, certificateChainPEM: UnsafeRawBufferPointer,
                 privateKeyPEM: UnsafeRawBufferPointer, verify: Bool) {
@@ -52,6 +55,16 @@ public enum ClientContext {
                 for x in cas where X509_STORE_add_cert(store, x) != 1 { return fail("CA certificates") }
             } else if SSL_CTX_set_default_verify_paths(ctx) != 1 {
                 return fail("the system's CA certificates")
+            }
+            if c.crlPEM.count > 0 {
+                // A revoked upstream certificate fails the handshake (a connect failure, 503 UF);
+                // every certificate of the chain is checked, as Envoy does unless
+                // only_verify_leaf_cert_crl is set, so each issuer needs its CRL here.
+                guard let crls = ServerContext.readCRLs(c.crlPEM), !crls.isEmpty else { return fail("CRL: no PEM CRL") }
+                defer { for x in crls { X509_CRL_free(x) } }
+                let store = SSL_CTX_get_cert_store(ctx)
+                for x in crls where X509_STORE_add_crl(store, x) != 1 { return fail("CRL") }
+                _ = X509_STORE_set_flags(store, UInt(X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL))
             }
             SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
         } else {

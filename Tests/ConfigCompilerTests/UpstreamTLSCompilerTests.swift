@@ -12,13 +12,16 @@ final class UpstreamTLSCompilerTests: XCTestCase {
     let fqdn = "api.default.svc.cluster.local"
 
     /// Credentials laid out as Secret volumes: `client` (certificate, key and CA in one),
-    /// `split` (certificate and key, CA in `split-cacert`), `trust` (a CA only) and `noca`.
+    /// `split` (certificate and key, CA in `split-cacert`), `trust` (a CA only), `noca`, and
+    /// `revoking` (a CA and a CRL, `ca.crl`) and `revoking2` (its CRL `crl` in `revoking2-cacert`).
     override func setUpWithError() throws {
         credentials = try makeCredentials("ingressd-upstream-creds", [
             ("client", "tls.crt", "server.crt"), ("client", "tls.key", "server.key"), ("client", "ca.crt", "ca.crt"),
             ("split", "tls.crt", "server.crt"), ("split", "tls.key", "server.key"), ("split-cacert", "ca.crt", "ca.crt"),
             ("trust", "ca.crt", "ca.crt"),
             ("noca", "tls.crt", "server.crt"), ("noca", "tls.key", "server.key"),
+            ("revoking", "ca.crt", "ca.crt"), ("revoking", "ca.crl", "upstream.crl"),
+            ("revoking2", "ca.crt", "ca.crt"), ("revoking2-cacert", "crl", "upstream.crl"),
         ])
     }
 
@@ -165,6 +168,54 @@ final class UpstreamTLSCompilerTests: XCTestCase {
 
     /// Istio's merge: top level, replaced as a whole by its port level; the subset's tls; the
     /// subset's port level replacing all.
+    /// `caCrl` (SIMPLE and MUTUAL) or the credential's `ca.crl`/`crl`: carried as PEM, watched.
+    func testCRLFromTheFileOrTheCredential() throws {
+        let (loaded, result) = compileRule("""
+            trafficPolicy:
+              tls: {mode: SIMPLE, caCertificates: \(f)/ca.crt, caCrl: \(f)/upstream.crl}
+            """)
+        XCTAssertEqual(loaded.diagnostics.errors + result.diagnostics.errors, [])
+        XCTAssertEqual(result.table.clusters.first?.tls,
+                       ClusterTLSSpec(mode: .simple, caCertificatesPEM: fixtureBytes("ca.crt"), crlPEM: fixtureBytes("upstream.crl")))
+        XCTAssertEqual(result.certificateFiles, ["\(f)/ca.crt", "\(f)/upstream.crl"], "--watch follows the CRL file")
+        XCTAssertNoThrow(try TableImage.build(result.table))
+
+        XCTAssertEqual(clusters("""
+            trafficPolicy:
+              tls: {mode: MUTUAL, clientCertificate: \(f)/server.crt, privateKey: \(f)/server.key, caCrl: \(f)/upstream.crl}
+            """)["outbound|443||\(fqdn)"]?.tls,
+            ClusterTLSSpec(mode: .mutual, clientCertificateChainPEM: fixtureBytes("server.crt"),
+                           clientPrivateKeyPEM: fixtureBytes("server.key"), crlPEM: fixtureBytes("upstream.crl")))
+        // From the credential: ca.crl in it, or crl in NAME-cacert; every candidate watched.
+        let (_, cred) = compileRule("trafficPolicy: {tls: {mode: SIMPLE, credentialName: revoking}}")
+        XCTAssertEqual(cred.diagnostics.errors, [])
+        XCTAssertEqual(cred.table.clusters.first?.tls,
+                       ClusterTLSSpec(mode: .simple, caCertificatesPEM: fixtureBytes("ca.crt"), crlPEM: fixtureBytes("upstream.crl")))
+        for name in ["revoking/ca.crl", "revoking/crl", "revoking-cacert/ca.crl", "revoking-cacert/crl"] {
+            XCTAssertTrue(cred.certificateFiles.contains("\(credentials)/\(name)"), "\(name) not in \(cred.certificateFiles)")
+        }
+        XCTAssertEqual(clusters("trafficPolicy: {tls: {mode: SIMPLE, credentialName: revoking2}}")["outbound|443||\(fqdn)"]?.tls,
+                       ClusterTLSSpec(mode: .simple, caCertificatesPEM: fixtureBytes("ca.crt"), crlPEM: fixtureBytes("upstream.crl")))
+        // A credential without a CRL: no revocation check.
+        XCTAssertEqual(clusters("trafficPolicy: {tls: {mode: SIMPLE, credentialName: trust}}")["outbound|443||\(fqdn)"]?.tls?.crlPEM, [])
+
+        // Errors: unreadable, not a CRL, beside credentialName, with insecureSkipVerify.
+        let loc = "test.yaml:7: DestinationRule default/api: spec.trafficPolicy.tls"
+        func tls(_ block: String) -> [String] { findings("trafficPolicy:\n  tls: \(block)") }
+        XCTAssertEqual(tls("{mode: SIMPLE, caCrl: /nonexistent/ca.crl}"), [
+            "error: \(loc).caCrl: cannot read /nonexistent/ca.crl: No such file or directory",
+        ])
+        XCTAssertEqual(tls("{mode: SIMPLE, caCrl: \(f)/ca.crt}"), [
+            "error: \(loc).caCrl: \(f)/ca.crt holds no PEM certificate revocation list (X509 CRL)",
+        ])
+        XCTAssertEqual(tls("{mode: SIMPLE, credentialName: trust, caCrl: \(f)/upstream.crl}"), [
+            "error: \(loc): cannot specify client certificates or CA certificate or CA CRL If credentialName is set",
+        ])
+        XCTAssertEqual(tls("{mode: SIMPLE, insecureSkipVerify: true, caCrl: \(f)/upstream.crl}"), [
+            "error: \(loc).caCrl: cannot specify CaCrl when InsecureSkipVerify is set true (the upstream's certificate is not verified, so revoked ones would be accepted)",
+        ])
+    }
+
     func testPortLevelAndSubsetPrecedence() throws {
         let cs = clusters("""
             trafficPolicy:
@@ -293,6 +344,13 @@ final class UpstreamTLSCompilerTests: XCTestCase {
         XCTAssertTrue(json.contains("\"tls\":{\"mode\":\"MUTUAL\",\"sni\":\"api.example.com\""), json)
         XCTAssertTrue(json.contains("\"clientCertificate\":{\"subject\":\"/CN=a.example.com/O=ingressd tests\""), json)
         XCTAssertTrue(json.contains("\"tls\":{\"mode\":\"SIMPLE\",\"sni\":null,\"caCertificates\":null,\"systemCAs\":false,\"insecureSkipVerify\":true"), json)
+        XCTAssertTrue(json.contains("\"subjectAltNames\":[\"api.example.com\"],\"crls\":0}"), json)
+        // CRLs: counted, never their bytes.
+        let (_, crl) = compileRule("trafficPolicy: {tls: {mode: SIMPLE, caCrl: \(f)/upstream.crl}}")
+        let crlText = renderRoutes(crl.table), crlJSON = renderConfigDumpJSON(crl.table, generation: 1)
+        XCTAssertTrue(crlText.contains("      checked against 1 CRL(s)"), crlText)
+        XCTAssertTrue(crlJSON.contains("\"crls\":1}"), crlJSON)
+        for out in [crlText, crlJSON] { XCTAssertFalse(out.contains("X509 CRL"), out) }
         XCTAssertNotNil(try? JSONSerialization.jsonObject(with: Data(json.utf8)), "config_dump stays valid JSON")
     }
 }

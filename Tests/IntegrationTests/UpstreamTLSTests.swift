@@ -90,6 +90,87 @@ final class UpstreamTLSTests: IntegrationTestCase {
         XCTAssertEqual(try harness.curl(ingressd.url + "/", host: "nocert.example.com").status, 503)
     }
 
+    /// DestinationRule `caCrl`: an upstream whose certificate the CRL revokes fails the
+    /// handshake (503 UF, a connect failure and an SSL connection error), one it does not revoke
+    /// answers, the same revoked upstream without the CRL answers; a new CRL revoking the good
+    /// one, then SIGHUP: refused from then on (a new identity: no pooled connection is reused).
+    func testRevokedUpstreamCertificatesFailAndAReloadedCRLTakesEffect() throws {
+        let pki = try TestPKI(harness)
+        let good = try harness.startTLSUpstream("good", pki: pki, names: ["good.example.com"])
+        let revoked = try harness.startTLSUpstream("revoked", pki: pki, names: ["revoked.example.com", "nocrl.example.com"])
+        let crl = try pki.revoke(["\(pki.dir)/up-revoked.crt"])
+        let ingressd = try startGateway([
+            ("good", good, "{mode: SIMPLE, caCertificates: \(pki.caPath), caCrl: \(crl)}"),
+            ("revoked", revoked, "{mode: SIMPLE, caCertificates: \(pki.caPath), caCrl: \(crl)}"),
+            ("nocrl", revoked, "{mode: SIMPLE, caCertificates: \(pki.caPath)}"),
+        ])
+        let r = try harness.curl(ingressd.url + "/", host: "good.example.com")
+        XCTAssertEqual(r.status, 200, r.text)
+        XCTAssertEqual(r.text, "upstream good sni good.example.com client None\n")
+        let bad = try harness.curl(ingressd.url + "/", host: "revoked.example.com")
+        XCTAssertEqual(bad.status, 503, bad.text)
+        XCTAssertEqual(bad.text, "upstream connect error or disconnect/reset before headers. reset reason: connection failure")
+        XCTAssertEqual(try harness.curl(ingressd.url + "/", host: "nocrl.example.com").status, 200, "without the CRL it verifies")
+        let values = try harness.prometheusValues(ingressd)
+        let revokedCluster = "outbound|443||revoked.default.svc.cluster.local"
+        // A connect failure: Istio's default retries (connect-failure, 2 attempts) try again.
+        XCTAssertEqual(values["envoy_cluster_ssl_connection_error_total|\(revokedCluster)|||"], 3)
+        XCTAssertEqual(values["envoy_cluster_upstream_cx_connect_fail_total|\(revokedCluster)|||"], 3)
+        XCTAssertEqual(values["istio_requests_total|revoked|503|UF,URX|"], 1)
+        XCTAssertEqual(values["envoy_cluster_ssl_handshake_total|\(revokedCluster)|||"], 0)
+        let routes = try harness.run(Paths.ingressdBinary, ["routes", "-c", harness.path("upstream-tls.yaml")], timeout: 30)
+        XCTAssertTrue(routes.stdout.contains("checked against 1 CRL(s)"), routes.output)
+
+        // The CRL file rewritten to revoke the good upstream too, then SIGHUP.
+        try pki.revoke(["\(pki.dir)/up-good.crt"])
+        ingressd.child.signal(SIGHUP)
+        var status = 200
+        for _ in 0..<50 where status == 200 {
+            status = try harness.curl(ingressd.url + "/", host: "good.example.com").status
+            if status == 200 { usleep(200_000) }
+        }
+        XCTAssertEqual(status, 503, "the reloaded CRL revokes the good upstream")
+        XCTAssertEqual(try harness.curl(ingressd.url + "/", host: "nocrl.example.com").status, 200)
+        XCTAssertTrue(ingressd.child.isRunning)
+    }
+
+    /// `ingressd check`: a caCrl file that holds no CRL is an error naming FILE:LINE, the field
+    /// and the path.
+    func testCheckRejectsACaCrlThatIsNotACRL() throws {
+        let notCRL = try harness.write("not.crl", "hello\n")
+        let docs = [
+            WorkshopConfig.httpGateway(port: 8080, hosts: ["*"]),
+            """
+            apiVersion: networking.istio.io/v1beta1
+            kind: VirtualService
+            metadata: {name: api}
+            spec:
+              hosts: ["api.example.com"]
+              gateways: ["gw"]
+              http:
+              - route:
+                - destination: {host: api, port: {number: 443}}
+            """,
+            WorkshopConfig.serviceEntry(name: "api", servicePort: 443, endpoints: [(9443, [:])]),
+            """
+            apiVersion: networking.istio.io/v1beta1
+            kind: DestinationRule
+            metadata: {name: api}
+            spec:
+              host: api.default.svc.cluster.local
+              trafficPolicy:
+                tls: {mode: SIMPLE, caCrl: \(notCRL)}
+            """,
+        ]
+        let text = WorkshopConfig.documents(docs)
+        let config = try harness.write("bad-crl.yaml", text)
+        let line = try XCTUnwrap(text.split(separator: "\n", omittingEmptySubsequences: false)
+            .firstIndex(where: { $0.contains("caCrl:") })) + 1
+        let check = try harness.run(Paths.ingressdBinary, ["check", "-c", config], timeout: 30)
+        XCTAssertEqual(check.status, 1, check.output)
+        XCTAssertTrue(check.output.contains("bad-crl.yaml:\(line): DestinationRule default/api: spec.trafficPolicy.tls.caCrl: \(notCRL) holds no PEM certificate revocation list (X509 CRL)"), check.output)
+    }
+
     /// Upstream session resumption: with maxRequestsPerConnection 1 every request opens a new
     /// TLS connection, and each after the first resumes the session (a TLS 1.3 ticket) the one
     /// before it received; a cluster whose sessions go to another SNI does not mix them up.

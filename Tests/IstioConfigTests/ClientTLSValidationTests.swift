@@ -68,8 +68,17 @@ final class ClientTLSValidationTests: XCTestCase {
         XCTAssertEqual(rule("{mode: ISTIO_MUTUAL}"), [
             "error 7 spec.trafficPolicy.tls.mode: ISTIO_MUTUAL is mesh-only (certificates issued by istiod to sidecars); a standalone ingressd cannot originate it, and Istio's gateway without a mesh CA cannot connect either: use SIMPLE, or MUTUAL with clientCertificate/privateKey or credentialName",
         ])
-        XCTAssertEqual(rule("{mode: SIMPLE, caCertificates: /ca.pem, caCrl: /crl.pem}"), [
-            "error 7 spec.trafficPolicy.tls.caCrl: caCrl is not supported by ingressd yet (revoked upstream certificates would be accepted); remove it",
+        // caCrl is served (SIMPLE and MUTUAL), but with insecureSkipVerify it would check nothing.
+        XCTAssertEqual(rule("{mode: SIMPLE, caCertificates: /ca.pem, caCrl: /crl.pem}"), [])
+        XCTAssertEqual(rule("{mode: MUTUAL, clientCertificate: /c.pem, privateKey: /k.pem, caCrl: /crl.pem}"), [])
+        XCTAssertEqual(rule("{mode: SIMPLE, insecureSkipVerify: true, caCrl: /crl.pem}"), [
+            "error 7 spec.trafficPolicy.tls.caCrl: cannot specify CaCrl when InsecureSkipVerify is set true (the upstream's certificate is not verified, so revoked ones would be accepted)",
+        ])
+        XCTAssertEqual(rule("{mode: MUTUAL, clientCertificate: /c.pem, privateKey: /k.pem, insecureSkipVerify: true, caCrl: /crl.pem}"), [
+            "error 7 spec.trafficPolicy.tls.caCrl: cannot specify CaCrl when InsecureSkipVerify is set true (the upstream's certificate is not verified, so revoked ones would be accepted)",
+        ])
+        XCTAssertEqual(rule("{mode: MUTUAL, credentialName: c, caCrl: /crl.pem}"), [
+            "error 7 spec.trafficPolicy.tls: cannot specify client certificates or CA certificate or CA CRL If credentialName is set",
         ])
         XCTAssertEqual(rule("{mode: SIMPLE, clientCertificate: /c.pem, privateKey: /k.pem}"), [
             "note 7 spec.trafficPolicy.tls: clientCertificate and privateKey are used by MUTUAL only: SIMPLE sends no client certificate",

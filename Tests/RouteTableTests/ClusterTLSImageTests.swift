@@ -2,6 +2,7 @@
 import XCTest
 
 let upstreamCA = Array("-----BEGIN CERTIFICATE-----\nMIIU\n-----END CERTIFICATE-----\n".utf8)
+let upstreamCRL = Array("-----BEGIN X509 CRL-----\nMIIB\n-----END X509 CRL-----\n".utf8)
 
 func tlsCluster(_ name: String, _ tls: ClusterTLSSpec?) -> ClusterSpec {
     var c = ClusterSpec(name: name, endpoints: [EndpointSpec(address: [127, 0, 0, 1], port: 9443)])
@@ -9,7 +10,7 @@ func tlsCluster(_ name: String, _ tls: ClusterTLSSpec?) -> ClusterSpec {
     return c
 }
 
-/// Clusters 0–5: plain, SIMPLE with system CAs, SIMPLE with a CA/SNI/SANs, MUTUAL, the same
+/// Clusters 0–5: plain, SIMPLE with system CAs, SIMPLE with a CA/SNI/SANs, MUTUAL with a CRL, the same
 /// SIMPLE settings again as 2 (shared record), and skip-verify.
 let clusterTLSSpec = TableSpec(
     listeners: [ListenerSpec(port: 80, proto: .http, virtualHosts: [
@@ -23,7 +24,7 @@ let clusterTLSSpec = TableSpec(
                                   subjectAltNames: ["api.example.com", "spiffe://td/ns/a/sa/b"])),
         tlsCluster("outbound|443|v1|mtls.default.svc.cluster.local",
                    ClusterTLSSpec(mode: .mutual, caCertificatesPEM: upstreamCA, clientCertificateChainPEM: pemChain,
-                                  clientPrivateKeyPEM: pemKey, sni: "mtls.example.com")),
+                                  clientPrivateKeyPEM: pemKey, sni: "mtls.example.com", crlPEM: upstreamCRL)),
         tlsCluster("outbound|8443||ca.default.svc.cluster.local",
                    ClusterTLSSpec(mode: .simple, caCertificatesPEM: upstreamCA, sni: "api.example.com",
                                   subjectAltNames: ["api.example.com", "spiffe://td/ns/a/sa/b"])),
@@ -55,6 +56,7 @@ final class ClusterTLSImageTests: XCTestCase {
         XCTAssertEqual(r.clusterTLSSubjectAltNameCount(0), 0)
         XCTAssertFalse(r.clusterTLSInsecureSkipVerify(0))
         XCTAssertEqual(r.clusterTLSIdentity(0), 0)
+        XCTAssertEqual(r.clusterTLSCRL(0).count, 0)
 
         XCTAssertEqual(r.clusterTLSMode(1), .simple)
         XCTAssertEqual(r.clusterTLSCACertificates(1).count, 0)     // system CAs
@@ -66,11 +68,13 @@ final class ClusterTLSImageTests: XCTestCase {
         XCTAssertEqual(r.clusterTLSSubjectAltNameCount(2), 2)
         XCTAssertEqual(string(r.clusterTLSSubjectAltName(2, 1)), "spiffe://td/ns/a/sa/b")
         XCTAssertEqual(r.clusterTLSCertificateChain(2).count, 0)
+        XCTAssertEqual(r.clusterTLSCRL(2).count, 0)
 
         XCTAssertEqual(r.clusterTLSMode(3), .mutual)
         XCTAssertEqual(Array(r.clusterTLSCertificateChain(3)), pemChain)
         XCTAssertEqual(Array(r.clusterTLSPrivateKey(3)), pemKey)
         XCTAssertEqual(string(r.clusterTLSSNI(3)), "mtls.example.com")
+        XCTAssertEqual(Array(r.clusterTLSCRL(3)), upstreamCRL)
 
         XCTAssertTrue(r.clusterTLSInsecureSkipVerify(5))
         XCTAssertFalse(r.clusterTLSInsecureSkipVerify(2))
@@ -103,11 +107,15 @@ final class ClusterTLSImageTests: XCTestCase {
         v = base; v.subjectAltNames = []; variants.append(v)
         v = base; v.subjectAltNames = ["a.example.co", "m"]; variants.append(v)
         v = base; v.subjectAltNames = ["a.example.com", ""]; variants.append(v)
+        v = base; v.crlPEM = upstreamCRL; variants.append(v)
+        v = base; v.crlPEM = upstreamCRL + upstreamCRL; variants.append(v)
         v = base; v.mode = .simple; v.clientCertificateChainPEM = []; v.clientPrivateKeyPEM = []; variants.append(v)
         v.caCertificatesPEM = []; v.subjectAltNames = []; variants.append(v)
         v.insecureSkipVerify = true; variants.append(v)
         // Length prefixes: moving bytes from one field to the next is a different identity.
         v = base; v.sni = "a.example.coma.example.com"; v.subjectAltNames = []; variants.append(v)
+        v = base; v.subjectAltNames = ["a.example.com", "x"]; variants.append(v)
+        v = base; v.subjectAltNames = ["a.example.com"]; v.crlPEM = Array("\u{1}\0\0\0x".utf8); variants.append(v)
         let all = variants.map(\.identity)
         XCTAssertEqual(Set(all).count, variants.count, "\(all)")
         XCTAssertFalse(all.contains(0))
@@ -127,9 +135,11 @@ final class ClusterTLSImageTests: XCTestCase {
         XCTAssertEqual(build(ClusterTLSSpec(mode: .simple, clientPrivateKeyPEM: pemKey)),
                        .invalidClusterTLS(cluster: "c", what: "SIMPLE carries no client certificate or key"))
         XCTAssertEqual(build(ClusterTLSSpec(mode: .simple, caCertificatesPEM: pemCA, insecureSkipVerify: true)),
-                       .invalidClusterTLS(cluster: "c", what: "insecureSkipVerify excludes a CA and subjectAltNames"))
+                       .invalidClusterTLS(cluster: "c", what: "insecureSkipVerify excludes a CA, subjectAltNames and CRLs"))
         XCTAssertEqual(build(ClusterTLSSpec(mode: .simple, subjectAltNames: ["a"], insecureSkipVerify: true)),
-                       .invalidClusterTLS(cluster: "c", what: "insecureSkipVerify excludes a CA and subjectAltNames"))
+                       .invalidClusterTLS(cluster: "c", what: "insecureSkipVerify excludes a CA, subjectAltNames and CRLs"))
+        XCTAssertEqual(build(ClusterTLSSpec(mode: .simple, insecureSkipVerify: true, crlPEM: upstreamCRL)),
+                       .invalidClusterTLS(cluster: "c", what: "insecureSkipVerify excludes a CA, subjectAltNames and CRLs"))
         XCTAssertEqual(build(ClusterTLSSpec(mode: .simple, sni: "a\r\nb")), .invalidValue(owner: "cluster c tls", value: "a\r\nb"))
         XCTAssertNil(build(ClusterTLSSpec(mode: .disable, clientPrivateKeyPEM: pemKey)))  // ignored: plain text
     }
@@ -145,7 +155,7 @@ final class ClusterTLSImageTests: XCTestCase {
 /// A corrupt ClusterTLS record or cluster reference is an error at load, never a wrong
 /// certificate, a wrong identity or a crash.
 final class ClusterTLSCorruptImageTests: XCTestCase {
-    let clusterBytes = 80, recordBytes = 52
+    let clusterBytes = 80, recordBytes = 60
 
     func error(_ image: [UInt8]) -> TableReadError? {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(image.count, 1), alignment: 1)
@@ -193,6 +203,14 @@ final class ClusterTLSCorruptImageTests: XCTestCase {
         expect(.clusterTLS, 2, "MUTUAL read as SIMPLE") { $0[records + 2 * recordBytes] = 1 }
         expect(.clusterTLS, 0, "identity changed") { $0[records + 44] ^= 1 }
         expect(.clusterTLS, 3, "skip flag cleared") { $0[records + 3 * recordBytes + 1] = 0 }
+        expect(.clusterTLS, 2, "CRL past the strings") { set32(&$0, records + 2 * recordBytes + 52, 0x00FF_FFFF) }
+        expect(.clusterTLS, 2, "CRL one byte shorter") {
+            set32(&$0, records + 2 * recordBytes + 56, UInt32(get32(good, records + 2 * recordBytes + 56) - 1))
+        }
+        expect(.clusterTLS, 3, "skip-verify with a CRL") {
+            set32(&$0, records + 3 * recordBytes + 52, UInt32(get32(good, records + 2 * recordBytes + 52)))
+            set32(&$0, records + 3 * recordBytes + 56, UInt32(get32(good, records + 2 * recordBytes + 56)))
+        }
         expect(.clusterTLS, 1, "SNI one byte shorter") {
             set32(&$0, records + recordBytes + 32, UInt32(get32(good, records + recordBytes + 32) - 1))
         }
@@ -217,7 +235,7 @@ final class ClusterTLSCorruptImageTests: XCTestCase {
                     for c in r.clusters {
                         _ = r.clusterTLSMode(c); _ = r.clusterTLSCACertificates(c); _ = r.clusterTLSSNI(c)
                         _ = r.clusterTLSCertificateChain(c); _ = r.clusterTLSPrivateKey(c)
-                        _ = r.clusterTLSInsecureSkipVerify(c); _ = r.clusterTLSIdentity(c)
+                        _ = r.clusterTLSInsecureSkipVerify(c); _ = r.clusterTLSIdentity(c); _ = r.clusterTLSCRL(c)
                         for s in 0..<r.clusterTLSSubjectAltNameCount(c) { _ = r.clusterTLSSubjectAltName(c, s) }
                     }
                 }

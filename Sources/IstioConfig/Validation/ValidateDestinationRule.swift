@@ -176,8 +176,9 @@ extension Checks {
     }
 
     /// Istio's ValidateTLS for ClientTLSSettings, in its order, plus what ingressd cannot do:
-    /// ISTIO_MUTUAL (mesh-only) and `caCrl` are errors; a client certificate under SIMPLE is a
-    /// note (it is not sent).
+    /// ISTIO_MUTUAL (mesh-only) is an error; `caCrl` with insecureSkipVerify is an error (Istio
+    /// accepts it and then checks nothing: revoked upstreams would be accepted); a client
+    /// certificate under SIMPLE is a note (it is not sent).
     mutating func clientTLS(_ t: ClientTLSSettings, path p: String) {
         let mode = (t.mode ?? "DISABLE").uppercased()
         if !["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"].contains(mode) {
@@ -193,11 +194,11 @@ extension Checks {
             if mode == "MUTUAL" && (t.caCertificates != nil || !t.subjectAltNames.isEmpty) {
                 error(p, "cannot specify CaCertificates or SubjectAltNames when InsecureSkipVerify is set true")
             }
+            if (mode == "SIMPLE" || mode == "MUTUAL") && t.caCrl != nil {
+                error("\(p).caCrl", "cannot specify CaCrl when InsecureSkipVerify is set true (the upstream's certificate is not verified, so revoked ones would be accepted)")
+            }
         }
         let originates = mode == "SIMPLE" || mode == "MUTUAL"
-        if originates, t.caCrl != nil {
-            error("\(p).caCrl", "caCrl is not supported by ingressd yet (revoked upstream certificates would be accepted); remove it")
-        }
         if mode == "SIMPLE" && t.credentialName == nil && (t.clientCertificate != nil || t.privateKey != nil) {
             note(p, "clientCertificate and privateKey are used by MUTUAL only: SIMPLE sends no client certificate")
         }
