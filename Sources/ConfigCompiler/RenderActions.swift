@@ -104,6 +104,9 @@ public func renderClusterPolicy(_ c: ClusterSpec) -> String {
         parts.append(p.idleTimeoutMs == 0 ? "no idle timeout" : "idle-timeout \(p.idleTimeoutMs)ms")
     }
     if p.maxConcurrentStreams != d.maxConcurrentStreams { parts.append("max-concurrent-streams \(p.maxConcurrentStreams)") }
+    if p.http2KeepaliveIntervalMs > 0 {
+        parts.append("http2-keepalive \(p.http2KeepaliveIntervalMs)ms/\(p.http2KeepaliveTimeoutMs)ms")
+    }
     return parts.joined(separator: ", ")
 }
 
@@ -211,5 +214,6 @@ func jsonTrafficPolicy(_ c: ClusterSpec) -> String {
         + "\"connectionPool\":{\"maxConnections\":\(p.maxConnections),"
         + "\"maxPendingRequests\":\(p.maxPendingRequests),\"maxRequests\":\(p.maxRequests),"
         + "\"maxRequestsPerConnection\":\(p.maxRequestsPerConnection),\"maxRetries\":\(p.maxRetries),"
-        + "\"idleTimeoutMs\":\(p.idleTimeoutMs),\"maxConcurrentStreams\":\(p.maxConcurrentStreams)}"
+        + "\"idleTimeoutMs\":\(p.idleTimeoutMs),\"maxConcurrentStreams\":\(p.maxConcurrentStreams),"
+        + "\"http2KeepaliveIntervalMs\":\(p.http2KeepaliveIntervalMs),\"http2KeepaliveTimeoutMs\":\(p.http2KeepaliveTimeoutMs)}"
 }

@@ -110,6 +110,13 @@ struct MergedTrafficPolicy: Equatable {
             if let v = limit(h.maxRetries) { spec.maxRetries = v }
             if let v = limit(h.maxConcurrentStreams) { spec.maxConcurrentStreams = v }
             if let ms = h.idleTimeout?.milliseconds { spec.idleTimeoutMs = clampMs(ms) }
+            // http2KeepAlive (Istio: the cluster's HTTP/2 connection_keepalive); validation
+            // requires both durations, at least 1 ms each.
+            if let i = h.http2KeepAliveInterval?.milliseconds, let t = h.http2KeepAliveTimeout?.milliseconds,
+               i > 0, t > 0 {
+                spec.http2KeepaliveIntervalMs = clampMs(i)
+                spec.http2KeepaliveTimeoutMs = clampMs(t)
+            }
         }
         return spec
     }

@@ -162,6 +162,13 @@ public struct H2Connection {
         return w
     }
 
+    /// Queues a PING (opaque data zero; the answer is nghttp2's to read). False when nghttp2
+    /// cannot (out of memory, or the session is over).
+    @discardableResult
+    public func ping() -> Bool {
+        nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil) == 0
+    }
+
     /// nghttp2 has something to send (or bytes are carried over).
     public var wantsWrite: Bool { carry != nil || nghttp2_session_want_write(session) != 0 }
     /// The session is over: GOAWAY exchanged and no stream open, or a fatal error.

@@ -170,6 +170,11 @@ struct Conn {
     /// Connection: nghttp2 failed fatally (its error): our own GOAWAY goes out, then close.
     var h2Fatal: Int32 = 0
     var h2FatalSent = false
+    /// Upstream connection: its cluster's HTTP/2 keepalive (ms; interval 0: none), and whether
+    /// a PING went out with nothing received since (Engine+HTTP2Keepalive.swift).
+    var h2KaIntervalMs: UInt32 = 0
+    var h2KaTimeoutMs: UInt32 = 0
+    var h2KaAwaiting = false
     /// Connection: an HTTP/1.1 request was read (the HTTP/2 preface is looked for only before).
     var h1Seen = false
     /// Stream: its connection, its id, and its siblings.

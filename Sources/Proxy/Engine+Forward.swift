@@ -68,6 +68,8 @@ extension ProxyEngine {
             let pool = reader.clusterConnectionPool(cluster)
             e.pointee.maxRequestsPerConnection = pool.maxRequestsPerConnection
             e.pointee.maxConcurrentStreams = pool.maxConcurrentStreams
+            e.pointee.h2KeepaliveIntervalMs = pool.http2KeepaliveIntervalMs
+            e.pointee.h2KeepaliveTimeoutMs = pool.http2KeepaliveTimeoutMs
             e.pointee.poolIdleTimeoutMs = pool.idleTimeoutMs
         }
         statRoute(x, cluster: cluster)

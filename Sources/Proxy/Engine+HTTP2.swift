@@ -68,6 +68,7 @@ extension ProxyEngine {
     /// Client bytes on an HTTP/2 connection: through nghttp2, then its events.
     mutating func h2Ingest(_ p: Int32, _ data: UnsafeMutableRawPointer, _ n: Int, _ bid: UInt16) {
         let gen = conns[Int(p)].generation
+        if conns[Int(p)].h2KaAwaiting { h2KeepaliveAnswered(p) }   // anything received: it is alive
         var off = 0
         var failed = false
         while off < n {

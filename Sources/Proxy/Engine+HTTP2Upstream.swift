@@ -52,7 +52,11 @@ extension ProxyEngine {
             }
             conns[Int(p)].h2 = h
             conns[Int(p)].reusable = false   // never in the HTTP/1.1 idle list
-            if x >= 0 { conns[Int(p)].cxRecord = exchanges.slots[Int(x)].stats.record }   // its cluster's upstream_cx_*
+            if x >= 0 {
+                conns[Int(p)].cxRecord = exchanges.slots[Int(x)].stats.record   // its cluster's upstream_cx_*
+                conns[Int(p)].h2KaIntervalMs = exchanges.slots[Int(x)].h2KeepaliveIntervalMs
+                conns[Int(p)].h2KaTimeoutMs = exchanges.slots[Int(x)].h2KeepaliveTimeoutMs
+            }
             if let ssl = conns[Int(p)].ssl {
                 // TLS to the upstream (DestinationRule tls): HTTP/2 is asked for by ALPN.
                 var protos: (UInt8, UInt8, UInt8) = (2, UInt8(ascii: "h"), UInt8(ascii: "2"))
@@ -93,6 +97,7 @@ extension ProxyEngine {
             s = next
         }
         if conns[Int(p)].h2Streams == 0 { setDeadline(p, nowMs + limits.upstreamIdleTimeoutMs) }
+        h2KeepaliveStart(p)
     }
 
     /// The upstream connection `p` is gone (EOF, error, connect failure or timeout, GOAWAY with

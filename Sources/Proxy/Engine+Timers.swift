@@ -7,7 +7,8 @@ import Glibc
 
 // Timeouts (DESIGN.md §3: one timer structure per worker, no syscall per timer): every
 // connection and every exchange has one timer in the worker's millisecond wheel
-// (TimerWheel.swift), identified by its slot index (exchanges after the connections).
+// (TimerWheel.swift), identified by its slot index (exchanges after the connections, then
+// their stage timers, then the connections' keepalive timers).
 //
 //   connection timer  downstream: idle keep-alive (60 s), the rest of a head (10 s, 408), or
 //                     while an exchange is open its stream idle timeout (5 min, 408/reset);
@@ -15,6 +16,8 @@ import Glibc
 //                     TCP-route pair: idle timeout
 //   exchange timers   the route timeout (504 before the response starts, else close), and
 //                     the stage timer: a fault delay, a retry back-off or a per-try timeout
+//   keepalive timer   an HTTP/2 upstream connection of a cluster with http2KeepAlive: the next
+//                     PING, or the wait for its answer (Engine+HTTP2Keepalive.swift)
 //
 // The worker loop advances the wheel every iteration (`tick`) and sleeps at most until the
 // next timer is due (`waitTimeoutNs`), so a deadline fires within a millisecond or so.
@@ -24,6 +27,8 @@ extension ProxyEngine {
     func exchangeTimer(_ x: Int32) -> Int32 { capacity + x }
     @inline(__always)
     func stageTimer(_ x: Int32) -> Int32 { 2 * capacity + x }
+    @inline(__always)
+    func keepaliveTimer(_ i: Int32) -> Int32 { 3 * capacity + i }
 
     /// Arms exchange `x`'s stage timer `ms` from now (fault delay, back-off, per-try timeout);
     /// 0 disarms it.
@@ -64,8 +69,10 @@ extension ProxyEngine {
                 connectionTimedOut(id)
             } else if id < 2 * capacity {
                 routeTimedOut(id - capacity)
-            } else {
+            } else if id < 3 * capacity {
                 stageTimedOut(id - 2 * capacity)
+            } else {
+                h2KeepaliveTimerFired(id - 3 * capacity)
             }
         }
     }

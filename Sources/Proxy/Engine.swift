@@ -168,7 +168,7 @@ public struct ProxyEngine: ~Copyable {
         // connections, not maxConnections. Slots are initialized on first use (allocSlot).
         conns = reserveSlab(Conn.self, count: limits.maxConnections)
         exchanges = ExchangeSlab(capacity: limits.maxConnections)
-        timers = TimerWheel(capacity: 3 * limits.maxConnections, nowMs: ing_monotonic_ns() / 1_000_000)
+        timers = TimerWheel(capacity: 4 * limits.maxConnections, nowMs: ing_monotonic_ns() / 1_000_000)
         freeSlots = .allocate(capacity: limits.maxConnections)
         for i in 0..<limits.maxConnections {
             freeSlots[i] = Int32(limits.maxConnections - 1 - i)
@@ -361,6 +361,7 @@ public struct ProxyEngine: ~Copyable {
             gen = conns[Int(i)].generation &+ 1
             conns[Int(i)] = Conn()
             timers.cancel(i)
+            timers.cancel(keepaliveTimer(i))
         }
         conns[Int(i)].generation = gen
         return i

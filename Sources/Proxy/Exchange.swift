@@ -139,6 +139,10 @@ struct Exchange {
     /// The cluster's connectionPool.http.maxConcurrentStreams (0: the upstream's own limit):
     /// streams per HTTP/2 upstream connection.
     var maxConcurrentStreams: UInt32 = 0
+    /// The cluster's connectionPool.http.http2KeepAlive (ms; 0: none), given to an HTTP/2
+    /// upstream connection this exchange opens (Engine+HTTP2Keepalive.swift).
+    var h2KeepaliveIntervalMs: UInt32 = 0
+    var h2KeepaliveTimeoutMs: UInt32 = 0
     var poolIdleTimeoutMs: UInt32 = 0
     /// The request's Origin when the route's CORS policy allows it (a pooled small buffer):
     /// the response gets the access-control-* headers (Engine+CORS.swift).

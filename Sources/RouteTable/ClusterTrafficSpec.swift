@@ -75,6 +75,11 @@ public struct ConnectionPoolSpec: Sendable, Equatable {
     /// `http.maxConcurrentStreams`: streams per HTTP/2 upstream connection (another connection
     /// opens past it); 0 = as many as the upstream's SETTINGS_MAX_CONCURRENT_STREAMS allows.
     public var maxConcurrentStreams: UInt32
+    /// `http.http2KeepAlive`: on each HTTP/2 upstream connection a PING every `interval` (plus
+    /// up to 15 % jitter), and the connection closes when nothing (no PING ACK, no other frame)
+    /// arrives within `timeout` of one; Envoy's `connection_keepalive`. 0 = none (then both are 0).
+    public var http2KeepaliveIntervalMs: UInt32
+    public var http2KeepaliveTimeoutMs: UInt32
 
     public static let unlimited = UInt32.max
     public static let defaultIdleTimeoutMs: UInt32 = 3_600_000
@@ -82,7 +87,8 @@ public struct ConnectionPoolSpec: Sendable, Equatable {
     public init(maxConnections: UInt32 = unlimited, maxPendingRequests: UInt32 = unlimited,
                 maxRequests: UInt32 = unlimited, maxRequestsPerConnection: UInt32 = 0,
                 maxRetries: UInt32 = unlimited, idleTimeoutMs: UInt32 = defaultIdleTimeoutMs,
-                maxConcurrentStreams: UInt32 = 0) {
+                maxConcurrentStreams: UInt32 = 0, http2KeepaliveIntervalMs: UInt32 = 0,
+                http2KeepaliveTimeoutMs: UInt32 = 0) {
         self.maxConnections = maxConnections
         self.maxPendingRequests = maxPendingRequests
         self.maxRequests = maxRequests
@@ -90,5 +96,7 @@ public struct ConnectionPoolSpec: Sendable, Equatable {
         self.maxRetries = maxRetries
         self.idleTimeoutMs = idleTimeoutMs
         self.maxConcurrentStreams = maxConcurrentStreams
+        self.http2KeepaliveIntervalMs = http2KeepaliveIntervalMs
+        self.http2KeepaliveTimeoutMs = http2KeepaliveTimeoutMs
     }
 }

@@ -376,6 +376,8 @@ struct ImageBuilder {
             w.bytes.append(contentsOf: policy)
             w.i32(tls)
             w.u32(c.connectionPool.maxConcurrentStreams)
+            w.u32(c.connectionPool.http2KeepaliveIntervalMs)
+            w.u32(c.connectionPool.http2KeepaliveTimeoutMs)
         }
     }
 

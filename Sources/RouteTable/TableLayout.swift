@@ -213,7 +213,7 @@
 //
 // TLSName (8 bytes): a StrRef; the string lists of TLSServer, TLSRoute and ClusterTLS records.
 //
-// Cluster (80 bytes):
+// Cluster (88 bytes):
 //     0: name StrRef
 //     8: connectTimeoutMsU32
 //    12: firstEndpointU32
@@ -242,6 +242,11 @@
 //                           DISABLE or none). Clusters with equal TLS settings share one record.
 //    76: maxConcurrentStreamsU32  http.maxConcurrentStreams per HTTP/2 upstream connection;
 //                           0 = the upstream's own limit
+//    80: h2KeepaliveIntervalMsU32  http.http2KeepAlive.interval: a PING per HTTP/2 upstream
+//                           connection this often (+ up to 15 % jitter); 0 = no keepalive
+//    84: h2KeepaliveTimeoutMsU32   http.http2KeepAlive.timeout: the connection closes when
+//                           nothing arrives this long after a PING; non-zero exactly when
+//                           the interval is
 //
 // ClusterTLS (60 bytes), DestinationRule `trafficPolicy.tls` of a cluster (ClusterTLSSpec,
 // TLSSpec.swift), after the top-level / port-level / subset merge. No two records are equal.
@@ -290,8 +295,9 @@ public enum Layout {
     ///    tlsServers, tlsRoutes, tlsNames; header 192.
     /// 5: TLS to upstreams: clusters 76 bytes (tlsI32), section clusterTLS; header 192 with 22
     ///    sections.
-    /// 6: clusters 80 bytes (maxConcurrentStreamsU32); TLS servers 100 bytes (a second
-    ///    certificate, CRLs); ClusterTLS 60 bytes (upstream CRLs, in the identity too).
+    /// 6: clusters 88 bytes (maxConcurrentStreamsU32, h2KeepaliveIntervalMsU32,
+    ///    h2KeepaliveTimeoutMsU32); TLS servers 100 bytes (a second certificate, CRLs);
+    ///    ClusterTLS 60 bytes (upstream CRLs, in the identity too).
     public static let version: UInt16 = 6
     static let headerBytes = 192
     static let sectionTableOffset = 16
@@ -306,7 +312,7 @@ public enum Layout {
     static let matchBytes = 16
     static let conditionBytes = 24
     static let weightedBytes = 20
-    static let clusterBytes = 80
+    static let clusterBytes = 88
     static let endpointBytes = 32
     static let tcpRouteBytes = 24
     static let headerOpBytes = 20

@@ -276,7 +276,8 @@ extension TableReader {
         return ConnectionPoolSpec(maxConnections: u32(at + 48), maxPendingRequests: u32(at + 52),
                                   maxRequests: u32(at + 56), maxRequestsPerConnection: u32(at + 60),
                                   maxRetries: u32(at + 64), idleTimeoutMs: u32(at + 68),
-                                  maxConcurrentStreams: u32(at + 76))
+                                  maxConcurrentStreams: u32(at + 76),
+                                  http2KeepaliveIntervalMs: u32(at + 80), http2KeepaliveTimeoutMs: u32(at + 84))
     }
     /// Whether the cluster's upstream speaks HTTP/2 (prior knowledge in plain text, ALPN h2 over
     /// TLS); false: HTTP/1.1.

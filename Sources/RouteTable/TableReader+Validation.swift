@@ -105,7 +105,8 @@ extension TableReader {
             let at = clusterOff(c)
             let tls = i32(at + 72)
             guard ref(at), within(rng(at + 12), endpointCount), validateTrafficPolicy(at),
-                  index(tls, clusterTLSCount, allowMissing: true) else {
+                  index(tls, clusterTLSCount, allowMissing: true),
+                  (u32(at + 80) == 0) == (u32(at + 84) == 0) else {   // HTTP/2 keepalive: both or neither
                 throw .badRecord(.clusters, index: Int(c))
             }
         }

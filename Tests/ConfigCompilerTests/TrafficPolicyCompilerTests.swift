@@ -111,6 +111,32 @@ final class TrafficPolicyCompilerTests: XCTestCase {
         XCTAssertEqual(f.connectionPool, ConnectionPoolSpec())
     }
 
+    /// connectionPool.http.http2KeepAlive compiles into the cluster (interval and timeout in ms)
+    /// and survives the image; a cluster without it has none.
+    func testHTTP2KeepAliveCompiles() throws {
+        let cs = clusters(rule: """
+            trafficPolicy:
+              connectionPool:
+                http: {http2KeepAlive: {interval: 200ms, timeout: 1s}}
+            subsets:
+            - name: v1
+              labels: {version: v1}
+              trafficPolicy:
+                connectionPool: {http: {maxRetries: 2}}
+            """, routes: [
+                ("/a", "{host: frontend, port: {number: 80}}"),
+                ("/b", "{host: frontend, subset: v1, port: {number: 80}}"),
+            ])
+        let fqdn = "frontend.default.svc.cluster.local"
+        let a = try XCTUnwrap(cs["outbound|80||\(fqdn)"])
+        XCTAssertEqual(a.connectionPool, ConnectionPoolSpec(http2KeepaliveIntervalMs: 200, http2KeepaliveTimeoutMs: 1000))
+        XCTAssertTrue(renderClusterPolicy(a).contains("http2-keepalive 200ms/1000ms"), renderClusterPolicy(a))
+        // The subset's connection pool replaces the top-level one (Istio's merge).
+        let b = try XCTUnwrap(cs["outbound|80|v1|\(fqdn)"])
+        XCTAssertEqual(b.connectionPool.http2KeepaliveIntervalMs, 0)
+        XCTAssertEqual(b.connectionPool.http2KeepaliveTimeoutMs, 0)
+    }
+
     func testLoadBalancerVariantsAndDefaults() throws {
         let cs = clusters(rule: """
             trafficPolicy: {loadBalancer: {simple: LEAST_CONN}}

@@ -299,4 +299,26 @@ final class ValidationTests: XCTestCase {
         XCTAssertFalse(both.contains { $0.contains("http.useClientProtocol") && $0.contains("not supported") }, "served: \(both)")
         XCTAssertEqual(findings("{useClientProtocol: true}"), [])
     }
+
+    /// http2KeepAlive is served (a PING per HTTP/2 upstream connection): no "not supported"
+    /// warning; Istio's errors for a missing interval or timeout stay.
+    func testHTTP2KeepAliveIsServed() {
+        func findings(_ http: String) -> [String] {
+            loadYAML("""
+                apiVersion: networking.istio.io/v1
+                kind: DestinationRule
+                metadata: {name: dr}
+                spec:
+                  host: api.example.com
+                  trafficPolicy:
+                    connectionPool:
+                      http: \(http)
+                """).diagnostics.map { "\($0.severity) \($0.path): \($0.message)" }
+        }
+        XCTAssertEqual(findings("{http2KeepAlive: {interval: 200ms, timeout: 1s}}"), [])
+        XCTAssertEqual(findings("{http2KeepAlive: {interval: 200ms}}"),
+                       ["error spec.trafficPolicy.connectionPool.http.http2KeepAlive: http2 keepalive timeout is required"])
+        XCTAssertEqual(findings("{http2KeepAlive: {timeout: 1s}}"),
+                       ["error spec.trafficPolicy.connectionPool.http.http2KeepAlive: http2 keepalive interval is required"])
+    }
 }

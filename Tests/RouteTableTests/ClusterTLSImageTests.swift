@@ -155,7 +155,7 @@ final class ClusterTLSImageTests: XCTestCase {
 /// A corrupt ClusterTLS record or cluster reference is an error at load, never a wrong
 /// certificate, a wrong identity or a crash.
 final class ClusterTLSCorruptImageTests: XCTestCase {
-    let clusterBytes = 80, recordBytes = 60
+    let clusterBytes = 88, recordBytes = 60
 
     func error(_ image: [UInt8]) -> TableReadError? {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(image.count, 1), alignment: 1)

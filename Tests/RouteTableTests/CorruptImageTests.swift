@@ -104,7 +104,7 @@ final class CorruptImageTests: XCTestCase {
         let good = try TableImage.build(actionsSpec)
         XCTAssertNil(error(good))
         let route0 = sectionStart(good, .routes)
-        let routeBytes = 168, clusterBytes = 80
+        let routeBytes = 168, clusterBytes = 88
         func expect(_ section: Section, _ index: Int, _ why: String, _ patch: (inout [UInt8]) -> Void) {
             var bad = good
             patch(&bad)
@@ -151,6 +151,8 @@ final class CorruptImageTests: XCTestCase {
         expect(.clusters, 1, "cookie name absent") { set32(&$0, clusters + clusterBytes + 24, 0xFFFF_FFFF) }
         expect(.clusters, 1, "cookie path past the strings") { set32(&$0, clusters + clusterBytes + 36, 0x00FF_FFFF) }
         expect(.clusters, 1, "unknown cluster flag") { $0[clusters + clusterBytes + 22] = 8 }
+        expect(.clusters, 1, "HTTP/2 keepalive interval without a timeout") { set32(&$0, clusters + clusterBytes + 80, 200) }
+        expect(.clusters, 1, "HTTP/2 keepalive timeout without an interval") { set32(&$0, clusters + clusterBytes + 84, 200) }
         expect(.clusters, 5, "source IP with a name") { set32(&$0, clusters + 5 * clusterBytes + 24, 0) }
     }
 

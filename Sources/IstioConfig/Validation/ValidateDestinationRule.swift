@@ -149,8 +149,8 @@ extension Checks {
             // into the cluster's upstream protocol (ConfigCompiler/TrafficPolicies.swift);
             // maxConcurrentStreams bounds the streams per HTTP/2 upstream connection
             // (Proxy/Engine+HTTP2Upstream.swift), useClientProtocol picks the upstream protocol
-            // per request (Proxy/Engine+Forward.swift); http2KeepAlive is not served.
-            if h.hasHTTP2KeepAlive { unsupported("\(hp).http2KeepAlive") }
+            // per request (Proxy/Engine+Forward.swift), and http2KeepAlive PINGs each HTTP/2
+            // upstream connection (Proxy/Engine+HTTP2Keepalive.swift).
         }
     }
 
