@@ -47,6 +47,21 @@ final class HTTPSCertificateTests: IntegrationTestCase {
         return Int(line.split(separator: " ").dropLast().last ?? "")
     }
 
+    /// `ingressd check` of a Gateway whose one HTTPS server (line 8 of bad.yaml) has `tls`.
+    func checkGateway(_ tls: String) throws -> CommandResult {
+        let config = try harness.write("bad.yaml", """
+            apiVersion: networking.istio.io/v1
+            kind: Gateway
+            metadata: {name: gw}
+            spec:
+              servers:
+              - port: {number: 443, name: https, protocol: HTTPS}
+                hosts: ["a.example.com"]
+                tls: \(tls)
+            """)
+        return try harness.run(Paths.ingressdBinary, ["check", "-c", config], timeout: 30)
+    }
+
     /// The status of a GET over HTTPS to a.example.com presenting `client`'s certificate (0: the
     /// handshake failed).
     func status(_ port: UInt16, _ pki: TestPKI, _ client: (crt: String, key: String)) throws -> Int {
@@ -87,23 +102,12 @@ final class HTTPSCertificateTests: IntegrationTestCase {
 
         // Two ECDSA certificates: `check` names the second and says why.
         let ec2 = try pki.issue("a-ec2", names: ["a.example.com"])
-        let config = try harness.write("same.yaml", """
-            apiVersion: networking.istio.io/v1
-            kind: Gateway
-            metadata: {name: gw}
-            spec:
-              servers:
-              - port: {number: 443, name: https, protocol: HTTPS}
-                hosts: ["a.example.com"]
-                tls:
-                  mode: SIMPLE
-                  tlsCertificates:
-                  - {serverCertificate: \(ec2.crt), privateKey: \(ec2.key)}
-                  - {serverCertificate: \(ec2.crt), privateKey: \(ec2.key)}
+        let check = try checkGateway("""
+            {mode: SIMPLE, tlsCertificates: [{serverCertificate: \(ec2.crt), privateKey: \(ec2.key)},
+                                             {serverCertificate: \(ec2.crt), privateKey: \(ec2.key)}]}
             """)
-        let check = try harness.run(Paths.ingressdBinary, ["check", "-c", config], timeout: 30)
         XCTAssertEqual(check.status, 1, check.output)
-        XCTAssertTrue(check.output.contains("same.yaml:12: Gateway default/gw: spec.servers[0].tls.tlsCertificates[1].serverCertificate: "), check.output)
+        XCTAssertTrue(check.output.contains("bad.yaml:9: Gateway default/gw: spec.servers[0].tls.tlsCertificates[1].serverCertificate: "), check.output)
         XCTAssertTrue(check.output.contains("has an ECDSA key like the first certificate"), check.output)
     }
 
@@ -148,23 +152,10 @@ final class HTTPSCertificateTests: IntegrationTestCase {
         // Not a CRL, and caCrl with SIMPLE: errors that name the field.
         let notCRL = harness.path("not.crl")
         try "hello\n".write(toFile: notCRL, atomically: true, encoding: .utf8)
-        func check(_ tls: String) throws -> CommandResult {
-            let config = try harness.write("bad.yaml", """
-                apiVersion: networking.istio.io/v1
-                kind: Gateway
-                metadata: {name: gw}
-                spec:
-                  servers:
-                  - port: {number: 443, name: https, protocol: HTTPS}
-                    hosts: ["a.example.com"]
-                    tls: \(tls)
-                """)
-            return try harness.run(Paths.ingressdBinary, ["check", "-c", config], timeout: 30)
-        }
-        let notACRL = try check("{mode: MUTUAL, serverCertificate: \(good.crt), privateKey: \(good.key), caCertificates: \(pki.caPath), caCrl: \(notCRL)}")
+        let notACRL = try checkGateway("{mode: MUTUAL, serverCertificate: \(good.crt), privateKey: \(good.key), caCertificates: \(pki.caPath), caCrl: \(notCRL)}")
         XCTAssertEqual(notACRL.status, 1, notACRL.output)
         XCTAssertTrue(notACRL.output.contains("bad.yaml:8: Gateway default/gw: spec.servers[0].tls.caCrl: \(notCRL) holds no PEM certificate revocation list"), notACRL.output)
-        let simple = try check("{mode: SIMPLE, serverCertificate: \(good.crt), privateKey: \(good.key), caCrl: \(notCRL)}")
+        let simple = try checkGateway("{mode: SIMPLE, serverCertificate: \(good.crt), privateKey: \(good.key), caCrl: \(notCRL)}")
         XCTAssertEqual(simple.status, 1, simple.output)
         XCTAssertTrue(simple.output.contains("spec.servers[0].tls.caCrl: CRL is not supported with SIMPLE TLS"), simple.output)
     }

@@ -5,7 +5,10 @@
 import Foundation
 
 extension Harness {
-    static let tlsUpstreamScript = """
+    /// The start every Python TLS upstream here shares: argv NAME CRT KEY [CLIENT_CA] (a client
+    /// CA requires a client certificate), an SSL context that records each connection's SNI in
+    /// `seen`, a listener on a free port, and the "NAME listening on" line.
+    static let tlsServerPreamble = """
     import socket, ssl, sys, threading
     name, crt, key = sys.argv[1], sys.argv[2], sys.argv[3]
     client_ca = sys.argv[4] if len(sys.argv) > 4 else None
@@ -19,6 +22,10 @@ extension Harness {
     ls = socket.socket()
     ls.bind(("127.0.0.1", 0)); ls.listen(64)
     print(f"{name} listening on 127.0.0.1:{ls.getsockname()[1]}", flush=True)
+
+    """ + "\n"
+
+    static let tlsUpstreamScript = tlsServerPreamble + """
     def serve(conn):
         try:
             s = ctx.wrap_socket(conn, server_side=True)
@@ -48,20 +55,7 @@ extension Harness {
 
     /// A TLS TCP upstream (a database's stand-in): on each connection it first sends one line,
     /// `hello NAME sni SNI client CN`, then echoes every byte until the client closes.
-    static let tlsEchoScript = """
-    import socket, ssl, sys, threading
-    name, crt, key = sys.argv[1], sys.argv[2], sys.argv[3]
-    client_ca = sys.argv[4] if len(sys.argv) > 4 else None
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(crt, key)
-    if client_ca:
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.load_verify_locations(client_ca)
-    seen = {}
-    ctx.sni_callback = lambda sock, server_name, c: seen.__setitem__(id(sock), server_name)
-    ls = socket.socket()
-    ls.bind(("127.0.0.1", 0)); ls.listen(64)
-    print(f"{name} listening on 127.0.0.1:{ls.getsockname()[1]}", flush=True)
+    static let tlsEchoScript = tlsServerPreamble + """
     def serve(conn):
         try:
             s = ctx.wrap_socket(conn, server_side=True)
