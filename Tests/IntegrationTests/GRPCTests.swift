@@ -184,7 +184,7 @@ final class GRPCTests: IntegrationTestCase {
     /// perf/bench `grpc` scenario's upstream does: each path /pkg.Svc/NAME.grpc is a file holding
     /// one length-prefixed message (the suffix gives it content-type application/grpc), and
     /// nghttpd writes its DATA and trailers at once.
-    func startNghttpd(messages: [String: String]) throws -> UInt16 {
+    func startNghttpd(messages: [String: String], trailer: String = "grpc-status: 0") throws -> UInt16 {
         guard let nghttpd = Paths.which("nghttpd") else { throw XCTSkip("nghttpd (Debian nghttp2-server) is not installed") }
         let docroot = harness.path("nghttpd")
         try FileManager.default.createDirectory(atPath: docroot + "/pkg.Svc", withIntermediateDirectories: true)
@@ -196,7 +196,7 @@ final class GRPCTests: IntegrationTestCase {
         let mime = try harness.write("grpc.mime", "application/grpc grpc\n")
         let port = try freeTCPPort()
         let child = try harness.spawn("nghttpd", nghttpd, ["--no-tls", "-a", "127.0.0.1", "-d", docroot, "--mime-types-file", mime,
-                                                           "--trailer", "grpc-status: 0", String(port)])
+                                                           "--trailer", trailer, String(port)])
         let deadline = Date().addingTimeInterval(10)
         while (try? RawHTTP.exchange(port: port, send: [], timeout: 0.2)) == nil {
             guard child.isRunning, Date() < deadline else { throw HarnessError("nghttpd did not start: \(child.stderr)") }
@@ -294,6 +294,41 @@ final class GRPCTests: IntegrationTestCase {
         let stats = try harness.curl(gw.adminURL + "/stats/prometheus").text
         XCTAssertTrue(stats.contains("request_protocol=\"grpc\",connection_security_policy=\"unknown\",response_code=\"200\",grpc_response_status=\"8\",response_flags=\"FI\"} 1"), stats)
         XCTAssertTrue(stats.contains("envoy_cluster_upstream_cx_total{cluster_name=\"outbound|9000||grpc.default.svc.cluster.local\"} 0"), stats)
+    }
+
+    func testHostileGRPCStatusesAndOversizedStreamedBodies() throws {
+        // A grpc-status that is not a number (or out of range) is not trusted: the call counts
+        // with the status Envoy maps from the HTTP status (200 → UNKNOWN, 2) and passes on as it
+        // came; the gateway stays healthy.
+        let upstream = try startNghttpd(messages: ["Echo": "odd"], trailer: "grpc-status: 99999x")
+        let odd = try startGateway(echoPort: upstream)
+        let h2load = try XCTUnwrap(Paths.which("h2load"))
+        let request = harness.path("grpc-request.bin")
+        FileManager.default.createFile(atPath: request, contents: Data([0, 0, 0, 0, 1, 0x78]))
+        let r = try harness.run(h2load, ["-n", "20", "-c", "1", "-d", request, "-H", "content-type: application/grpc", "-H", "te: trailers",
+                                         "http://127.0.0.1:\(odd.listenPort)/pkg.Svc/Echo.grpc"], timeout: 30)
+        XCTAssertTrue(r.stdout.contains("20 succeeded, 0 failed"), r.output)
+        let stats = try harness.curl(odd.adminURL + "/stats/prometheus").text
+        XCTAssertTrue(stats.contains("request_protocol=\"grpc\",connection_security_policy=\"unknown\",response_code=\"200\",grpc_response_status=\"2\",response_flags=\"-\"} 20"), stats)
+
+        // A streamed body past the request copy's 80 KiB is not retried (the copy is given up,
+        // as Envoy does not retry past its buffer): the client gets UNAVAILABLE, and a small call
+        // after it is retried as usual. (The failed call is counted as UC, not as the upstream's
+        // own UNAVAILABLE: its answer came before the gateway had sent the whole body.)
+        let echo = try startEcho()
+        let gw = try startGateway(echoPort: echo)
+        let lines = try client("127.0.0.1:\(gw.listenPort)", """
+            def flaky(req):
+                try:
+                    resp, c = ch.unary_unary("/pkg.Svc/Flaky").with_call(req, timeout=10)
+                    return ("OK", len(resp))
+                except grpc.RpcError as e:
+                    return (e.code().name,)
+            out(flaky(b"UNAVAILABLE:0:echo" + b"x" * 200000))
+            out(flaky(b"UNAVAILABLE:1:big" + b"x" * 200000))
+            out(flaky(b"UNAVAILABLE:1:small"))
+            """)
+        XCTAssertEqual(lines, ["('OK', 200018)", "('UNAVAILABLE',)", "('OK', 19)"])
     }
 
     func testLocalRepliesAreGRPCStatuses() throws {
